@@ -1,0 +1,418 @@
+"""Read every official Quick, Draw! format into (N, 28, 28) uint8 drawings with seeded splits.
+
+Formats (detected from the file's first bytes, never only from its name):
+
+- ``bitmap``: Google's ``numpy_bitmap`` ``.npy``, shape (N, 784) uint8, memory-mapped so that
+  even the full 345-category set never has to fit in memory.
+- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
+- ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
+- ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
+
+Stroke formats are rasterised once (see :mod:`electric_sheep.raster`) and cached on disk, keyed
+by the file's identity and the rendering settings, so a second load is a plain ``np.load``.
+Images stay uint8; normalisation to float32 [0, 1] happens per batch (:func:`to_float`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .errors import DataError
+from .fileio import atomic_path
+from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
+
+Format = Literal["bitmap", "ndjson", "bin", "sketchrnn"]
+SPLITS = ("train", "valid", "test")
+PIXELS = 28 * 28
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test for files that come without splits
+CACHE_ENV = "ELECTRIC_SHEEP_CACHE"
+
+
+@dataclass
+class Drawings:
+    """A set of 28x28 drawings and its train/valid/test split.
+
+    ``images`` is (N, 28, 28) uint8, 0 = background, 255 = ink; it may be a read-only memory map.
+    ``splits`` maps each split name to sorted indices into ``images``.
+    """
+
+    images: np.ndarray
+    splits: dict[str, np.ndarray]
+    format: Format
+    source: Path
+    skipped: int = 0  # malformed lines/records that were skipped (ndjson)
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def split(self, name: str, limit: int | None = None) -> np.ndarray:
+        """The uint8 images of one split (its first ``limit`` drawings if given), in memory."""
+        if name not in self.splits:
+            raise DataError(self.source, f"no split {name!r} (have {', '.join(self.splits)})")
+        idx = self.splits[name][:limit] if limit is not None else self.splits[name]
+        return np.ascontiguousarray(self.images[idx])
+
+    def mean_ink(self) -> float:
+        """Mean pixel value (0-255) over all drawings: how much ink a drawing has on average."""
+        total, n = 0.0, len(self)
+        for start in range(0, n, 65536):  # chunked: never loads a huge memmap at once
+            total += float(self.images[start : start + 65536].astype(np.float64).mean(axis=(1, 2)).sum())
+        return total / max(n, 1)
+
+
+def to_float(batch: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [0, 1]; applied per batch, never to the whole set."""
+    return batch.astype(np.float32) / 255.0
+
+
+# --------------------------------------------------------------------------- categories & cache
+
+
+def categories() -> list[str]:
+    """The 345 official Quick, Draw! category names, shipped with the package."""
+    text = resources.files("electric_sheep").joinpath("categories.txt").read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def check_category(name: str) -> str:
+    """Return the official spelling of ``name`` or raise with a "did you mean" suggestion."""
+    cats = categories()
+    by_lower = {c.lower(): c for c in cats}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+    raise DataError(name, f"not a Quick, Draw! category{hint} (see `sheep download --list`)")
+
+
+def default_cache_dir() -> Path:
+    """``$ELECTRIC_SHEEP_CACHE``, else ``$XDG_CACHE_HOME/electric-sheep``, else ``~/.cache/...``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "electric-sheep"
+
+
+FILE_FORMATS: dict[str, str] = {  # download format -> file suffix
+    "bitmap": ".npy",
+    "sketchrnn": ".npz",
+    "simplified": ".ndjson",
+    "binary": ".bin",
+    "raw": ".ndjson",
+}
+
+
+def cached_category_path(category: str, fmt: str, cache_dir: Path | None = None) -> Path:
+    """Where ``sheep download`` puts ``category`` in format ``fmt``."""
+    root = cache_dir or default_cache_dir()
+    return root / "quickdraw" / fmt / f"{category}{FILE_FORMATS[fmt]}"
+
+
+def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
+    """A path to an existing file, or a category name already downloaded into the cache."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if path.exists():
+        raise DataError(path, "is a folder, not a data file")
+    looks_like_path = os.sep in str(source) or path.suffix != ""
+    if looks_like_path:
+        raise DataError(path, "no such file")
+    category = check_category(str(source))
+    for fmt in FILE_FORMATS:  # the order is the preference: bitmaps need no rasterising
+        candidate = cached_category_path(category, fmt, cache_dir)
+        if candidate.is_file():
+            return candidate
+    root = cache_dir or default_cache_dir()
+    raise DataError(category, f"not downloaded yet (looked in {root}); run `sheep download {category!r}`")
+
+
+# --------------------------------------------------------------------------- format detection
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_LFS_MAGIC = b"version https://git-lfs"
+
+
+def detect_format(path: Path) -> Format:
+    """Tell the format from the content; raise a one-line DataError for anything unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a data file") from None
+    except OSError as e:
+        raise DataError(path, f"cannot be read ({e.strerror})") from None
+    if not head:
+        raise DataError(path, "is empty")
+    if head.startswith(_NPY_MAGIC):
+        return "bitmap"
+    if head.startswith(_ZIP_MAGIC):
+        return "sketchrnn"
+    if head.startswith(_LFS_MAGIC):
+        raise DataError(path, "is a Git LFS pointer, not the data (run `git lfs pull` or download the real file)")
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")) or b"<html" in stripped[:512]:
+        raise DataError(path, "is an HTML page, not data (a web page was saved instead of the raw file)")
+    if stripped.startswith(b"{"):
+        return "ndjson"
+    if _looks_like_bin(head):
+        return "bin"
+    raise DataError(path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin or sketch-rnn .npz)")
+
+
+def _looks_like_bin(head: bytes) -> bool:
+    """Does ``head`` start with a plausible binary-format drawing record?"""
+    try:
+        _key, country, recognized, _ts, n_strokes = struct.unpack_from("<Q2sbIH", head, 0)
+    except struct.error:
+        return False
+    plausible_country = all(65 <= c <= 90 or c in (0, 32) for c in country)  # "GB", "US", or blank
+    return plausible_country and recognized in (0, 1) and 0 < n_strokes < 2000
+
+
+def check_file(path: Path) -> Format:
+    """Cheaply check that ``path`` is a readable data file (header and first record only)."""
+    fmt = detect_format(path)
+    if fmt == "bitmap":
+        _load_bitmap(path)  # memory-mapped: reads the header, checks shape and size
+    elif fmt == "sketchrnn":
+        try:
+            with np.load(path, allow_pickle=True, encoding="latin1") as z:
+                names = z.files
+        except Exception as e:
+            raise DataError(path, f"corrupt sketch-rnn .npz ({type(e).__name__})") from None
+        if not set(SPLITS) & set(names):
+            raise DataError(path, "has none of the keys train/valid/test")
+    elif fmt == "ndjson":
+        first = next(iter_ndjson(path), None)
+        if first is None or first[0] is None:
+            raise DataError(path, "first line is not a Quick, Draw! JSON drawing")
+    else:
+        next(iter_bin(path), None)
+    return fmt
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_drawings(
+    source: str | Path,
+    *,
+    recognized: bool | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    raster: RasterConfig = RasterConfig(),
+) -> Drawings:
+    """Load drawings from any Quick, Draw! format (or a downloaded category name).
+
+    ``recognized`` keeps only drawings the game recognised (True) or did not (False); it applies
+    to the stroke formats, which carry that flag. ``seed`` fixes the train/valid/test split of
+    formats that come without one.
+    """
+    path = resolve_source(source, cache_dir)
+    fmt = detect_format(path)
+    if fmt == "bitmap":
+        images = _load_bitmap(path)
+        return Drawings(images, seeded_splits(len(images), seed), "bitmap", path)
+    cache_file = _raster_cache_file(path, fmt, recognized, raster, cache_dir)
+    if use_cache and cache_file.is_file():
+        cached = _read_raster_cache(cache_file)
+        if cached is not None:
+            images, splits, skipped = cached
+            if splits is None:
+                splits = seeded_splits(len(images), seed)
+            return Drawings(images, splits, fmt, path, skipped=skipped, meta={"cached": str(cache_file)})
+    splits: dict[str, np.ndarray] | None = None  # only sketch-rnn files carry their own split
+    if fmt == "sketchrnn":
+        images, splits = _load_sketchrnn(path, raster)
+        skipped = 0
+    elif fmt == "ndjson":
+        images, skipped = _load_ndjson(path, recognized, raster)
+    else:
+        images, skipped = _load_bin(path, recognized, raster)
+    if len(images) == 0:
+        raise DataError(path, "holds no drawings" + (f" ({skipped} malformed skipped)" if skipped else ""))
+    if use_cache:
+        _write_raster_cache(cache_file, images, splits, skipped)
+    if splits is None:
+        splits = seeded_splits(len(images), seed)
+    return Drawings(images, splits, fmt, path, skipped=skipped)
+
+
+def seeded_splits(
+    n: int, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS
+) -> dict[str, np.ndarray]:
+    """A reproducible random train/valid/test partition of ``range(n)``; each split sorted so
+    that a memory-mapped file is read in order."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_valid = int(round(fractions[1] * n))
+    parts = (perm[:n_train], perm[n_train : n_train + n_valid], perm[n_train + n_valid :])
+    return {name: np.sort(p) for name, p in zip(SPLITS, parts, strict=True)}
+
+
+def _load_bitmap(path: Path) -> np.ndarray:
+    """Memory-map a ``numpy_bitmap`` file and check it is (N, 784) uint8."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise DataError(path, f"truncated or corrupt .npy file ({e})") from None
+    except OSError as e:
+        raise DataError(path, f"cannot be read as .npy ({e})") from None
+    if arr.dtype != np.uint8:
+        raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink)")
+    if arr.ndim == 3 and arr.shape[1:] == (28, 28):
+        return arr
+    if arr.ndim != 2 or arr.shape[1] != PIXELS:
+        raise DataError(path, f"shape is {tuple(arr.shape)}, expected (N, 784) rows of 28x28 pixels")
+    return arr.reshape(-1, 28, 28)
+
+
+def _load_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rasterise a sketch-rnn ``.npz``, keeping its own train/valid/test split."""
+    try:
+        # The official files are object arrays of int16 (L, 3) arrays: they need pickle. Only
+        # open .npz files you trust (the Quick, Draw! ones and ../shared/data are fine).
+        archive = np.load(path, allow_pickle=True, encoding="latin1")
+        parts = {k: archive[k] for k in SPLITS if k in archive.files}
+    except Exception as e:  # zipfile/pickle raise many types for a corrupt archive
+        raise DataError(path, f"corrupt sketch-rnn .npz ({type(e).__name__}: {e})") from None
+    if not parts:
+        raise DataError(path, f"has none of the keys train/valid/test (has {', '.join(archive.files) or 'none'})")
+    images, splits, start = [], {}, 0
+    for name, drawings in parts.items():
+        try:
+            rendered = [render(stroke3_to_strokes(d), raster) for d in drawings]
+        except (IndexError, ValueError, TypeError) as e:
+            raise DataError(path, f"split {name!r} is not stroke-3 data ({e})") from None
+        images.extend(rendered)
+        splits[name] = np.arange(start, start + len(rendered))
+        start += len(rendered)
+    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
+    return stacked, splits
+
+
+def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[dict | None, int]]:
+    """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or not isinstance(rec.get("drawing"), list):
+                    raise ValueError("no 'drawing' list")
+            except ValueError:
+                yield None, lineno
+                continue
+            if recognized is not None and bool(rec.get("recognized", True)) != recognized:
+                continue
+            yield rec, lineno
+
+
+def _load_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
+    """Rasterise a simplified or raw ``.ndjson`` file line by line; count malformed lines."""
+    images, skipped = [], 0
+    for rec, _lineno in iter_ndjson(path, recognized):
+        if rec is None:
+            skipped += 1
+            continue
+        try:
+            images.append(render(ink_strokes_to_strokes(rec["drawing"]), raster))
+        except (TypeError, ValueError, IndexError):
+            skipped += 1
+    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
+    return stacked, skipped
+
+
+def iter_bin(path: Path) -> Iterator[dict]:
+    """Parse the binary simplified format record by record.
+
+    Layout (little-endian): key_id u64, countrycode 2 chars, recognized i8, timestamp u32,
+    n_strokes u16, then per stroke n_points u16, x u8[n_points], y u8[n_points].
+    """
+    data = path.read_bytes()
+    pos, n = 0, len(data)
+    while pos < n:
+        start = pos
+        try:
+            key, country, recognized, ts, n_strokes = struct.unpack_from("<Q2sbIH", data, pos)
+            pos += 17
+            strokes = []
+            for _ in range(n_strokes):
+                (n_points,) = struct.unpack_from("<H", data, pos)
+                pos += 2
+                if pos + 2 * n_points > n:
+                    raise struct.error("stroke runs past the end")
+                xy = np.frombuffer(data, np.uint8, 2 * n_points, pos).reshape(2, n_points)
+                pos += 2 * n_points
+                strokes.append(xy.T.astype(np.float64))
+        except struct.error:
+            raise DataError(path, f"truncated or corrupt .bin drawing at byte {start}") from None
+        yield {
+            "key_id": key,
+            "countrycode": country.decode("ascii", "replace"),
+            "recognized": bool(recognized),
+            "timestamp": ts,
+            "strokes": strokes,
+        }
+
+
+def _load_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
+    images = [
+        render(rec["strokes"], raster)
+        for rec in iter_bin(path)
+        if recognized is None or rec["recognized"] == recognized
+    ]
+    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
+    return stacked, 0
+
+
+# --------------------------------------------------------------------------- raster cache
+
+
+def _raster_cache_file(
+    path: Path, fmt: str, recognized: bool | None, raster: RasterConfig, cache_dir: Path | None
+) -> Path:
+    st = path.stat()
+    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{fmt}|{recognized}|{raster.cache_key()}"
+    digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
+    return (cache_dir or default_cache_dir()) / "raster" / f"{path.stem}-{digest}.npz"
+
+
+def _write_raster_cache(target: Path, images: np.ndarray, splits: dict[str, np.ndarray] | None, skipped: int) -> None:
+    arrays = {"images": images, "skipped": np.array(skipped)}
+    for name, idx in (splits or {}).items():
+        arrays[f"split_{name}"] = idx
+    try:
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    except OSError:
+        pass  # a read-only cache must not stop the user: the data is loaded, only not cached
+
+
+def _read_raster_cache(target: Path) -> tuple[np.ndarray, dict[str, np.ndarray] | None, int] | None:
+    try:
+        with np.load(target, allow_pickle=False) as z:
+            images = z["images"]
+            splits = {k[len("split_") :]: z[k] for k in z.files if k.startswith("split_")} or None
+            return images, splits, int(z["skipped"])
+    except Exception:  # a damaged cache file is rebuilt, never fatal
+        return None

@@ -1,0 +1,30 @@
+"""Errors a user can act on. The CLI prints them in one line and exits with status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SheepError(Exception):
+    """A problem with the user's input or environment, not a bug in electric-sheep."""
+
+
+class DataError(SheepError):
+    """A data file that cannot be read: the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ConfigError(SheepError):
+    """An unknown or invalid option in a model or training configuration."""
+
+
+class DownloadError(SheepError):
+    """A download that could not complete (network down, server error, bad content)."""
+
+
+class TrainingDiverged(SheepError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""

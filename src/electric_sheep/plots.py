@@ -1,0 +1,72 @@
+"""Pictures: grids of drawings (Pillow) and figures of numbers (matplotlib, headless).
+
+Plot helpers are plain functions of arrays; they return images or figures and never train or
+load anything themselves (keras-io's ``plot_latent_space`` style).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .fileio import atomic_path
+
+
+def grid_image(
+    images: np.ndarray, ncols: int | None = None, scale: int = 3, pad: int = 2, invert: bool = True
+) -> Image.Image:
+    """Tile (N, 28, 28) drawings (uint8 0-255 or float 0-1) into one image.
+
+    ``invert`` draws black ink on white paper, which is how people expect a doodle to look.
+    """
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    n, h, w = arr.shape
+    ncols = ncols or max(1, math.ceil(math.sqrt(n)))
+    nrows = max(1, math.ceil(n / ncols))
+    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 200, dtype=np.uint8)
+    tiles = 255 - arr if invert else arr
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[y : y + h, x : x + w] = tiles[i]
+    img = Image.fromarray(canvas, mode="L")
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale != 1 else img
+
+
+def save_image(img: Image.Image, path: str | Path) -> Path:
+    """Save a Pillow image atomically (format from the suffix, PNG by default)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=(path.suffix.lstrip(".").upper() or "PNG").replace("JPG", "JPEG"))
+    return path
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def titled_grid_figure(images: np.ndarray, title: str, ncols: int | None = None):
+    """A matplotlib figure showing a grid of drawings under a title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = grid_image(images, ncols=ncols, scale=1)
+    fig, ax = plt.subplots(figsize=(max(3.0, grid.width / 40), max(3.0, grid.height / 40) + 0.4))
+    ax.imshow(np.asarray(grid), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title)
+    ax.axis("off")
+    return fig

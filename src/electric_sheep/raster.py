@@ -1,0 +1,101 @@
+"""Rasterise stroke drawings to 28x28 uint8 bitmaps that look like Google's ``numpy_bitmap`` files.
+
+Google rendered its bitmaps from the simplified strokes: the drawing is fitted into a square
+canvas keeping its aspect ratio, strokes are drawn as anti-aliased lines a few pixels wide and the
+canvas is downsampled to 28x28 (0 = background, 255 = ink). We do the same with Pillow's C line
+drawing on a canvas ``SUPERSAMPLE`` times larger, then a box-filter reduction, which gives the
+anti-aliasing. No per-pixel Python loops: about 0.1 ms per drawing (7,400 sheep in under a second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SIDE = 28
+"""Side of the output bitmaps, as in Google's ``numpy_bitmap`` files."""
+
+
+@dataclass(frozen=True)
+class RasterConfig:
+    """How strokes become pixels. Defaults were tuned so that the mean ink of rasterised raw
+    Quick, Draw! sheep matches Google's bitmap sheep (see README, "Rasterisation")."""
+
+    side: int = SIDE
+    supersample: int = 8  # draw at 8x resolution, then box-filter down: anti-aliasing
+    line_width: float = 1.625  # stroke width in output pixels (13 px on the 8x canvas)
+    padding: float = 2.0  # margin in output pixels: Google's sheep start 1 px from the edge
+
+    def cache_key(self) -> str:
+        """A string that changes whenever the rendering would change."""
+        return f"v1-{self.side}-{self.supersample}-{self.line_width}-{self.padding}"
+
+
+Strokes = Sequence[np.ndarray]
+"""A drawing: a sequence of strokes, each an array of shape (n_points, 2) of (x, y), y down."""
+
+
+def render(strokes: Strokes, config: RasterConfig = RasterConfig()) -> np.ndarray:
+    """Render one drawing to a (side, side) uint8 array, the drawing centred and fitted."""
+    big = config.side * config.supersample
+    canvas = Image.new("L", (big, big), 0)
+    pts = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes if len(s)]
+    if pts:
+        allp = np.concatenate(pts)
+        lo, hi = allp.min(axis=0), allp.max(axis=0)
+        extent = float(max(hi[0] - lo[0], hi[1] - lo[1], 1e-9))
+        pad = config.padding * config.supersample
+        scale = (big - 1 - 2 * pad) / extent
+        # Centre the drawing on both axes (the fitted axis fills the canvas minus padding).
+        offset = (big - 1 - (hi - lo) * scale) / 2.0
+        width = max(1, round(config.line_width * config.supersample))
+        draw = ImageDraw.Draw(canvas)
+        for p in pts:
+            q = (p - lo) * scale + offset
+            if len(q) == 1 or np.all(q == q[0]):
+                r = width / 2.0
+                x, y = q[0]
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+            else:
+                # Pillow's joint="curve" costs 6x the whole render; round caps at the stroke
+                # ends are what shows at 28x28, the joints inside a stroke vanish in the blur.
+                draw.line(q.ravel().tolist(), fill=255, width=width)
+                r = width / 2.0
+                for x, y in (q[0], q[-1]):
+                    draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+    small = canvas.reduce(config.supersample)  # box filter: mean of each supersample block
+    return np.asarray(small, dtype=np.uint8)
+
+
+def render_many(drawings: Iterable[Strokes], config: RasterConfig = RasterConfig()) -> np.ndarray:
+    """Render many drawings to an (N, side, side) uint8 array."""
+    out = [render(d, config) for d in drawings]
+    if not out:
+        return np.zeros((0, config.side, config.side), dtype=np.uint8)
+    return np.stack(out)
+
+
+def stroke3_to_strokes(stroke3: np.ndarray) -> list[np.ndarray]:
+    """Convert a sketch-rnn stroke-3 drawing (L, 3) of (dx, dy, pen_lifted) to absolute strokes.
+
+    ``pen_lifted == 1`` marks the last point of a stroke (Ha & Eck 2017, "A Neural Representation
+    of Sketch Drawings", section 3.1).
+    """
+    arr = np.asarray(stroke3)
+    xy = np.cumsum(arr[:, :2].astype(np.float64), axis=0)
+    ends = np.flatnonzero(arr[:, 2] == 1) + 1
+    return [s for s in np.split(xy, ends) if len(s)]
+
+
+def ink_strokes_to_strokes(drawing: Sequence[Sequence[Sequence[float]]]) -> list[np.ndarray]:
+    """Convert Quick, Draw! ``drawing`` strokes ``[[xs], [ys], (ts)]`` to (n, 2) arrays."""
+    strokes = []
+    for stroke in drawing:
+        xs, ys = stroke[0], stroke[1]
+        if len(xs) != len(ys):
+            raise ValueError("stroke has different numbers of x and y values")
+        strokes.append(np.column_stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)]))
+    return strokes

@@ -1,0 +1,81 @@
+"""Shared fixtures: small data files the tests write themselves, and the real shared data."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder: tests never touch the user's ~/.cache."""
+    monkeypatch.setenv("ELECTRIC_SHEEP_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The real Quick, Draw! data beside the project, or skip."""
+    if not (SHARED / "aaron_sheep.npz").is_file():
+        pytest.skip(f"real data not found at {SHARED} (the project reads it from ../shared/data)")
+    return SHARED
+
+
+def square_strokes(size: float = 100.0, offset: float = 0.0) -> list[list[list[float]]]:
+    """A square drawn as one stroke plus a diagonal, as Quick, Draw! [[xs], [ys]] strokes."""
+    o, s = offset, size
+    return [[[o, o + s, o + s, o, o], [o, o, o + s, o + s, o]], [[o, o + s], [o, o + s]]]
+
+
+def write_ndjson(path: Path, n: int = 10, raw: bool = False, bad_lines: int = 0) -> Path:
+    lines = []
+    for i in range(n):
+        strokes = square_strokes(50 + 10 * i, offset=i)
+        if raw:  # raw adds timings as a third list
+            strokes = [[xs, ys, list(range(len(xs)))] for xs, ys in strokes]
+        rec = {"word": "square", "countrycode": "GB", "recognized": i % 2 == 0, "key_id": str(i), "drawing": strokes}
+        lines.append(json.dumps(rec))
+    for _ in range(bad_lines):
+        lines.insert(2, '{"word": "broken", "drawing": [[[1, 2], [3')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_bin(path: Path, n: int = 6) -> Path:
+    out = bytearray()
+    for i in range(n):
+        strokes = [
+            (np.array([10, 200, 200, 10, 10]), np.array([10, 10, 200, 200, 10])),
+            (np.array([10, 200]), np.array([10, 200])),
+        ]
+        out += struct.pack("<Q2sbIH", 1000 + i, b"US", i % 2, 1490000000, len(strokes))
+        for xs, ys in strokes:
+            out += struct.pack("<H", len(xs)) + bytes(xs.astype(np.uint8)) + bytes(ys.astype(np.uint8))
+    path.write_bytes(bytes(out))
+    return path
+
+
+def write_sketchrnn(path: Path, sizes=(12, 3, 3)) -> Path:
+    def drawing(i):
+        # A square as stroke-3 offsets: (dx, dy, pen_lifted), the last point lifts the pen.
+        s = 20 + i
+        return np.array([[0, 0, 0], [s, 0, 0], [0, s, 0], [-s, 0, 0], [0, -s, 1]], dtype=np.int16)
+
+    parts = {
+        name: np.array([drawing(i) for i in range(k)] + [np.zeros((1, 3), np.int16)], dtype=object)[:-1]
+        for name, k in zip(("train", "valid", "test"), sizes, strict=True)
+    }
+    with open(path, "wb") as f:  # a file object: np.savez would add ".npz" to a bare name
+        np.savez(f, **parts)
+    return path
+
+
+def write_bitmap(path: Path, n: int = 20, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    np.save(path, rng.integers(0, 256, size=(n, 784), dtype=np.uint8))
+    return path

@@ -1,0 +1,100 @@
+"""Every bad input gives one line naming the file and the problem, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_bitmap, write_ndjson
+
+from electric_sheep.cli import main
+
+
+def _html(p):
+    p.write_text("<!DOCTYPE html>\n<html><head><title>sheep.npy · GitHub</title></head><body></body></html>")
+
+
+def _lfs(p):
+    p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 132640\n")
+
+
+def _truncated(p):
+    write_bitmap(p, n=100)
+    raw = p.read_bytes()
+    p.write_bytes(raw[: len(raw) // 2])
+
+
+def _rows(p):
+    np.save(p, np.zeros((10, 100), dtype=np.uint8))
+
+
+def _dtype(p):
+    np.save(p, np.zeros((10, 784), dtype=np.float64))
+
+
+def _empty(p):
+    p.write_bytes(b"")
+
+
+def _garbage(p):
+    p.write_bytes(b"\x00\x01\x02 this is not a drawing file")
+
+
+CASES = [
+    (_html, "HTML page"),
+    (_lfs, "Git LFS pointer"),
+    (_truncated, "truncated"),
+    (_rows, "expected (N, 784)"),
+    (_dtype, "dtype is float64"),
+    (_empty, "is empty"),
+    (_garbage, "unrecognised format"),
+]
+
+
+@pytest.mark.parametrize(("make", "problem"), CASES, ids=[c[0].__name__.strip("_") for c in CASES])
+@pytest.mark.parametrize("command", ["info", "show"])
+def test_bad_file_one_line_exit_2(tmp_path, make, problem, command):
+    path = tmp_path / "sheep.npy"
+    make(path)
+    out = tmp_path / "grid.png"
+    args = [command, str(path)] + (["-o", str(out)] if command == "show" else [])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and problem in lines[0], lines
+    assert not out.exists()
+
+
+def test_missing_file_and_unknown_category(tmp_path):
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "nope.npy")])
+    assert r.exit_code == 2 and "nope.npy: no such file" in r.output
+    r = CliRunner().invoke(main, ["info", "sheeep"])
+    assert r.exit_code == 2 and "did you mean 'sheep'" in r.output
+    r = CliRunner().invoke(main, ["download", "flying sheep", "--dir", str(tmp_path)])
+    assert r.exit_code == 2 and "not a Quick, Draw! category" in r.output
+
+
+def test_ndjson_malformed_line_warns_and_goes_on(tmp_path):
+    path = write_ndjson(tmp_path / "s.ndjson", n=5, bad_lines=1)
+    r = CliRunner().invoke(main, ["info", str(path)])
+    assert r.exit_code == 0 and "skipped 1 malformed" in r.output and "drawings: 5" in r.output
+
+
+def test_existing_output_survives_a_failed_command(tmp_path):
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"precious")
+    bad = tmp_path / "bad.npy"
+    _html(bad)
+    r = CliRunner().invoke(main, ["show", str(bad), "-o", str(out)])
+    assert r.exit_code == 2 and out.read_bytes() == b"precious"
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    bad = tmp_path / "sheep.npy"
+    _lfs(bad)
+    proc = subprocess.run([sys.executable, "-m", "electric_sheep", "info", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr

@@ -1,0 +1,114 @@
+"""Each Quick, Draw! format, from small files the tests write themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
+
+from electric_sheep import data
+from electric_sheep.raster import RasterConfig, render, stroke3_to_strokes
+
+
+def test_bitmap_is_memory_mapped_and_split_reproducibly(tmp_path):
+    path = write_bitmap(tmp_path / "sheep.npy", n=50)
+    d = data.load_drawings(path, seed=3)
+    assert d.format == "bitmap" and d.images.shape == (50, 28, 28) and d.images.dtype == np.uint8
+    assert isinstance(d.images, np.memmap)
+    np.testing.assert_array_equal(d.images.reshape(50, 784), np.load(path))
+    sizes = {k: len(v) for k, v in d.splits.items()}
+    assert sizes == {"train": 40, "valid": 5, "test": 5}
+    assert sorted(np.concatenate(list(d.splits.values())).tolist()) == list(range(50))
+    again = data.load_drawings(path, seed=3)
+    other = data.load_drawings(path, seed=4)
+    assert all(np.array_equal(d.splits[k], again.splits[k]) for k in data.SPLITS)
+    assert not np.array_equal(d.splits["train"], other.splits["train"])
+    assert d.split("train", limit=7).shape == (7, 28, 28)
+
+
+def test_format_detected_from_content_not_name(tmp_path):
+    path = write_bitmap(tmp_path / "x.npy")
+    renamed = tmp_path / "drawings.dat"
+    path.rename(renamed)
+    assert data.load_drawings(renamed).format == "bitmap"
+    nd = write_ndjson(tmp_path / "a.txt")
+    assert data.detect_format(nd) == "ndjson"
+    b = write_bin(tmp_path / "a.data")
+    assert data.detect_format(b) == "bin"
+    s = write_sketchrnn(tmp_path / "s.bin")
+    assert data.detect_format(s) == "sketchrnn"
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_ndjson_simplified_and_raw(tmp_path, raw):
+    path = write_ndjson(tmp_path / "squares.ndjson", n=10, raw=raw)
+    d = data.load_drawings(path)
+    assert d.format == "ndjson" and d.images.shape == (10, 28, 28) and d.skipped == 0
+    # A square with a diagonal: the border and the diagonal are inked, the rest is background.
+    img = d.images[0]
+    assert img.max() == 255 and img[14, 14] > 100 and img[8, 20] == 0
+    recognised = data.load_drawings(path, recognized=True)
+    assert len(recognised) == 5
+
+
+def test_ndjson_malformed_line_is_skipped_and_counted(tmp_path):
+    path = write_ndjson(tmp_path / "squares.ndjson", n=6, bad_lines=2)
+    d = data.load_drawings(path)
+    assert len(d) == 6 and d.skipped == 2
+
+
+def test_bin_format(tmp_path):
+    path = write_bin(tmp_path / "squares.bin", n=6)
+    d = data.load_drawings(path)
+    assert d.format == "bin" and d.images.shape == (6, 28, 28)
+    assert len(data.load_drawings(path, recognized=True)) == 3
+    records = list(data.iter_bin(path))
+    assert records[0]["countrycode"] == "US" and records[0]["key_id"] == 1000
+    assert records[0]["strokes"][0][:, 0].tolist() == [10, 200, 200, 10, 10]
+
+
+def test_sketchrnn_keeps_given_splits(tmp_path):
+    path = write_sketchrnn(tmp_path / "squares.npz", sizes=(12, 3, 4))
+    d = data.load_drawings(path)
+    assert d.format == "sketchrnn" and len(d) == 19
+    assert {k: len(v) for k, v in d.splits.items()} == {"train": 12, "valid": 3, "test": 4}
+    np.testing.assert_array_equal(d.split("valid"), d.images[12:15])
+
+
+def test_stroke_cache_makes_second_load_a_plain_read(tmp_path):
+    path = write_sketchrnn(tmp_path / "squares.npz")
+    first = data.load_drawings(path)
+    assert "cached" not in first.meta
+    second = data.load_drawings(path)
+    assert "cached" in second.meta
+    np.testing.assert_array_equal(first.images, second.images)
+    assert all(np.array_equal(first.splits[k], second.splits[k]) for k in data.SPLITS)
+
+
+def test_stroke3_conversion_and_render_fit():
+    s3 = np.array([[5, 5, 0], [10, 0, 0], [0, 10, 1], [3, 3, 0], [4, 0, 1]], dtype=np.int16)
+    strokes = stroke3_to_strokes(s3)
+    assert [len(s) for s in strokes] == [3, 2]
+    np.testing.assert_array_equal(strokes[0][-1], [15, 15])
+    img = render(strokes, RasterConfig())
+    assert img.shape == (28, 28) and img.dtype == np.uint8
+    # The drawing is fitted: ink reaches within the padding of the edges on the wide axis.
+    cols = np.flatnonzero(img.max(axis=0) > 0)
+    assert cols.min() <= 2 and cols.max() >= 25
+
+
+def test_categories_and_suggestions():
+    cats = data.categories()
+    assert len(cats) == 345 and "sheep" in cats and "The Eiffel Tower" in cats
+    assert data.check_category("SHEEP") == "sheep"
+    with pytest.raises(data.DataError, match="did you mean 'sheep'"):
+        data.check_category("shepe")
+
+
+def test_category_name_resolves_to_cache(tmp_path):
+    target = data.cached_category_path("sheep", "bitmap", tmp_path)
+    target.parent.mkdir(parents=True)
+    write_bitmap(target, n=10)
+    assert data.load_drawings("sheep", cache_dir=tmp_path).source == target
+    with pytest.raises(data.DataError, match="not downloaded yet"):
+        data.load_drawings("cat", cache_dir=tmp_path)
