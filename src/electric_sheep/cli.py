@@ -108,3 +108,99 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 def _warn_skipped(drawings: data_mod.Drawings) -> None:
     if drawings.skipped:
         click.echo(f"warning: {drawings.source}: skipped {drawings.skipped} malformed drawing(s)", err=True)
+
+
+@main.command()
+@click.argument("data")
+@click.option("--preset", type=click.Choice(["default", "seed"]), default="default", show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Default: 20 (seed preset: 30).")
+@click.option("--latent-dim", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--kl-start", type=click.IntRange(0), default=None, help="Epoch after which the KL weight rises.")
+@click.option("--kl-steep", type=click.IntRange(0), default=None, help="Epochs over which it rises to 1.")
+@click.option(
+    "--kl-schedule",
+    type=click.Choice(["epoch", "linear", "cyclical", "constant"]),
+    default=None,
+    help="epoch: the post's callback (default); linear: per step; cyclical; constant 1.",
+)
+@click.option("--free-bits", type=click.FloatRange(0), default=None, help="Minimum KL in nats per latent dim.")
+@click.option("--batch-size", type=click.IntRange(2), default=None, help="Per process. Default 128 (seed: 8).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None)
+@click.option("--limit", type=click.IntRange(2), default=None, help="Train on the first N drawings of the split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
+@click.option(
+    "--out", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/<preset>)."
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(
+    data: str,
+    preset: str,
+    epochs,
+    latent_dim,
+    kl_start,
+    kl_steep,
+    kl_schedule,
+    free_bits,
+    batch_size,
+    lr,
+    limit,
+    seed,
+    device,
+    run_dir,
+    resume,
+    quiet,
+) -> None:
+    """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder."""
+    from .train import is_main_process, train_on_data
+
+    run_dir = run_dir or Path("runs") / preset
+    try:
+        train_on_data(
+            data,
+            run_dir,
+            preset=preset,
+            latent_dim=latent_dim,
+            resume=resume,
+            progress=not quiet,
+            log=lambda line: click.echo(line),
+            epochs=epochs,
+            kl_start=kl_start,
+            kl_steep=kl_steep,
+            kl_schedule=kl_schedule,
+            free_bits=free_bits,
+            batch_size=batch_size,
+            lr=lr,
+            limit=limit,
+            seed=seed,
+            device=device,
+        )
+    except KeyboardInterrupt:
+        click.echo("stopped by Ctrl-C", err=True)
+        sys.exit(130)
+    if is_main_process():
+        click.echo(f"run saved in {run_dir} (tensorboard --logdir {run_dir})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("data", required=False)
+@click.option("--k", type=click.IntRange(1), default=1000, show_default=True, help="Importance samples (IWAE).")
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N drawings only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object only.")
+def evaluate(run_dir: Path, data: str | None, k: int, split: str, limit: int | None, as_json: bool) -> None:
+    """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json."""
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['preset']} preset on {result['n']} {split} drawings of {result['data']}:")
+    click.echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
+    click.echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
+    click.echo(f"  MSE            {result['mse']:.5f} per pixel")
+    click.echo(f"  KL             {result['kl']:.3f} nats")
+    click.echo(f"wrote {run_dir / 'eval.json'}")

@@ -70,3 +70,41 @@ def titled_grid_figure(images: np.ndarray, title: str, ncols: int | None = None)
     ax.set_title(title)
     ax.axis("off")
     return fig
+
+
+def latent_scatter_figure(
+    codes: np.ndarray,
+    title: str = "latent space",
+    labels: np.ndarray | None = None,
+    label_names: dict[int, str] | None = None,
+    ax=None,
+):
+    """Scatter of 2-D codes (N, 2); coloured by integer ``labels`` when given (e.g. clusters).
+
+    Codes with more than two dims must be projected first (see :mod:`electric_sheep.latent`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.shape[1] == 1:  # a 1-D latent: spread along y by index so the points are visible
+        codes = np.column_stack([codes[:, 0], np.arange(len(codes))])
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=4, alpha=0.5, color="#3b6ea5", linewidths=0)
+    else:
+        for lab in np.unique(labels):
+            m = labels == lab
+            name = (label_names or {}).get(int(lab), "noise" if lab == -1 else f"cluster {lab}")
+            color = "#bbbbbb" if lab == -1 else None
+            ax.scatter(codes[m, 0], codes[m, 1], s=5, alpha=0.7, label=f"{name} ({m.sum()})", color=color, linewidths=0)
+        ax.legend(loc="best", fontsize=7, markerscale=2)
+    ax.set_title(title)
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.grid(alpha=0.3)
+    return fig if fig is not None else ax.figure

@@ -1,0 +1,150 @@
+"""Run folders that rebuild themselves: ``config.json`` beside safetensors weights.
+
+A run folder holds::
+
+    config.json                  model, training and data settings (load = build from this)
+    model.safetensors            the weights (and batch-norm statistics), never pickle
+    training_state.safetensors   optimiser state and RNG state, to resume exactly
+    metrics.jsonl                one JSON object per finished epoch
+    latents/epoch_NNN.npy        validation-set codes (z_mean) after each epoch
+    events.out.tfevents.*        TensorBoard logs
+
+Every file is written atomically (temporary name, then rename), so a crash or Ctrl-C while
+saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .errors import DataError
+from .fileio import atomic_path, write_json, write_text
+from .model import VAE, ModelConfig, build_model
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "training_state.safetensors"
+METRICS = "metrics.jsonl"
+LATENTS = "latents"
+
+
+def save_weights(model: VAE, run_dir: Path, meta: dict[str, str] | None = None) -> Path:
+    """Write the model's state dict (parameters and buffers) as safetensors."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    target = run_dir / WEIGHTS
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=meta or {})
+    return target
+
+
+def save_config(run_dir: Path, config: dict[str, Any]) -> Path:
+    return write_json(run_dir / CONFIG, config)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.json``; a clear error when the folder is not a run."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
+    """Build the model from ``config.json`` and load its weights, in eval mode."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    model = build_model(ModelConfig.from_dict(config["model"]))
+    weights = run_dir / WEIGHTS
+    if not weights.is_file():
+        raise DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise DataError(weights, f"cannot be read as safetensors ({e})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataError(weights, f"does not match config.json ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def save_training_state(
+    run_dir: Path, optimizer: torch.optim.Optimizer, extra: dict[str, Any], rng: dict[str, torch.Tensor]
+) -> Path:
+    """Optimiser tensors and RNG states as safetensors; everything else as JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, st in sd["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    for name, value in rng.items():
+        tensors[f"rng.{name}"] = value.contiguous()
+    meta = {"json": json.dumps({"param_groups": sd["param_groups"], "scalars": scalars, **extra})}
+    target = run_dir / STATE
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return target
+
+
+@dataclass
+class TrainingState:
+    """What ``--resume`` needs beyond the weights."""
+
+    optimizer: dict[str, Any]  # an optimiser state dict
+    rng: dict[str, torch.Tensor]
+    extra: dict[str, Any]  # epoch, step, partial sums of an interrupted epoch, ...
+
+
+def load_training_state(run_dir: Path) -> TrainingState:
+    path = run_dir / STATE
+    if not path.is_file():
+        raise DataError(run_dir, f"has no {STATE} to resume from")
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["json"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    for key, value in meta.pop("scalars").items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    optimizer = {"state": state, "param_groups": meta.pop("param_groups")}
+    rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
+    return TrainingState(optimizer, rng, meta)
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> Path:
+    """Rewrite ``metrics.jsonl`` whole (atomically), so a resumed run never duplicates epochs."""
+    return write_text(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
+    target = run_dir / LATENTS / f"epoch_{epoch:03d}.npy"
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, codes.astype(np.float32))
+    return target

@@ -1,0 +1,508 @@
+"""Training: a generic loop over uint8 image tensors that knows nothing about sheep.
+
+The model computes its own loss terms (``model.loss``); this module handles batching, the KL
+weight schedule, devices, several processes (DistributedDataParallel under ``torchrun``),
+TensorBoard, atomic checkpoints, exact resume, NaN stops and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .errors import ConfigError, SheepError, TrainingDiverged
+from .model import VAE, ModelConfig, build_model
+
+KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
+OptimizerName = Literal["adam", "rmsprop"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings. Defaults are the ``default`` preset's; see :data:`PRESET_TRAINING`."""
+
+    epochs: int = 20
+    batch_size: int = 128  # per process under torchrun
+    lr: float = 2e-3
+    optimizer: OptimizerName = "adam"
+    kl_schedule: KLSchedule = "epoch"  # "epoch" = the post's callback; see kl_weight()
+    kl_start: int = 2
+    kl_steep: int = 5
+    kl_cycles: int = 4  # cyclical schedule only
+    free_bits: float = 0.0  # minimum KL (nats) per latent dim; 0 = off
+    limit: int | None = None  # train on the first N drawings of the train split
+    val_limit: int | None = 2000  # validate on at most this many drawings (speed)
+    seed: int = 0
+    device: str | None = None  # None: CUDA when present, else CPU
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ConfigError("epochs must be >= 1 and batch_size >= 2 (batch norm needs two drawings)")
+        if self.kl_schedule not in ("epoch", "linear", "cyclical", "constant"):
+            raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}")
+        if self.kl_steep < 0 or self.lr <= 0:
+            raise ConfigError("kl_steep must be >= 0 and lr > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The original post trained with RMSprop (Keras defaults: lr 1e-3, rho 0.9), batch 8, 30 epochs,
+# KL annealing from epoch 10 over 10 epochs. The default preset trains larger batches with Adam.
+PRESET_TRAINING: dict[str, dict[str, Any]] = {
+    "seed": {"epochs": 30, "batch_size": 8, "lr": 1e-3, "optimizer": "rmsprop", "kl_start": 10, "kl_steep": 10},
+    "default": {},
+}
+
+
+def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
+    """The preset's training settings with ``overrides`` on top (None = keep the preset's).
+
+    Unknown keys are rejected, so a typo in a script fails loudly instead of being ignored.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+    if preset not in PRESET_TRAINING:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_TRAINING)}")
+    values = {**PRESET_TRAINING[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(**values)
+
+
+def kl_weight(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
+    """The KL weight used at ``step`` of 0-based ``epoch``.
+
+    - ``epoch`` (the post's Keras callback): at the end of each epoch i, when i > kl_start, the
+      weight for the following epochs becomes min((i - kl_start) / kl_steep, 1); it starts at 0.
+    - ``linear``: the same ramp, but per step (fractional epochs), from kl_start over kl_steep.
+    - ``cyclical``: kl_cycles ramps from 0 to 1 over the run, each rising during its first half
+      then staying at 1 (Fu et al. 2019, "Cyclical Annealing Schedule", R = 0.5).
+    - ``constant``: always 1 (no annealing).
+    """
+    if cfg.kl_schedule == "constant":
+        return 1.0
+    if cfg.kl_schedule == "epoch":
+        last_finished = epoch - 1
+        if last_finished <= cfg.kl_start:
+            return 0.0
+        return 1.0 if cfg.kl_steep == 0 else min((last_finished - cfg.kl_start) / cfg.kl_steep, 1.0)
+    if cfg.kl_schedule == "linear":
+        t = epoch + step / max(steps_per_epoch, 1)
+        if cfg.kl_steep == 0:
+            return 1.0 if t >= cfg.kl_start else 0.0
+        return float(min(max((t - cfg.kl_start) / cfg.kl_steep, 0.0), 1.0))
+    total = cfg.epochs * max(steps_per_epoch, 1)
+    period = total / max(cfg.kl_cycles, 1)
+    tau = ((epoch * steps_per_epoch + step) % period) / period
+    return float(min(tau / 0.5, 1.0))
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "rmsprop":
+        # Keras' RMSprop: rho = 0.9, epsilon = 1e-7 (PyTorch's defaults are 0.99 and 1e-8).
+        return torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-7)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+class _LossModule(nn.Module):
+    """Wraps ``model.loss`` as a forward pass, so DistributedDataParallel sees the whole graph."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, w: float, free_bits: float) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.loss(x, w, free_bits))
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> _Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): gloo on CPU, NCCL on GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size())
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
+    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float32 in [0, 1]: normalised per batch, never the set."""
+    return images_u8.unsqueeze(1).float().div_(255.0)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffle of one epoch, a pure function of (seed, epoch): resume rebuilds it exactly."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+@torch.no_grad()
+def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """z_mean of every drawing, (N, D) float32, in eval mode and batches."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [
+        model.encode(as_batch(images_u8[i : i + batch_size].to(device)))[0].float().cpu()
+        for i in range(0, len(images_u8), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
+
+
+@torch.no_grad()
+def validate(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+    """Mean loss terms on held-out drawings with KL weight 1 (the full objective), eval mode.
+
+    Runs under a forked RNG so that validating never changes the training's random stream.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        for i in range(0, len(images_u8), batch_size):
+            xb = as_batch(images_u8[i : i + batch_size].to(device))
+            terms = model.loss(xb, 1.0)
+            for key, value in zip(("loss", "recon", "kl"), terms, strict=True):
+                sums[key] += float(value) * len(xb)
+    model.train(was_training)
+    n = max(len(images_u8), 1)
+    return {f"val_{k}": v / n for k, v in sums.items()}
+
+
+StepCallback = Callable[[int, int], None]
+
+
+def train(
+    train_images: np.ndarray,
+    val_images: np.ndarray,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    data_info: dict[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    on_step: StepCallback | None = None,
+) -> list[dict[str, Any]]:
+    """Train a VAE on uint8 (N, 28, 28) drawings and return the metrics history.
+
+    ``on_step(epoch, step)`` is called after every optimiser step (for custom monitoring).
+    With ``resume`` the run continues from ``run_dir``'s last checkpoint, even one saved by
+    Ctrl-C in the middle of an epoch, to the same result as an uninterrupted run.
+    """
+    run_dir = Path(run_dir)
+    device = pick_device(cfg.device)
+    dd = _init_distributed(device)
+    torch.manual_seed(cfg.seed + dd.rank)
+
+    x_train = torch.from_numpy(np.ascontiguousarray(train_images[: cfg.limit])).to(device)
+    x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
+    if len(x_train) < cfg.batch_size * dd.world and len(x_train) < 2 * dd.world:
+        raise SheepError(f"only {len(x_train)} training drawings: too few for batches of {cfg.batch_size}")
+
+    model = build_model(model_cfg).to(device)
+    optimizer = build_optimizer(model, cfg)
+    start_epoch, start_step, partial, history = 0, 0, None, []
+    if resume:
+        start_epoch, start_step, partial, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
+    elif dd.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / ckpt.WEIGHTS).exists():
+            raise SheepError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
+        ckpt.save_config(run_dir, {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": data_info or {}})
+
+    step_fn: nn.Module = _LossModule(model)
+    if dd.world > 1:
+        step_fn = nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    writer = _tensorboard(run_dir, start_epoch) if dd.main else None
+
+    n_local = len(x_train) // dd.world  # every rank runs the same number of steps
+    steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    model.train()
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            perm = epoch_permutation(len(x_train), cfg.seed, epoch)[dd.rank :: dd.world][:n_local]
+            sums = partial or {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0, "seconds": 0.0}
+            first = start_step if epoch == start_epoch else 0
+            bar = tqdm(
+                total=steps,
+                initial=first,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                leave=False,
+                disable=not (progress and dd.main),
+                unit="batch",
+            )
+            t0 = time.perf_counter()
+            for step in range(first, steps):
+                w = kl_weight(cfg, epoch, step, steps)
+                xb = as_batch(x_train[perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]])
+                with autocast:
+                    total, recon, kl = step_fn(xb, w, cfg.free_bits)
+                _check_finite(total, epoch, step, run_dir, dd)
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                values = [float(v.detach()) for v in (total, recon, kl)]
+                for key, value in zip(("loss", "recon", "kl"), values, strict=True):
+                    sums[key] += value * len(xb)
+                sums["n"] += len(xb)
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{values[0]:.2f}", kl_w=f"{w:.2f}")
+                start_step = step + 1  # before the callback: a Ctrl-C there keeps this step
+                if on_step is not None:
+                    on_step(epoch, step)
+            bar.close()
+            sums["seconds"] += time.perf_counter() - t0
+            row = _finish_epoch(model, optimizer, x_val, sums, cfg, epoch, steps, dd, run_dir, writer, history)
+            partial, start_step = None, 0
+            if dd.main:
+                log(_summary_line(row, cfg.epochs))
+    except KeyboardInterrupt:
+        if dd.main and start_step > 0:  # save the interrupted epoch so --resume continues it
+            _save(run_dir, model, optimizer, epoch, start_step, sums, history)
+            log(
+                f"interrupted: saved epoch {epoch + 1} at step {start_step}/{steps} in {run_dir}; "
+                "--resume continues from there"
+            )
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+        if dd.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return history
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank under torchrun (only rank 0 prints and writes)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _check_finite(total: torch.Tensor, epoch: int, step: int, run_dir: Path, dd: _Dist) -> None:
+    """Stop on NaN/inf before the bad step touches the weights; agree across processes."""
+    ok = torch.isfinite(total.detach()).float()
+    if dd.world > 1:
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    if ok.item() < 1:
+        last = ckpt.read_metrics(run_dir)
+        kept = f"epoch {last[-1]['epoch']}" if last else "none yet"
+        raise TrainingDiverged(
+            f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step}; training stopped, "
+            f"last good checkpoint in {run_dir}: {kept} (try a lower --lr)"
+        )
+
+
+def _finish_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    x_val: torch.Tensor,
+    sums: dict[str, float],
+    cfg: TrainConfig,
+    epoch: int,
+    steps: int,
+    dd: _Dist,
+    run_dir: Path,
+    writer,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Aggregate across processes, validate, log, checkpoint. Returns the epoch's metrics row."""
+    totals = torch.tensor([sums["loss"], sums["recon"], sums["kl"], sums["n"]], dtype=torch.float64)
+    if dd.world > 1:
+        dist.all_reduce(totals)
+    n = max(totals[3].item(), 1.0)
+    row: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "loss": totals[0].item() / n,
+        "recon": totals[1].item() / n,
+        "kl": totals[2].item() / n,
+        "kl_weight": kl_weight(cfg, epoch, 0, steps),
+        "images_per_s": totals[3].item() / max(sums["seconds"], 1e-9),
+        "seconds": sums["seconds"],
+    }
+    if dd.main:
+        row.update(validate(model, x_val))
+        history.append(row)
+        codes = encode_means(model, x_val)
+        ckpt.save_latents(run_dir, epoch + 1, codes)
+        _log_tensorboard(writer, model, x_val, codes, row)
+        _save(run_dir, model, optimizer, epoch + 1, 0, None, history)
+    if dd.world > 1:
+        dist.barrier()
+    return row
+
+
+def _save(
+    run_dir: Path,
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    step: int,
+    partial: dict[str, float] | None,
+    history: list[dict[str, Any]],
+) -> None:
+    """One checkpoint: weights, optimiser + RNG state, metrics; each file atomically."""
+    meta = {"epoch": str(epoch), "step": str(step)}
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    ckpt.save_training_state(run_dir, optimizer, {"epoch": epoch, "step": step, "partial": partial}, rng)
+    ckpt.save_weights(model, run_dir, meta)
+    ckpt.write_metrics(run_dir, history)
+
+
+def _restore(
+    run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer, model_cfg: ModelConfig, cfg: TrainConfig, dd: _Dist
+) -> tuple[int, int, dict | None, list[dict[str, Any]]]:
+    saved = ckpt.read_config(run_dir)
+    if saved["model"] != model_cfg.to_dict():
+        raise ConfigError(f"{run_dir}: the saved model config differs from the one asked for; resume with the same")
+    state = ckpt.load_training_state(run_dir)
+    weights = ckpt.load_model(run_dir, device=next(model.parameters()).device)
+    model.load_state_dict(weights.state_dict())
+    optimizer.load_state_dict(state.optimizer)
+    if dd.world == 1:
+        torch.set_rng_state(state.rng["torch"])
+        if "cuda" in state.rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state.rng["cuda"])
+    else:  # each process had its own stream; only rank 0's was saved, derive the others from it
+        torch.manual_seed(cfg.seed + dd.rank + 7919 * int(state.extra["epoch"]))
+    if dd.main:
+        saved["train"] = cfg.to_dict()  # e.g. more --epochs than before
+        ckpt.save_config(run_dir, saved)
+    history = ckpt.read_metrics(run_dir)
+    return int(state.extra["epoch"]), int(state.extra["step"]), state.extra.get("partial"), history
+
+
+def _tensorboard(run_dir: Path, start_epoch: int):
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step drops events a crashed run logged after its last checkpoint.
+    return SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch + 1 if start_epoch else None)
+
+
+def _log_tensorboard(writer, model: VAE, x_val: torch.Tensor, codes: np.ndarray, row: dict[str, Any]) -> None:
+    """Scalars for every loss term and the KL weight; reconstructions, samples, latent scatter."""
+    from .plots import grid_image, latent_scatter_figure
+
+    e = row["epoch"]
+    for key in ("loss", "recon", "kl", "val_loss", "val_recon", "val_kl"):
+        writer.add_scalar(f"loss/{key}", row[key], e)
+    writer.add_scalar("kl_weight", row["kl_weight"], e)
+    writer.add_scalar("images_per_s", row["images_per_s"], e)
+    with torch.no_grad():
+        model.eval()
+        device = next(model.parameters()).device
+        originals = x_val[:16]
+        recon = model.decode(model.encode(as_batch(originals))[0]).float().cpu()[:, 0].numpy()
+        gen = torch.Generator().manual_seed(e)
+        z = torch.randn(32, model.config.latent_dim, generator=gen).to(device)
+        samples = model.decode(z).float().cpu()[:, 0].numpy()
+        model.train()
+    pairs = np.concatenate([originals.cpu().numpy() / 255.0, recon])  # originals row(s), then reconstructions
+    writer.add_image(
+        "reconstructions", np.asarray(grid_image(pairs, ncols=16, scale=2, invert=True)), e, dataformats="HW"
+    )
+    writer.add_image("samples", np.asarray(grid_image(samples, ncols=8, scale=2, invert=True)), e, dataformats="HW")
+    writer.add_figure("latent_space", latent_scatter_figure(codes, title=f"validation codes after epoch {e}"), e)
+    writer.flush()
+
+
+def _summary_line(row: dict[str, Any], epochs: int) -> str:
+    return (
+        f"epoch {row['epoch']:>3}/{epochs}  loss {row['loss']:.2f}  recon {row['recon']:.2f}  kl {row['kl']:.3f}"
+        f"  kl_w {row['kl_weight']:.2f}  val_loss {row['val_loss']:.2f}  {row['images_per_s']:.0f} img/s"
+    )
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Optimiser steps per epoch for n drawings (a last batch of one drawing is dropped)."""
+    n_local = n // world
+    return max(n_local // batch_size + (1 if n_local % batch_size >= 2 else 0), 1)
+
+
+def train_on_data(
+    data: str | Path,
+    run_dir: str | Path,
+    *,
+    preset: str = "default",
+    latent_dim: int = 2,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    split_seed: int = 0,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
+    """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
+    its valid split. ``overrides`` are :class:`TrainConfig` fields (None keeps the preset's)."""
+    from .data import load_drawings
+
+    cfg = make_train_config(preset, **overrides)
+    model_cfg = ModelConfig(preset=preset, latent_dim=latent_dim)  # type: ignore[arg-type]
+    if resume:  # the run's own model config wins; the CLI's defaults must not contradict it
+        model_cfg = ModelConfig.from_dict(ckpt.read_config(Path(run_dir))["model"])
+    drawings = load_drawings(data, seed=split_seed)
+    info = {
+        "source": str(Path(drawings.source).resolve()),
+        "format": drawings.format,
+        "split_seed": split_seed,
+        "n_train": int(len(drawings.splits["train"][: cfg.limit])),
+    }
+    return train(
+        drawings.split("train", limit=cfg.limit),
+        drawings.split("valid"),
+        model_cfg,
+        cfg,
+        run_dir,
+        resume=resume,
+        data_info=info,
+        progress=progress,
+        log=log,
+    )

@@ -1,0 +1,214 @@
+"""Training: annealing, checkpoints, exact resume, NaN stop, TensorBoard, DDP, evaluation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from electric_sheep import checkpoint as ckpt
+from electric_sheep.cli import main
+from electric_sheep.errors import ConfigError, TrainingDiverged
+from electric_sheep.evaluate import evaluate_model
+from electric_sheep.model import ModelConfig
+from electric_sheep.train import TrainConfig, kl_weight, make_train_config, train
+
+
+def blobs(n: int, seed: int = 0) -> np.ndarray:
+    """Tiny drawings: rectangles of random size and place, as uint8 (n, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        x0, y0 = rng.integers(2, 12, 2)
+        x1, y1 = x0 + rng.integers(6, 14), y0 + rng.integers(6, 14)
+        out[i, y0:y1, x0] = out[i, y0:y1, x1] = out[i, y0, x0:x1] = out[i, y1, x0 : x1 + 1] = 255
+    return out
+
+
+FAST = dict(batch_size=16, val_limit=32, lr=1e-3)
+
+
+def _train(run_dir, epochs=2, resume=False, on_step=None, preset="default", **kw):
+    cfg = make_train_config(preset, epochs=epochs, **{**FAST, **kw})
+    return train(
+        blobs(96),
+        blobs(32, seed=1),
+        ModelConfig(preset=preset),
+        cfg,
+        run_dir,
+        resume=resume,
+        progress=False,
+        log=lambda s: None,
+        on_step=on_step,
+    )
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / ckpt.WEIGHTS))
+
+
+def test_post_annealing_schedule_values():
+    cfg = make_train_config("seed")  # 30 epochs, kl_start 10, kl_steep 10
+    w = [kl_weight(cfg, e) for e in range(30)]
+    assert w[:12] == [0.0] * 12  # 0 through the 12th epoch
+    assert w[12] == pytest.approx(0.1)  # 0.1 in the 13th
+    assert w[20] == pytest.approx(0.9) and w[21:] == [1.0] * 9  # 1 from the 22nd
+
+
+def test_other_schedules():
+    lin = TrainConfig(kl_schedule="linear", kl_start=1, kl_steep=2, epochs=4)
+    assert kl_weight(lin, 0, 5, 10) == 0.0
+    assert kl_weight(lin, 2, 0, 10) == pytest.approx(0.5) and kl_weight(lin, 2, 5, 10) == pytest.approx(0.75)
+    assert kl_weight(lin, 3, 5, 10) == 1.0
+    cyc = TrainConfig(kl_schedule="cyclical", kl_cycles=2, epochs=4)  # 2 cycles of 20 steps, 10 steps each
+    assert [kl_weight(cyc, 0, s, 10) for s in (0, 5)] == [0.0, 0.5]
+    assert kl_weight(cyc, 1, 5, 10) == 1.0 and kl_weight(cyc, 2, 0, 10) == 0.0
+    assert kl_weight(TrainConfig(kl_schedule="constant"), 0) == 1.0
+
+
+def test_unknown_training_options_rejected():
+    with pytest.raises(ConfigError, match="unknown training option"):
+        make_train_config("default", epoch=3)
+
+
+def test_run_folder_round_trip_and_tensorboard(tmp_path):
+    history = _train(tmp_path, epochs=2)
+    assert [row["epoch"] for row in history] == [1, 2]
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    for key in ("epoch", "loss", "recon", "kl", "kl_weight", "val_loss", "images_per_s"):
+        assert key in lines[-1]
+    assert (tmp_path / "latents" / "epoch_002.npy").is_file()
+    model = ckpt.load_model(tmp_path)
+    state = _weights(tmp_path)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["preset"] == "default" and config["train"]["epochs"] == 2
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ("loss/loss", "loss/recon", "loss/kl", "loss/val_loss", "kl_weight"):
+        assert tag in tags["scalars"]
+    assert [e.step for e in acc.Scalars("loss/loss")] == [1, 2]
+    assert acc.Scalars("loss/loss")[-1].value == pytest.approx(history[-1]["loss"], rel=1e-5)
+    assert {"reconstructions", "samples", "latent_space"} <= set(tags["images"])
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    straight, resumed, interrupted = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    _train(straight, epochs=3)
+    _train(resumed, epochs=1)
+    _train(resumed, epochs=3, resume=True)
+
+    def ctrl_c(epoch, step):
+        if epoch == 1 and step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(interrupted, epochs=3, on_step=ctrl_c)
+    assert ckpt.load_training_state(interrupted).extra["step"] == 3  # steps 0-2 of epoch 2 were done
+    _train(interrupted, epochs=3, resume=True)
+    a = _weights(straight)
+    for other in (resumed, interrupted):
+        b = _weights(other)
+        assert all(torch.equal(a[k], b[k]) for k in a), other.name
+        for key in ("loss", "recon", "kl", "kl_weight", "val_loss"):
+            assert [r[key] for r in ckpt.read_metrics(other)] == [r[key] for r in ckpt.read_metrics(straight)]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import electric_sheep.train as tr
+
+    _train(tmp_path, epochs=1)
+    good = _weights(tmp_path)
+    captured = {}
+    original = tr.build_optimizer
+
+    def spy(model, cfg):
+        captured["model"] = model
+        return original(model, cfg)
+
+    def diverge(epoch, step):  # corrupt the weights as a diverging optimiser would
+        if epoch == 1 and step == 1:
+            with torch.no_grad():
+                for p in captured["model"].parameters():
+                    p.fill_(float("nan"))
+
+    monkeypatch.setattr(tr, "build_optimizer", spy)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good checkpoint.*epoch 1"):
+        _train(tmp_path, epochs=3, resume=True, on_step=diverge)
+    after = _weights(tmp_path)
+    assert all(torch.equal(good[k], after[k]) for k in good)
+    assert len(ckpt.read_metrics(tmp_path)) == 1
+
+
+def test_seed_preset_trains_and_evaluates(tmp_path):
+    history = _train(tmp_path, epochs=1, preset="seed", batch_size=8, limit=48)
+    assert np.isfinite(history[0]["loss"])
+    result = evaluate_model(ckpt.load_model(tmp_path), blobs(12, seed=2), k=20)
+    assert result["iwae_nll"] <= result["nelbo"] + 1e-6  # Jensen, on the same samples
+    assert result["n"] == 12 and result["k"] == 20 and result["kl"] >= 0
+
+
+def test_cli_train_and_evaluate_json(tmp_path):
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(120).reshape(120, 784))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(
+        main, ["train", str(data), "--epochs", "2", "--batch-size", "16", "--out", str(run), "--quiet"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "epoch   2/2" in r.output and "img/s" in r.output
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output)
+    assert {"nelbo", "iwae_nll", "mse", "kl", "k", "n"} <= set(result) and result["n"] == 12
+    assert json.loads((run / "eval.json").read_text())["iwae_nll"] == result["iwae_nll"]
+    r = CliRunner().invoke(main, ["train", str(data), "--out", str(run), "--quiet"])
+    assert r.exit_code == 2 and "already holds a run" in r.output
+    r = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert r.exit_code == 2 and "not a run folder" in r.output
+
+
+def test_ddp_with_two_cpu_processes(tmp_path):
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(160).reshape(160, 784))
+    run = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "electric_sheep",
+        "train",
+        str(data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        str(run),
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    history = ckpt.read_metrics(run)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
+    assert proc.stdout.count("epoch   2/2") == 1
+    model = ckpt.load_model(run)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
