@@ -148,3 +148,15 @@ def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
         with open(tmp, "wb") as f:
             np.save(f, codes.astype(np.float32))
     return target
+
+
+def run_data(run_dir: str | Path, data: str | Path | None = None):
+    """The drawings a command should use: DATA if given, else the data the run was trained on
+    (with the same split seed). Returns :class:`electric_sheep.data.Drawings`."""
+    from .data import load_drawings
+
+    info = read_config(Path(run_dir)).get("data", {})
+    source = data or info.get("source")
+    if source is None:
+        raise DataError(run_dir, "give DATA: the run does not record the data it was trained on")
+    return load_drawings(source, seed=info.get("split_seed", 0))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from . import data as data_mod
 from .errors import SheepError
@@ -204,3 +205,394 @@ def evaluate(run_dir: Path, data: str | None, k: int, split: str, limit: int | N
     click.echo(f"  MSE            {result['mse']:.5f} per pixel")
     click.echo(f"  KL             {result['kl']:.3f} nats")
     click.echo(f"wrote {run_dir / 'eval.json'}")
+
+
+# --------------------------------------------------------------------------- using a trained model
+
+_run_dir_arg = click.argument("run_dir", type=click.Path(path_type=Path))
+
+
+def _out_dir_option(f):
+    return click.option(
+        "--out-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Where figures and numbers go (default RUN_DIR/analysis).",
+    )(f)
+
+
+def _json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")(f)
+
+
+def _finish(result: dict, as_json: bool, lines: list[str]) -> None:
+    """Print either the JSON object alone or the human lines (always saying where files went)."""
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def _model(run_dir: Path):
+    from .checkpoint import load_model
+
+    return load_model(run_dir)
+
+
+@main.command()
+@_run_dir_arg
+@click.option("-n", "count", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--mean", type=float, default=0.0, show_default=True, help="Mean of z (the post used 1).")
+@click.option("--std", type=click.FloatRange(0), default=1.0, show_default=True, help="Std of z (the post used 0.5).")
+@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True, help="Scales the std.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("sheep.png"), show_default=True)
+@_json_option
+def draw(
+    run_dir: Path, count: int, mean: float, std: float, temperature: float, seed: int, out: Path, as_json: bool
+) -> None:
+    """Draw new sheep: decode random codes z ~ N(MEAN, STD) into a grid."""
+    from .generate import draw as draw_fn
+    from .plots import grid_image, save_image
+
+    images = draw_fn(_model(run_dir), count, mean, std, temperature, seed)
+    save_image(grid_image(images), out)
+    _finish(
+        {"n": count, "mean": mean, "std": std, "temperature": temperature, "seed": seed, "image": str(out)},
+        as_json,
+        [f"wrote {out} ({count} drawings from z ~ N({mean:g}, {std * temperature:g}))"],
+    )
+
+
+@main.command()
+@_run_dir_arg
+@click.option("--from", "start", type=click.IntRange(0), required=True, help="Index of the first drawing.")
+@click.option("--to", "end", type=click.IntRange(0), required=True, help="Index of the last drawing.")
+@click.option("--steps", type=click.IntRange(2), default=10, show_default=True)
+@click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/interpolation.png.")
+@_out_dir_option
+@_json_option
+def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) -> None:
+    """Decode the straight line between the latent codes of two drawings."""
+    from .checkpoint import run_data
+    from .generate import interpolate as interp
+    from .plots import grid_image, save_image
+
+    images = run_data(run_dir, data).split(split)
+    for i in (start, end):
+        if i >= len(images):
+            raise SheepError(f"--from/--to {i} is out of range: the {split} split has {len(images)} drawings")
+    frames = interp(_model(run_dir), images[start], images[end], steps)
+    row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
+    out = out or (out_dir or run_dir / "analysis") / "interpolation.png"
+    save_image(grid_image(row, ncols=len(row)), out)
+    _finish(
+        {"from": start, "to": end, "steps": steps, "image": str(out)},
+        as_json,
+        [f"wrote {out} (drawing {start}, {steps} decoded steps, drawing {end})"],
+    )
+
+
+@main.command()
+@_run_dir_arg
+@click.option("--grid", type=click.IntRange(2), default=20, show_default=True)
+@click.option(
+    "--range",
+    "span",
+    type=click.FloatRange(0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Half-width of the plane (in prior standard deviations).",
+)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/manifold.png.")
+@_out_dir_option
+@_json_option
+def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
+    """The grid of decodings over the latent plane (first two principal directions for D > 2)."""
+    from .generate import manifold as manifold_fn
+    from .plots import manifold_figure, save_figure
+
+    model = _model(run_dir)
+    codes = None
+    if model.config.latent_dim > 2:
+        from .checkpoint import run_data
+        from .latent import encode
+
+        codes = encode(model, run_data(run_dir).split("valid"))
+    images = manifold_fn(model, grid, span, codes)
+    out = out or (out_dir or run_dir / "analysis") / "manifold.png"
+    save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
+    _finish({"grid": grid, "range": span, "image": str(out)}, as_json, [f"wrote {out} ({grid}x{grid} decodings)"])
+
+
+@main.command()
+@_run_dir_arg
+@click.option("--index", "indices", type=click.IntRange(0), multiple=True, help="Drawings to reconstruct (repeat).")
+@click.option(
+    "-n", "count", type=click.IntRange(1), default=16, show_default=True, help="Without --index: the first N."
+)
+@click.option("--sharpen", is_flag=True, help="Also show the post's 3x3 sharpening of each reconstruction.")
+@click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/reconstructions.png.")
+@_out_dir_option
+@_json_option
+def reconstruct(run_dir, indices, count, sharpen, data, split, out, out_dir, as_json) -> None:
+    """Originals beside their reconstructions (and optionally sharpened reconstructions)."""
+    from .checkpoint import run_data
+    from .generate import reconstruct as recon_fn
+    from .generate import sharpen as sharpen_fn
+    from .plots import reconstruction_figure, save_figure
+
+    images = run_data(run_dir, data).split(split)
+    idx = list(indices) or list(range(min(count, len(images))))
+    if max(idx) >= len(images):
+        raise SheepError(f"--index {max(idx)} is out of range: the {split} split has {len(images)} drawings")
+    originals = images[idx]
+    recon = recon_fn(_model(run_dir), originals)
+    rows = {"original": originals / 255.0, "reconstruction": recon}
+    if sharpen:
+        rows["sharpened"] = sharpen_fn(recon)
+    out = out or (out_dir or run_dir / "analysis") / "reconstructions.png"
+    save_figure(reconstruction_figure(rows, idx), out)
+    mse = float(((originals / 255.0 - recon) ** 2).mean())
+    _finish(
+        {"indices": idx, "mse": mse, "image": str(out)},
+        as_json,
+        [f"wrote {out} ({len(idx)} drawings, mean squared error {mse:.4f} per pixel)"],
+    )
+
+
+@main.command()
+@_run_dir_arg
+@click.argument("data", required=False)
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@_out_dir_option
+@_json_option
+def latent(run_dir, data, split, out_dir, as_json) -> None:
+    """Encode every drawing (z_mean), save the codes and plot the latent space."""
+    from .checkpoint import run_data
+    from .latent import latent_map
+
+    drawings = run_data(run_dir, data)
+    result = latent_map(
+        _model(run_dir),
+        drawings.split(split),
+        out_dir or run_dir / "analysis",
+        title=f"{split} drawings of {Path(drawings.source).name}",
+    )
+    lines = [
+        f"encoded {result['n']} drawings into {result['latent_dim']}-D codes: {result['codes']}",
+        f"wrote {result['plot']}",
+    ]
+    if result["n_nonfinite"]:
+        lines.insert(1, f"left out {result['n_nonfinite']} drawings whose codes are not finite")
+    _finish(result, as_json, lines)
+
+
+@main.command()
+@_run_dir_arg
+@click.option("--epochs", default="5,10,15,20", show_default=True, help="Comma-separated epochs to show.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/latent_epochs.png.")
+@_out_dir_option
+@_json_option
+def snapshots(run_dir, epochs, out, out_dir, as_json) -> None:
+    """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
+    from .latent import snapshots as snapshots_fn
+
+    try:
+        wanted = [int(e) for e in epochs.split(",") if e.strip()]
+    except ValueError:
+        raise SheepError(f"--epochs {epochs!r}: give comma-separated integers, e.g. 5,10,15,20") from None
+    out = out or (out_dir or run_dir / "analysis") / "latent_epochs.png"
+    result = snapshots_fn(run_dir, wanted, out)
+    _finish(result, as_json, [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"])
+
+
+def _pair(kind):
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            lo, hi = (kind(v) for v in value.split(":"))
+        except ValueError:
+            raise click.BadParameter(f"expected LOW:HIGH, got {value!r}") from None
+        if lo > hi or lo <= 0:
+            raise click.BadParameter(f"expected 0 < LOW <= HIGH, got {value!r}")
+        return lo, hi
+
+    return parse
+
+
+@main.command()
+@_run_dir_arg
+@click.argument("data", required=False)
+@click.option("--method", type=click.Choice(["kmeans", "dbscan"]), default="kmeans", show_default=True)
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@click.option("--k", type=click.IntRange(2), default=None, help="k-means: clusters (default: the elbow).")
+@click.option("--k-range", default="2:10", show_default=True, callback=_pair(int), help="k-means: elbow range.")
+@click.option(
+    "--eps", "eps_range", default="0.02:1.0", show_default=True, callback=_pair(float), help="DBSCAN: eps search range."
+)
+@click.option(
+    "--min-samples",
+    "ms_range",
+    default="5:50",
+    show_default=True,
+    callback=_pair(int),
+    help="DBSCAN: min_samples search range.",
+)
+@click.option("--trials", type=click.IntRange(1), default=40, show_default=True, help="DBSCAN: random trials.")
+@click.option(
+    "--clusters",
+    "n_clusters",
+    type=click.IntRange(1),
+    default=None,
+    help="Pick the setting that finds this many clusters.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_out_dir_option
+@_json_option
+def clusters(
+    run_dir, data, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json
+) -> None:
+    """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
+    from .checkpoint import run_data
+    from .latent import clusters as clusters_fn
+
+    images = run_data(run_dir, data).split(split)
+    result = clusters_fn(
+        _model(run_dir),
+        images,
+        out_dir or run_dir / "analysis",
+        method,
+        k=k,
+        k_range=k_range,
+        eps_range=eps_range,
+        min_samples_range=ms_range,
+        trials=trials,
+        n_clusters=n_clusters,
+        seed=seed,
+        progress=not as_json,
+    )
+    if method == "kmeans":
+        head = f"k-means with k = {result['k']} on {result['n']} codes; elbow plot {result['elbow_plot']}"
+    else:
+        head = (
+            f"DBSCAN eps = {result['eps']:.3f}, min_samples = {result['min_samples']}: {result['clusters']} "
+            f"clusters, {result['noise_fraction']:.1%} noise, silhouette {result['silhouette']:.3f} "
+            f"({result['rule']}); table {result['table']}"
+        )
+    sizes = ", ".join(f"{'noise' if c < 0 else c}: {s}" for c, s in result["cluster_sizes"].items())
+    _finish(
+        result, as_json, [head, f"cluster sizes: {sizes}", f"wrote {result['scatter']}", f"wrote {result['gallery']}"]
+    )
+
+
+@main.command()
+@_run_dir_arg
+@click.argument("data")
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@click.option(
+    "--mix",
+    "mix_spec",
+    default=None,
+    metavar="OTHER_DATA:FRACTION",
+    help="Plant drawings of OTHER_DATA among DATA, FRACTION of its count, and measure detection.",
+)
+@click.option(
+    "--train-on-mix",
+    type=click.IntRange(1),
+    default=None,
+    metavar="EPOCHS",
+    help="The honest case: first train a fresh model (RUN_DIR's preset) on the mixture itself.",
+)
+@click.option("--score", "kind", type=click.Choice(["mse", "elbo"]), default="mse", show_default=True)
+@click.option("--threshold", type=float, default=None, help="Flag scores above T (the post: MSE > 300).")
+@click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
+@click.option("--quantile", type=click.FloatRange(0, 1), default=None, help="Flag scores above this quantile (0.99).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_out_dir_option
+@_json_option
+def anomalies(
+    run_dir, data, split, mix_spec, train_on_mix, kind, threshold, top, quantile, seed, out_dir, as_json
+) -> None:
+    """Score drawings by reconstruction error and flag the ones that are probably not sheep."""
+    from .anomaly import mix, run_anomalies
+
+    if sum(x is not None for x in (threshold, top, quantile)) > 1:
+        raise click.UsageError("give at most one of --threshold, --top, --quantile")
+    out_dir = out_dir or run_dir / "analysis"
+    drawings = data_mod.load_drawings(data)
+    images, planted, model = drawings.split(split), None, None
+    lines = []
+    if mix_spec:
+        other_path, _, frac = mix_spec.rpartition(":")
+        try:
+            fraction = float(frac)
+        except ValueError:
+            raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
+        other = data_mod.load_drawings(other_path)
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mixture = mix(images, np.asarray(other.images), fraction, seed)
+        for w in caught:
+            click.echo(f"warning: {w.message}", err=True)
+        images, planted = mixture.images, mixture.planted
+        if train_on_mix:
+            model = _train_on_mixture(run_dir, images, drawings.split("valid"), train_on_mix, out_dir, seed, as_json)
+            lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
+    elif train_on_mix:
+        raise click.UsageError("--train-on-mix needs --mix")
+    result = run_anomalies(
+        model or _model(run_dir),
+        images,
+        out_dir,
+        kind=kind,
+        planted=planted,
+        threshold=threshold,
+        top=top,
+        quantile=quantile,
+    )
+    lines.append(
+        f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
+        f"threshold {result['threshold']:.2f})"
+    )
+    if planted is not None:
+        lines.append(
+            f"planted {result['n_planted']}: AUROC {result['auroc']:.4f}, average precision "
+            f"{result['average_precision']:.4f}, precision at {result['k']} {result['precision_at_k']:.4f}"
+        )
+    lines += [f"wrote {result['plot']}", f"wrote {result['gallery']}", f"wrote {result['csv']}"]
+    _finish(result, as_json, lines)
+
+
+def _train_on_mixture(run_dir: Path, images, val_images, epochs: int, out_dir: Path, seed: int, quiet: bool):
+    """Train a fresh model like RUN_DIR's on the contaminated drawings; return it loaded."""
+    import shutil
+
+    from .checkpoint import load_model, read_config
+    from .model import ModelConfig
+    from .train import make_train_config, train
+
+    model_cfg = ModelConfig.from_dict(read_config(run_dir)["model"])
+    mix_run = out_dir / "mixture_run"
+    if mix_run.exists():
+        shutil.rmtree(mix_run)
+    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed)
+    train(
+        images,
+        val_images,
+        model_cfg,
+        cfg,
+        mix_run,
+        progress=not quiet,
+        log=(lambda s: None) if quiet else click.echo,
+        data_info={"source": None, "note": "anomaly mixture"},
+    )
+    return load_model(mix_run)

@@ -108,3 +108,40 @@ def latent_scatter_figure(
     ax.set_ylabel("z[1]")
     ax.grid(alpha=0.3)
     return fig if fig is not None else ax.figure
+
+
+def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int):
+    """The manifold grid with its latent coordinates on the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tiles = grid_image(images, ncols=grid, scale=1, pad=0)
+    fig, ax = plt.subplots(figsize=(8, 8))
+    ax.imshow(np.asarray(tiles), cmap="gray", vmin=0, vmax=255, extent=(-span, span, -span, span))
+    names = (
+        ("z[0]", "z[1]") if latent_dim <= 2 else ("first principal direction (sd)", "second principal direction (sd)")
+    )
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(f"what the decoder draws across the latent plane ({grid} x {grid})")
+    return fig
+
+
+def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int]):
+    """One row per kind (original, reconstruction, ...), drawings in columns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(indices)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(4.0, n * 0.75), 1.3 * len(rows) + 0.5), squeeze=False)
+    for ax, (name, images) in zip(axes[:, 0], rows.items(), strict=True):
+        ax.imshow(np.asarray(grid_image(images, ncols=n, scale=1)), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(name, fontsize=9, loc="left")
+        ax.axis("off")
+    fig.suptitle(f"drawings {', '.join(map(str, indices[:12]))}{' ...' if n > 12 else ''} and their reconstructions")
+    fig.tight_layout()
+    return fig

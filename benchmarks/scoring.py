@@ -1,0 +1,67 @@
+"""Batch inference speed: anomaly scores (encode + decode) of the 7,400 training Aaron sheep.
+
+Trains a default-preset model for one epoch (the weights do not change the speed), then times
+`electric_sheep.anomaly.scores` over the whole training split, best of several repeats.
+
+    python benchmarks/scoring.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from _common import data_path, machine
+
+from electric_sheep.anomaly import scores
+from electric_sheep.checkpoint import load_model
+from electric_sheep.data import load_drawings
+from electric_sheep.latent import encode
+from electric_sheep.model import ModelConfig
+from electric_sheep.train import make_train_config, train
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up: first calls allocate
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    drawings = load_drawings(data_path())
+    images = drawings.split("train")
+    print(f"machine: {machine()}")
+    for preset in ("default", "seed"):
+        with tempfile.TemporaryDirectory() as run_dir:
+            cfg = make_train_config(preset, epochs=1, limit=256, val_limit=32)
+            train(
+                images,
+                drawings.split("valid"),
+                ModelConfig(preset=preset),
+                cfg,
+                run_dir,
+                progress=False,
+                log=lambda s: None,
+            )
+            model = load_model(run_dir)
+        n = len(images) if preset == "default" else 1000  # the seed is ~100x slower: time fewer
+        subset = images[:n]
+        for name, fn in (
+            ("mse score", lambda m=model, x=subset: scores(m, x, "mse")),
+            ("elbo score (4 samples)", lambda m=model, x=subset: scores(m, x, "elbo")),
+            ("encode (z_mean)", lambda m=model, x=subset: encode(m, x)),
+        ):
+            seconds = best_time(fn, args.repeats if preset == "default" else 1)
+            print(f"{preset:>8} {name:<24} {n} drawings in {seconds:.3f} s = {n / seconds:,.0f} drawings/s")
+
+
+if __name__ == "__main__":
+    main()

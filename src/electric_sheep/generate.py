@@ -1,0 +1,106 @@
+"""Using a trained decoder: new drawings, interpolations, the latent manifold, reconstructions.
+
+All functions take a model and arrays and return arrays of drawings, float32 (N, 28, 28) in
+[0, 1]; nothing is drawn or saved here (see :mod:`electric_sheep.plots`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import VAE
+from .train import as_batch, encode_means
+
+BATCH = 4096  # drawings per forward pass: vectorised, bounded memory
+
+
+def _device(model: VAE) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def decode_codes(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches."""
+    model.eval()
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    out = [model.decode(z[i : i + BATCH].to(_device(model)))[:, 0].float().cpu() for i in range(0, len(z), BATCH)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.float32)
+
+
+def sample_codes(
+    latent_dim: int, n: int, mean: float = 0.0, std: float = 1.0, temperature: float = 1.0, seed: int = 0
+) -> np.ndarray:
+    """z ~ N(mean, (std * temperature)^2 I), (n, D). The prior is N(0, 1); the post used N(1, 0.5)."""
+    rng = np.random.default_rng(seed)
+    return (mean + std * temperature * rng.standard_normal((n, latent_dim))).astype(np.float32)
+
+
+def draw(
+    model: VAE, n: int = 64, mean: float = 0.0, std: float = 1.0, temperature: float = 1.0, seed: int = 0
+) -> np.ndarray:
+    """``n`` new drawings decoded from random latent codes."""
+    return decode_codes(model, sample_codes(model.config.latent_dim, n, mean, std, temperature, seed))
+
+
+def interpolate(model: VAE, start_u8: np.ndarray, end_u8: np.ndarray, steps: int = 10) -> np.ndarray:
+    """Decode ``steps`` points on the straight line between the codes (z_mean) of two drawings."""
+    codes = encode_means(model, torch.from_numpy(np.stack([start_u8, end_u8])))
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    return decode_codes(model, (1 - t) * codes[0] + t * codes[1])
+
+
+def manifold_axes(latent_dim: int, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and two directions (2, D) spanning the plane to map.
+
+    2-D latent: the plane itself. Higher dims: the first two principal directions of ``codes``
+    scaled by their standard deviations, else (no codes) the first two axes of the prior.
+    """
+    centre = np.zeros(latent_dim, np.float32)
+    if latent_dim == 1:
+        return centre, np.array([[1.0], [0.0]], np.float32)
+    if latent_dim == 2 or codes is None or len(codes) < 3:
+        return centre, np.eye(latent_dim, dtype=np.float32)[:2]
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2).fit(codes)
+    scaled = pca.components_ * np.sqrt(pca.explained_variance_)[:, None]
+    return pca.mean_.astype(np.float32), scaled.astype(np.float32)
+
+
+def manifold(model: VAE, grid: int = 20, span: float = 3.0, codes: np.ndarray | None = None) -> np.ndarray:
+    """The classic grid of decodings over the latent plane: (grid * grid, 28, 28), row-major,
+    top row = largest second coordinate (so the picture reads like a plot)."""
+    centre, axes = manifold_axes(model.config.latent_dim, codes)
+    values = np.linspace(-span, span, grid, dtype=np.float32)
+    u, v = np.meshgrid(values, values[::-1])  # (grid, grid) each
+    z = centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1]
+    return decode_codes(model, z)
+
+
+def reconstruct(model: VAE, images_u8: np.ndarray) -> np.ndarray:
+    """Decode each drawing's posterior mean: the model's best guess of the drawing."""
+    codes = encode_means(model, torch.from_numpy(np.ascontiguousarray(images_u8)))
+    return decode_codes(model, codes)
+
+
+def sharpen(images: np.ndarray, centre: float = -1.0) -> np.ndarray:
+    """The post's sharpening: a 3x3 kernel of -1/9 with ``centre`` in the middle (the post wrote
+    -1), then rescaling each drawing to [0, 1].
+
+    That kernel is all negative, so its response is a negated, centre-weighted image; the
+    rescaling maps the most-inked response to 1 so that ink stays ink, as in the post's figures.
+    """
+    kernel = torch.full((1, 1, 3, 3), -1.0 / 9.0)
+    kernel[0, 0, 1, 1] = centre
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))[:, None]
+    r = F.conv2d(x, kernel, padding=1)[:, 0]  # (N, 28, 28)
+    lo = r.amin(dim=(1, 2), keepdim=True)
+    hi = r.amax(dim=(1, 2), keepdim=True)
+    ink_is_low = centre < 0  # a negative kernel turns more ink into a lower response
+    scaled = (hi - r) / (hi - lo).clamp_min(1e-12) if ink_is_low else (r - lo) / (hi - lo).clamp_min(1e-12)
+    return scaled.numpy()
+
+
+__all__ = ["as_batch", "decode_codes", "draw", "interpolate", "manifold", "reconstruct", "sample_codes", "sharpen"]

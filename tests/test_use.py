@@ -1,0 +1,200 @@
+"""Using a trained model: generation, manifold, reconstruction, latent space, clusters, anomalies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sklearn.cluster import DBSCAN, KMeans
+from test_train import blobs
+
+from electric_sheep import anomaly, generate, latent
+from electric_sheep.checkpoint import load_model
+from electric_sheep.cli import main
+from electric_sheep.data import load_drawings
+from electric_sheep.model import ModelConfig
+from electric_sheep.train import make_train_config, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A small default-preset run on synthetic rectangles, with the post's annealing to w = 1."""
+    root = tmp_path_factory.mktemp("run")
+    data = root / "blobs.npy"
+    np.save(data, blobs(800).reshape(800, 784))
+    drawings = load_drawings(data)
+    cfg = make_train_config("default", epochs=10, kl_start=0, kl_steep=2, batch_size=32, val_limit=64)
+    info = {"source": str(data), "format": "bitmap", "split_seed": 0}
+    train(
+        drawings.split("train"),
+        drawings.split("valid"),
+        ModelConfig(),
+        cfg,
+        root / "run",
+        progress=False,
+        log=lambda s: None,
+        data_info=info,
+    )
+    return root / "run"
+
+
+def test_draw_is_seeded_and_uses_the_requested_distribution(run):
+    model = load_model(run)
+    a, b = generate.draw(model, 9, seed=1), generate.draw(model, 9, seed=1)
+    assert a.shape == (9, 28, 28) and np.array_equal(a, b) and 0 <= a.min() and a.max() <= 1
+    z = generate.sample_codes(2, 20000, mean=1.0, std=0.5, seed=0)
+    assert z.mean() == pytest.approx(1.0, abs=0.02) and z.std() == pytest.approx(0.5, abs=0.02)
+    assert generate.sample_codes(2, 20000, std=0.5, temperature=2.0).std() == pytest.approx(1.0, abs=0.02)
+
+
+def test_manifold_grid_shape_and_coordinates(run):
+    model = load_model(run)
+    grid = generate.manifold(model, grid=5, span=3.0)
+    assert grid.shape == (25, 28, 28)
+    corners = generate.decode_codes(model, np.array([[0.0, 0.0], [-3.0, 3.0], [3.0, -3.0]], np.float32))
+    np.testing.assert_allclose(grid[12], corners[0], atol=1e-6)  # centre tile = z (0, 0)
+    np.testing.assert_allclose(grid[0], corners[1], atol=1e-6)  # top left = (-range, +range)
+    np.testing.assert_allclose(grid[24], corners[2], atol=1e-6)
+    codes = np.random.default_rng(0).normal(size=(200, 4)) * [3, 1, 0.1, 0.1]
+    centre, axes = generate.manifold_axes(4, codes)
+    assert axes.shape == (2, 4) and abs(axes[0, 0]) == pytest.approx(3, rel=0.2)  # first PC = widest direction
+
+
+def test_annealed_latent_statistics_approach_the_prior(run):
+    model = load_model(run)
+    codes = latent.encode(model, load_drawings(run.parent / "blobs.npy").split("train"))
+    assert codes.shape == (640, 2) and np.isfinite(codes).all()
+    assert np.abs(codes.mean(axis=0)).max() < 0.5  # KL weight 1 pulls the aggregate posterior to N(0, I)
+    assert (codes.std(axis=0) > 0.2).all() and (codes.std(axis=0) < 1.5).all()
+
+
+def test_reconstruct_and_sharpen(run):
+    model = load_model(run)
+    images = load_drawings(run.parent / "blobs.npy").split("test")[:4]
+    recon = generate.reconstruct(model, images)
+    assert recon.shape == (4, 28, 28)
+    assert ((recon - images / 255.0) ** 2).mean() < ((recon.mean() - images / 255.0) ** 2).mean()
+    x = np.zeros((1, 28, 28), np.float32)
+    x[0, 10, 10] = 1.0
+    s = generate.sharpen(x)
+    assert s.min() == 0 and s.max() == 1 and s[0, 10, 10] == 1.0  # ink stays ink, rescaled to [0, 1]
+    # kernel -1/9 around, -1 in the centre: the neighbours respond with 1/9 of the centre's.
+    assert s[0, 10, 11] == pytest.approx(1 / 9, abs=1e-6) and s[0, 0, 0] == 0
+
+
+def test_non_finite_codes_are_dropped_and_counted(run, tmp_path, monkeypatch):
+    model = load_model(run)
+    real = latent.encode
+
+    def with_infinities(m, images):
+        codes = real(m, images)
+        codes[[1, 4]] = np.inf
+        codes[7, 0] = np.nan
+        return codes
+
+    monkeypatch.setattr(latent, "encode", with_infinities)
+    result = latent.latent_map(model, blobs(20), tmp_path)
+    assert result["n"] == 20 and result["n_nonfinite"] == 3 and result["n_plotted"] == 17
+    assert Image.open(result["plot"]).size[0] > 100
+
+
+def test_kmeans_and_dbscan_match_scikit_learn(run, tmp_path):
+    model = load_model(run)
+    images = blobs(300, seed=5)
+    km = latent.clusters(model, images, tmp_path, "kmeans", k=3, progress=False)
+    codes = np.load(tmp_path / "codes.npy")
+    np.testing.assert_array_equal(np.load(km["labels"]), KMeans(3, n_init=10, random_state=0).fit_predict(codes))
+    assert sorted(km["elbow"]) == list(range(2, 11))
+    assert all(a >= b for a, b in zip(list(km["elbow"].values()), list(km["elbow"].values())[1:], strict=False))
+    db = latent.clusters(model, images, tmp_path, "dbscan", trials=8, progress=False)
+    expected = DBSCAN(eps=db["eps"], min_samples=db["min_samples"]).fit_predict(codes)
+    np.testing.assert_array_equal(np.load(db["labels"]), expected)
+    assert db["clusters"] == len(set(expected[expected >= 0].tolist()))
+    table = (tmp_path / "dbscan_search.csv").read_text().splitlines()
+    assert table[0] == "eps,min_samples,clusters,noise_fraction,silhouette" and len(table) == 9
+
+
+def test_best_dbscan_trial_rule():
+    t = latent.DBSCANTrial
+    trials = [t(0.1, 5, 1, 0.0, float("nan")), t(0.2, 5, 3, 0.1, 0.4), t(0.3, 5, 2, 0.05, 0.6), t(0.4, 5, 4, 0.5, 0.9)]
+    assert latent.best_trial(trials).eps == 0.3  # 0.4 has the best silhouette but 50% noise
+    assert latent.best_trial(trials, clusters=3).eps == 0.2
+
+
+def test_mix_plants_known_labels_and_caps_with_a_warning():
+    sheep, other = blobs(100), np.full((5, 28, 28), 255, np.uint8)
+    with pytest.warns(UserWarning, match="holds only 5"):
+        m = anomaly.mix(sheep, other, 0.2, seed=0)
+    assert len(m.images) == 105 and m.planted.sum() == 5
+    assert (m.images[m.planted] == 255).all() and not (m.images[~m.planted] == 255).all(axis=(1, 2)).any()
+    metrics = anomaly.detection_metrics(m.planted.astype(float) + 0.0, m.planted)
+    assert metrics["auroc"] == 1.0 and metrics["precision_at_k"] == 1.0 and metrics["k"] == 5
+
+
+def test_planted_drawings_rank_above_sheep(run, tmp_path):
+    model = load_model(run)
+    rects = blobs(200, seed=9)
+    noise = np.random.default_rng(0).integers(0, 256, (10, 28, 28)).astype(np.uint8)  # scribbles all over
+    m = anomaly.mix(rects, noise, 0.05, seed=1)
+    for kind in ("mse", "elbo"):
+        result = anomaly.run_anomalies(model, m.images, tmp_path, kind=kind, planted=m.planted, top=10)
+        assert result["auroc"] > 0.99 and result["precision_at_k"] >= 0.9, (kind, result)
+    rows = (tmp_path / "anomaly_scores.csv").read_text().splitlines()
+    assert rows[0] == "index,score,flagged,planted" and len(rows) == 211
+
+
+def test_cli_commands_write_figures_and_json(run, tmp_path):
+    r = CliRunner()
+    out = tmp_path / "sheep.png"
+    res = r.invoke(main, ["draw", str(run), "-n", "16", "-o", str(out)])
+    assert res.exit_code == 0 and out.is_file(), res.output
+    for args in (
+        ["manifold", "--grid", "6"],
+        ["interpolate", "--from", "0", "--to", "3", "--steps", "5"],
+        ["reconstruct", "--index", "1", "--index", "2", "--sharpen"],
+        ["latent"],
+        ["snapshots"],
+        ["clusters", "--k", "3"],
+        ["clusters", "--method", "dbscan", "--trials", "5"],
+    ):
+        res = r.invoke(main, [args[0], str(run), *args[1:], "--out-dir", str(tmp_path), "--json"])
+        assert res.exit_code == 0, (args, res.output)
+        result = json.loads(res.output)
+        for key in ("image", "plot", "scatter"):
+            if key in result:
+                assert Image.open(result[key]).size[0] > 50
+    other = tmp_path / "noise.npy"
+    np.save(other, np.random.default_rng(0).integers(0, 256, (8, 784)).astype(np.uint8))
+    res = r.invoke(
+        main,
+        [
+            "anomalies",
+            str(run),
+            str(run.parent / "blobs.npy"),
+            "--mix",
+            f"{other}:0.02",
+            "--out-dir",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output.strip().splitlines()[-1])
+    assert {"auroc", "average_precision", "precision_at_k", "n", "n_planted"} <= set(result)
+    assert result["n_planted"] == 8 and result["n"] == 648
+    res = r.invoke(main, ["reconstruct", str(run), "--index", "999"])
+    assert res.exit_code == 2 and "out of range" in res.output
+
+
+def test_real_sheep_and_omniglot(shared, tmp_path):
+    """A model trained for a few epochs on real Aaron sheep ranks planted Omniglot symbols first."""
+    sheep = load_drawings(shared / "aaron_sheep.npz")
+    omni = load_drawings(shared / "omniglot.npz")
+    m = anomaly.mix(sheep.split("train", limit=3000), omni.split("test"), 0.05, seed=0)
+    cfg = make_train_config("default", epochs=4, kl_start=0, kl_steep=2, val_limit=200)
+    train(m.images, sheep.split("valid"), ModelConfig(), cfg, tmp_path / "run", progress=False, log=lambda s: None)
+    result = anomaly.run_anomalies(load_model(tmp_path / "run"), m.images, tmp_path, planted=m.planted)
+    assert result["auroc"] > 0.9, result
