@@ -6,6 +6,11 @@ Scores, per drawing (higher = more anomalous):
   the post flagged drawings with a score above 300 (on its own scale).
 - ``elbo``: the negative ELBO in nats (Bernoulli likelihood on binarised pixels + KL), averaged
   over a few posterior samples: it also penalises codes far from the prior.
+- ``elbo-ink`` (default): the negative ELBO per unit of ink (sum of pixel intensities). Raw
+  reconstruction errors grow with the amount of ink, so a simple drawing of another kind (a car
+  drawn in a few lines, an Omniglot symbol) scores *lower* than an elaborate sheep; dividing by
+  the ink asks "how badly is each stroke explained?" instead. On Omniglot symbols planted among
+  the Aaron sheep it lifts the AUROC from 0.73 (``mse``) to 0.98 (see README, "Anomalies").
 
 ``mix`` builds the post's test case: drawings of another kind dropped among the sheep, with known
 labels, so that AUROC, average precision and precision at the number planted can be measured.
@@ -21,16 +26,19 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .fileio import write_json
 from .model import VAE, bernoulli_log_likelihood
 from .train import as_batch
 
-Score = Literal["mse", "elbo"]
+Score = Literal["mse", "elbo", "elbo-ink"]
 BATCH = 4096
 
 
 @torch.no_grad()
-def scores(model: VAE, images_u8: np.ndarray, kind: Score = "mse", samples: int = 4, seed: int = 0) -> np.ndarray:
+def scores(model: VAE, images_u8: np.ndarray, kind: Score = "elbo-ink", samples: int = 4, seed: int = 0) -> np.ndarray:
     """Anomaly score of every drawing, (N,) float64, vectorised in batches of 4,096."""
+    if kind not in ("mse", "elbo", "elbo-ink"):
+        raise ValueError(f"unknown score {kind!r}; choose mse, elbo or elbo-ink")
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -48,7 +56,10 @@ def scores(model: VAE, images_u8: np.ndarray, kind: Score = "mse", samples: int 
         z = mean + std * torch.randn((samples, b, d), generator=gen, device=device)
         log_px = bernoulli_log_likelihood(model.decode_logits(z.reshape(-1, d)), x_bin.repeat(samples, 1, 1, 1))
         kl = (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
-        out.append((-log_px.reshape(samples, b).mean(dim=0) + kl).double().cpu())
+        nelbo = -log_px.reshape(samples, b).mean(dim=0) + kl
+        if kind == "elbo-ink":
+            nelbo = nelbo / x.flatten(1).sum(dim=1).clamp_min(1.0)  # ink in pixel units; blank = 1
+        out.append(nelbo.double().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
@@ -128,7 +139,13 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, 
         ax.scatter(idx[planted], values[planted], s=9, color="#c0392b", label="planted", linewidths=0)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.1f} ({rule})")
     ax.set_xlabel("drawing (data order)")
-    ax.set_ylabel("summed squared error" if kind == "mse" else "negative ELBO (nats)")
+    ax.set_ylabel(
+        {
+            "mse": "summed squared error",
+            "elbo": "negative ELBO (nats)",
+            "elbo-ink": "negative ELBO per unit of ink (nats)",
+        }[kind]
+    )
     ax.set_title(f"anomaly scores: {int((values > threshold).sum())} of {len(values)} flagged")
     ax.legend(loc="upper right", fontsize=8, markerscale=2)
     ax.grid(alpha=0.3)
@@ -182,4 +199,5 @@ def run_anomalies(
         result.update(detection_metrics(values, planted))
         result["n_planted"] = int(planted.sum())
         result["flagged_planted"] = int((flagged & planted).sum())
+    write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
     return result

@@ -150,6 +150,17 @@ def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
     return target
 
 
+def builtin_run_dir() -> Path:
+    """The pretrained sheep shipped inside the package (see its MODEL_CARD.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("electric_sheep").joinpath("pretrained")))
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
 def run_data(run_dir: str | Path, data: str | Path | None = None):
     """The drawings a command should use: DATA if given, else the data the run was trained on
     (with the same split seed). Returns :class:`electric_sheep.data.Drawings`."""

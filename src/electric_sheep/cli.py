@@ -30,6 +30,43 @@ def main() -> None:
     """electric-sheep: teach a computer to recognise, remember and draw sheep."""
 
 
+_run_dir_arg = click.argument(
+    "run_dir", type=click.Path(path_type=Path), required=False, callback=lambda c, p, v: _run(v)
+)
+_run_and_data_args = click.argument("paths", nargs=-1, metavar="[RUN_DIR] [DATA]")
+
+
+def _run(run_dir: Path | None) -> Path:
+    """RUN_DIR, or the pretrained sheep shipped with the package when none is given."""
+    from .checkpoint import builtin_run_dir
+
+    return Path(run_dir) if run_dir is not None else builtin_run_dir()
+
+
+def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
+    """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA."""
+    from .checkpoint import is_run_dir
+
+    if len(paths) > 2:
+        raise click.UsageError("expected at most RUN_DIR and DATA")
+    if len(paths) == 2:
+        return Path(paths[0]), paths[1]
+    if len(paths) == 1 and is_run_dir(paths[0]) and not data_required:
+        return Path(paths[0]), None
+    if data_required and not paths:
+        raise click.UsageError("missing DATA")
+    return _run(None), (paths[0] if paths else None)
+
+
+def _default_out(run_dir: Path, out_dir: Path | None) -> Path:
+    """--out-dir, else RUN_DIR/analysis, else (built-in model, read-only) ./sheep-analysis."""
+    from .checkpoint import builtin_run_dir
+
+    if out_dir is not None:
+        return out_dir
+    return Path("sheep-analysis") if run_dir.resolve() == builtin_run_dir().resolve() else run_dir / "analysis"
+
+
 def _cache_option(f):
     return click.option(
         "--dir",
@@ -185,16 +222,16 @@ def train(
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.argument("data", required=False)
+@_run_and_data_args
 @click.option("--k", type=click.IntRange(1), default=1000, show_default=True, help="Importance samples (IWAE).")
 @click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N drawings only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object only.")
-def evaluate(run_dir: Path, data: str | None, k: int, split: str, limit: int | None, as_json: bool) -> None:
+def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> None:
     """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json."""
     from .evaluate import evaluate_run
 
+    run_dir, data = _run_and_data(paths)
     result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json)
     if as_json:
         click.echo(json.dumps(result))
@@ -208,8 +245,6 @@ def evaluate(run_dir: Path, data: str | None, k: int, split: str, limit: int | N
 
 
 # --------------------------------------------------------------------------- using a trained model
-
-_run_dir_arg = click.argument("run_dir", type=click.Path(path_type=Path))
 
 
 def _out_dir_option(f):
@@ -287,7 +322,7 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
             raise SheepError(f"--from/--to {i} is out of range: the {split} split has {len(images)} drawings")
     frames = interp(_model(run_dir), images[start], images[end], steps)
     row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
-    out = out or (out_dir or run_dir / "analysis") / "interpolation.png"
+    out = out or _default_out(run_dir, out_dir) / "interpolation.png"
     save_image(grid_image(row, ncols=len(row)), out)
     _finish(
         {"from": start, "to": end, "steps": steps, "image": str(out)},
@@ -323,7 +358,7 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
 
         codes = encode(model, run_data(run_dir).split("valid"))
     images = manifold_fn(model, grid, span, codes)
-    out = out or (out_dir or run_dir / "analysis") / "manifold.png"
+    out = out or _default_out(run_dir, out_dir) / "manifold.png"
     save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
     _finish({"grid": grid, "range": span, "image": str(out)}, as_json, [f"wrote {out} ({grid}x{grid} decodings)"])
 
@@ -356,7 +391,7 @@ def reconstruct(run_dir, indices, count, sharpen, data, split, out, out_dir, as_
     rows = {"original": originals / 255.0, "reconstruction": recon}
     if sharpen:
         rows["sharpened"] = sharpen_fn(recon)
-    out = out or (out_dir or run_dir / "analysis") / "reconstructions.png"
+    out = out or _default_out(run_dir, out_dir) / "reconstructions.png"
     save_figure(reconstruction_figure(rows, idx), out)
     mse = float(((originals / 255.0 - recon) ** 2).mean())
     _finish(
@@ -367,21 +402,22 @@ def reconstruct(run_dir, indices, count, sharpen, data, split, out, out_dir, as_
 
 
 @main.command()
-@_run_dir_arg
-@click.argument("data", required=False)
+@_run_and_data_args
 @click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
 @_out_dir_option
 @_json_option
-def latent(run_dir, data, split, out_dir, as_json) -> None:
+def latent(paths, split, out_dir, as_json) -> None:
     """Encode every drawing (z_mean), save the codes and plot the latent space."""
     from .checkpoint import run_data
     from .latent import latent_map
+
+    run_dir, data = _run_and_data(paths)
 
     drawings = run_data(run_dir, data)
     result = latent_map(
         _model(run_dir),
         drawings.split(split),
-        out_dir or run_dir / "analysis",
+        _default_out(run_dir, out_dir),
         title=f"{split} drawings of {Path(drawings.source).name}",
     )
     lines = [
@@ -407,7 +443,7 @@ def snapshots(run_dir, epochs, out, out_dir, as_json) -> None:
         wanted = [int(e) for e in epochs.split(",") if e.strip()]
     except ValueError:
         raise SheepError(f"--epochs {epochs!r}: give comma-separated integers, e.g. 5,10,15,20") from None
-    out = out or (out_dir or run_dir / "analysis") / "latent_epochs.png"
+    out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
     result = snapshots_fn(run_dir, wanted, out)
     _finish(result, as_json, [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"])
 
@@ -428,8 +464,7 @@ def _pair(kind):
 
 
 @main.command()
-@_run_dir_arg
-@click.argument("data", required=False)
+@_run_and_data_args
 @click.option("--method", type=click.Choice(["kmeans", "dbscan"]), default="kmeans", show_default=True)
 @click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
 @click.option("--k", type=click.IntRange(2), default=None, help="k-means: clusters (default: the elbow).")
@@ -467,7 +502,7 @@ def clusters(
     result = clusters_fn(
         _model(run_dir),
         images,
-        out_dir or run_dir / "analysis",
+        _default_out(run_dir, out_dir),
         method,
         k=k,
         k_range=k_range,
@@ -510,7 +545,14 @@ def clusters(
     metavar="EPOCHS",
     help="The honest case: first train a fresh model (RUN_DIR's preset) on the mixture itself.",
 )
-@click.option("--score", "kind", type=click.Choice(["mse", "elbo"]), default="mse", show_default=True)
+@click.option(
+    "--score",
+    "kind",
+    type=click.Choice(["elbo-ink", "mse", "elbo"]),
+    default="elbo-ink",
+    show_default=True,
+    help="elbo-ink: negative ELBO per unit of ink; mse: the post's summed squared error; elbo.",
+)
 @click.option("--threshold", type=float, default=None, help="Flag scores above T (the post: MSE > 300).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
 @click.option("--quantile", type=click.FloatRange(0, 1), default=None, help="Flag scores above this quantile (0.99).")
@@ -525,7 +567,7 @@ def anomalies(
 
     if sum(x is not None for x in (threshold, top, quantile)) > 1:
         raise click.UsageError("give at most one of --threshold, --top, --quantile")
-    out_dir = out_dir or run_dir / "analysis"
+    out_dir = _default_out(run_dir, out_dir)
     drawings = data_mod.load_drawings(data)
     images, planted, model = drawings.split(split), None, None
     lines = []
@@ -596,3 +638,48 @@ def _train_on_mixture(run_dir: Path, images, val_images, epochs: int, out_dir: P
         data_info={"source": None, "note": "anomaly mixture"},
     )
     return load_model(mix_run)
+
+
+@main.command()
+@_run_and_data_args
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
+@click.option("--epochs", default="5,10,15,20", show_default=True, help="Epochs of the latent snapshots.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_json_option
+def report(paths, out, epochs, seed, as_json) -> None:
+    """One self-contained HTML report: curves, latent space, samples, clusters, anomalies, explorer."""
+    from .report import build_report
+
+    run_dir, data = _run_and_data(paths)
+    wanted = tuple(int(e) for e in epochs.split(",") if e.strip())
+    result = build_report(run_dir, out, data, epochs=wanted, seed=seed, progress=not as_json)
+    _finish(
+        result, as_json, [f"wrote {out} ({result['bytes'] / 1e6:.1f} MB; sections: {', '.join(result['sections'])})"]
+    )
+
+
+@main.command()
+@_run_and_data_args
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("explorer.html"), show_default=True)
+@click.option("--grid", type=click.IntRange(4, 100), default=40, show_default=True, help="Decodings per side.")
+@click.option("--range", "span", type=click.FloatRange(0, min_open=True), default=3.0, show_default=True)
+@_json_option
+def explore(paths, out, grid, span, as_json) -> None:
+    """A standalone page to explore the latent plane with the pointer (no server needed)."""
+    from .checkpoint import load_model, run_data
+    from .explorer import explorer_payload, standalone_page
+    from .fileio import write_text
+    from .latent import encode
+
+    run_dir, data = _run_and_data(paths)
+    model = load_model(run_dir)
+    try:
+        originals = run_data(run_dir, data).split("valid", limit=600)
+        codes = encode(model, originals)
+    except SheepError:
+        from .checkpoint import LATENTS
+
+        saved = sorted((run_dir / LATENTS).glob("epoch_*.npy"))
+        originals, codes = None, (np.load(saved[-1]) if saved else np.zeros((0, model.config.latent_dim)))
+    write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span)))
+    _finish({"page": str(out), "points": int(len(codes))}, as_json, [f"wrote {out} ({len(codes)} encoded drawings)"])

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from .errors import DataError
 from .fileio import atomic_path, write_json
 from .model import VAE
 from .plots import latent_scatter_figure, save_figure
@@ -78,8 +79,12 @@ def latent_map(model: VAE, images_u8: np.ndarray, out_dir: Path, title: str = "l
     }
 
 
-def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
-    """The validation codes saved after the chosen epochs of a run, side by side in one image."""
+def snapshots_figure(run_dir: Path, epochs: list[int]):
+    """The validation codes saved after the chosen epochs of a run, side by side in one figure.
+
+    Returns (figure, epochs shown, epochs available, non-finite codes left out). Epochs that
+    were not saved are skipped; with none of them, up to four are spread over the run.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,7 +92,7 @@ def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
 
     available = sorted(int(p.stem.split("_")[1]) for p in (run_dir / ckpt.LATENTS).glob("epoch_*.npy"))
     if not available:
-        raise ckpt.DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
+        raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
     chosen = [e for e in epochs if e in available] or _spread(available, 4)
     fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 4.2), squeeze=False)
     dropped = 0
@@ -98,6 +103,12 @@ def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
         plane, _ = to_plane(codes[ok])
         latent_scatter_figure(plane, title=f"after epoch {epoch}", ax=ax)
     fig.suptitle("validation drawings in the latent space during training")
+    return fig, chosen, available, dropped
+
+
+def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
+    """Write :func:`snapshots_figure` to ``out``."""
+    fig, chosen, available, dropped = snapshots_figure(run_dir, epochs)
     path = save_figure(fig, out)
     return {"epochs": chosen, "available": available, "n_nonfinite": dropped, "plot": str(path)}
 

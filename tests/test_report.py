@@ -1,0 +1,127 @@
+"""The built-in model, the HTML report and the latent explorer, driven in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from electric_sheep.checkpoint import builtin_run_dir, load_model, read_config
+from electric_sheep.model import count_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _sheep(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "electric_sheep", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_builtin_model_is_shipped_with_its_card():
+    run = builtin_run_dir()
+    model = load_model(run)
+    config = read_config(run)
+    assert config["model"]["preset"] == "default" and model.config.latent_dim == 2
+    size = sum(p.stat().st_size for p in run.rglob("*") if p.is_file())
+    assert size < 5e6, f"the built-in model takes {size / 1e6:.1f} MB"
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "CC BY 4.0" in card and "test NLL" in card and count_parameters(model) > 0
+
+
+def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
+    """As right after `pip install`: no RUN_DIR, no data, no network."""
+    env = {
+        **os.environ,
+        "ELECTRIC_SHEEP_CACHE": str(tmp_path / "cache"),
+        "ELECTRIC_SHEEP_BASE_URL": "http://127.0.0.1:9",
+    }
+    proc = _sheep("draw", "-o", "sheep.png", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    img = np.asarray(Image.open(tmp_path / "sheep.png"))
+    assert img.shape == ((8 * 30 + 2) * 3, (8 * 30 + 2) * 3)  # 8x8 tiles of 28 px + 2 px gaps, x3
+    assert (img < 128).mean() > 0.02  # there is ink on the page
+    proc = _sheep("report", "-o", "report.html", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "report.html").read_text()
+    for section in ("training", "latent-epochs", "samples", "manifold", "explorer"):
+        assert f"id='{section}'" in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """The report of the built-in model with the real bitmap sheep as DATA, plus an anomaly run."""
+    shared = ROOT.parent / "shared" / "data" / "quickdraw" / "bitmap"
+    if not (shared / "sheep.npy").is_file():
+        pytest.skip(f"real data not found at {shared}")
+    tmp = tmp_path_factory.mktemp("report")
+    run = tmp / "run"
+    shutil.copytree(builtin_run_dir(), run)  # a writable copy, so the anomalies land in its analysis/
+    proc = _sheep("anomalies", str(run), str(shared / "sheep.npy"), "--mix", f"{shared / 'cat.npy'}:0.05", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    proc = _sheep("report", str(run), str(shared / "sheep.npy"), "-o", "report.html", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "report.html"
+
+
+def test_report_in_a_real_browser(full_report):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors, requests = [], []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(full_report.as_uri())
+        for section in (
+            "training",
+            "latent-epochs",
+            "samples",
+            "reconstructions",
+            "manifold",
+            "clusters",
+            "anomalies",
+            "explorer",
+        ):
+            assert page.locator(f"section#{section} h2").count() == 1, section
+        page.wait_for_selector("#explorer[data-ready='1']", timeout=15000)
+        plane = page.locator("#explorer canvas.plane")
+        plane.scroll_into_view_if_needed()
+        box = plane.bounding_box()
+        shown = []
+        for fx, fy in ((0.15, 0.15), (0.85, 0.85)):  # two far-apart points of the plane
+            page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            shown.append(
+                (
+                    page.locator("#explorer canvas.preview").get_attribute("data-cell"),
+                    page.evaluate("document.querySelector('#explorer canvas.preview').toDataURL()"),
+                )
+            )
+        assert shown[0][0] != shown[1][0] and shown[0][1] != shown[1][1]
+        page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+        page.screenshot(path=str(ARTIFACTS / "explorer.png"))
+        browser.close()
+    assert not errors, errors
+    assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith("data:")]
+    assert Image.open(ARTIFACTS / "explorer.png").size == (1280, 900)
