@@ -185,6 +185,26 @@ def test_cli_commands_write_figures_and_json(run, tmp_path):
     result = json.loads(res.output.strip().splitlines()[-1])
     assert {"auroc", "average_precision", "precision_at_k", "n", "n_planted"} <= set(result)
     assert result["n_planted"] == 8 and result["n"] == 648
+    res = r.invoke(
+        main,
+        [
+            "anomalies",
+            str(run),
+            str(run.parent / "blobs.npy"),
+            "--mix",
+            f"{other}:0.02",
+            "--train-on-mix",
+            "2",
+            "--top",
+            "8",
+            "--out-dir",
+            str(tmp_path / "honest"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    honest = json.loads(res.output.strip().splitlines()[-1])
+    assert honest["n_flagged"] == 8 and (tmp_path / "honest" / "mixture_run" / "model.safetensors").is_file()
     res = r.invoke(main, ["reconstruct", str(run), "--index", "999"])
     assert res.exit_code == 2 and "out of range" in res.output
 

@@ -53,6 +53,10 @@ def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[
         return Path(paths[0]), paths[1]
     if len(paths) == 1 and is_run_dir(paths[0]) and not data_required:
         return Path(paths[0]), None
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        from .errors import DataError
+
+        raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
     if data_required and not paths:
         raise click.UsageError("missing DATA")
     return _run(None), (paths[0] if paths else None)
@@ -491,13 +495,12 @@ def _pair(kind):
 @click.option("--seed", type=int, default=0, show_default=True)
 @_out_dir_option
 @_json_option
-def clusters(
-    run_dir, data, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json
-) -> None:
+def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json) -> None:
     """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
     from .checkpoint import run_data
     from .latent import clusters as clusters_fn
 
+    run_dir, data = _run_and_data(paths)
     images = run_data(run_dir, data).split(split)
     result = clusters_fn(
         _model(run_dir),
@@ -528,8 +531,7 @@ def clusters(
 
 
 @main.command()
-@_run_dir_arg
-@click.argument("data")
+@click.argument("paths", nargs=-1, metavar="[RUN_DIR] DATA")
 @click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
 @click.option(
     "--mix",
@@ -559,12 +561,11 @@ def clusters(
 @click.option("--seed", type=int, default=0, show_default=True)
 @_out_dir_option
 @_json_option
-def anomalies(
-    run_dir, data, split, mix_spec, train_on_mix, kind, threshold, top, quantile, seed, out_dir, as_json
-) -> None:
+def anomalies(paths, split, mix_spec, train_on_mix, kind, threshold, top, quantile, seed, out_dir, as_json) -> None:
     """Score drawings by reconstruction error and flag the ones that are probably not sheep."""
     from .anomaly import mix, run_anomalies
 
+    run_dir, data = _run_and_data(paths, data_required=True)
     if sum(x is not None for x in (threshold, top, quantile)) > 1:
         raise click.UsageError("give at most one of --threshold, --top, --quantile")
     out_dir = _default_out(run_dir, out_dir)

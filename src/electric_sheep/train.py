@@ -7,6 +7,7 @@ TensorBoard, atomic checkpoints, exact resume, NaN stops and Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -256,7 +257,7 @@ def train(
 
     n_local = len(x_train) // dd.world  # every rank runs the same number of steps
     steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     model.train()
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -316,14 +317,6 @@ def train(
 def is_main_process() -> bool:
     """True unless this is a non-zero rank under torchrun (only rank 0 prints and writes)."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _check_finite(total: torch.Tensor, epoch: int, step: int, run_dir: Path, dd: _Dist) -> None:
