@@ -56,7 +56,7 @@ def main() -> None:
         subset = images[:n]
         for name, fn in (
             ("mse score", lambda m=model, x=subset: scores(m, x, "mse")),
-            ("elbo score (4 samples)", lambda m=model, x=subset: scores(m, x, "elbo")),
+            ("elbo-ink score", lambda m=model, x=subset: scores(m, x, "elbo-ink")),
             ("encode (z_mean)", lambda m=model, x=subset: encode(m, x)),
         ):
             seconds = best_time(fn, args.repeats if preset == "default" else 1)

@@ -5,7 +5,8 @@ Scores, per drawing (higher = more anomalous):
 - ``mse``: the post's summed squared reconstruction error, sum_pixels (x - decode(z_mean))^2;
   the post flagged drawings with a score above 300 (on its own scale).
 - ``elbo``: the negative ELBO in nats (Bernoulli likelihood on binarised pixels + KL), averaged
-  over a few posterior samples: it also penalises codes far from the prior.
+  over posterior samples (one by default: more changed no AUROC in our tests): it also
+  penalises codes far from the prior.
 - ``elbo-ink`` (default): the negative ELBO per unit of ink (sum of pixel intensities). Raw
   reconstruction errors grow with the amount of ink, so a simple drawing of another kind (a car
   drawn in a few lines, an Omniglot symbol) scores *lower* than an elaborate sheep; dividing by
@@ -27,40 +28,43 @@ import numpy as np
 import torch
 
 from .fileio import write_json
-from .model import VAE, bernoulli_log_likelihood
+from .model import VAE, bernoulli_log_likelihood, fast_inference
 from .train import as_batch
 
 Score = Literal["mse", "elbo", "elbo-ink"]
-BATCH = 4096
+BATCH = 1024  # fits the CPU caches: 4,096 was 2x slower
 
 
-@torch.no_grad()
-def scores(model: VAE, images_u8: np.ndarray, kind: Score = "elbo-ink", samples: int = 4, seed: int = 0) -> np.ndarray:
-    """Anomaly score of every drawing, (N,) float64, vectorised in batches of 4,096."""
+def scores(model: VAE, images_u8: np.ndarray, kind: Score = "elbo-ink", samples: int = 1, seed: int = 0) -> np.ndarray:
+    """Anomaly score of every drawing, (N,) float64, vectorised in batches of 1,024."""
     if kind not in ("mse", "elbo", "elbo-ink"):
         raise ValueError(f"unknown score {kind!r}; choose mse, elbo or elbo-ink")
-    model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     x_all = torch.from_numpy(np.ascontiguousarray(images_u8))
     out = []
-    for i in range(0, len(x_all), BATCH):
-        x = as_batch(x_all[i : i + BATCH].to(device))
-        mean, log_var = model.encode(x)
-        if kind == "mse":
-            out.append((model.decode(mean) - x).pow(2).flatten(1).sum(dim=1).double().cpu())
-            continue
-        std = model.posterior_std(log_var)
-        x_bin = (x > 0.5).float()
-        b, d = mean.shape
-        z = mean + std * torch.randn((samples, b, d), generator=gen, device=device)
-        log_px = bernoulli_log_likelihood(model.decode_logits(z.reshape(-1, d)), x_bin.repeat(samples, 1, 1, 1))
-        kl = (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
-        nelbo = -log_px.reshape(samples, b).mean(dim=0) + kl
-        if kind == "elbo-ink":
-            nelbo = nelbo / x.flatten(1).sum(dim=1).clamp_min(1.0)  # ink in pixel units; blank = 1
-        out.append(nelbo.double().cpu())
+    with fast_inference(model):
+        for i in range(0, len(x_all), BATCH):
+            out.append(_batch_scores(model, as_batch(x_all[i : i + BATCH].to(device)), kind, samples, gen))
     return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def _batch_scores(model: VAE, x: torch.Tensor, kind: Score, samples: int, gen: torch.Generator) -> torch.Tensor:
+    """Scores of one batch (B, 1, 28, 28) -> (B,) float64. The networks may run in bf16
+    (fast_inference); errors and likelihoods are summed in float32."""
+    mean, log_var = (t.float() for t in model.encode(x))
+    if kind == "mse":
+        return (model.decode(mean).float() - x).pow(2).flatten(1).sum(dim=1).double().cpu()
+    std = model.posterior_std(log_var)
+    b, d = mean.shape
+    z = mean + std * torch.randn((samples, b, d), generator=gen, device=mean.device)
+    logits = model.decode_logits(z.reshape(-1, d)).float()
+    log_px = bernoulli_log_likelihood(logits, (x > 0.5).float().repeat(samples, 1, 1, 1))
+    kl = (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
+    nelbo = -log_px.reshape(samples, b).mean(dim=0) + kl
+    if kind == "elbo-ink":
+        nelbo = nelbo / x.flatten(1).sum(dim=1).clamp_min(1.0)  # ink in pixel units; blank = 1
+    return nelbo.double().cpu()
 
 
 @dataclass

@@ -264,6 +264,22 @@ def _json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")(f)
 
 
+def _pick_options(f):
+    f = click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)(f)
+    return click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")(f)
+
+
+def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag: str) -> np.ndarray:
+    """The split's drawings, after checking that the requested indices exist."""
+    from .checkpoint import run_data
+
+    images = run_data(run_dir, data).split(split)
+    bad = [i for i in indices if i >= len(images)]
+    if bad:
+        raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images)} drawings")
+    return images
+
+
 def _finish(result: dict, as_json: bool, lines: list[str]) -> None:
     """Print either the JSON object alone or the human lines (always saying where files went)."""
     if as_json:
@@ -309,21 +325,16 @@ def draw(
 @click.option("--from", "start", type=click.IntRange(0), required=True, help="Index of the first drawing.")
 @click.option("--to", "end", type=click.IntRange(0), required=True, help="Index of the last drawing.")
 @click.option("--steps", type=click.IntRange(2), default=10, show_default=True)
-@click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")
-@click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
+@_pick_options
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/interpolation.png.")
 @_out_dir_option
 @_json_option
 def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) -> None:
     """Decode the straight line between the latent codes of two drawings."""
-    from .checkpoint import run_data
     from .generate import interpolate as interp
     from .plots import grid_image, save_image
 
-    images = run_data(run_dir, data).split(split)
-    for i in (start, end):
-        if i >= len(images):
-            raise SheepError(f"--from/--to {i} is out of range: the {split} split has {len(images)} drawings")
+    images = _pick(run_dir, data, split, [start, end], "--from/--to")
     frames = interp(_model(run_dir), images[start], images[end], steps)
     row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
     out = out or _default_out(run_dir, out_dir) / "interpolation.png"
@@ -374,22 +385,18 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     "-n", "count", type=click.IntRange(1), default=16, show_default=True, help="Without --index: the first N."
 )
 @click.option("--sharpen", is_flag=True, help="Also show the post's 3x3 sharpening of each reconstruction.")
-@click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")
-@click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
+@_pick_options
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/reconstructions.png.")
 @_out_dir_option
 @_json_option
 def reconstruct(run_dir, indices, count, sharpen, data, split, out, out_dir, as_json) -> None:
     """Originals beside their reconstructions (and optionally sharpened reconstructions)."""
-    from .checkpoint import run_data
     from .generate import reconstruct as recon_fn
     from .generate import sharpen as sharpen_fn
     from .plots import reconstruction_figure, save_figure
 
-    images = run_data(run_dir, data).split(split)
+    images = _pick(run_dir, data, split, list(indices), "--index")
     idx = list(indices) or list(range(min(count, len(images))))
-    if max(idx) >= len(images):
-        raise SheepError(f"--index {max(idx)} is out of range: the {split} split has {len(images)} drawings")
     originals = images[idx]
     recon = recon_fn(_model(run_dir), originals)
     rows = {"original": originals / 255.0, "reconstruction": recon}
