@@ -98,3 +98,12 @@ def test_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "electric_sheep", "info", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+
+
+def test_bad_mix_fraction_and_run_folder(tmp_path):
+    sheep = write_bitmap(tmp_path / "sheep.npy", n=20)
+    other = write_bitmap(tmp_path / "other.npy", n=5, seed=1)
+    r = CliRunner().invoke(main, ["anomalies", str(sheep), "--mix", f"{other}:1.5", "--out-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "fraction must be in (0, 1]" in r.output
+    r = CliRunner().invoke(main, ["draw", str(tmp_path), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "not a run folder" in r.output and not (tmp_path / "x.png").exists()

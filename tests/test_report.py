@@ -119,7 +119,19 @@ def test_report_in_a_real_browser(full_report):
                 )
             )
         assert shown[0][0] != shown[1][0] and shown[0][1] != shown[1][1]
-        page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+        # Click the encoded drawing nearest the centre: its drawing and reconstruction appear.
+        px, py, i = page.evaluate("""() => { const r = document.getElementById('explorer'); let best = [0, 0, -1, 1e9];
+            for (let i = 0; i < 600; i++) { try { const [x, y] = r.pointPosition(i);
+              const d = (x - 240) ** 2 + (y - 240) ** 2; if (d < best[3]) best = [x, y, i, d]; } catch (e) { break; } }
+            return best.slice(0, 3); }""")
+        assert i >= 0
+        page.mouse.click(box["x"] + px, box["y"] + py)
+        assert page.locator("#explorer .picked").inner_text() == f"point {i}"
+        ink = page.evaluate("""() => ['original', 'recon'].map((c) => {
+            const cv = document.querySelector('#explorer canvas.' + c);
+            const d = cv.getContext('2d').getImageData(0, 0, 112, 112).data;
+            let dark = 0; for (let k = 0; k < d.length; k += 4) if (d[k] < 128) dark++; return dark; })""")
+        assert ink[0] > 50 and ink[1] > 50, ink  # both canvases show a drawing
         page.screenshot(path=str(ARTIFACTS / "explorer.png"))
         browser.close()
     assert not errors, errors

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from .fileio import write_json
 from .model import VAE, bernoulli_log_likelihood, fast_inference
 from .train import as_batch
@@ -38,7 +39,7 @@ BATCH = 1024  # fits the CPU caches: 4,096 was 2x slower
 def scores(model: VAE, images_u8: np.ndarray, kind: Score = "elbo-ink", samples: int = 1, seed: int = 0) -> np.ndarray:
     """Anomaly score of every drawing, (N,) float64, vectorised in batches of 1,024."""
     if kind not in ("mse", "elbo", "elbo-ink"):
-        raise ValueError(f"unknown score {kind!r}; choose mse, elbo or elbo-ink")
+        raise ConfigError(f"unknown score {kind!r}; choose mse, elbo or elbo-ink")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     x_all = torch.from_numpy(np.ascontiguousarray(images_u8))
@@ -82,7 +83,7 @@ def mix(sheep_u8: np.ndarray, other_u8: np.ndarray, fraction: float, seed: int =
     When ``other_u8`` holds fewer, all of them are used and a warning says so.
     """
     if not 0 < fraction <= 1:
-        raise ValueError("the mix fraction must be in (0, 1]")
+        raise ConfigError(f"the --mix fraction must be in (0, 1], got {fraction:g}")
     rng = np.random.default_rng(seed)
     wanted = max(1, int(round(fraction * len(sheep_u8))))
     n_other = min(wanted, len(other_u8))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .model import VAE, bernoulli_log_likelihood, gaussian_log_density
 from .train import as_batch
 
@@ -33,7 +33,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Return ``nelbo``, ``iwae_nll``, ``mse``, ``kl`` (means per drawing), ``k`` and ``n``."""
     if k < 1:
-        raise ValueError("k must be >= 1")
+        raise ConfigError(f"k must be >= 1, got {k}")
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -165,6 +165,7 @@ _TEMPLATE = """
       root.querySelector(".picked").textContent = "point " + best;
     });
     drawPlane(); showCell(M + W / 2, M + H / 2);
+    root.pointPosition = (i) => toPx(D.points[i][0], D.points[i][1]);  // canvas pixels of point i
     root.dataset.ready = "1";
   });
 })();
