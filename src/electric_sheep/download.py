@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .data import FILE_FORMATS, cached_category_path, check_category, check_file, default_cache_dir
+from .data import cached_category_path, check_category, check_file
 from .errors import DataError, DownloadError
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
@@ -126,11 +126,3 @@ def _check_parses(part: Path, target: Path) -> None:
     except DataError as e:
         part.unlink(missing_ok=True)
         raise DownloadError(f"downloaded file for {target.name} is not valid data ({e.problem})") from None
-
-
-def list_formats() -> list[str]:
-    """The download formats, in the order the cache prefers them."""
-    return list(FILE_FORMATS)
-
-
-__all__ = ["BASE_URL", "category_url", "default_cache_dir", "download", "list_formats"]

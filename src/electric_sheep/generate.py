@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import VAE, fast_inference
-from .train import as_batch, encode_means
+from .train import encode_means
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches (4,096 was 2x slower), bounded memory
 
@@ -100,6 +100,3 @@ def sharpen(images: np.ndarray, centre: float = -1.0) -> np.ndarray:
     ink_is_low = centre < 0  # a negative kernel turns more ink into a lower response
     scaled = (hi - r) / (hi - lo).clamp_min(1e-12) if ink_is_low else (r - lo) / (hi - lo).clamp_min(1e-12)
     return scaled.numpy()
-
-
-__all__ = ["as_batch", "decode_codes", "draw", "interpolate", "manifold", "reconstruct", "sample_codes", "sharpen"]

@@ -234,8 +234,8 @@ def train(
 
     x_train = torch.from_numpy(np.ascontiguousarray(train_images[: cfg.limit])).to(device)
     x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
-    if len(x_train) < cfg.batch_size * dd.world and len(x_train) < 2 * dd.world:
-        raise SheepError(f"only {len(x_train)} training drawings: too few for batches of {cfg.batch_size}")
+    if len(x_train) < 2 * dd.world:  # batch norm (seed preset) needs two drawings per batch
+        raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
 
     model = build_model(model_cfg).to(device)
     optimizer = build_optimizer(model, cfg)
