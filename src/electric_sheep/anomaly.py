@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .fileio import write_json
+from .fileio import write_csv, write_json
 from .model import VAE, bernoulli_log_likelihood, fast_inference
+from .plots import grid_image, pyplot, save_figure, save_image
 from .train import as_batch
 
 Score = Literal["mse", "elbo", "elbo-ink"]
@@ -130,10 +131,7 @@ def detection_metrics(values: np.ndarray, planted: np.ndarray) -> dict[str, floa
 
 def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, planted: np.ndarray | None = None):
     """Scores in data order with the threshold line; planted drawings in red when known."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9, 4))
     idx = np.arange(len(values))
@@ -170,9 +168,6 @@ def run_anomalies(
     gallery_size: int = 64,
 ) -> dict[str, Any]:
     """Score, flag, and write the plot, the gallery of the worst and a CSV of every score."""
-    from .latent import save_csv
-    from .plots import grid_image, save_figure, save_image
-
     values = scores(model, images_u8, kind)
     cut, rule = threshold_for(values, threshold, top, quantile)
     flagged = values > cut
@@ -182,7 +177,7 @@ def run_anomalies(
         [i, f"{v:.6g}", int(f)] + ([int(planted[i])] if planted is not None else [])
         for i, (v, f) in enumerate(zip(values, flagged, strict=True))
     ]
-    csv_path = save_csv(
+    csv_path = write_csv(
         out_dir / "anomaly_scores.csv",
         ["index", "score", "flagged"] + (["planted"] if planted is not None else []),
         rows,

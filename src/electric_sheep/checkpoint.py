@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import DataError
-from .fileio import atomic_path, write_json, write_text
+from .fileio import atomic_path, write_json, write_npy, write_text
 from .model import VAE, ModelConfig, build_model
 
 CONFIG = "config.json"
@@ -63,9 +63,13 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
     """Build the model from ``config.json`` and load its weights, in eval mode."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    model = build_model(ModelConfig.from_dict(config["model"]))
-    weights = run_dir / WEIGHTS
+    model = build_model(ModelConfig.from_dict(read_config(run_dir)["model"]))
+    return load_weights(model, run_dir).to(device).eval()
+
+
+def load_weights(model: VAE, run_dir: Path) -> VAE:
+    """Load ``RUN_DIR/model.safetensors`` into ``model`` (any dtype on disk; cast on copy)."""
+    weights = Path(run_dir) / WEIGHTS
     if not weights.is_file():
         raise DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)")
     try:
@@ -76,7 +80,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise DataError(weights, f"does not match config.json ({str(e).splitlines()[0]})") from None
-    return model.to(device).eval()
+    return model
 
 
 def save_training_state(
@@ -143,11 +147,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
-    target = run_dir / LATENTS / f"epoch_{epoch:03d}.npy"
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, codes.astype(np.float32))
-    return target
+    return write_npy(run_dir / LATENTS / f"epoch_{epoch:03d}.npy", codes.astype(np.float32))
 
 
 def builtin_run_dir() -> Path:

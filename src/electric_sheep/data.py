@@ -10,7 +10,8 @@ Formats (detected from the file's first bytes, never only from its name):
 
 Stroke formats are rasterised once (see :mod:`electric_sheep.raster`) and cached on disk, keyed
 by the file's identity and the rendering settings, so a second load is a plain ``np.load``.
-Images stay uint8; normalisation to float32 [0, 1] happens per batch (:func:`to_float`).
+Images stay uint8; normalisation to float32 [0, 1] happens per batch
+(:func:`electric_sheep.train.as_batch`).
 """
 
 from __future__ import annotations
@@ -70,11 +71,6 @@ class Drawings:
         for start in range(0, n, 65536):  # chunked: never loads a huge memmap at once
             total += float(self.images[start : start + 65536].astype(np.float64).mean(axis=(1, 2)).sum())
         return total / max(n, 1)
-
-
-def to_float(batch: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [0, 1]; applied per batch, never to the whole set."""
-    return batch.astype(np.float32) / 255.0
 
 
 # --------------------------------------------------------------------------- categories & cache

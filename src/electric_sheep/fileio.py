@@ -7,12 +7,15 @@ the same folder, then ``os.replace`` it over the target (atomic on POSIX and Win
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -48,3 +51,19 @@ def write_text(target: str | Path, text: str) -> Path:
 def write_json(target: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically."""
     return write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npy(target: str | Path, array: np.ndarray) -> Path:
+    """Save one array as ``.npy`` atomically."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+    return Path(target)
+
+
+def write_csv(target: str | Path, header: list[str], rows) -> Path:
+    """Write a CSV table (header, then rows) atomically."""
+    with atomic_path(target) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(target)

@@ -7,7 +7,6 @@ at the drawings in each cluster: sheep with legs against sheep without.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .errors import DataError
-from .fileio import atomic_path, write_json
+from .fileio import write_csv, write_json, write_npy
 from .model import VAE
-from .plots import latent_scatter_figure, save_figure
+from .plots import latent_scatter_figure, pyplot, save_figure
 from .train import encode_means
 
 
@@ -43,27 +42,13 @@ def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
     return PCA(n_components=2, random_state=0).fit_transform(codes), "PC"
 
 
-def save_array(path: Path, array: np.ndarray) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
-    return path
-
-
-def save_csv(path: Path, header: list[str], rows) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 def latent_map(model: VAE, images_u8: np.ndarray, out_dir: Path, title: str = "latent space") -> dict[str, Any]:
     """Encode every drawing, save the codes and the scatter; count and leave out non-finite codes."""
     codes = encode(model, images_u8)
     ok = finite_rows(codes)
     plane, axis = to_plane(codes[ok])
     out_dir.mkdir(parents=True, exist_ok=True)
-    codes_path = save_array(out_dir / "codes.npy", codes)
+    codes_path = write_npy(out_dir / "codes.npy", codes)
     fig = latent_scatter_figure(plane, title=f"{title} ({ok.sum()} drawings)")
     if axis == "PC":
         fig.axes[0].set_xlabel("first principal component")
@@ -85,10 +70,7 @@ def snapshots_figure(run_dir: Path, epochs: list[int]):
     Returns (figure, epochs shown, epochs available, non-finite codes left out). Epochs that
     were not saved are skipped; with none of them, up to four are spread over the run.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     available = sorted(int(p.stem.split("_")[1]) for p in (run_dir / ckpt.LATENTS).glob("epoch_*.npy"))
     if not available:
@@ -123,7 +105,7 @@ def _spread(values: list[int], k: int) -> list[int]:
 # --------------------------------------------------------------------------- clustering
 
 
-def elbow(codes: np.ndarray, ks: range, seed: int = 0) -> list[float]:
+def elbow(codes: np.ndarray, ks: list[int], seed: int = 0) -> list[float]:
     """Mean within-cluster sum of squares (k-means inertia / N) for each k."""
     from sklearn.cluster import KMeans
 
@@ -208,10 +190,7 @@ def cluster_gallery(
     title: str = "drawings of each cluster",
 ):
     """A figure with one row per cluster (noise last): real drawings side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from .plots import grid_image
 
@@ -230,10 +209,7 @@ def cluster_gallery(
 
 
 def elbow_figure(ks: list[int], wcss: list[float], chosen: int):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.plot(ks, wcss, "o-", color="#3b6ea5")
@@ -276,11 +252,17 @@ def clusters(
     codes, images = codes[ok], images_u8[ok]
     plane, _ = to_plane(codes)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"method": method, "n": int(len(codes)), "n_nonfinite": int((~ok).sum())}
-    save_array(out_dir / "codes.npy", codes)
+    # Only the finite codes, so they line up with the labels (`sheep latent` keeps codes.npy whole).
+    codes_path = write_npy(out_dir / f"{method}_codes.npy", codes)
+    result: dict[str, Any] = {
+        "method": method,
+        "n": int(len(codes)),
+        "n_nonfinite": int((~ok).sum()),
+        "codes": str(codes_path),
+    }
     if method == "kmeans":
         ks = list(range(k_range[0], k_range[1] + 1))
-        wcss = elbow(codes, range(k_range[0], k_range[1] + 1), seed)
+        wcss = elbow(codes, ks, seed)
         chosen = k or n_clusters or elbow_k(ks, wcss)
         labels = kmeans(codes, chosen, seed)
         result.update(
@@ -297,7 +279,7 @@ def clusters(
         table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
         best = best_trial(table, n_clusters)
         labels = DBSCAN(eps=best.eps, min_samples=best.min_samples).fit_predict(codes)
-        save_csv(
+        write_csv(
             out_dir / "dbscan_search.csv",
             ["eps", "min_samples", "clusters", "noise_fraction", "silhouette"],
             [[t.eps, t.min_samples, t.clusters, t.noise, t.silhouette] for t in table],
@@ -314,7 +296,7 @@ def clusters(
             }
         )
         title = f"DBSCAN, eps = {best.eps:.3f}, min_samples = {best.min_samples}"
-    save_array(out_dir / f"{method}_labels.npy", labels)
+    write_npy(out_dir / f"{method}_labels.npy", labels)
     sizes = {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))}
     scatter = save_figure(latent_scatter_figure(plane, title=title, labels=labels), out_dir / f"{method}_scatter.png")
     gallery = save_figure(cluster_gallery(images, labels, seed=seed, title=title), out_dir / f"{method}_gallery.png")

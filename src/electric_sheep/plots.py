@@ -46,6 +46,16 @@ def save_image(img: Image.Image, path: str | Path) -> Path:
     return path
 
 
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend, imported only when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Save a matplotlib figure atomically as PNG and close it."""
     import matplotlib.pyplot as plt
@@ -55,21 +65,6 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
-
-
-def titled_grid_figure(images: np.ndarray, title: str, ncols: int | None = None):
-    """A matplotlib figure showing a grid of drawings under a title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = grid_image(images, ncols=ncols, scale=1)
-    fig, ax = plt.subplots(figsize=(max(3.0, grid.width / 40), max(3.0, grid.height / 40) + 0.4))
-    ax.imshow(np.asarray(grid), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title(title)
-    ax.axis("off")
-    return fig
 
 
 def latent_scatter_figure(
@@ -83,10 +78,7 @@ def latent_scatter_figure(
 
     Codes with more than two dims must be projected first (see :mod:`electric_sheep.latent`).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     codes = np.asarray(codes, dtype=np.float64)
     if codes.shape[1] == 1:  # a 1-D latent: spread along y by index so the points are visible
@@ -112,10 +104,7 @@ def latent_scatter_figure(
 
 def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int):
     """The manifold grid with its latent coordinates on the axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tiles = grid_image(images, ncols=grid, scale=1, pad=0)
     fig, ax = plt.subplots(figsize=(8, 8))
@@ -131,10 +120,7 @@ def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int)
 
 def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int]):
     """One row per kind (original, reconstruction, ...), drawings in columns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(indices)
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(4.0, n * 0.75), 1.3 * len(rows) + 0.5), squeeze=False)

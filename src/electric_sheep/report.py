@@ -23,7 +23,7 @@ from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .fileio import write_text
 from .generate import draw, manifold, reconstruct
 from .latent import clusters, encode, snapshots_figure
-from .plots import grid_image, manifold_figure, reconstruction_figure
+from .plots import grid_image, manifold_figure, pyplot, reconstruction_figure
 
 
 def figure_uri(fig) -> str:
@@ -42,10 +42,7 @@ def file_uri(path: Path) -> str:
 
 def curves_figure(history: list[dict[str, Any]]):
     """Loss terms per epoch (left) and the KL weight (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [r["epoch"] for r in history]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})

@@ -398,8 +398,7 @@ def _restore(
     if saved["model"] != model_cfg.to_dict():
         raise ConfigError(f"{run_dir}: the saved model config differs from the one asked for; resume with the same")
     state = ckpt.load_training_state(run_dir)
-    weights = ckpt.load_model(run_dir, device=next(model.parameters()).device)
-    model.load_state_dict(weights.state_dict())
+    ckpt.load_weights(model, run_dir)
     optimizer.load_state_dict(state.optimizer)
     if dd.world == 1:
         torch.set_rng_state(state.rng["torch"])
