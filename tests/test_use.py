@@ -140,11 +140,63 @@ def test_planted_drawings_rank_above_sheep(run, tmp_path):
     rects = blobs(200, seed=9)
     noise = np.random.default_rng(0).integers(0, 256, (10, 28, 28)).astype(np.uint8)  # scribbles all over
     m = anomaly.mix(rects, noise, 0.05, seed=1)
+    # not "features": ten noise images neighbour each other in feature space (its documented limit)
     for kind in ("mse", "elbo", "elbo-ink"):
         result = anomaly.run_anomalies(model, m.images, tmp_path, kind=kind, planted=m.planted, top=10)
         assert result["auroc"] > 0.99 and result["precision_at_k"] >= 0.9, (kind, result)
     rows = (tmp_path / "anomaly_scores.csv").read_text().splitlines()
     assert rows[0] == "index,score,flagged,planted" and len(rows) == 211
+
+
+def test_features_score_is_the_cosine_knn_of_encoder_features(run):
+    """The vectorised score equals scikit-learn's brute-force cosine kNN on the same features."""
+    import torch
+    from sklearn.neighbors import NearestNeighbors
+
+    from electric_sheep.train import as_batch
+
+    model = load_model(run)
+    images = blobs(300, seed=4)
+    model.eval()
+    with torch.inference_mode():
+        feats = model.features(as_batch(torch.from_numpy(images))).numpy()
+    assert feats.shape == (300, 64 * 49)
+    dist, _ = NearestNeighbors(n_neighbors=anomaly.NEIGHBOURS + 1, metric="cosine").fit(feats).kneighbors(feats)
+    expected = dist[:, 1:].mean(axis=1)
+    got = anomaly.scores(model, images, "features")
+    # the library runs the encoder in bf16 where the CPU has it: compare ranks, and values loosely
+    assert np.corrcoef(got, expected)[0, 1] > 0.98
+    np.testing.assert_allclose(got, expected, atol=0.02)
+
+
+def crosses(n: int, seed: int = 0) -> np.ndarray:
+    """Drawings of another kind: X shapes of random size and place, as uint8 (n, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        x0, y0 = rng.integers(2, 12, 2)
+        size = int(rng.integers(8, 14))
+        t = np.arange(size)
+        out[i, y0 + t, x0 + t] = out[i, y0 + t, x0 + size - 1 - t] = 255
+    return out
+
+
+def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_path):
+    sheep = blobs(300, seed=5)
+    m = anomaly.mix(sheep, crosses(30, seed=1), 0.1, seed=0)
+    model = anomaly.train_on_mixture(
+        m.images, sheep[:32], ModelConfig(), tmp_path / "mix", epochs=5, trim=0.2, progress=False, log=lambda s: None,
+        batch_size=32, kl_start=0, kl_steep=2,
+    )  # fmt: skip
+    kept = np.load(tmp_path / "mix" / "kept.npy")
+    assert kept.shape == (330,) and kept.sum() == pytest.approx(0.8 * 330, abs=1)
+    first = anomaly.scores(load_model(tmp_path / "mix" / "stage1"), m.images)
+    np.testing.assert_array_equal(kept, first <= np.quantile(first, 0.8))  # the top 20% set aside
+    assert kept[m.planted].mean() < 0.5 < kept[~m.planted].mean()  # mostly the crosses
+    assert json.loads((tmp_path / "mix" / "config.json").read_text())["data"]["n_train"] == kept.sum()
+    assert anomaly.scores(model, m.images).shape == (330,)  # the stage-2 model is the one returned
+    with pytest.raises(anomaly.ConfigError, match="trim"):
+        anomaly.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
 
 
 def test_cli_commands_write_figures_and_json(run, tmp_path):
@@ -196,6 +248,10 @@ def test_cli_commands_write_figures_and_json(run, tmp_path):
             f"{other}:0.02",
             "--train-on-mix",
             "2",
+            "--latent-dim",
+            "3",
+            "--score",
+            "features",
             "--top",
             "8",
             "--out-dir",
@@ -206,6 +262,8 @@ def test_cli_commands_write_figures_and_json(run, tmp_path):
     assert res.exit_code == 0, res.output
     honest = json.loads(res.output.strip().splitlines()[-1])
     assert honest["n_flagged"] == 8 and (tmp_path / "honest" / "mixture_run" / "model.safetensors").is_file()
+    assert (tmp_path / "honest" / "mixture_run" / "stage1" / "model.safetensors").is_file()  # trimmed by default
+    assert honest["score"] == "features" and load_model(tmp_path / "honest" / "mixture_run").config.latent_dim == 3
     res = r.invoke(main, ["reconstruct", str(run), "--index", "999"])
     assert res.exit_code == 2 and "out of range" in res.output
 

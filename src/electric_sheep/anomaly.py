@@ -12,6 +12,17 @@ Scores, per drawing (higher = more anomalous):
   drawn in a few lines, an Omniglot symbol) scores *lower* than an elaborate sheep; dividing by
   the ink asks "how badly is each stroke explained?" instead. On Omniglot symbols planted among
   the Aaron sheep it lifts the AUROC from 0.73 (``mse``) to 0.98 (see README, "Anomalies").
+- ``features``: how far a drawing lies from its nearest neighbours in what the encoder sees
+  (mean cosine distance to the 20 nearest drawings of the scored set, on the encoder's last
+  convolutional feature map; deep-feature kNN, Bergman et al. 2020, "Deep Nearest Neighbor
+  Anomaly Detection"). It compares drawings with each other instead of with a reconstruction, so
+  it needs no ink correction; it wins on the hard case (other Google-rendered animals among the
+  Google sheep) but loses where the intruders are many and alike (Omniglot: they neighbour
+  each other).
+
+``train_on_mixture`` is the honest case, a model trained on the contaminated drawings
+themselves, made robust by trimming (two stages: train, set aside the drawings the first model
+finds most anomalous, train a fresh model on the rest).
 
 ``mix`` builds the post's test case: drawings of another kind dropped among the sheep, with known
 labels, so that AUROC, average precision and precision at the number planted can be measured.
@@ -20,30 +31,38 @@ labels, so that AUROC, average precision and precision at the number planted can
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from .checkpoint import load_model
 from .errors import ConfigError
-from .fileio import write_csv, write_json
-from .model import VAE, bernoulli_log_likelihood, fast_inference
+from .fileio import write_csv, write_json, write_npy
+from .model import VAE, ModelConfig, bernoulli_log_likelihood, fast_inference
 from .plots import grid_image, pyplot, save_figure, save_image
-from .train import as_batch
+from .train import as_batch, make_train_config, train
 
-Score = Literal["mse", "elbo", "elbo-ink"]
+Score = Literal["mse", "elbo", "elbo-ink", "features"]
+SCORES: tuple[str, ...] = ("elbo-ink", "mse", "elbo", "features")
 BATCH = 1024  # fits the CPU caches: 4,096 was 2x slower
+NEIGHBOURS = 20  # k of the features score; 5, 20 and 50 were within 0.01 AUROC on the hard case
+TRIM = 0.2  # share set aside by trimmed training: Omniglot among Aaron sheep 0.988 -> 0.992 AUROC
 
 
 def scores(model: VAE, images_u8: np.ndarray, kind: Score = "elbo-ink", samples: int = 1, seed: int = 0) -> np.ndarray:
     """Anomaly score of every drawing, (N,) float64, vectorised in batches of 1,024."""
-    if kind not in ("mse", "elbo", "elbo-ink"):
-        raise ConfigError(f"unknown score {kind!r}; choose mse, elbo or elbo-ink")
+    if kind not in SCORES:
+        raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     x_all = torch.from_numpy(np.ascontiguousarray(images_u8))
+    if kind == "features":
+        return _feature_scores(model, x_all, device)
     out = []
     with fast_inference(model):
         for i in range(0, len(x_all), BATCH):
@@ -67,6 +86,65 @@ def _batch_scores(model: VAE, x: torch.Tensor, kind: Score, samples: int, gen: t
     if kind == "elbo-ink":
         nelbo = nelbo / x.flatten(1).sum(dim=1).clamp_min(1.0)  # ink in pixel units; blank = 1
     return nelbo.double().cpu()
+
+
+def _feature_scores(model: VAE, x_all: torch.Tensor, device: torch.device, k: int = NEIGHBOURS) -> np.ndarray:
+    """Mean cosine distance of each drawing to its k nearest others in encoder-feature space, (N,)."""
+    if len(x_all) < 2:
+        return np.zeros(len(x_all))
+    with fast_inference(model):
+        feats = [model.features(as_batch(x_all[i : i + BATCH].to(device))).float() for i in range(0, len(x_all), BATCH)]
+    f = F.normalize(torch.cat(feats), dim=1)  # (N, C*49), unit length: dot product = cosine similarity
+    k = min(k, len(f) - 1)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(f), BATCH):
+            nearest = (f[i : i + BATCH] @ f.T).topk(k + 1, dim=1).values[:, 1:]  # (b, k); drop itself
+            out.append((1 - nearest).mean(dim=1))
+    return torch.cat(out).double().cpu().numpy()
+
+
+def train_on_mixture(
+    images_u8: np.ndarray,
+    val_u8: np.ndarray,
+    model_cfg: ModelConfig,
+    run_dir: str | Path,
+    *,
+    epochs: int,
+    trim: float = TRIM,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> VAE:
+    """The honest case: train on contaminated drawings, robustly, and return the model.
+
+    Trimmed training (a trimmed-likelihood estimator in two stages): stage 1 trains on every
+    drawing; the ``trim`` share it scores highest (``elbo-ink``) is set aside, and stage 2 trains
+    a fresh model on the rest. Trained on everything, a model learns to reconstruct the intruders
+    too, and they stop standing out: on 740 Omniglot symbols among 7,400 Aaron sheep (4-D latent,
+    30 epochs) stage 1 scores AUROC 0.988, stage 2 0.992, and a model trained on the clean sheep
+    0.993. ``trim=0`` trains once. Stage 1 is kept in ``run_dir/stage1``, the kept mask in
+    ``run_dir/kept.npy``; ``run_dir`` itself is the stage-2 run. ``overrides`` are further
+    :class:`~electric_sheep.train.TrainConfig` fields (batch_size, kl_start, ...).
+    """
+    if not 0 <= trim < 1:
+        raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
+    run_dir = Path(run_dir)
+    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
+    info = {"source": None, "note": "anomaly mixture", "n_train": int(len(images_u8))}
+    if trim == 0:
+        train(images_u8, val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
+        return load_model(run_dir)
+    log(f"stage 1 of 2: training on all {len(images_u8)} drawings")
+    train(images_u8, val_u8, model_cfg, cfg, run_dir / "stage1", data_info=info, progress=progress, log=log)
+    values = scores(load_model(run_dir / "stage1"), images_u8, "elbo-ink")
+    kept = values <= np.quantile(values, 1 - trim)
+    write_npy(run_dir / "kept.npy", kept)
+    log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} least anomalous ({1 - trim:.0%})")
+    info.update(n_train=int(kept.sum()), trim=trim)
+    train(images_u8[kept], val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
+    return load_model(run_dir)
 
 
 @dataclass
@@ -147,6 +225,7 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, 
             "mse": "summed squared error",
             "elbo": "negative ELBO (nats)",
             "elbo-ink": "negative ELBO per unit of ink (nats)",
+            "features": f"mean cosine distance to {NEIGHBOURS} nearest (encoder features)",
         }[kind]
     )
     ax.set_title(f"anomaly scores: {int((values > threshold).sum())} of {len(values)} flagged")

@@ -555,12 +555,27 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
     help="The honest case: first train a fresh model (RUN_DIR's preset) on the mixture itself.",
 )
 @click.option(
+    "--trim",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="With --train-on-mix: set aside this share that a first model finds most anomalous, "
+    "then train a second model on the rest (0: train once).",
+)
+@click.option(
+    "--latent-dim",
+    type=click.IntRange(1),
+    default=None,
+    help="With --train-on-mix: the fresh model's latent size (default: RUN_DIR's).",
+)
+@click.option(
     "--score",
     "kind",
-    type=click.Choice(["elbo-ink", "mse", "elbo"]),
+    type=click.Choice(["elbo-ink", "mse", "elbo", "features"]),
     default="elbo-ink",
     show_default=True,
-    help="elbo-ink: negative ELBO per unit of ink; mse: the post's summed squared error; elbo.",
+    help="elbo-ink: negative ELBO per unit of ink; mse: the post's summed squared error; elbo; "
+    "features: distance to the nearest drawings in what the encoder sees.",
 )
 @click.option("--threshold", type=float, default=None, help="Flag scores above T (the post: MSE > 300).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
@@ -568,7 +583,9 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
 @click.option("--seed", type=int, default=0, show_default=True)
 @_out_dir_option
 @_json_option
-def anomalies(paths, split, mix_spec, train_on_mix, kind, threshold, top, quantile, seed, out_dir, as_json) -> None:
+def anomalies(
+    paths, split, mix_spec, train_on_mix, trim, latent_dim, kind, threshold, top, quantile, seed, out_dir, as_json
+) -> None:
     """Score drawings by reconstruction error and flag the ones that are probably not sheep."""
     from .anomaly import mix, run_anomalies
 
@@ -595,10 +612,14 @@ def anomalies(paths, split, mix_spec, train_on_mix, kind, threshold, top, quanti
             click.echo(f"warning: {w.message}", err=True)
         images, planted = mixture.images, mixture.planted
         if train_on_mix:
-            model = _train_on_mixture(run_dir, images, drawings.split("valid"), train_on_mix, out_dir, seed, as_json)
+            model = _train_on_mixture(
+                run_dir, images, drawings.split("valid"), train_on_mix, trim, latent_dim, out_dir, seed, as_json
+            )
             lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
     elif train_on_mix:
         raise click.UsageError("--train-on-mix needs --mix")
+    if latent_dim is not None and not train_on_mix:
+        raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
     result = run_anomalies(
         model or _model(run_dir),
         images,
@@ -622,30 +643,34 @@ def anomalies(paths, split, mix_spec, train_on_mix, kind, threshold, top, quanti
     _finish(result, as_json, lines)
 
 
-def _train_on_mixture(run_dir: Path, images, val_images, epochs: int, out_dir: Path, seed: int, quiet: bool):
-    """Train a fresh model like RUN_DIR's on the contaminated drawings; return it loaded."""
+def _train_on_mixture(
+    run_dir: Path, images, val_images, epochs: int, trim: float, latent_dim, out_dir: Path, seed: int, quiet: bool
+):
+    """Train a fresh model like RUN_DIR's on the contaminated drawings (trimmed); return it."""
+    import dataclasses
     import shutil
 
-    from .checkpoint import load_model, read_config
+    from .anomaly import train_on_mixture
+    from .checkpoint import read_config
     from .model import ModelConfig
-    from .train import make_train_config, train
 
     model_cfg = ModelConfig.from_dict(read_config(run_dir)["model"])
+    if latent_dim is not None:
+        model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
     mix_run = out_dir / "mixture_run"
     if mix_run.exists():
         shutil.rmtree(mix_run)
-    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed)
-    train(
+    return train_on_mixture(
         images,
         val_images,
         model_cfg,
-        cfg,
         mix_run,
+        epochs=epochs,
+        trim=trim,
+        seed=seed,
         progress=not quiet,
         log=(lambda s: None) if quiet else click.echo,
-        data_info={"source": None, "note": "anomaly mixture"},
     )
-    return load_model(mix_run)
 
 
 @main.command()

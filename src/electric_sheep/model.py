@@ -92,6 +92,13 @@ class VAE(nn.Module):
         h = self.encoder(x)
         return h[:, : self.config.latent_dim], h[:, self.config.latent_dim :]
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's last convolutional feature map, average-pooled to 7x7 and flattened:
+        (B, 1, 28, 28) -> (B, C * 49). What the model learned to see, before the bottleneck
+        throws detail away (the ``features`` anomaly score compares drawings by it)."""
+        cut = next(i for i, layer in enumerate(self.encoder) if isinstance(layer, nn.Flatten))
+        return F.adaptive_avg_pool2d(self.encoder[:cut](x), 7).flatten(1)
+
     def posterior_std(self, log_var: torch.Tensor) -> torch.Tensor:
         """The standard deviation that sampling actually uses (the seed's quirk overrides it)."""
         return torch.exp(0.5 * log_var)
