@@ -57,6 +57,7 @@ def main() -> None:
         for name, fn in (
             ("mse score", lambda m=model, x=subset: scores(m, x, "mse")),
             ("elbo-ink score", lambda m=model, x=subset: scores(m, x, "elbo-ink")),
+            ("features score", lambda m=model, x=subset: scores(m, x, "features")),
             ("encode (z_mean)", lambda m=model, x=subset: encode(m, x)),
         ):
             seconds = best_time(fn, args.repeats if preset == "default" else 1)
