@@ -105,5 +105,11 @@ def test_bad_mix_fraction_and_run_folder(tmp_path):
     other = write_bitmap(tmp_path / "other.npy", n=5, seed=1)
     r = CliRunner().invoke(main, ["anomalies", str(sheep), "--mix", f"{other}:1.5", "--out-dir", str(tmp_path)])
     assert r.exit_code == 2 and "fraction must be in (0, 1]" in r.output
+    r = CliRunner().invoke(
+        main, ["anomalies", str(sheep), "--mix", f"{other}:0.1", "--train-on-mix", "1", "--trim", "1"]
+    )
+    assert r.exit_code == 2 and "--trim" in r.output
+    r = CliRunner().invoke(main, ["anomalies", str(sheep), "--latent-dim", "4"])
+    assert r.exit_code == 2 and "give --train-on-mix too" in r.output
     r = CliRunner().invoke(main, ["draw", str(tmp_path), "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "not a run folder" in r.output and not (tmp_path / "x.png").exists()

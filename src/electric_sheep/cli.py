@@ -592,6 +592,8 @@ def anomalies(
     run_dir, data = _run_and_data(paths, data_required=True)
     if sum(x is not None for x in (threshold, top, quantile)) > 1:
         raise click.UsageError("give at most one of --threshold, --top, --quantile")
+    if latent_dim is not None and not train_on_mix:
+        raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
     out_dir = _default_out(run_dir, out_dir)
     drawings = data_mod.load_drawings(data)
     images, planted, model = drawings.split(split), None, None
@@ -618,8 +620,6 @@ def anomalies(
             lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
     elif train_on_mix:
         raise click.UsageError("--train-on-mix needs --mix")
-    if latent_dim is not None and not train_on_mix:
-        raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
     result = run_anomalies(
         model or _model(run_dir),
         images,
