@@ -221,44 +221,14 @@ def test_cli_commands_write_figures_and_json(run, tmp_path):
                 assert Image.open(result[key]).size[0] > 50
     other = tmp_path / "noise.npy"
     np.save(other, np.random.default_rng(0).integers(0, 256, (8, 784)).astype(np.uint8))
-    res = r.invoke(
-        main,
-        [
-            "anomalies",
-            str(run),
-            str(run.parent / "blobs.npy"),
-            "--mix",
-            f"{other}:0.02",
-            "--out-dir",
-            str(tmp_path),
-            "--json",
-        ],
-    )
+    mix = ["anomalies", str(run), str(run.parent / "blobs.npy"), "--mix", f"{other}:0.02", "--json"]
+    res = r.invoke(main, [*mix, "--out-dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
     result = json.loads(res.output.strip().splitlines()[-1])
     assert {"auroc", "average_precision", "precision_at_k", "n", "n_planted"} <= set(result)
     assert result["n_planted"] == 8 and result["n"] == 648
-    res = r.invoke(
-        main,
-        [
-            "anomalies",
-            str(run),
-            str(run.parent / "blobs.npy"),
-            "--mix",
-            f"{other}:0.02",
-            "--train-on-mix",
-            "2",
-            "--latent-dim",
-            "3",
-            "--score",
-            "features",
-            "--top",
-            "8",
-            "--out-dir",
-            str(tmp_path / "honest"),
-            "--json",
-        ],
-    )
+    honest_args = ["--train-on-mix", "2", "--latent-dim", "3", "--score", "features", "--top", "8"]
+    res = r.invoke(main, [*mix, *honest_args, "--out-dir", str(tmp_path / "honest")])
     assert res.exit_code == 0, res.output
     honest = json.loads(res.output.strip().splitlines()[-1])
     assert honest["n_flagged"] == 8 and (tmp_path / "honest" / "mixture_run" / "model.safetensors").is_file()
