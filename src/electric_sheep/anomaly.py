@@ -133,12 +133,14 @@ def train_on_mixture(
     run_dir = Path(run_dir)
     cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
     info = {"source": None, "note": "anomaly mixture", "n_train": int(len(images_u8))}
+    first_dir = run_dir / "stage1" if trim > 0 else run_dir
+    if trim > 0:
+        log(f"stage 1 of 2: training on all {len(images_u8)} drawings")
+    train(images_u8, val_u8, model_cfg, cfg, first_dir, data_info=info, progress=progress, log=log)
+    first = load_model(first_dir)
     if trim == 0:
-        train(images_u8, val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
-        return load_model(run_dir)
-    log(f"stage 1 of 2: training on all {len(images_u8)} drawings")
-    train(images_u8, val_u8, model_cfg, cfg, run_dir / "stage1", data_info=info, progress=progress, log=log)
-    values = scores(load_model(run_dir / "stage1"), images_u8, "elbo-ink")
+        return first
+    values = scores(first, images_u8, "elbo-ink")
     kept = values <= np.quantile(values, 1 - trim)
     write_npy(run_dir / "kept.npy", kept)
     log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} least anomalous ({1 - trim:.0%})")
