@@ -40,6 +40,7 @@ from electric_sheep.anomaly import SCORES, TRIM, detection_metrics, mix, scores,
 from electric_sheep.checkpoint import load_model
 from electric_sheep.data import load_drawings
 from electric_sheep.model import ModelConfig, build_model
+from electric_sheep.train import as_batch
 
 
 def scenario(name: str):
@@ -114,7 +115,7 @@ def rotate(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 def geom_scores(images: np.ndarray, seed: int = 0, batch: int = 128) -> np.ndarray:
     """GEOM with rotations: mean cross-entropy of the true rotation over the four rotations, (N,)."""
     torch.manual_seed(seed)
-    x = torch.from_numpy(images).float().div(255).unsqueeze(1)
+    x = as_batch(torch.from_numpy(np.ascontiguousarray(images)))  # (N, 1, 28, 28) in [0, 1]
     cfg = ModelConfig()  # the default preset's encoder up to its dense layer, then a 4-way head
     net = torch.nn.Sequential(*build_model(cfg).encoder[:-1], torch.nn.Linear(cfg.hidden, ROTATIONS))
     opt = torch.optim.Adam(net.parameters(), 1e-3)
