@@ -15,6 +15,7 @@ from electric_sheep import anomaly, generate, latent
 from electric_sheep.checkpoint import load_model
 from electric_sheep.cli import main
 from electric_sheep.data import load_drawings
+from electric_sheep.errors import ConfigError
 from electric_sheep.model import ModelConfig
 from electric_sheep.train import make_train_config, train
 
@@ -116,6 +117,8 @@ def test_kmeans_and_dbscan_match_scikit_learn(run, tmp_path):
     assert db["clusters"] == len(set(expected[expected >= 0].tolist()))
     table = (tmp_path / "dbscan_search.csv").read_text().splitlines()
     assert table[0] == "eps,min_samples,clusters,noise_fraction,silhouette" and len(table) == 9
+    with pytest.raises(ConfigError, match="unknown clustering method 'spectral'"):
+        latent.clusters(model, images, tmp_path, "spectral")
 
 
 def test_best_dbscan_trial_rule():

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .fileio import write_csv, write_json, write_npy
 from .model import VAE
 from .plots import latent_scatter_figure, pyplot, save_figure
 from .train import encode_means
+
+ClusterMethod = Literal["kmeans", "dbscan"]
 
 
 def encode(model: VAE, images_u8: np.ndarray) -> np.ndarray:
@@ -235,7 +237,7 @@ def clusters(
     model: VAE,
     images_u8: np.ndarray,
     out_dir: Path,
-    method: str = "kmeans",
+    method: ClusterMethod = "kmeans",
     *,
     k: int | None = None,
     k_range: tuple[int, int] = (2, 10),
@@ -247,6 +249,8 @@ def clusters(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Cluster the finite codes of ``images_u8`` and write the plots, gallery and numbers."""
+    if method not in ("kmeans", "dbscan"):
+        raise ConfigError(f"unknown clustering method {method!r}; choose kmeans or dbscan")
     codes = encode(model, images_u8)
     ok = finite_rows(codes)
     codes, images = codes[ok], images_u8[ok]
@@ -261,41 +265,12 @@ def clusters(
         "codes": str(codes_path),
     }
     if method == "kmeans":
-        ks = list(range(k_range[0], k_range[1] + 1))
-        wcss = elbow(codes, ks, seed)
-        chosen = k or n_clusters or elbow_k(ks, wcss)
-        labels = kmeans(codes, chosen, seed)
-        result.update(
-            {
-                "k": chosen,
-                "elbow": dict(zip(ks, wcss, strict=True)),
-                "elbow_plot": str(save_figure(elbow_figure(ks, wcss, chosen), out_dir / "kmeans_elbow.png")),
-            }
-        )
-        title = f"k-means, k = {chosen}"
+        labels, info, title = _kmeans_clustering(codes, out_dir, k or n_clusters, k_range, seed)
     else:
-        from sklearn.cluster import DBSCAN
-
-        table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
-        best = best_trial(table, n_clusters)
-        labels = DBSCAN(eps=best.eps, min_samples=best.min_samples).fit_predict(codes)
-        write_csv(
-            out_dir / "dbscan_search.csv",
-            ["eps", "min_samples", "clusters", "noise_fraction", "silhouette"],
-            [[t.eps, t.min_samples, t.clusters, t.noise, t.silhouette] for t in table],
+        labels, info, title = _dbscan_clustering(
+            codes, out_dir, eps_range, min_samples_range, trials, n_clusters, seed, progress
         )
-        result.update(
-            {
-                "eps": best.eps,
-                "min_samples": best.min_samples,
-                "clusters": best.clusters,
-                "noise_fraction": best.noise,
-                "silhouette": best.silhouette,
-                "rule": f"highest silhouette among 2+ clusters with <= {MAX_NOISE:.0%} noise",
-                "table": str(out_dir / "dbscan_search.csv"),
-            }
-        )
-        title = f"DBSCAN, eps = {best.eps:.3f}, min_samples = {best.min_samples}"
+    result.update(info)
     write_npy(out_dir / f"{method}_labels.npy", labels)
     sizes = {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))}
     scatter = save_figure(latent_scatter_figure(plane, title=title, labels=labels), out_dir / f"{method}_scatter.png")
@@ -310,3 +285,51 @@ def clusters(
     )
     write_json(out_dir / f"{method}.json", result)
     return result
+
+
+def _kmeans_clustering(
+    codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """k-means with k given or chosen by the elbow: (labels, numbers for the JSON, plot title)."""
+    ks = list(range(k_range[0], k_range[1] + 1))
+    wcss = elbow(codes, ks, seed)
+    chosen = k or elbow_k(ks, wcss)
+    info = {
+        "k": chosen,
+        "elbow": dict(zip(ks, wcss, strict=True)),
+        "elbow_plot": str(save_figure(elbow_figure(ks, wcss, chosen), out_dir / "kmeans_elbow.png")),
+    }
+    return kmeans(codes, chosen, seed), info, f"k-means, k = {chosen}"
+
+
+def _dbscan_clustering(
+    codes: np.ndarray,
+    out_dir: Path,
+    eps_range: tuple[float, float],
+    min_samples_range: tuple[int, int],
+    trials: int,
+    n_clusters: int | None,
+    seed: int,
+    progress: bool,
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """DBSCAN after a random search over its parameters: (labels, numbers for the JSON, title)."""
+    from sklearn.cluster import DBSCAN
+
+    table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
+    best = best_trial(table, n_clusters)
+    labels = DBSCAN(eps=best.eps, min_samples=best.min_samples).fit_predict(codes)
+    table_path = write_csv(
+        out_dir / "dbscan_search.csv",
+        ["eps", "min_samples", "clusters", "noise_fraction", "silhouette"],
+        [[t.eps, t.min_samples, t.clusters, t.noise, t.silhouette] for t in table],
+    )
+    info = {
+        "eps": best.eps,
+        "min_samples": best.min_samples,
+        "clusters": best.clusters,
+        "noise_fraction": best.noise,
+        "silhouette": best.silhouette,
+        "rule": f"highest silhouette among 2+ clusters with <= {MAX_NOISE:.0%} noise",
+        "table": str(table_path),
+    }
+    return labels, info, f"DBSCAN, eps = {best.eps:.3f}, min_samples = {best.min_samples}"

@@ -13,17 +13,26 @@ import io
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import checkpoint as ckpt
+from .data import Drawings
 from .errors import DataError
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .fileio import write_text
 from .generate import draw, manifold, reconstruct
 from .latent import clusters, encode, snapshots_figure
+from .model import VAE
 from .plots import grid_image, manifold_figure, pyplot, reconstruction_figure
+
+# What the report shows; the manifold as `sheep manifold`'s defaults.
+SAMPLES = 64  # generated drawings, an 8x8 grid
+RECONSTRUCTIONS = 16  # test drawings beside their reconstructions
+MANIFOLD_GRID, MANIFOLD_RANGE = 20, 3.0
+CLUSTER_DRAWINGS = 5000  # training drawings clustered: k-means and its elbow stay under seconds
+EXPLORER_DRAWINGS = 600  # validation drawings shown as points in the explorer (each ships two images)
 
 
 def figure_uri(fig) -> str:
@@ -68,11 +77,19 @@ def curves_figure(history: list[dict[str, Any]]):
     return fig
 
 
-def _section(title: str, caption: str, body: str, anchor: str) -> str:
-    return (
-        f"<section id='{anchor}'><h2>{html.escape(title)}</h2><p class='caption'>{html.escape(caption)}</p>"
-        f"{body}</section>"
-    )
+class Section(NamedTuple):
+    """One part of the report: its anchor (also its name in the navigation), heading, caption and HTML."""
+
+    anchor: str
+    title: str
+    caption: str
+    body: str
+
+    def html(self) -> str:
+        return (
+            f"<section id='{self.anchor}'><h2>{html.escape(self.title)}</h2>"
+            f"<p class='caption'>{html.escape(self.caption)}</p>{self.body}</section>"
+        )
 
 
 def _img(uri: str, alt: str) -> str:
@@ -91,111 +108,129 @@ def build_report(
     """Write the report of ``run_dir`` to ``out``; return the list of sections and the path."""
     config = ckpt.read_config(run_dir)
     model = ckpt.load_model(run_dir)
-    history = ckpt.read_metrics(run_dir)
     try:
         drawings = ckpt.run_data(run_dir, data)
     except DataError:
-        drawings = None  # e.g. the built-in model without DATA: sections that need drawings say so
-    sections: list[str] = []
-    names: list[str] = []
-
-    def add(anchor: str, title: str, caption: str, body: str) -> None:
-        sections.append(_section(title, caption, body, anchor))
-        names.append(anchor)
-
-    if history:
-        last = history[-1]
-        add(
-            "training",
-            "Training curves",
-            f"{len(history)} epochs; last epoch: loss {last['loss']:.1f}, validation loss {last['val_loss']:.1f}, "
-            f"KL {last['kl']:.2f} nats, KL weight {last['kl_weight']:.2f}, {last['images_per_s']:.0f} images/s.",
-            _img(figure_uri(curves_figure(history)), "training curves"),
-        )
-    try:
-        fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
-        add(
-            "latent-epochs",
-            "The latent space during training",
-            f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}.",
-            _img(figure_uri(fig), "latent space after chosen epochs"),
-        )
-    except DataError:
-        pass
-    samples = draw(model, 64, seed=seed)
-    add(
-        "samples",
-        "New sheep",
-        "64 drawings decoded from random codes z ~ N(0, I), the prior.",
-        _img(png_data_uri(grid_image(samples)), "generated sheep"),
-    )
-    if drawings is not None:
-        test = drawings.split("test", limit=16)
-        rows = {"original": test / 255.0, "reconstruction": reconstruct(model, test)}
-        add(
-            "reconstructions",
-            "Reconstructions",
-            "Test drawings (top) and what the model makes of them (bottom).",
-            _img(figure_uri(reconstruction_figure(rows, list(range(len(test))))), "reconstructions"),
-        )
+        drawings = None  # e.g. the built-in model without DATA: the sections that need drawings are left out
     codes = _codes(model, drawings, run_dir)
-    grid_images = manifold(model, 20, 3.0, codes if model.config.latent_dim > 2 else None)
-    add(
-        "manifold",
-        "The manifold",
-        "What the decoder draws across the latent plane, from -3 to 3 on each axis.",
-        _img(figure_uri(manifold_figure(grid_images, 20, 3.0, model.config.latent_dim)), "manifold"),
-    )
-    if drawings is not None:
-        add(
-            "clusters",
-            "Clusters",
-            "k-means on the codes of the training drawings, k chosen by the elbow; "
-            "each row of the gallery shows real drawings of one cluster.",
-            _clusters_body(model, drawings, seed, progress),
-        )
-    anomalies = run_dir / "analysis" / "anomalies.json"
-    if anomalies.is_file():
-        add(
-            "anomalies",
-            "Anomalies",
-            _anomaly_caption(json.loads(anomalies.read_text())),
-            _img(file_uri(run_dir / "analysis" / "anomaly_scores.png"), "anomaly scores")
-            + "<p class='caption'>The most anomalous drawings:</p>"
-            + _img(file_uri(run_dir / "analysis" / "anomaly_gallery.png"), "anomaly gallery"),
-        )
-    originals = drawings.split("valid", limit=600) if drawings is not None else None
-    add(
-        "explorer",
-        "Latent explorer",
-        "Move the pointer over the plane to see what the decoder draws there; "
-        "click a blue point (an encoded drawing) to see the drawing and its reconstruction.",
-        explorer_html(explorer_payload(model, codes if codes is not None else np.zeros((0, 2)), originals)),
-    )
+    candidates = [
+        _training_section(ckpt.read_metrics(run_dir)),
+        _snapshots_section(run_dir, epochs),
+        _samples_section(model, seed),
+        _reconstructions_section(model, drawings),
+        _manifold_section(model, codes),
+        _clusters_section(model, drawings, seed, progress),
+        _anomalies_section(run_dir),
+        _explorer_section(model, codes, drawings),
+    ]
+    sections = [section for section in candidates if section is not None]
     title = f"electric-sheep report: {config['model']['preset']} preset, {model.config.latent_dim}-D latent"
-    nav = " · ".join(f"<a href='#{n}'>{n}</a>" for n in names)
+    source = f" · data: {html.escape(str(drawings.source))}" if drawings is not None else ""
+    nav = " · ".join(f"<a href='#{s.anchor}'>{s.anchor}</a>" for s in sections)
     page = (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'>{STYLE}</head><body><main>"
-        f"<h1>{html.escape(title)}</h1><p class='caption'>Run folder: {html.escape(str(run_dir))}"
-        f"{' · data: ' + html.escape(str(drawings.source)) if drawings is not None else ''}</p>"
-        f"<nav>{nav}</nav>{''.join(sections)}</main></body></html>"
+        f"<h1>{html.escape(title)}</h1><p class='caption'>Run folder: {html.escape(str(run_dir))}{source}</p>"
+        f"<nav>{nav}</nav>{''.join(s.html() for s in sections)}</main></body></html>"
     )
     write_text(out, page)
-    return {"report": str(out), "sections": names, "bytes": len(page)}
+    return {"report": str(out), "sections": [s.anchor for s in sections], "bytes": len(page)}
+
+
+def _training_section(history: list[dict[str, Any]]) -> Section | None:
+    if not history:
+        return None
+    last = history[-1]
+    caption = (
+        f"{len(history)} epochs; last epoch: loss {last['loss']:.1f}, validation loss {last['val_loss']:.1f}, "
+        f"KL {last['kl']:.2f} nats, KL weight {last['kl_weight']:.2f}, {last['images_per_s']:.0f} images/s."
+    )
+    return Section("training", "Training curves", caption, _img(figure_uri(curves_figure(history)), "training curves"))
+
+
+def _snapshots_section(run_dir: Path, epochs: tuple[int, ...]) -> Section | None:
+    try:
+        fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
+    except DataError:  # no latent snapshots saved in this run
+        return None
+    caption = f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}."
+    body = _img(figure_uri(fig), "latent space after chosen epochs")
+    return Section("latent-epochs", "The latent space during training", caption, body)
+
+
+def _samples_section(model: VAE, seed: int) -> Section:
+    body = _img(png_data_uri(grid_image(draw(model, SAMPLES, seed=seed))), "generated sheep")
+    caption = f"{SAMPLES} drawings decoded from random codes z ~ N(0, I), the prior."
+    return Section("samples", "New sheep", caption, body)
+
+
+def _reconstructions_section(model: VAE, drawings: Drawings | None) -> Section | None:
+    if drawings is None:
+        return None
+    test = drawings.split("test", limit=RECONSTRUCTIONS)
+    rows = {"original": test / 255.0, "reconstruction": reconstruct(model, test)}
+    body = _img(figure_uri(reconstruction_figure(rows, list(range(len(test))))), "reconstructions")
+    caption = "Test drawings (top) and what the model makes of them (bottom)."
+    return Section("reconstructions", "Reconstructions", caption, body)
+
+
+def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
+    # The plane of the first two principal directions of the codes for latents above 2-D.
+    grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_RANGE, codes if model.config.latent_dim > 2 else None)
+    fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_RANGE, model.config.latent_dim)
+    caption = (
+        f"What the decoder draws across the latent plane, from -{MANIFOLD_RANGE:g} to {MANIFOLD_RANGE:g} on each axis."
+    )
+    return Section("manifold", "The manifold", caption, _img(figure_uri(fig), "manifold"))
+
+
+def _clusters_section(model: VAE, drawings: Drawings | None, seed: int, progress: bool) -> Section | None:
+    if drawings is None:
+        return None
+    caption = (
+        "k-means on the codes of the training drawings, k chosen by the elbow; "
+        "each row of the gallery shows real drawings of one cluster."
+    )
+    return Section("clusters", "Clusters", caption, _clusters_body(model, drawings, seed, progress))
+
+
+def _anomalies_section(run_dir: Path) -> Section | None:
+    """The figures `sheep anomalies` left in the run folder, if it was run."""
+    analysis = run_dir / "analysis"
+    if not (analysis / "anomalies.json").is_file():
+        return None
+    body = (
+        _img(file_uri(analysis / "anomaly_scores.png"), "anomaly scores")
+        + "<p class='caption'>The most anomalous drawings:</p>"
+        + _img(file_uri(analysis / "anomaly_gallery.png"), "anomaly gallery")
+    )
+    caption = _anomaly_caption(json.loads((analysis / "anomalies.json").read_text()))
+    return Section("anomalies", "Anomalies", caption, body)
+
+
+def _explorer_section(model: VAE, codes: np.ndarray | None, drawings: Drawings | None) -> Section:
+    originals = drawings.split("valid", limit=EXPLORER_DRAWINGS) if drawings is not None else None
+    payload = explorer_payload(model, codes if codes is not None else np.zeros((0, 2)), originals)
+    caption = (
+        "Move the pointer over the plane to see what the decoder draws there; "
+        "click a blue point (an encoded drawing) to see the drawing and its reconstruction."
+    )
+    return Section("explorer", "Latent explorer", caption, explorer_html(payload))
 
 
 def _codes(model, drawings, run_dir: Path) -> np.ndarray | None:
     """Codes for the explorer and PCA: the validation drawings, else the run's last saved codes."""
     if drawings is not None:
-        return encode(model, drawings.split("valid", limit=600))
+        return encode(model, drawings.split("valid", limit=EXPLORER_DRAWINGS))
     saved = sorted((run_dir / ckpt.LATENTS).glob("epoch_*.npy"))
     return np.load(saved[-1]) if saved else None
 
 
 def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        result = clusters(model, drawings.split("train", limit=5000), Path(tmp), "kmeans", seed=seed, progress=progress)
+        result = clusters(
+            model, drawings.split("train", limit=CLUSTER_DRAWINGS), Path(tmp), "kmeans", seed=seed, progress=progress
+        )
         parts = [_img(file_uri(Path(result[key])), key) for key in ("elbow_plot", "scatter", "gallery")]
     sizes = ", ".join(f"cluster {c}: {n}" for c, n in result["cluster_sizes"].items())
     return f"<p class='caption'>k = {result['k']} ({sizes}).</p>" + "".join(parts)
