@@ -231,7 +231,6 @@ def train(
     device = pick_device(cfg.device)
     dd = _init_distributed(device)
     torch.manual_seed(cfg.seed + dd.rank)
-
     x_train = torch.from_numpy(np.ascontiguousarray(train_images[: cfg.limit])).to(device)
     x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
     if len(x_train) < 2 * dd.world:  # batch norm (seed preset) needs two drawings per batch
@@ -239,70 +238,28 @@ def train(
 
     model = build_model(model_cfg).to(device)
     optimizer = build_optimizer(model, cfg)
-    start_epoch, start_step, partial, history = 0, 0, None, []
     if resume:
-        start_epoch, start_step, partial, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
-    elif dd.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / ckpt.WEIGHTS).exists():
-            raise SheepError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
-        ckpt.save_config(run_dir, {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": data_info or {}})
-
-    step_fn: nn.Module = _LossModule(model)
-    if dd.world > 1:
-        step_fn = nn.parallel.DistributedDataParallel(
-            step_fn, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    writer = _tensorboard(run_dir, start_epoch) if dd.main else None
-
-    n_local = len(x_train) // dd.world  # every rank runs the same number of steps
+        pos, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
+    else:
+        pos, history = _Position(0, 0, _Position.empty_sums()), []
+        if dd.main:
+            _start_run(run_dir, {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": data_info or {}})
+    step_fn = _step_module(model, device, dd)
+    writer = _tensorboard(run_dir, pos.epoch) if dd.main else None
     steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     model.train()
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            perm = epoch_permutation(len(x_train), cfg.seed, epoch)[dd.rank :: dd.world][:n_local]
-            sums = partial or {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0, "seconds": 0.0}
-            first = start_step if epoch == start_epoch else 0
-            bar = tqdm(
-                total=steps,
-                initial=first,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                leave=False,
-                disable=not (progress and dd.main),
-                unit="batch",
-            )
-            t0 = time.perf_counter()
-            for step in range(first, steps):
-                w = kl_weight(cfg, epoch, step, steps)
-                xb = as_batch(x_train[perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]])
-                with autocast:
-                    total, recon, kl = step_fn(xb, w, cfg.free_bits)
-                _check_finite(total, epoch, step, run_dir, dd)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                values = [float(v.detach()) for v in (total, recon, kl)]
-                for key, value in zip(("loss", "recon", "kl"), values, strict=True):
-                    sums[key] += value * len(xb)
-                sums["n"] += len(xb)
-                bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{values[0]:.2f}", kl_w=f"{w:.2f}")
-                start_step = step + 1  # before the callback: a Ctrl-C there keeps this step
-                if on_step is not None:
-                    on_step(epoch, step)
-            bar.close()
-            sums["seconds"] += time.perf_counter() - t0
-            row = _finish_epoch(model, optimizer, x_val, sums, cfg, epoch, steps, dd, run_dir, writer, history)
-            partial, start_step = None, 0
+        while pos.epoch < cfg.epochs:
+            _run_epoch(step_fn, optimizer, x_train, cfg, pos, steps, dd, run_dir, progress and dd.main, on_step)
+            row = _finish_epoch(model, optimizer, x_val, pos.sums, cfg, pos.epoch, steps, dd, run_dir, writer, history)
             if dd.main:
                 log(_summary_line(row, cfg.epochs))
+            pos = _Position(pos.epoch + 1, 0, _Position.empty_sums())
     except KeyboardInterrupt:
-        if dd.main and start_step > 0:  # save the interrupted epoch so --resume continues it
-            _save(run_dir, model, optimizer, epoch, start_step, sums, history)
+        if dd.main and pos.step > 0:  # save the interrupted epoch so --resume continues it
+            _save(run_dir, model, optimizer, pos.epoch, pos.step, pos.sums, history)
             log(
-                f"interrupted: saved epoch {epoch + 1} at step {start_step}/{steps} in {run_dir}; "
+                f"interrupted: saved epoch {pos.epoch + 1} at step {pos.step}/{steps} in {run_dir}; "
                 "--resume continues from there"
             )
         raise
@@ -312,6 +269,81 @@ def train(
         if dd.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return history
+
+
+@dataclass
+class _Position:
+    """Where training stands: the epoch (0-based), the steps done in it and its running sums of
+    the loss terms, so that Ctrl-C can save a half-done epoch and --resume can finish it."""
+
+    epoch: int
+    step: int
+    sums: dict[str, float]
+
+    @staticmethod
+    def empty_sums() -> dict[str, float]:
+        return {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0, "seconds": 0.0}
+
+
+def _start_run(run_dir: Path, config: dict[str, Any]) -> None:
+    """A new run folder with its config.json; never over an existing run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / ckpt.WEIGHTS).exists():
+        raise SheepError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
+    ckpt.save_config(run_dir, config)
+
+
+def _step_module(model: VAE, device: torch.device, dd: _Dist) -> nn.Module:
+    """The loss as a module; wrapped in DistributedDataParallel under torchrun."""
+    step_fn: nn.Module = _LossModule(model)
+    if dd.world > 1:
+        step_fn = nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return step_fn
+
+
+def _run_epoch(
+    step_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x_train: torch.Tensor,
+    cfg: TrainConfig,
+    pos: _Position,
+    steps: int,
+    dd: _Dist,
+    run_dir: Path,
+    progress: bool,
+    on_step: StepCallback | None,
+) -> None:
+    """The optimiser steps of epoch ``pos.epoch`` from step ``pos.step`` on, updating ``pos`` as it goes."""
+    device = x_train.device
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    n_local = len(x_train) // dd.world  # every rank runs the same number of steps
+    perm = epoch_permutation(len(x_train), cfg.seed, pos.epoch)[dd.rank :: dd.world][:n_local]
+    desc = f"epoch {pos.epoch + 1}/{cfg.epochs}"
+    bar = tqdm(total=steps, initial=pos.step, desc=desc, leave=False, disable=not progress, unit="batch")
+    t0 = time.perf_counter()
+    for step in range(pos.step, steps):
+        w = kl_weight(cfg, pos.epoch, step, steps)
+        xb = as_batch(x_train[perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]])
+        with autocast:
+            total, recon, kl = step_fn(xb, w, cfg.free_bits)
+        _check_finite(total, pos.epoch, step, run_dir, dd)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        values = [float(v.detach()) for v in (total, recon, kl)]
+        for key, value in zip(("loss", "recon", "kl"), values, strict=True):
+            pos.sums[key] += value * len(xb)
+        pos.sums["n"] += len(xb)
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{values[0]:.2f}", kl_w=f"{w:.2f}")
+        pos.step = step + 1  # before the callback: a Ctrl-C there keeps this step
+        if on_step is not None:
+            on_step(pos.epoch, step)
+    bar.close()
+    pos.sums["seconds"] += time.perf_counter() - t0
 
 
 def is_main_process() -> bool:
@@ -393,7 +425,8 @@ def _save(
 
 def _restore(
     run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer, model_cfg: ModelConfig, cfg: TrainConfig, dd: _Dist
-) -> tuple[int, int, dict | None, list[dict[str, Any]]]:
+) -> tuple[_Position, list[dict[str, Any]]]:
+    """Load the last checkpoint of ``run_dir`` into model and optimiser: where to go on, and the history."""
     saved = ckpt.read_config(run_dir)
     if saved["model"] != model_cfg.to_dict():
         raise ConfigError(f"{run_dir}: the saved model config differs from the one asked for; resume with the same")
@@ -410,7 +443,8 @@ def _restore(
         saved["train"] = cfg.to_dict()  # e.g. more --epochs than before
         ckpt.save_config(run_dir, saved)
     history = ckpt.read_metrics(run_dir)
-    return int(state.extra["epoch"]), int(state.extra["step"]), state.extra.get("partial"), history
+    partial = state.extra.get("partial") or _Position.empty_sums()
+    return _Position(int(state.extra["epoch"]), int(state.extra["step"]), partial), history
 
 
 def _tensorboard(run_dir: Path, start_epoch: int):
