@@ -202,7 +202,7 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
         anomaly.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
 
 
-def test_cli_commands_write_figures_and_json(run, tmp_path):
+def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
     r = CliRunner()
     out = tmp_path / "sheep.png"
     res = r.invoke(main, ["draw", str(run), "-n", "16", "-o", str(out)])
@@ -237,6 +237,17 @@ def test_cli_commands_write_figures_and_json(run, tmp_path):
     assert honest["n_flagged"] == 8 and (tmp_path / "honest" / "mixture_run" / "model.safetensors").is_file()
     assert (tmp_path / "honest" / "mixture_run" / "stage1" / "model.safetensors").is_file()  # trimmed by default
     assert honest["score"] == "features" and load_model(tmp_path / "honest" / "mixture_run").config.latent_dim == 3
+
+    def interrupted(images, val, model_cfg, run_dir, **kw):
+        (run_dir / "model.safetensors").write_bytes(b"half-written")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(anomaly, "train_on_mixture", interrupted)
+    res = r.invoke(main, [*mix, "--train-on-mix", "2", "--latent-dim", "5", "--out-dir", str(tmp_path / "honest")])
+    assert res.exit_code != 0  # Ctrl-C while retraining keeps the earlier mixture run whole, leaves no temp folder
+    assert load_model(tmp_path / "honest" / "mixture_run").config.latent_dim == 3
+    assert not [p for p in (tmp_path / "honest").iterdir() if p.name.startswith(".mixture_run")]
+    monkeypatch.undo()
     res = r.invoke(main, ["reconstruct", str(run), "--index", "999"])
     assert res.exit_code == 2 and "out of range" in res.output
 

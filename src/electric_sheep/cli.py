@@ -587,7 +587,7 @@ def anomalies(
     paths, split, mix_spec, train_on_mix, trim, latent_dim, kind, threshold, top, quantile, seed, out_dir, as_json
 ) -> None:
     """Score drawings by reconstruction error and flag the ones that are probably not sheep."""
-    from .anomaly import mix, run_anomalies
+    from .anomaly import run_anomalies
 
     run_dir, data = _run_and_data(paths, data_required=True)
     if sum(x is not None for x in (threshold, top, quantile)) > 1:
@@ -599,20 +599,7 @@ def anomalies(
     images, planted, model = drawings.split(split), None, None
     lines = []
     if mix_spec:
-        other_path, _, frac = mix_spec.rpartition(":")
-        try:
-            fraction = float(frac)
-        except ValueError:
-            raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
-        other = data_mod.load_drawings(other_path)
-        import warnings
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            mixture = mix(images, np.asarray(other.images), fraction, seed)
-        for w in caught:
-            click.echo(f"warning: {w.message}", err=True)
-        images, planted = mixture.images, mixture.planted
+        images, planted = _plant(images, mix_spec, seed)
         if train_on_mix:
             model = _train_on_mixture(
                 run_dir, images, drawings.split("valid"), train_on_mix, trim, latent_dim, out_dir, seed, as_json
@@ -643,12 +630,36 @@ def anomalies(
     _finish(result, as_json, lines)
 
 
+def _plant(images: np.ndarray, mix_spec: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
+    import warnings
+
+    from .anomaly import mix
+
+    other_path, _, frac = mix_spec.rpartition(":")
+    try:
+        fraction = float(frac)
+    except ValueError:
+        raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
+    other = data_mod.load_drawings(other_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mixture = mix(images, np.asarray(other.images), fraction, seed)
+    for w in caught:  # e.g. fewer drawings in OTHER_DATA than asked for: one line, not a Python warning
+        click.echo(f"warning: {w.message}", err=True)
+    return mixture.images, mixture.planted
+
+
 def _train_on_mixture(
     run_dir: Path, images, val_images, epochs: int, trim: float, latent_dim, out_dir: Path, seed: int, quiet: bool
 ):
-    """Train a fresh model like RUN_DIR's on the contaminated drawings (trimmed); return it."""
+    """Train a fresh model like RUN_DIR's on the contaminated drawings (trimmed); return it.
+
+    It trains in a temporary folder beside OUT_DIR/mixture_run and replaces that folder only when
+    done, so Ctrl-C or an error keeps the mixture run of an earlier call."""
     import dataclasses
     import shutil
+    import tempfile
 
     from .anomaly import train_on_mixture
     from .checkpoint import read_config
@@ -657,20 +668,28 @@ def _train_on_mixture(
     model_cfg = ModelConfig.from_dict(read_config(run_dir)["model"])
     if latent_dim is not None:
         model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
+    try:
+        model = train_on_mixture(
+            images,
+            val_images,
+            model_cfg,
+            tmp,
+            epochs=epochs,
+            trim=trim,
+            seed=seed,
+            progress=not quiet,
+            log=(lambda s: None) if quiet else click.echo,
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     mix_run = out_dir / "mixture_run"
     if mix_run.exists():
         shutil.rmtree(mix_run)
-    return train_on_mixture(
-        images,
-        val_images,
-        model_cfg,
-        mix_run,
-        epochs=epochs,
-        trim=trim,
-        seed=seed,
-        progress=not quiet,
-        log=(lambda s: None) if quiet else click.echo,
-    )
+    tmp.rename(mix_run)
+    return model
 
 
 @main.command()
