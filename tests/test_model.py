@@ -8,13 +8,37 @@ import pytest
 import torch
 
 from electric_sheep.errors import ConfigError
-from electric_sheep.model import ConvVAE, ModelConfig, SeedVAE, build_model, count_parameters
+from electric_sheep.model import (
+    ConvVAE,
+    ModelConfig,
+    SeedVAE,
+    SubPixelConvTranspose2d,
+    build_model,
+    count_parameters,
+)
 
 
 def test_seed_preset_has_the_posts_keras_parameter_count():
     model = build_model(ModelConfig(preset="seed"))
     assert isinstance(model, SeedVAE)
     assert count_parameters(model) == 12_857_495  # the post's Keras summary
+
+
+@pytest.mark.parametrize(("c_in", "c_out"), [(32, 1), (64, 32), (3, 5)])
+def test_sub_pixel_transposed_conv_is_the_transposed_conv(c_in, c_out):
+    """Same parameters, same outputs and gradients as nn.ConvTranspose2d(4, stride 2, padding 1)."""
+    torch.manual_seed(0)
+    reference = torch.nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1).double()
+    fast = SubPixelConvTranspose2d(c_in, c_out).double()
+    fast.load_state_dict(reference.state_dict())  # the same state_dict: old checkpoints load
+    x = torch.randn(3, c_in, 7, 9, dtype=torch.float64, requires_grad=True)
+    y_ref, y = reference(x), fast(x)
+    assert y.shape == (3, c_out, 14, 18)
+    torch.testing.assert_close(y, y_ref)
+    g_ref = torch.autograd.grad(y_ref.square().sum(), [x, reference.weight, reference.bias])
+    g = torch.autograd.grad(y.square().sum(), [x, fast.weight, fast.bias])
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("preset", ["seed", "default"])

@@ -205,6 +205,32 @@ class _SameConvT(nn.Module):
         return self.conv(x)[:, :, :-1, :-1]
 
 
+class SubPixelConvTranspose2d(nn.ConvTranspose2d):
+    """ConvTranspose2d(kernel 4, stride 2, padding 1), computed as a 3x3 convolution to 4x the
+    channels followed by a pixel shuffle (the "sub-pixel" form, Shi et al. 2016): the same numbers,
+    the same parameters and state_dict, but oneDNN runs it as an ordinary convolution. Profiled on
+    a 2-core CPU, the decoder's last layer (32 -> 1 channel) ran as a transposed convolution at
+    ~9 GFLOP/s and took a third of all inference time.
+
+    Output pixel (2a + r) of a row takes kernel rows 3 and 1 from input rows a-1 and a when r = 0,
+    and kernel rows 2 and 0 from input rows a and a+1 when r = 1 (the same for columns), so phase
+    r's 3x3 kernel (offsets -1, 0, +1) holds 4x4 kernel rows ``_TAPS[r]``, 4 meaning zero.
+    """
+
+    _TAPS = ((3, 1, 4), (4, 2, 0))
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(c_in, c_out, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, c_in, H, W) -> (B, c_out, 2H, 2W)."""
+        taps = torch.tensor(self._TAPS, device=x.device)
+        w = F.pad(self.weight, (0, 1, 0, 1))  # (c_in, c_out, 5, 5): row and column 4 are zero
+        k = w[:, :, taps][..., taps]  # (c_in, c_out, r_y, 3, r_x, 3)
+        k = k.permute(1, 2, 4, 0, 3, 5).reshape(self.out_channels * 4, self.in_channels, 3, 3)
+        return F.pixel_shuffle(F.conv2d(x, k, self.bias.repeat_interleave(4), padding=1), 2)
+
+
 class ConvVAE(VAE):
     """The default preset: two strided convs each way, one dense layer, Bernoulli ELBO.
 
@@ -228,7 +254,7 @@ class ConvVAE(VAE):
             nn.Linear(h, c2 * 7 * 7), nn.ReLU(),
             nn.Unflatten(1, (c2, 7, 7)),
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),  # (B, 1, 28, 28) logits
+            SubPixelConvTranspose2d(c1, 1),  # (B, 1, 28, 28) logits
         )  # fmt: skip
 
     def loss(self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0) -> LossTerms:
