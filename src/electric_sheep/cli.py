@@ -686,9 +686,10 @@ def _train_on_mixture(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     mix_run = out_dir / "mixture_run"
-    if mix_run.exists():
-        shutil.rmtree(mix_run)
-    tmp.rename(mix_run)
+    old = mix_run.rename(tmp.with_name(tmp.name + "-old")) if mix_run.exists() else None
+    tmp.rename(mix_run)  # a moment with no mixture_run, never one with neither run on disk
+    if old is not None:
+        shutil.rmtree(old)
     return model
 
 
