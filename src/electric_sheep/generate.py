@@ -14,6 +14,8 @@ from .model import VAE, fast_inference
 from .train import encode_means
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches (4,096 was 2x slower), bounded memory
+MANIFOLD_GRID = 20  # decodings per side of the manifold
+MANIFOLD_SPAN = 3.0  # half-width of the manifold's plane, in prior standard deviations
 
 
 def _device(model: VAE) -> torch.device:
@@ -68,7 +70,9 @@ def manifold_axes(latent_dim: int, codes: np.ndarray | None = None) -> tuple[np.
     return pca.mean_.astype(np.float32), scaled.astype(np.float32)
 
 
-def manifold(model: VAE, grid: int = 20, span: float = 3.0, codes: np.ndarray | None = None) -> np.ndarray:
+def manifold(
+    model: VAE, grid: int = MANIFOLD_GRID, span: float = MANIFOLD_SPAN, codes: np.ndarray | None = None
+) -> np.ndarray:
     """The classic grid of decodings over the latent plane: (grid * grid, 28, 28), row-major,
     top row = largest second coordinate (so the picture reads like a plot)."""
     centre, axes = manifold_axes(model.config.latent_dim, codes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -249,8 +249,8 @@ def clusters(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Cluster the finite codes of ``images_u8`` and write the plots, gallery and numbers."""
-    if method not in ("kmeans", "dbscan"):
-        raise ConfigError(f"unknown clustering method {method!r}; choose kmeans or dbscan")
+    if method not in get_args(ClusterMethod):
+        raise ConfigError(f"unknown clustering method {method!r}; choose {' or '.join(get_args(ClusterMethod))}")
     codes = encode(model, images_u8)
     ok = finite_rows(codes)
     codes, images = codes[ok], images_u8[ok]

@@ -22,15 +22,14 @@ from .data import Drawings
 from .errors import DataError
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .fileio import write_text
-from .generate import draw, manifold, reconstruct
+from .generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, manifold, reconstruct
 from .latent import clusters, encode, snapshots_figure
 from .model import VAE
 from .plots import grid_image, manifold_figure, pyplot, reconstruction_figure
 
-# What the report shows; the manifold as `sheep manifold`'s defaults.
+# What the report shows.
 SAMPLES = 64  # generated drawings, an 8x8 grid
 RECONSTRUCTIONS = 16  # test drawings beside their reconstructions
-MANIFOLD_GRID, MANIFOLD_RANGE = 20, 3.0
 CLUSTER_DRAWINGS = 5000  # training drawings clustered: k-means and its elbow stay under seconds
 EXPLORER_DRAWINGS = 600  # validation drawings shown as points in the explorer (each ships two images)
 
@@ -176,10 +175,10 @@ def _reconstructions_section(model: VAE, drawings: Drawings | None) -> Section |
 
 def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
     # The plane of the first two principal directions of the codes for latents above 2-D.
-    grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_RANGE, codes if model.config.latent_dim > 2 else None)
-    fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_RANGE, model.config.latent_dim)
+    grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_SPAN, codes if model.config.latent_dim > 2 else None)
+    fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_SPAN, model.config.latent_dim)
     caption = (
-        f"What the decoder draws across the latent plane, from -{MANIFOLD_RANGE:g} to {MANIFOLD_RANGE:g} on each axis."
+        f"What the decoder draws across the latent plane, from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g} on each axis."
     )
     return Section("manifold", "The manifold", caption, _img(figure_uri(fig), "manifold"))
 
