@@ -17,6 +17,7 @@ from electric_sheep.cli import main
 from electric_sheep.data import load_drawings
 from electric_sheep.errors import ConfigError
 from electric_sheep.model import ModelConfig
+from electric_sheep.plots import PLANTED_RGB, grid_image
 from electric_sheep.train import make_train_config, train
 
 
@@ -149,6 +150,23 @@ def test_planted_drawings_rank_above_sheep(run, tmp_path):
         assert result["auroc"] > 0.99 and result["precision_at_k"] >= 0.9, (kind, result)
     rows = (tmp_path / "anomaly_scores.csv").read_text().splitlines()
     assert rows[0] == "index,score,flagged,planted" and len(rows) == 211
+
+
+def test_anomaly_gallery_frames_planted_drawings_in_red():
+    images = blobs(12, seed=3)
+    values = np.arange(12, dtype=float)
+    planted = np.zeros(12, bool)
+    planted[10] = True  # the second highest score
+    worst = np.argsort(-values)[:4]  # 11, 10, 9, 8
+    img = np.asarray(anomaly.gallery_image(images, values, worst, "mse", planted).convert("RGB")).astype(int)
+    red = (np.abs(img - np.array(PLANTED_RGB)) < 10).all(axis=2)
+    cols = np.flatnonzero(red.any(axis=0))
+    tile = 28 * 3 + 2 * 3  # 28 px and a 2 px gap, x3, in 8 columns
+    assert cols.min() >= tile and cols.max() < 2 * tile + 3  # only the second tile is red
+    bare = np.asarray(anomaly.gallery_image(images, values, worst, "mse")).astype(int)
+    assert bare.shape == img.shape and not (np.abs(bare - np.array(PLANTED_RGB)) < 10).all(axis=2).any()
+    with pytest.raises(ValueError, match="3 labels for 4 drawings"):
+        grid_image(images[:4], labels=["a", "b", "c"])
 
 
 def test_features_score_is_the_cosine_knn_of_encoder_features(run):

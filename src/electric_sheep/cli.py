@@ -338,7 +338,8 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
     frames = interp(_model(run_dir), images[start], images[end], steps)
     row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
     out = out or _default_out(run_dir, out_dir) / "interpolation.png"
-    save_image(grid_image(row, ncols=len(row)), out)
+    title = f"drawing {start} to drawing {end}: {steps} decodings along the line between their codes"
+    save_image(grid_image(row, ncols=len(row), title=title), out)
     _finish(
         {"from": start, "to": end, "steps": steps, "image": str(out)},
         as_json,

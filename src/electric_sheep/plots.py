@@ -14,18 +14,37 @@ from PIL import Image
 
 from .fileio import atomic_path
 
+# Captions drawn onto drawing grids: Pillow's bundled scalable font, in pixels.
+TITLE_PX = 14
+LABEL_PX = 11
+PLANTED_RGB = (192, 57, 43)  # the red of the anomaly scores plot
+LABEL_RGB = (40, 40, 40)
+
 
 def grid_image(
-    images: np.ndarray, ncols: int | None = None, scale: int = 3, pad: int = 2, invert: bool = True
+    images: np.ndarray,
+    ncols: int | None = None,
+    scale: int = 3,
+    pad: int = 2,
+    invert: bool = True,
+    *,
+    title: str | None = None,
+    labels: list[str] | None = None,
+    highlight: np.ndarray | None = None,
 ) -> Image.Image:
     """Tile (N, 28, 28) drawings (uint8 0-255 or float 0-1) into one image.
 
     ``invert`` draws black ink on white paper, which is how people expect a doodle to look.
+    ``title`` adds a line of text above the grid and ``labels`` one short line under each tile
+    (``highlight`` marks tiles whose label and frame are drawn in red); without them the image
+    is the bare greyscale grid.
     """
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     n, h, w = arr.shape
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} drawings")
     ncols = ncols or max(1, math.ceil(math.sqrt(n)))
     nrows = max(1, math.ceil(n / ncols))
     canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 200, dtype=np.uint8)
@@ -35,7 +54,47 @@ def grid_image(
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         canvas[y : y + h, x : x + w] = tiles[i]
     img = Image.fromarray(canvas, mode="L")
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale != 1 else img
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale != 1 else img
+    if title is None and labels is None:
+        return img
+    return _captioned(img, n, (h * scale, w * scale), pad * scale, ncols, title, labels, highlight)
+
+
+def _captioned(
+    grid: Image.Image,
+    n: int,
+    tile: tuple[int, int],
+    pad: int,
+    ncols: int,
+    title: str | None,
+    labels: list[str] | None,
+    highlight: np.ndarray | None,
+) -> Image.Image:
+    """The grid's tiles, framed, on white paper with a title above and a label under each tile."""
+    from PIL import ImageDraw, ImageFont
+
+    th, tw = tile
+    nrows = max(1, math.ceil(n / ncols))
+    title_h = TITLE_PX + 8 if title else 0
+    label_h = LABEL_PX + 4 if labels is not None else 0
+    big = ImageFont.load_default(size=TITLE_PX)
+    width = max(grid.width, math.ceil(big.getlength(title)) + 2 * pad if title else 0)  # the title never clipped
+    out = Image.new("RGB", (width, title_h + pad + nrows * (th + pad + label_h)), "white")
+    draw = ImageDraw.Draw(out)
+    if title:
+        draw.text((pad, 4), title, fill=LABEL_RGB, font=big)
+    small = ImageFont.load_default(size=LABEL_PX)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        src = (pad + c * (tw + pad), pad + r * (th + pad))
+        x, y = src[0], title_h + pad + r * (th + pad + label_h)
+        out.paste(grid.crop((*src, src[0] + tw, src[1] + th)).convert("RGB"), (x, y))
+        red = highlight is not None and bool(highlight[i])
+        frame = PLANTED_RGB if red else (200, 200, 200)
+        draw.rectangle((x - 1, y - 1, x + tw, y + th), outline=frame, width=2 if red else 1)
+        if labels is not None:
+            draw.text((x, y + th + 2), labels[i], fill=PLANTED_RGB if red else LABEL_RGB, font=small)
+    return out
 
 
 def save_image(img: Image.Image, path: str | Path) -> Path:
