@@ -7,12 +7,20 @@ from pathlib import Path
 
 import torch
 
+from electric_sheep.runtime import OPT_OUT, keep_freed_memory
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    # Calling it here applies the settings as the library would (idempotent); set OPT_OUT=0 to compare.
+    malloc = (
+        "freed memory kept (glibc mallopt)"
+        if keep_freed_memory()
+        else f"system malloc defaults ({OPT_OUT}=0 or not glibc)"
+    )
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, {malloc}"
 
 
 def data_path(name: str = "aaron_sheep.npz") -> Path:

