@@ -8,7 +8,8 @@ so with glibc's defaults every batch paid for its memory again in page faults. M
 2-core AMD EPYC, processes alternated: ``elbo-ink`` on the 7,400 Aaron sheep, median of 12
 passes, 20,900-22,200 drawings/s with the settings below against 15,100-18,400 without.
 Training (batches of 128) and the IWAE evaluation (whose chunks exceed the mmap threshold)
-did not change beyond this host's noise, so only inference applies them. This is what the
+did not change beyond this host's noise, so only ``fast_inference`` applies them (a training
+run meets it at its first epoch's latent snapshot, which does it no harm). This is what the
 jemalloc/tcmalloc advice of PyTorch's CPU performance guide buys, without preloading another
 allocator.
 """
