@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from .checkpoint import load_model
 from .errors import ConfigError
 from .fileio import write_csv, write_json, write_npy
-from .model import VAE, ModelConfig, bernoulli_log_likelihood, fast_inference
+from .model import VAE, ModelConfig, bernoulli_log_likelihood, bf16_supported, fast_inference
 from .plots import grid_image, pyplot, save_figure, save_image
 from .train import as_batch, make_train_config, train
 
@@ -96,11 +96,14 @@ def _feature_scores(model: VAE, x_all: torch.Tensor, device: torch.device, k: in
     with fast_inference(model):
         feats = [model.features(as_batch(x_all[i : i + BATCH].to(device))).float() for i in range(0, len(x_all), BATCH)]
     f = F.normalize(torch.cat(feats), dim=1)  # (N, C*49), unit length: dot product = cosine similarity
+    # The all-pairs products are nearly all the work (N^2 * C*49 multiply-adds); in bf16 they ran
+    # 3x faster on a no-AMX EPYC (7,427 drawings: 2.8 s -> 0.9 s) and moved AUROC by <= 0.0003.
+    f = f.to(torch.bfloat16) if bf16_supported(device) else f
     k = min(k, len(f) - 1)
     out = []
     with torch.inference_mode():
         for i in range(0, len(f), BATCH):
-            nearest = (f[i : i + BATCH] @ f.T).topk(k + 1, dim=1).values[:, 1:]  # (b, k); drop itself
+            nearest = (f[i : i + BATCH] @ f.T).float().topk(k + 1, dim=1).values[:, 1:]  # (b, k); drop itself
             out.append((1 - nearest).mean(dim=1))
     return torch.cat(out).double().cpu().numpy()
 
