@@ -46,39 +46,40 @@ def grid_image(
     if labels is not None and len(labels) != n:
         raise ValueError(f"{len(labels)} labels for {n} drawings")
     ncols = ncols or max(1, math.ceil(math.sqrt(n)))
+    tiles = 255 - arr if invert else arr
+    if title is not None or labels is not None:
+        return _captioned(tiles, ncols, scale, pad * scale, title, labels, highlight)
     nrows = max(1, math.ceil(n / ncols))
     canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 200, dtype=np.uint8)
-    tiles = 255 - arr if invert else arr
     for i in range(n):
         r, c = divmod(i, ncols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         canvas[y : y + h, x : x + w] = tiles[i]
     img = Image.fromarray(canvas, mode="L")
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale != 1 else img
-    if title is None and labels is None:
-        return img
-    return _captioned(img, n, (h * scale, w * scale), pad * scale, ncols, title, labels, highlight)
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale != 1 else img
 
 
 def _captioned(
-    grid: Image.Image,
-    n: int,
-    tile: tuple[int, int],
-    pad: int,
+    tiles: np.ndarray,
     ncols: int,
+    scale: int,
+    pad: int,
     title: str | None,
     labels: list[str] | None,
     highlight: np.ndarray | None,
 ) -> Image.Image:
-    """The grid's tiles, framed, on white paper with a title above and a label under each tile."""
+    """(N, h, w) uint8 tiles, scaled and framed, on white paper with a title above and a label
+    under each tile; ``pad`` is in output pixels."""
     from PIL import ImageDraw, ImageFont
 
-    th, tw = tile
+    n, h, w = tiles.shape
+    th, tw = h * scale, w * scale
     nrows = max(1, math.ceil(n / ncols))
     title_h = TITLE_PX + 8 if title else 0
     label_h = LABEL_PX + 4 if labels is not None else 0
     big = ImageFont.load_default(size=TITLE_PX)
-    width = max(grid.width, math.ceil(big.getlength(title)) + 2 * pad if title else 0)  # the title never clipped
+    grid_w = ncols * (tw + pad) + pad
+    width = max(grid_w, math.ceil(big.getlength(title)) + 2 * pad if title else 0)  # the title never clipped
     out = Image.new("RGB", (width, title_h + pad + nrows * (th + pad + label_h)), "white")
     draw = ImageDraw.Draw(out)
     if title:
@@ -86,9 +87,8 @@ def _captioned(
     small = ImageFont.load_default(size=LABEL_PX)
     for i in range(n):
         r, c = divmod(i, ncols)
-        src = (pad + c * (tw + pad), pad + r * (th + pad))
-        x, y = src[0], title_h + pad + r * (th + pad + label_h)
-        out.paste(grid.crop((*src, src[0] + tw, src[1] + th)).convert("RGB"), (x, y))
+        x, y = pad + c * (tw + pad), title_h + pad + r * (th + pad + label_h)
+        out.paste(Image.fromarray(tiles[i]).resize((tw, th), Image.NEAREST).convert("RGB"), (x, y))
         red = highlight is not None and bool(highlight[i])
         frame = PLANTED_RGB if red else (200, 200, 200)
         draw.rectangle((x - 1, y - 1, x + tw, y + th), outline=frame, width=2 if red else 1)
