@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .fileio import atomic_path
 
@@ -19,6 +19,7 @@ TITLE_PX = 14
 LABEL_PX = 11
 PLANTED_RGB = (192, 57, 43)  # the red of the anomaly scores plot
 LABEL_RGB = (40, 40, 40)
+FRAME_RGB = (200, 200, 200)  # the grey between tiles of the bare grid
 
 
 def grid_image(
@@ -70,8 +71,6 @@ def _captioned(
 ) -> Image.Image:
     """(N, h, w) uint8 tiles, scaled and framed, on white paper with a title above and a label
     under each tile; ``pad`` is in output pixels."""
-    from PIL import ImageDraw, ImageFont
-
     n, h, w = tiles.shape
     th, tw = h * scale, w * scale
     nrows = max(1, math.ceil(n / ncols))
@@ -90,7 +89,7 @@ def _captioned(
         x, y = pad + c * (tw + pad), title_h + pad + r * (th + pad + label_h)
         out.paste(Image.fromarray(tiles[i]).resize((tw, th), Image.NEAREST).convert("RGB"), (x, y))
         red = highlight is not None and bool(highlight[i])
-        frame = PLANTED_RGB if red else (200, 200, 200)
+        frame = PLANTED_RGB if red else FRAME_RGB
         draw.rectangle((x - 1, y - 1, x + tw, y + th), outline=frame, width=2 if red else 1)
         if labels is not None:
             draw.text((x, y + th + 2), labels[i], fill=PLANTED_RGB if red else LABEL_RGB, font=small)
