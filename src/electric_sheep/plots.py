@@ -51,7 +51,7 @@ def grid_image(
     if title is not None or labels is not None:
         return _captioned(tiles, ncols, scale, pad * scale, title, labels, highlight)
     nrows = max(1, math.ceil(n / ncols))
-    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 200, dtype=np.uint8)
+    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), FRAME_RGB[0], dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, ncols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
