@@ -270,6 +270,24 @@ def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "out of range" in res.output
 
 
+def test_reconstruct_reads_index_lists_both_ways(run, tmp_path):
+    """`--index 1 2 3` (the issue's usage) and the repeated form pick the same drawings."""
+    r = CliRunner()
+
+    def indices(*args: str) -> list[int]:
+        res = r.invoke(main, ["reconstruct", *args, "--out-dir", str(tmp_path), "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)["indices"]
+
+    assert indices(str(run), "--index", "1", "2", "3") == [1, 2, 3]
+    assert indices("--index", "4", "0", str(run)) == [4, 0]  # RUN_DIR after the list
+    assert indices(str(run), "--index", "2", "--index", "5") == [2, 5]
+    res = r.invoke(main, ["reconstruct", str(run), "7"])  # an index without --index
+    assert res.exit_code == 2 and "choose drawings with --index" in res.output
+    res = r.invoke(main, ["reconstruct", str(run), str(tmp_path), "--index", "1"])
+    assert res.exit_code == 2 and "unexpected extra argument" in res.output
+
+
 def test_real_sheep_and_omniglot(shared, tmp_path):
     """A model trained for a few epochs on real Aaron sheep ranks planted Omniglot symbols first."""
     sheep = load_drawings(shared / "aaron_sheep.npz")

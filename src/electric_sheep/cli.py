@@ -379,9 +379,30 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     _finish({"grid": grid, "range": span, "image": str(out)}, as_json, [f"wrote {out} ({grid}x{grid} decodings)"])
 
 
-@main.command()
+def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str]) -> tuple[Path, list[int]]:
+    """Read ``--index 1 2 3`` as well as ``--index 1 --index 2 --index 3``.
+
+    Click gives an option one value, so the 2 and 3 arrive as positional arguments, the first of
+    them taken as RUN_DIR when RUN_DIR was left out. A whole number that is not an existing path
+    is an index (after ``--index`` only); any other word is RUN_DIR, of which there is one.
+    """
+    builtin = _run(None)
+    words = ([] if run_dir == builtin else [str(run_dir)]) + list(extra)
+    numbers = [w for w in words if w.isdigit() and not Path(w).exists()]
+    paths = [w for w in words if w not in numbers]
+    if numbers and not indices:
+        raise click.UsageError(f"unexpected argument {numbers[0]!r}: choose drawings with --index, e.g. --index 1 2 3")
+    if len(paths) > 1:
+        raise click.UsageError(f"unexpected extra argument {paths[1]!r}")
+    return (Path(paths[0]) if paths else builtin), [*indices, *map(int, numbers)]
+
+
+@main.command(context_settings={"allow_extra_args": True})
 @_run_dir_arg
-@click.option("--index", "indices", type=click.IntRange(0), multiple=True, help="Drawings to reconstruct (repeat).")
+@click.option(
+    "--index", "indices", type=click.IntRange(0), multiple=True,
+    help="Drawings to reconstruct: --index 1 2 3 or --index 1 --index 2 ...",
+)  # fmt: skip
 @click.option(
     "-n", "count", type=click.IntRange(1), default=16, show_default=True, help="Without --index: the first N."
 )
@@ -390,14 +411,16 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/reconstructions.png.")
 @_out_dir_option
 @_json_option
-def reconstruct(run_dir, indices, count, sharpen, data, split, out, out_dir, as_json) -> None:
+@click.pass_context
+def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir, as_json) -> None:
     """Originals beside their reconstructions (and optionally sharpened reconstructions)."""
     from .generate import reconstruct as recon_fn
     from .generate import sharpen as sharpen_fn
     from .plots import reconstruction_figure, save_figure
 
-    images = _pick(run_dir, data, split, list(indices), "--index")
-    idx = list(indices) or list(range(min(count, len(images))))
+    run_dir, indices = _trailing_indices(run_dir, indices, ctx.args)
+    images = _pick(run_dir, data, split, indices, "--index")
+    idx = indices or list(range(min(count, len(images))))
     originals = images[idx]
     recon = recon_fn(_model(run_dir), originals)
     rows = {"original": originals / 255.0, "reconstruction": recon}
