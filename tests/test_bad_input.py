@@ -113,3 +113,49 @@ def test_bad_mix_fraction_and_run_folder(tmp_path):
     assert r.exit_code == 2 and "give --train-on-mix too" in r.output
     r = CliRunner().invoke(main, ["draw", str(tmp_path), "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "not a run folder" in r.output and not (tmp_path / "x.png").exists()
+
+
+def test_damaged_run_folder_names_the_file(tmp_path):
+    """A hand-edited or half-copied run folder: exit 2, the file and problem named, nothing overwritten."""
+    r = CliRunner()
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    run = tmp_path / "run"
+    res = r.invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    config, weights = (run / "config.json").read_text(), (run / "model.safetensors").read_bytes()
+
+    def fails(args: list[str], path, problem: str) -> None:
+        res = r.invoke(main, args)
+        last = res.output.strip().splitlines()[-1]
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert str(path) in last and problem in last, last
+
+    for text, problem in [
+        ("[]", 'no "model" settings'),
+        ('{"model": {"latnet_dim": 2}}', "unknown model option(s): latnet_dim"),
+        ('{"model": {"latent_dim": "two"}}', "invalid model settings"),
+    ]:
+        (run / "config.json").write_text(text)
+        fails(["draw", str(run), "-o", str(tmp_path / "x.png")], run / "config.json", problem)
+    (run / "config.json").write_text(config)
+    (run / "training_state.safetensors").write_bytes(b"not safetensors")
+    resume = ["train", str(data), "--epochs", "2", "--out", str(run), "--resume"]
+    fails(resume, run / "training_state.safetensors", "cannot be read as a training state")
+    assert (run / "model.safetensors").read_bytes() == weights and (run / "config.json").read_text() == config
+    report = ["report", str(run), "-o", str(tmp_path / "r.html")]
+    metrics = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(metrics + '{"epoch": 2, "loss\n')
+    fails(report, run / "metrics.jsonl", "line 2 is not valid JSON")
+    (run / "metrics.jsonl").write_text(metrics)
+    latents = run / "latents" / "epoch_001.npy"
+    codes = latents.read_bytes()
+    latents.write_bytes(b"half a file")
+    fails(["snapshots", str(run), "--out-dir", str(tmp_path)], latents, "not a readable .npy array")
+    latents.write_bytes(codes)
+    (run / "analysis").mkdir()
+    (run / "analysis" / "anomalies.json").write_text('{"score": "mse"}')
+    fails(report, run / "analysis" / "anomaly_scores.png", "is missing")
+    for name in ("anomaly_scores.png", "anomaly_gallery.png"):
+        (run / "analysis" / name).write_bytes(b"")
+    fails(report, run / "analysis" / "anomalies.json", "is damaged")
+    assert not (tmp_path / "r.html").exists()

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .fileio import atomic_path, write_json, write_npy, write_text
 from .model import VAE, ModelConfig, build_model
 
@@ -55,15 +55,27 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DataError(path, f"is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise DataError(path, 'has no "model" settings (was it written by `sheep train`?)')
+    return config
+
+
+def read_model_config(run_dir: str | Path) -> ModelConfig:
+    """The run's model settings; an error naming ``config.json`` when they are invalid."""
+    values = read_config(run_dir)["model"]
+    try:
+        return ModelConfig.from_dict(values)
+    except (ConfigError, TypeError, ValueError) as e:  # unknown keys, wrong types or values
+        raise DataError(Path(run_dir) / CONFIG, f"invalid model settings ({e})") from None
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
     """Build the model from ``config.json`` and load its weights, in eval mode."""
     run_dir = Path(run_dir)
-    model = build_model(ModelConfig.from_dict(read_config(run_dir)["model"]))
+    model = build_model(read_model_config(run_dir))
     return load_weights(model, run_dir).to(device).eval()
 
 
@@ -118,9 +130,12 @@ def load_training_state(run_dir: Path) -> TrainingState:
     path = run_dir / STATE
     if not path.is_file():
         raise DataError(run_dir, f"has no {STATE} to resume from")
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["json"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["json"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise DataError(path, f"cannot be read as a training state ({type(e).__name__}: {e})") from None
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -143,11 +158,40 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"line {lineno} is not valid JSON ({e.msg})") from None
+    return rows
+
+
+def _latents_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / LATENTS / f"epoch_{epoch:03d}.npy"
 
 
 def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
-    return write_npy(run_dir / LATENTS / f"epoch_{epoch:03d}.npy", codes.astype(np.float32))
+    return write_npy(_latents_path(run_dir, epoch), codes.astype(np.float32))
+
+
+def latent_epochs(run_dir: str | Path) -> list[int]:
+    """The epochs after which validation codes were saved, in order."""
+    stems = (p.stem for p in (Path(run_dir) / LATENTS).glob("epoch_*.npy"))
+    return sorted(int(s[len("epoch_") :]) for s in stems if s[len("epoch_") :].isdigit())
+
+
+def load_latents(run_dir: str | Path, epoch: int) -> np.ndarray:
+    """The (N, latent_dim) codes saved after ``epoch``; an error naming the file when damaged."""
+    path = _latents_path(Path(run_dir), epoch)
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # truncated, pickled or not .npy at all
+        raise DataError(path, "is not a readable .npy array of latent codes") from None
+    if codes.ndim != 2:
+        raise DataError(path, f"shape is {codes.shape}, expected (N, latent_dim)")
+    return codes
 
 
 def builtin_run_dir() -> Path:

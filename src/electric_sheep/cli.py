@@ -686,10 +686,9 @@ def _train_on_mixture(
     import tempfile
 
     from .anomaly import train_on_mixture
-    from .checkpoint import read_config
-    from .model import ModelConfig
+    from .checkpoint import read_model_config
 
-    model_cfg = ModelConfig.from_dict(read_config(run_dir)["model"])
+    model_cfg = read_model_config(run_dir)
     if latent_dim is not None:
         model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -754,9 +753,9 @@ def explore(paths, out, grid, span, as_json) -> None:
         originals = run_data(run_dir, data).split("valid", limit=600)
         codes = encode(model, originals)
     except SheepError:
-        from .checkpoint import LATENTS
+        from .checkpoint import latent_epochs, load_latents
 
-        saved = sorted((run_dir / LATENTS).glob("epoch_*.npy"))
-        originals, codes = None, (np.load(saved[-1]) if saved else np.zeros((0, model.config.latent_dim)))
+        saved = latent_epochs(run_dir)
+        originals, codes = None, (load_latents(run_dir, saved[-1]) if saved else np.zeros((0, model.config.latent_dim)))
     write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span)))
     _finish({"page": str(out), "points": int(len(codes))}, as_json, [f"wrote {out} ({len(codes)} encoded drawings)"])

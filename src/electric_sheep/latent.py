@@ -74,14 +74,14 @@ def snapshots_figure(run_dir: Path, epochs: list[int]):
     """
     plt = pyplot()
 
-    available = sorted(int(p.stem.split("_")[1]) for p in (run_dir / ckpt.LATENTS).glob("epoch_*.npy"))
+    available = ckpt.latent_epochs(run_dir)
     if not available:
         raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
     chosen = [e for e in epochs if e in available] or _spread(available, 4)
     fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 4.2), squeeze=False)
     dropped = 0
     for ax, epoch in zip(axes[0], chosen, strict=True):
-        codes = np.load(run_dir / ckpt.LATENTS / f"epoch_{epoch:03d}.npy")
+        codes = ckpt.load_latents(run_dir, epoch)
         ok = finite_rows(codes)
         dropped += int((~ok).sum())
         plane, _ = to_plane(codes[ok])

@@ -148,10 +148,9 @@ def _training_section(history: list[dict[str, Any]]) -> Section | None:
 
 
 def _snapshots_section(run_dir: Path, epochs: tuple[int, ...]) -> Section | None:
-    try:
-        fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
-    except DataError:  # no latent snapshots saved in this run
+    if not ckpt.latent_epochs(run_dir):  # e.g. the built-in model; a damaged file is still an error
         return None
+    fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
     caption = f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}."
     body = _img(figure_uri(fig), "latent space after chosen epochs")
     return Section("latent-epochs", "The latent space during training", caption, body)
@@ -196,14 +195,22 @@ def _clusters_section(model: VAE, drawings: Drawings | None, seed: int, progress
 def _anomalies_section(run_dir: Path) -> Section | None:
     """The figures `sheep anomalies` left in the run folder, if it was run."""
     analysis = run_dir / "analysis"
-    if not (analysis / "anomalies.json").is_file():
+    numbers = analysis / "anomalies.json"
+    if not numbers.is_file():
         return None
+    plot, gallery = analysis / "anomaly_scores.png", analysis / "anomaly_gallery.png"
+    for figure in (plot, gallery):
+        if not figure.is_file():
+            raise DataError(figure, "is missing; run `sheep anomalies` again")
     body = (
-        _img(file_uri(analysis / "anomaly_scores.png"), "anomaly scores")
+        _img(file_uri(plot), "anomaly scores")
         + "<p class='caption'>The most anomalous drawings:</p>"
-        + _img(file_uri(analysis / "anomaly_gallery.png"), "anomaly gallery")
+        + _img(file_uri(gallery), "anomaly gallery")
     )
-    caption = _anomaly_caption(json.loads((analysis / "anomalies.json").read_text()))
+    try:
+        caption = _anomaly_caption(json.loads(numbers.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(numbers, f"is damaged ({type(e).__name__}); run `sheep anomalies` again") from None
     return Section("anomalies", "Anomalies", caption, body)
 
 
@@ -221,8 +228,8 @@ def _codes(model, drawings, run_dir: Path) -> np.ndarray | None:
     """Codes for the explorer and PCA: the validation drawings, else the run's last saved codes."""
     if drawings is not None:
         return encode(model, drawings.split("valid", limit=EXPLORER_DRAWINGS))
-    saved = sorted((run_dir / ckpt.LATENTS).glob("epoch_*.npy"))
-    return np.load(saved[-1]) if saved else None
+    saved = ckpt.latent_epochs(run_dir)
+    return ckpt.load_latents(run_dir, saved[-1]) if saved else None
 
 
 def _clusters_body(model, drawings, seed: int, progress: bool) -> str:

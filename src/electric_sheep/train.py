@@ -513,7 +513,7 @@ def train_on_data(
     cfg = make_train_config(preset, **overrides)
     model_cfg = ModelConfig(preset=preset, latent_dim=latent_dim)  # type: ignore[arg-type]
     if resume:  # the run's own model config wins; the CLI's defaults must not contradict it
-        model_cfg = ModelConfig.from_dict(ckpt.read_config(Path(run_dir))["model"])
+        model_cfg = ckpt.read_model_config(run_dir)
     drawings = load_drawings(data, seed=split_seed)
     info = {
         "source": str(Path(drawings.source).resolve()),
