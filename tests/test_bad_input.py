@@ -43,6 +43,10 @@ def _garbage(p):
     p.write_bytes(b"\x00\x01\x02 this is not a drawing file")
 
 
+def _no_rows(p):
+    np.save(p, np.zeros((0, 784), dtype=np.uint8))
+
+
 CASES = [
     (_html, "HTML page"),
     (_lfs, "Git LFS pointer"),
@@ -51,6 +55,7 @@ CASES = [
     (_dtype, "dtype is float64"),
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
+    (_no_rows, "holds no drawings"),
 ]
 
 
@@ -159,3 +164,24 @@ def test_damaged_run_folder_names_the_file(tmp_path):
         (run / "analysis" / name).write_bytes(b"")
     fails(report, run / "analysis" / "anomalies.json", "is damaged")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_unwritable_output_names_it(tmp_path):
+    """A folder where a file should go, or a file where a folder should: one line, nothing lost."""
+    r = CliRunner()
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("precious")
+    cases = [
+        (["draw", "-o", str(tmp_path)], tmp_path, "is a folder; give the name of a file"),
+        (["draw", "-o", str(blocker / "x.png")], blocker, "a file is in the way"),
+        (["train", str(data), "--epochs", "1", "--out", str(blocker)], blocker, "a file is in the way"),
+        (["latent", str(data), "--out-dir", str(blocker / "sub")], blocker / "sub", "a file is in the way"),
+    ]
+    for args, path, problem in cases:
+        res = r.invoke(main, args)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert f"{path}: " in lines[0] and problem in lines[0], lines
+    assert blocker.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "sheep.npy"]  # no temporary files left

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_model
 from .errors import ConfigError
-from .fileio import write_csv, write_json, write_npy
+from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .model import VAE, ModelConfig, bernoulli_log_likelihood, bf16_supported, fast_inference
 from .plots import grid_image, pyplot, save_figure, save_image
 from .train import as_batch, make_train_config, train
@@ -276,7 +276,7 @@ def run_anomalies(
     values = scores(model, images_u8, kind)
     cut, rule = threshold_for(values, threshold, top, quantile)
     flagged = values > cut
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     worst = np.argsort(-values, kind="stable")[: min(gallery_size, int(flagged.sum()) or gallery_size)]
     rows = [
         [i, f"{v:.6g}", int(f)] + ([int(planted[i])] if planted is not None else [])

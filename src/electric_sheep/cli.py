@@ -687,11 +687,12 @@ def _train_on_mixture(
 
     from .anomaly import train_on_mixture
     from .checkpoint import read_model_config
+    from .fileio import ensure_dir
 
     model_cfg = read_model_config(run_dir)
     if latent_dim is not None:
         model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
     try:
         model = train_on_mixture(

@@ -273,10 +273,12 @@ def _load_bitmap(path: Path) -> np.ndarray:
         raise DataError(path, f"cannot be read as .npy ({e})") from None
     if arr.dtype != np.uint8:
         raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink)")
-    if arr.ndim == 3 and arr.shape[1:] == (28, 28):
-        return arr
-    if arr.ndim != 2 or arr.shape[1] != PIXELS:
+    rows_of_pixels = arr.ndim == 2 and arr.shape[1] == PIXELS  # the official layout
+    images = arr.ndim == 3 and arr.shape[1:] == (28, 28)
+    if not (rows_of_pixels or images):
         raise DataError(path, f"shape is {tuple(arr.shape)}, expected (N, 784) rows of 28x28 pixels")
+    if len(arr) == 0:  # as for the stroke formats: nothing to train on, show or score
+        raise DataError(path, "holds no drawings")
     return arr.reshape(-1, 28, 28)
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .data import cached_category_path, check_category, check_file
 from .errors import DataError, DownloadError
+from .fileio import ensure_dir
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
 BASE_URL_ENV = "ELECTRIC_SHEEP_BASE_URL"  # a mirror, or a local server in tests
@@ -59,7 +60,7 @@ def download(
         return target
     url = category_url(category, fmt, base_url)
     part = target.with_name(target.name + ".part")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target.parent)
     _fetch(url, part, target, progress=progress, timeout=timeout)
     _check_parses(part, target)
     os.replace(part, target)

@@ -18,6 +18,10 @@ class DataError(SheepError):
         super().__init__(f"{path}: {problem}")
 
 
+class OutputError(DataError):
+    """A file or folder that cannot be written (a folder where a file should go, no permission...)."""
+
+
 class ConfigError(SheepError):
     """An unknown or invalid option in a model or training configuration."""
 

@@ -17,19 +17,44 @@ from typing import Any
 
 import numpy as np
 
+from .errors import OutputError
+
+
+def ensure_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) if needed; an :class:`OutputError` naming it if not possible."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where the folder or one of its parents goes
+        raise OutputError(folder, "cannot be created as a folder: a file is in the way") from None
+    except OSError as e:
+        raise OutputError(folder, f"cannot be created ({e.strerror or e})") from None
+    return folder
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it is renamed over ``target``."""
+    """Yield a temporary path beside ``target``; on success it is renamed over ``target``.
+
+    Failing to write (a folder of that name, no permission, a full disk) raises an
+    :class:`OutputError` naming ``target``, and whatever was at ``target`` is left as it was.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise OutputError(target, "is a folder; give the name of a file to write")
+    ensure_dir(target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise OutputError(target, f"cannot be written ({e.strerror or e})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp_path, target)
+    except OSError as e:  # e.g. the disk filled up while writing
+        raise OutputError(target, f"cannot be written ({e.strerror or e})") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

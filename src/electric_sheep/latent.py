@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError
-from .fileio import write_csv, write_json, write_npy
+from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .model import VAE
 from .plots import latent_scatter_figure, pyplot, save_figure
 from .train import encode_means
@@ -49,7 +49,7 @@ def latent_map(model: VAE, images_u8: np.ndarray, out_dir: Path, title: str = "l
     codes = encode(model, images_u8)
     ok = finite_rows(codes)
     plane, axis = to_plane(codes[ok])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     codes_path = write_npy(out_dir / "codes.npy", codes)
     fig = latent_scatter_figure(plane, title=f"{title} ({ok.sum()} drawings)")
     if axis == "PC":
@@ -255,7 +255,7 @@ def clusters(
     ok = finite_rows(codes)
     codes, images = codes[ok], images_u8[ok]
     plane, _ = to_plane(codes)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     # Only the finite codes, so they line up with the labels (`sheep latent` keeps codes.npy whole).
     codes_path = write_npy(out_dir / f"{method}_codes.npy", codes)
     result: dict[str, Any] = {

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .errors import ConfigError, SheepError, TrainingDiverged
+from .fileio import ensure_dir
 from .model import VAE, ModelConfig, build_model, fast_inference
 
 KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
@@ -287,7 +288,7 @@ class _Position:
 
 def _start_run(run_dir: Path, config: dict[str, Any]) -> None:
     """A new run folder with its config.json; never over an existing run."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(run_dir)
     if (run_dir / ckpt.WEIGHTS).exists():
         raise SheepError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
     ckpt.save_config(run_dir, config)
