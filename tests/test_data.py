@@ -85,6 +85,16 @@ def test_stroke_cache_makes_second_load_a_plain_read(tmp_path):
     assert all(np.array_equal(first.splits[k], second.splits[k]) for k in data.SPLITS)
 
 
+def test_unwritable_cache_only_skips_caching(tmp_path):
+    """A cache folder that cannot be created (a file in its way) must not stop a load."""
+    path = write_sketchrnn(tmp_path / "squares.npz")
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    for _ in range(2):
+        d = data.load_drawings(path, cache_dir=blocker)
+        assert len(d.images) == 18 and "cached" not in d.meta
+
+
 def test_stroke3_conversion_and_render_fit():
     s3 = np.array([[5, 5, 0], [10, 0, 0], [0, 10, 1], [3, 3, 0], [4, 0, 1]], dtype=np.int16)
     strokes = stroke3_to_strokes(s3)

@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, OutputError
 from .fileio import atomic_path
 from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
 
@@ -402,7 +402,7 @@ def _write_raster_cache(target: Path, images: np.ndarray, splits: dict[str, np.n
         with atomic_path(target) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-    except OSError:
+    except (OSError, OutputError):
         pass  # a read-only cache must not stop the user: the data is loaded, only not cached
 
 
