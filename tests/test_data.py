@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
@@ -55,6 +57,16 @@ def test_ndjson_malformed_line_is_skipped_and_counted(tmp_path):
     path = write_ndjson(tmp_path / "squares.ndjson", n=6, bad_lines=2)
     d = data.load_drawings(path)
     assert len(d) == 6 and d.skipped == 2
+
+
+def test_drawings_without_points_are_skipped_not_blank(tmp_path):
+    """No strokes, empty strokes or infinite coordinates would render as a blank image."""
+    path = write_ndjson(tmp_path / "squares.ndjson", n=3)
+    empty = [[], [[[], []]], [[[float("inf"), 2], [0, 1]]]]
+    with open(path, "a") as f:
+        f.writelines(json.dumps({"word": "square", "drawing": d}) + "\n" for d in empty)
+    d = data.load_drawings(path)
+    assert len(d) == 3 and d.skipped == 3 and (d.images.reshape(3, -1).max(1) > 0).all()
 
 
 def test_bin_format(tmp_path):

@@ -332,8 +332,12 @@ def _load_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> t
             skipped += 1
             continue
         try:
-            images.append(render(ink_strokes_to_strokes(rec["drawing"]), raster))
+            strokes = ink_strokes_to_strokes(rec["drawing"])
         except (TypeError, ValueError, IndexError):
+            strokes = []
+        if _drawable(strokes):
+            images.append(render(strokes, raster))
+        else:
             skipped += 1
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
     return stacked, skipped
@@ -372,14 +376,18 @@ def iter_bin(path: Path) -> Iterator[dict]:
         }
 
 
+def _drawable(strokes: list[np.ndarray]) -> bool:
+    """At least one point and only finite coordinates: anything else would render as a blank."""
+    points = [s for s in strokes if len(s)]
+    return bool(points) and all(np.isfinite(s).all() for s in points)
+
+
 def _load_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
-    images = [
-        render(rec["strokes"], raster)
-        for rec in iter_bin(path)
-        if recognized is None or rec["recognized"] == recognized
-    ]
+    """Rasterise a ``.bin`` file; count drawings without a single point as skipped."""
+    records = [rec for rec in iter_bin(path) if recognized is None or rec["recognized"] == recognized]
+    images = [render(rec["strokes"], raster) for rec in records if _drawable(rec["strokes"])]
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
-    return stacked, 0
+    return stacked, len(records) - len(images)
 
 
 # --------------------------------------------------------------------------- raster cache

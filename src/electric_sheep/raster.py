@@ -30,8 +30,9 @@ class RasterConfig:
     padding: float = 2.0  # margin in output pixels: Google's sheep start 1 px from the edge
 
     def cache_key(self) -> str:
-        """A string that changes whenever the rendering would change."""
-        return f"v1-{self.side}-{self.supersample}-{self.line_width}-{self.padding}"
+        """A string that changes whenever the rendering would change (v2: drawings without a
+        point are skipped, not cached as blanks)."""
+        return f"v2-{self.side}-{self.supersample}-{self.line_width}-{self.padding}"
 
 
 Strokes = Sequence[np.ndarray]
