@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson
 
@@ -185,3 +186,14 @@ def test_unwritable_output_names_it(tmp_path):
         assert f"{path}: " in lines[0] and problem in lines[0], lines
     assert blocker.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "sheep.npy"]  # no temporary files left
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without CUDA gives")
+def test_unknown_or_absent_device_stops_before_training(tmp_path):
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    for device, problem in [("banana", "unknown --device 'banana'"), ("cuda", "--device cuda is not available")]:
+        run = tmp_path / device
+        res = CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--device", device, "--out", str(run)])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and problem in lines[0], res.output
+        assert not run.exists()  # checked before the run folder is made

@@ -152,8 +152,18 @@ def _init_distributed(device: torch.device) -> _Dist:
 
 
 def pick_device(name: str | None = None) -> torch.device:
+    """``name`` (cpu, cuda, cuda:1, mps ...), checked now rather than mid-training; else CUDA if present."""
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"unknown --device {name!r}; use cpu, cuda or cuda:N") from None
+        try:
+            torch.empty(0, device=device)  # a CPU-only build or a missing GPU fails here
+        except (RuntimeError, AssertionError) as e:
+            reason = str(e).splitlines()[0].split(". ")[0][:120]  # torch's messages run to pages
+            raise ConfigError(f"--device {name} is not available here ({reason})") from None
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
