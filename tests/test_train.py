@@ -179,6 +179,19 @@ def test_cli_train_and_evaluate_json(tmp_path):
     assert r.exit_code == 2 and "not a run folder" in r.output
 
 
+def test_evaluating_the_builtin_model_leaves_its_files_alone(tmp_path, monkeypatch):
+    """The package's eval.json is the model card's figure; the user's evaluation goes to ./sheep-analysis."""
+    shipped = ckpt.builtin_run_dir() / "eval.json"
+    before = shipped.read_bytes()
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(60).reshape(60, 784))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["evaluate", str(data), "--k", "2", "--split", "valid"])
+    assert r.exit_code == 0, r.output
+    assert "wrote sheep-analysis/eval.json" in r.output and shipped.read_bytes() == before
+    assert json.loads((tmp_path / "sheep-analysis" / "eval.json").read_text())["n"] == 6
+
+
 def test_ddp_with_two_cpu_processes(tmp_path):
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(160).reshape(160, 784))

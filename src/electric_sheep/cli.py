@@ -232,11 +232,16 @@ def train(
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N drawings only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object only.")
 def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> None:
-    """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json."""
+    """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json
+    (for the built-in model, to ./sheep-analysis/eval.json)."""
+    from .checkpoint import builtin_run_dir
     from .evaluate import evaluate_run
 
     run_dir, data = _run_and_data(paths)
-    result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json)
+    # The built-in model's eval.json is its model card's figure: write beside the user instead.
+    builtin = run_dir.resolve() == builtin_run_dir().resolve()
+    out = _default_out(run_dir, None) / "eval.json" if builtin else run_dir / "eval.json"
+    result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json, out=out)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -245,7 +250,7 @@ def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> Non
     click.echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
     click.echo(f"  MSE            {result['mse']:.5f} per pixel")
     click.echo(f"  KL             {result['kl']:.3f} nats")
-    click.echo(f"wrote {run_dir / 'eval.json'}")
+    click.echo(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------- using a trained model

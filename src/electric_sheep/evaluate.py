@@ -81,9 +81,10 @@ def evaluate_run(
     split: str = "test",
     limit: int | None = None,
     progress: bool = True,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run folder on ``split`` of ``data`` (default: the data it was trained on) and
-    write the numbers to ``RUN_DIR/eval.json``."""
+    write the numbers to ``out`` (default ``RUN_DIR/eval.json``)."""
     from .checkpoint import load_model, read_config
     from .data import load_drawings
     from .fileio import write_json
@@ -97,5 +98,5 @@ def evaluate_run(
     drawings = load_drawings(source, seed=config.get("data", {}).get("split_seed", 0))
     result = evaluate_model(model, drawings.split(split, limit=limit), k=k, progress=progress)
     result.update({"split": split, "data": str(drawings.source), "preset": config["model"]["preset"]})
-    write_json(run_dir / "eval.json", result)
+    write_json(out or run_dir / "eval.json", result)
     return result
