@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_bitmap, write_ndjson
 from PIL import Image
 from sklearn.cluster import DBSCAN, KMeans
 from test_train import blobs
@@ -268,6 +269,17 @@ def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
     monkeypatch.undo()
     res = r.invoke(main, ["reconstruct", str(run), "--index", "999"])
     assert res.exit_code == 2 and "out of range" in res.output
+
+
+def test_mixing_bitmaps_with_strokes_warns_about_the_renderer(tmp_path):
+    """README: mix like with like; the tool says so when a mix crosses renderers."""
+    bitmaps = write_bitmap(tmp_path / "sheep.npy", n=50)
+    strokes = write_ndjson(tmp_path / "squares.ndjson", n=8)
+    warning = "mix like with like"
+    for other, warned in [(strokes, True), (write_bitmap(tmp_path / "cats.npy", n=8, seed=1), False)]:
+        res = CliRunner().invoke(main, ["anomalies", str(bitmaps), "--mix", f"{other}:0.1", "--out-dir", str(tmp_path)])
+        assert res.exit_code == 0, res.output
+        assert (warning in res.stderr) is warned and warning not in res.stdout
 
 
 def test_reconstruct_reads_index_lists_both_ways(run, tmp_path):

@@ -628,7 +628,7 @@ def anomalies(
     images, planted, model = drawings.split(split), None, None
     lines = []
     if mix_spec:
-        images, planted = _plant(images, mix_spec, seed)
+        images, planted = _plant(images, mix_spec, seed, drawings.format)
         if train_on_mix:
             model = _train_on_mixture(
                 run_dir, images, drawings.split("valid"), train_on_mix, trim, latent_dim, out_dir, seed, as_json
@@ -659,7 +659,7 @@ def anomalies(
     _finish(result, as_json, lines)
 
 
-def _plant(images: np.ndarray, mix_spec: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:
     """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
     import warnings
 
@@ -671,6 +671,13 @@ def _plant(images: np.ndarray, mix_spec: str, seed: int) -> tuple[np.ndarray, np
     except ValueError:
         raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
     other = data_mod.load_drawings(other_path)
+    if (data_format == "bitmap") != (other.format == "bitmap"):
+        # Google's renderer and ours differ slightly; a detector would find the renderer, not the drawing.
+        click.echo(
+            "warning: mixing Google-rendered bitmaps with strokes rasterised here: the scores may partly "
+            "tell the two renderers apart rather than the drawings (mix like with like)",
+            err=True,
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mixture = mix(images, np.asarray(other.images), fraction, seed)
