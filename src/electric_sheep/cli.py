@@ -672,7 +672,7 @@ def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tu
         raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
     other = data_mod.load_drawings(other_path)
     if (data_format == "bitmap") != (other.format == "bitmap"):
-        # Google's renderer and ours differ slightly; a detector would find the renderer, not the drawing.
+        # Google's renderer and ours differ slightly; a detector could find the renderer, not the drawing.
         click.echo(
             "warning: mixing Google-rendered bitmaps with strokes rasterised here: the scores may partly "
             "tell the two renderers apart rather than the drawings (mix like with like)",

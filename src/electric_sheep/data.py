@@ -383,11 +383,17 @@ def _drawable(strokes: list[np.ndarray]) -> bool:
 
 
 def _load_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
-    """Rasterise a ``.bin`` file; count drawings without a single point as skipped."""
-    records = [rec for rec in iter_bin(path) if recognized is None or rec["recognized"] == recognized]
-    images = [render(rec["strokes"], raster) for rec in records if _drawable(rec["strokes"])]
+    """Rasterise a ``.bin`` file record by record; count drawings without a single point as skipped."""
+    images, skipped = [], 0
+    for rec in iter_bin(path):
+        if recognized is not None and rec["recognized"] != recognized:
+            continue
+        if _drawable(rec["strokes"]):
+            images.append(render(rec["strokes"], raster))
+        else:
+            skipped += 1
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
-    return stacked, len(records) - len(images)
+    return stacked, skipped
 
 
 # --------------------------------------------------------------------------- raster cache
