@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -67,6 +68,11 @@ def test_drawings_without_points_are_skipped_not_blank(tmp_path):
         f.writelines(json.dumps({"word": "square", "drawing": d}) + "\n" for d in empty)
     d = data.load_drawings(path)
     assert len(d) == 3 and d.skipped == 3 and (d.images.reshape(3, -1).max(1) > 0).all()
+    binary = write_bin(tmp_path / "squares.bin", n=4)
+    with open(binary, "ab") as f:  # one more record, with no strokes at all
+        f.write(struct.pack("<Q2sbIH", 99, b"GB", 1, 1490000000, 0))
+    d = data.load_drawings(binary)
+    assert len(d) == 4 and d.skipped == 1
 
 
 def test_bin_format(tmp_path):
