@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -197,3 +198,15 @@ def test_unknown_or_absent_device_stops_before_training(tmp_path):
         lines = res.output.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and problem in lines[0], res.output
         assert not run.exists()  # checked before the run folder is made
+
+
+def test_kmeans_on_too_few_drawings(tmp_path):
+    """k-means needs more drawings than clusters: the elbow range shrinks to fit, else one line."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=10)  # 8 in the train split
+    r = CliRunner()
+    res = r.invoke(main, ["clusters", str(data), "--out-dir", str(tmp_path / "a"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert list(json.loads(res.output)["elbow"]) == [str(k) for k in range(2, 8)]
+    res = r.invoke(main, ["clusters", str(data), "--k", "9", "--out-dir", str(tmp_path / "b")])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and "8 drawings for k = 9" in lines[0], res.output

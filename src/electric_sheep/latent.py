@@ -291,7 +291,10 @@ def _kmeans_clustering(
     codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """k-means with k given or chosen by the elbow: (labels, numbers for the JSON, plot title)."""
-    ks = list(range(k_range[0], k_range[1] + 1))
+    n = len(codes)
+    ks = list(range(k_range[0], min(k_range[1], n - 1) + 1))  # more drawings than clusters, for each k
+    if not ks or (k is not None and k > n):
+        raise ConfigError(f"k-means needs more drawings than clusters: {n} drawings for k = {k or k_range[0]}")
     wcss = elbow(codes, ks, seed)
     chosen = k or elbow_k(ks, wcss)
     info = {
