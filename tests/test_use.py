@@ -331,3 +331,26 @@ def test_real_hard_case_features_score(shared, tmp_path):
     features = anomaly.detection_metrics(anomaly.scores(model, m.images, "features"), m.planted)
     elbo_ink = anomaly.detection_metrics(anomaly.scores(model, m.images, "elbo-ink"), m.planted)
     assert features["auroc"] > 0.83 and features["auroc"] > elbo_ink["auroc"], (features, elbo_ink)
+
+
+def test_higher_latents_without_recorded_data_still_map(tmp_path):
+    """A 3-D run trained on in-memory drawings records no data file: the manifold is oriented by the
+    codes saved after its last epoch, and a single drawing still gets a latent plot."""
+    images = blobs(200)
+    cfg = make_train_config("default", epochs=2, batch_size=32)
+    train(images[:160], images[160:], ModelConfig(latent_dim=3), cfg, tmp_path / "run", progress=False, log=print)
+    saved = np.load(tmp_path / "run" / "latents" / "epoch_002.npy")
+    codes = latent.validation_codes(load_model(tmp_path / "run"), tmp_path / "run")
+    np.testing.assert_array_equal(codes, saved)
+    centre, _ = generate.manifold_axes(3, codes)
+    np.testing.assert_allclose(centre, saved.mean(axis=0), atol=1e-5)  # the plane is the codes' PCA plane
+    r = CliRunner()
+    res = r.invoke(main, ["manifold", str(tmp_path / "run"), "--grid", "4", "--out-dir", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(json.loads(res.output)["image"]).size[0] > 4 * 28
+    plane, axis = latent.to_plane(saved[:1])
+    assert plane.shape == (1, 2) and axis == "z"
+    one = tmp_path / "one.npy"
+    np.save(one, images[:1].reshape(1, 784))
+    res = r.invoke(main, ["latent", str(tmp_path / "run"), str(one), "--out-dir", str(tmp_path / "one"), "--json"])
+    assert res.exit_code == 0, res.output

@@ -369,15 +369,11 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
 def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     """The grid of decodings over the latent plane (first two principal directions for D > 2)."""
     from .generate import manifold as manifold_fn
+    from .latent import validation_codes
     from .plots import manifold_figure, save_figure
 
     model = _model(run_dir)
-    codes = None
-    if model.config.latent_dim > 2:
-        from .checkpoint import run_data
-        from .latent import encode
-
-        codes = encode(model, run_data(run_dir).split("valid"))
+    codes = validation_codes(model, run_dir) if model.config.latent_dim > 2 else None
     images = manifold_fn(model, grid, span, codes)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
     save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)

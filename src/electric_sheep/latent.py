@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, SheepError
 from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .model import VAE
 from .plots import latent_scatter_figure, pyplot, save_figure
@@ -30,15 +30,26 @@ def encode(model: VAE, images_u8: np.ndarray) -> np.ndarray:
     return encode_means(model, torch.from_numpy(np.ascontiguousarray(images_u8)))
 
 
+def validation_codes(model: VAE, run_dir: str | Path) -> np.ndarray | None:
+    """Codes (z_mean) of a run's validation drawings: encoded from the data it was trained on, else
+    those saved after its last epoch (a run trained on in-memory drawings records no data file)."""
+    try:
+        return encode(model, ckpt.run_data(run_dir).split("valid"))
+    except SheepError:
+        saved = ckpt.latent_epochs(run_dir)
+        return ckpt.load_latents(run_dir, saved[-1]) if saved else None
+
+
 def finite_rows(codes: np.ndarray) -> np.ndarray:
     """Boolean mask of codes with no NaN/inf (the post had to drop infinite codes)."""
     return np.isfinite(codes).all(axis=1)
 
 
 def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
-    """2-D view of finite codes: themselves for D <= 2, else their first two principal components."""
-    if codes.shape[1] <= 2:
-        return codes, "z"
+    """2-D view of finite codes: themselves for D <= 2, else their first two principal components
+    (with fewer than two codes there are no principal components: their first two dimensions)."""
+    if codes.shape[1] <= 2 or len(codes) < 2:
+        return codes[:, :2], "z"
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=0).fit_transform(codes), "PC"

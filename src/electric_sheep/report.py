@@ -31,6 +31,7 @@ from .plots import grid_image, manifold_figure, pyplot, reconstruction_figure
 SAMPLES = 64  # generated drawings, an 8x8 grid
 RECONSTRUCTIONS = 16  # test drawings beside their reconstructions
 CLUSTER_DRAWINGS = 5000  # training drawings clustered: k-means and its elbow stay under seconds
+MIN_CLUSTER_DRAWINGS = 3  # an elbow needs k = 2 and more drawings than clusters
 EXPLORER_DRAWINGS = 600  # validation drawings shown as points in the explorer (each ships two images)
 
 
@@ -183,7 +184,7 @@ def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
 
 
 def _clusters_section(model: VAE, drawings: Drawings | None, seed: int, progress: bool) -> Section | None:
-    if drawings is None:
+    if drawings is None or len(drawings.splits["train"]) < MIN_CLUSTER_DRAWINGS:
         return None
     caption = (
         "k-means on the codes of the training drawings, k chosen by the elbow; "
