@@ -354,3 +354,6 @@ def test_higher_latents_without_recorded_data_still_map(tmp_path):
     np.save(one, images[:1].reshape(1, 784))
     res = r.invoke(main, ["latent", str(tmp_path / "run"), str(one), "--out-dir", str(tmp_path / "one"), "--json"])
     assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["report", str(tmp_path / "run"), str(one), "-o", str(tmp_path / "r.html"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "clusters" not in json.loads(res.output)["sections"]  # one drawing: no k-means to show
