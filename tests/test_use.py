@@ -128,6 +128,19 @@ def test_best_dbscan_trial_rule():
     trials = [t(0.1, 5, 1, 0.0, float("nan")), t(0.2, 5, 3, 0.1, 0.4), t(0.3, 5, 2, 0.05, 0.6), t(0.4, 5, 4, 0.5, 0.9)]
     assert latent.best_trial(trials).eps == 0.3  # 0.4 has the best silhouette but 50% noise
     assert latent.best_trial(trials, clusters=3).eps == 0.2
+    # The rule reported says which branch chose: the user asked for a count no trial found.
+    best, rule = latent.choose_trial(trials, clusters=4)
+    assert best.eps == 0.4 and rule.startswith("none with exactly 4 clusters")
+    best, rule = latent.choose_trial(trials, clusters=7)
+    assert best.eps == 0.1 and rule.startswith("no trial found exactly 7 clusters")
+    rule = latent.choose_trial(trials)[1]
+    assert rule == "highest silhouette among 2+ clusters with <= 25% noise"
+
+
+def test_dbscan_search_keeps_min_samples_within_the_drawings():
+    codes = np.random.default_rng(0).normal(size=(8, 2))
+    trials = latent.dbscan_search(codes, (0.1, 1.0), (5, 50), trials=20, progress=False)
+    assert {t.min_samples for t in trials} <= set(range(5, 9))
 
 
 def test_mix_plants_known_labels_and_caps_with_a_warning():

@@ -152,10 +152,13 @@ def dbscan_search(
     from sklearn.cluster import DBSCAN
 
     rng = np.random.default_rng(seed)
+    # A core point needs min_samples drawings around it: more than there are finds nothing.
+    hi = max(2, min(min_samples_range[1], len(codes)))
+    lo = min(min_samples_range[0], hi)
     results = []
     for _ in tqdm(range(trials), desc="DBSCAN search", disable=not progress, leave=False):
         eps = float(np.exp(rng.uniform(np.log(eps_range[0]), np.log(eps_range[1]))))
-        min_samples = int(rng.integers(min_samples_range[0], min_samples_range[1] + 1))
+        min_samples = int(rng.integers(lo, hi + 1))
         labels = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(codes)
         results.append(_trial(codes, labels, eps, min_samples, seed))
     return results
@@ -181,18 +184,27 @@ MAX_NOISE = 0.25  # a clustering that calls more than a quarter of the sheep noi
 
 
 def best_trial(trials: list[DBSCANTrial], clusters: int | None = None) -> DBSCANTrial:
-    """The rule: among trials with 2+ clusters (or exactly ``clusters``) and at most 25% noise,
-    the highest silhouette; failing that, the trial with the least noise among those with 2+
-    clusters (or the requested count); failing that, the one with the least noise."""
+    """The trial :func:`choose_trial` picks."""
+    return choose_trial(trials, clusters)[0]
+
+
+def choose_trial(trials: list[DBSCANTrial], clusters: int | None = None) -> tuple[DBSCANTrial, str]:
+    """The rule, and which branch of it applied: among trials with 2+ clusters (or exactly
+    ``clusters``) and at most 25% noise, the highest silhouette; failing that, the trial with the
+    least noise among those with 2+ clusters (or the requested count); failing that, the one with
+    the least noise."""
+    count = f"exactly {clusters} clusters" if clusters is not None else "2+ clusters"
 
     def wanted(t: DBSCANTrial) -> bool:
         return t.clusters == clusters if clusters is not None else t.clusters >= 2
 
     good = [t for t in trials if wanted(t) and t.noise <= MAX_NOISE and np.isfinite(t.silhouette)]
     if good:
-        return max(good, key=lambda t: t.silhouette)
-    fallback = [t for t in trials if wanted(t)] or trials
-    return min(fallback, key=lambda t: t.noise)
+        return max(good, key=lambda t: t.silhouette), f"highest silhouette among {count} with <= {MAX_NOISE:.0%} noise"
+    fallback = [t for t in trials if wanted(t)]
+    if fallback:
+        return min(fallback, key=lambda t: t.noise), f"none with {count} and <= {MAX_NOISE:.0%} noise: least noise"
+    return min(trials, key=lambda t: t.noise), f"no trial found {count}: least noise; widen the ranges or add trials"
 
 
 def cluster_gallery(
@@ -330,7 +342,7 @@ def _dbscan_clustering(
     from sklearn.cluster import DBSCAN
 
     table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
-    best = best_trial(table, n_clusters)
+    best, rule = choose_trial(table, n_clusters)
     labels = DBSCAN(eps=best.eps, min_samples=best.min_samples).fit_predict(codes)
     table_path = write_csv(
         out_dir / "dbscan_search.csv",
@@ -343,7 +355,7 @@ def _dbscan_clustering(
         "clusters": best.clusters,
         "noise_fraction": best.noise,
         "silhouette": best.silhouette,
-        "rule": f"highest silhouette among 2+ clusters with <= {MAX_NOISE:.0%} noise",
+        "rule": rule,
         "table": str(table_path),
     }
     return labels, info, f"DBSCAN, eps = {best.eps:.3f}, min_samples = {best.min_samples}"
