@@ -179,6 +179,29 @@ def test_cli_train_and_evaluate_json(tmp_path):
     assert r.exit_code == 2 and "not a run folder" in r.output
 
 
+def test_resume_keeps_the_runs_own_settings(tmp_path):
+    """--resume goes on with the run's --lr, --kl-start and --seed, not the preset's defaults, and
+    refuses a preset or latent size that contradicts the run (before touching anything)."""
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(120).reshape(120, 784))
+    run = tmp_path / "run"
+    r = CliRunner()
+    first = ["train", str(data), "--out", str(run), "--quiet", "--batch-size", "16"]
+    res = r.invoke(main, [*first, "--epochs", "1", "--lr", "1e-4", "--kl-start", "0", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["train", str(data), "--out", str(run), "--quiet", "--resume", "--epochs", "2"])
+    assert res.exit_code == 0 and "epoch   2/2" in res.output, res.output
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert (saved["epochs"], saved["lr"], saved["kl_start"], saved["seed"], saved["batch_size"]) == (2, 1e-4, 0, 3, 16)
+    config = (run / "config.json").read_text()
+    for option, value in (("--preset", "seed"), ("--latent-dim", "3")):
+        res = r.invoke(main, ["train", str(data), "--out", str(run), "--resume", "--epochs", "3", option, value])
+        assert res.exit_code == 2 and "--resume keeps it" in res.output, res.output
+    assert (run / "config.json").read_text() == config
+    res = r.invoke(main, ["train", str(data), "--out", str(run), "--quiet", "--resume", "--epochs", "2"])
+    assert res.exit_code == 0 and "already trained 2 epochs: nothing to do" in res.output, res.output
+
+
 def test_evaluating_the_builtin_model_leaves_its_files_alone(tmp_path, monkeypatch):
     """The package's eval.json is the model card's figure; the user's evaluation goes to ./sheep-analysis."""
     shipped = ckpt.builtin_run_dir() / "eval.json"

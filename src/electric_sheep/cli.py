@@ -154,9 +154,14 @@ def _warn_skipped(drawings: data_mod.Drawings) -> None:
 
 @main.command()
 @click.argument("data")
-@click.option("--preset", type=click.Choice(["default", "seed"]), default="default", show_default=True)
+@click.option(
+    "--preset",
+    type=click.Choice(["default", "seed"]),
+    default=None,
+    help="Default: default (with --resume: the run's).",
+)
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Default: 20 (seed preset: 30).")
-@click.option("--latent-dim", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--latent-dim", type=click.IntRange(1), default=None, help="Default: 2 (with --resume: the run's).")
 @click.option("--kl-start", type=click.IntRange(0), default=None, help="Epoch after which the KL weight rises.")
 @click.option("--kl-steep", type=click.IntRange(0), default=None, help="Epochs over which it rises to 1.")
 @click.option(
@@ -169,12 +174,14 @@ def _warn_skipped(drawings: data_mod.Drawings) -> None:
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="Per process. Default 128 (seed: 8).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None)
 @click.option("--limit", type=click.IntRange(2), default=None, help="Train on the first N drawings of the split.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None, help="Default: 0 (with --resume: the run's).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option(
     "--out", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/<preset>)."
 )
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, with its own settings."
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(
     data: str,
@@ -197,7 +204,7 @@ def train(
     """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder."""
     from .train import is_main_process, train_on_data
 
-    run_dir = run_dir or Path("runs") / preset
+    run_dir = run_dir or Path("runs") / (preset or "default")
     try:
         train_on_data(
             data,

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, SheepError, TrainingDiverged
+from .errors import ConfigError, DataError, SheepError, TrainingDiverged
 from .fileio import ensure_dir
 from .model import VAE, ModelConfig, build_model, fast_inference
 
@@ -83,6 +83,25 @@ def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_TRAINING)}")
     values = {**PRESET_TRAINING[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(**values)
+
+
+def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
+    """The run's saved training settings with ``overrides`` on top (None = keep the run's).
+
+    A resumed run goes on as it started (its --lr, --kl-start, --seed ...), not with the preset's
+    defaults, unless an override says otherwise (typically more ``epochs``).
+    """
+    path = Path(run_dir) / ckpt.CONFIG
+    saved = ckpt.read_config(run_dir).get("train")
+    if not isinstance(saved, dict):
+        raise DataError(path, 'has no "train" settings to resume with')
+    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+    try:
+        return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
+        raise DataError(path, f"invalid training settings ({e})") from None
 
 
 def kl_weight(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
@@ -251,6 +270,9 @@ def train(
     optimizer = build_optimizer(model, cfg)
     if resume:
         pos, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
+        if pos.epoch >= cfg.epochs and dd.main:
+            done = f"{pos.epoch} epoch" + ("s" if pos.epoch != 1 else "")
+            log(f"{run_dir} has already trained {done}: nothing to do (ask for more with --epochs)")
     else:
         pos, history = _Position(0, 0, _Position.empty_sums()), []
         if dd.main:
@@ -441,6 +463,8 @@ def _restore(
     saved = ckpt.read_config(run_dir)
     if saved["model"] != model_cfg.to_dict():
         raise ConfigError(f"{run_dir}: the saved model config differs from the one asked for; resume with the same")
+    if saved.get("train", {}).get("optimizer", cfg.optimizer) != cfg.optimizer:
+        raise ConfigError(f"{run_dir} was trained with {saved['train']['optimizer']}; resume with the same optimizer")
     state = ckpt.load_training_state(run_dir)
     ckpt.load_weights(model, run_dir)
     optimizer.load_state_dict(state.optimizer)
@@ -505,12 +529,26 @@ def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
     return max(n_local // batch_size + (1 if n_local % batch_size >= 2 else 0), 1)
 
 
+def _resumed_configs(
+    run_dir: str | Path, preset: str | None, latent_dim: int | None, overrides: dict[str, Any]
+) -> tuple[ModelConfig, TrainConfig]:
+    """The run's own model and training settings; a preset or latent size that contradicts them is an error."""
+    model_cfg = ckpt.read_model_config(run_dir)
+    for name, value in {"preset": preset, "latent_dim": latent_dim}.items():
+        if value is not None and value != getattr(model_cfg, name):
+            raise ConfigError(
+                f"{run_dir} has {name} {getattr(model_cfg, name)}; --resume keeps it "
+                "(drop that option, or start a new run with another --out)"
+            )
+    return model_cfg, resume_train_config(run_dir, **overrides)
+
+
 def train_on_data(
     data: str | Path,
     run_dir: str | Path,
     *,
-    preset: str = "default",
-    latent_dim: int = 2,
+    preset: str | None = None,
+    latent_dim: int | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -518,13 +556,18 @@ def train_on_data(
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
-    its valid split. ``overrides`` are :class:`TrainConfig` fields (None keeps the preset's)."""
+    its valid split. ``overrides`` are :class:`TrainConfig` fields. None keeps the defaults: for a
+    new run the preset's (``default``, 2-D latent), with ``resume`` the run's own settings."""
     from .data import load_drawings
 
-    cfg = make_train_config(preset, **overrides)
-    model_cfg = ModelConfig(preset=preset, latent_dim=latent_dim)  # type: ignore[arg-type]
-    if resume:  # the run's own model config wins; the CLI's defaults must not contradict it
-        model_cfg = ckpt.read_model_config(run_dir)
+    if resume:
+        model_cfg, cfg = _resumed_configs(run_dir, preset, latent_dim, overrides)
+    else:
+        model_cfg = ModelConfig(
+            preset=preset or "default",  # type: ignore[arg-type]
+            latent_dim=latent_dim or ModelConfig.latent_dim,
+        )
+        cfg = make_train_config(model_cfg.preset, **overrides)
     drawings = load_drawings(data, seed=split_seed)
     info = {
         "source": str(Path(drawings.source).resolve()),
