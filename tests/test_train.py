@@ -197,6 +197,10 @@ def test_resume_keeps_the_runs_own_settings(tmp_path):
     for option, value in (("--preset", "seed"), ("--latent-dim", "3")):
         res = r.invoke(main, ["train", str(data), "--out", str(run), "--resume", "--epochs", "3", option, value])
         assert res.exit_code == 2 and "--resume keeps it" in res.output, res.output
+    other = tmp_path / "other.npy"
+    np.save(other, blobs(60, seed=5).reshape(60, 784))
+    res = r.invoke(main, ["train", str(other), "--out", str(run), "--resume", "--epochs", "3"])
+    assert res.exit_code == 2 and "resume it with the same DATA" in res.output, res.output
     assert (run / "config.json").read_text() == config
     res = r.invoke(main, ["train", str(data), "--out", str(run), "--quiet", "--resume", "--epochs", "2"])
     assert res.exit_code == 0 and "already trained 2 epochs: nothing to do" in res.output, res.output

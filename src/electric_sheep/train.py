@@ -569,8 +569,12 @@ def train_on_data(
         )
         cfg = make_train_config(model_cfg.preset, **overrides)
     drawings = load_drawings(data, seed=split_seed)
+    source = str(Path(drawings.source).resolve())
+    trained_on = ckpt.read_config(run_dir).get("data", {}).get("source") if resume else None
+    if trained_on is not None and trained_on != source and Path(trained_on).exists():  # (a moved file may go on)
+        raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
     info = {
-        "source": str(Path(drawings.source).resolve()),
+        "source": source,
         "format": drawings.format,
         "split_seed": split_seed,
         "n_train": int(len(drawings.splits["train"][: cfg.limit])),
