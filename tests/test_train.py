@@ -17,7 +17,7 @@ from electric_sheep.cli import main
 from electric_sheep.errors import ConfigError, TrainingDiverged
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import ModelConfig
-from electric_sheep.train import TrainConfig, kl_weight, make_train_config, train
+from electric_sheep.train import TrainConfig, kl_weight, make_train_config, resume_train_config, train
 
 
 def blobs(n: int, seed: int = 0) -> np.ndarray:
@@ -187,8 +187,9 @@ def test_resume_keeps_the_runs_own_settings(tmp_path):
     run = tmp_path / "run"
     r = CliRunner()
     first = ["train", str(data), "--out", str(run), "--quiet", "--batch-size", "16"]
-    res = r.invoke(main, [*first, "--epochs", "1", "--lr", "1e-4", "--kl-start", "0", "--seed", "3"])
+    res = r.invoke(main, [*first, "--epochs", "1", "--lr", "1e-4", "--kl-start", "0", "--seed", "3", "--device", "cpu"])
     assert res.exit_code == 0, res.output
+    assert resume_train_config(run).device is None  # the device belongs to the machine, not the run
     res = r.invoke(main, ["train", str(data), "--out", str(run), "--quiet", "--resume", "--epochs", "2"])
     assert res.exit_code == 0 and "epoch   2/2" in res.output, res.output
     saved = json.loads((run / "config.json").read_text())["train"]

@@ -98,6 +98,7 @@ def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
     unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+    saved = {k: v for k, v in saved.items() if k != "device"}  # the machine's choice, not the run's
     try:
         return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
     except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
