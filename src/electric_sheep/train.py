@@ -569,9 +569,10 @@ def train_on_data(
             latent_dim=latent_dim or ModelConfig.latent_dim,
         )
         cfg = make_train_config(model_cfg.preset, **overrides)
+    recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
+    split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     drawings = load_drawings(data, seed=split_seed)
-    source = str(Path(drawings.source).resolve())
-    trained_on = ckpt.read_config(run_dir).get("data", {}).get("source") if resume else None
+    source, trained_on = str(Path(drawings.source).resolve()), recorded.get("source")
     if trained_on is not None and trained_on != source and Path(trained_on).exists():  # (a moved file may go on)
         raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
     info = {
