@@ -253,3 +253,23 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert proc.stdout.count("epoch   2/2") == 1
     model = ckpt.load_model(run)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_every_command_speaks_json_for_scripts(tmp_path):
+    """train, show and download have --json too: stdout is one JSON object (or list), nothing else."""
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(60).reshape(60, 784))
+    r = CliRunner()
+    res = r.invoke(
+        main, ["train", str(data), "--epochs", "2", "--batch-size", "16", "--out", str(tmp_path / "run"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["epochs"] == 2 and [row["epoch"] for row in result["history"]] == [1, 2]
+    assert result["history"][-1]["val_loss"] > 0 and result["run_dir"] == str(tmp_path / "run")
+    res = r.invoke(main, ["show", str(data), "-n", "4", "-o", str(tmp_path / "g.png"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == {
+        "image": str(tmp_path / "g.png"), "n": 4, "split": "train", "data": str(data)
+    }  # fmt: skip
+    res = r.invoke(main, ["download", "--list", "--json"])
+    assert res.exit_code == 0 and len(json.loads(res.stdout)) == 345

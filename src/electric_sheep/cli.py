@@ -86,17 +86,19 @@ def _cache_option(f):
 @click.option("--format", "fmt", type=click.Choice(list(data_mod.FILE_FORMATS)), default="bitmap", show_default=True)
 @_cache_option
 @click.option("--list", "list_", is_flag=True, help="List the 345 official categories and exit.")
-def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the path (or the list) as JSON.")
+def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool, as_json: bool) -> None:
     """Download CATEGORY from the official Quick, Draw! storage into the cache."""
     from .download import download as do_download
 
     if list_:
-        click.echo("\n".join(data_mod.categories()))
+        names = data_mod.categories()
+        click.echo(json.dumps(names) if as_json else "\n".join(names))
         return
     if not category:
         raise click.UsageError("give a CATEGORY (or --list)")
     path = do_download(category, fmt, cache_dir)
-    click.echo(f"{path}")
+    _finish({"path": str(path), "category": category, "format": fmt}, as_json, [f"{path}"])
 
 
 @main.command()
@@ -105,8 +107,11 @@ def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool
 @click.option("-n", "count", type=click.IntRange(1), default=64, show_default=True, help="How many drawings.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")
 @_cache_option
-def show(data: str, split: str, count: int, out: Path, recognized: bool | None, cache_dir: Path | None) -> None:
+def show(
+    data: str, split: str, count: int, out: Path, recognized: bool | None, as_json: bool, cache_dir: Path | None
+) -> None:
     """Write a PNG grid of the first drawings of DATA (a file or a downloaded category)."""
     from .plots import grid_image, save_image
 
@@ -114,7 +119,8 @@ def show(data: str, split: str, count: int, out: Path, recognized: bool | None, 
     _warn_skipped(drawings)
     images = drawings.split(split, limit=count)
     save_image(grid_image(images), out)
-    click.echo(f"wrote {out} ({len(images)} {split} drawings from {drawings.source})")
+    result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
+    _finish(result, as_json, [f"wrote {out} ({len(images)} {split} drawings from {drawings.source})"])
 
 
 @main.command()
@@ -183,6 +189,9 @@ def _warn_skipped(drawings: data_mod.Drawings) -> None:
     "--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, with its own settings."
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="At the end, print the run folder and each epoch's metrics as JSON."
+)
 def train(
     data: str,
     preset: str,
@@ -200,20 +209,21 @@ def train(
     run_dir,
     resume,
     quiet,
+    as_json,
 ) -> None:
     """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder."""
     from .train import is_main_process, train_on_data
 
     run_dir = run_dir or Path("runs") / (preset or "default")
     try:
-        train_on_data(
+        history = train_on_data(
             data,
             run_dir,
             preset=preset,
             latent_dim=latent_dim,
             resume=resume,
-            progress=not quiet,
-            log=lambda line: click.echo(line),
+            progress=not (quiet or as_json),
+            log=(lambda line: None) if as_json else click.echo,
             epochs=epochs,
             kl_start=kl_start,
             kl_steep=kl_steep,
@@ -229,7 +239,8 @@ def train(
         click.echo("stopped by Ctrl-C", err=True)
         sys.exit(130)
     if is_main_process():
-        click.echo(f"run saved in {run_dir} (tensorboard --logdir {run_dir})")
+        result = {"run_dir": str(run_dir), "epochs": len(history), "history": history}
+        _finish(result, as_json, [f"run saved in {run_dir} (tensorboard --logdir {run_dir})"])
 
 
 @main.command()
