@@ -210,3 +210,30 @@ def test_kmeans_on_too_few_drawings(tmp_path):
     res = r.invoke(main, ["clusters", str(data), "--k", "9", "--out-dir", str(tmp_path / "b")])
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and "8 drawings for k = 9" in lines[0], res.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["draw", "--mean", "inf"],
+        ["draw", "--std", "nan"],
+        ["manifold", "--range", "inf"],
+        ["anomalies", "DATA", "--threshold", "nan"],
+        ["anomalies", "DATA", "--quantile", "nan"],
+        ["train", "DATA", "--lr", "inf"],
+    ],
+    ids=lambda a: "-".join(a),
+)
+def test_non_finite_numbers_are_refused(tmp_path, args):
+    """nan passes click's range checks and inf its open bounds; either would draw blanks or crash later."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=20)
+    args = [str(data) if a == "DATA" else a for a in args]
+    res = CliRunner().invoke(main, args)  # refused while parsing, before anything is loaded or written
+    assert res.exit_code == 2 and "is not a finite number" in res.output, res.output
+
+
+def test_bad_epoch_lists(tmp_path):
+    for command in (["snapshots"], ["report", "-o", str(tmp_path / "r.html")]):
+        res = CliRunner().invoke(main, [*command, "--epochs", "5,x"])
+        assert res.exit_code == 2 and "give comma-separated integers" in res.output, res.output
+    assert not (tmp_path / "r.html").exists()

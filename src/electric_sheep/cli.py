@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +23,25 @@ class _Group(click.Group):
         except SheepError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+
+
+class _Finite(click.FloatRange):
+    """A float in range that is also finite: nan slips through click's range checks, inf through
+    open upper bounds, and either would give a blank picture or a matplotlib traceback."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _epoch_list(ctx, param, value: str) -> list[int]:
+    """--epochs 5,10,15,20 as a list of integers."""
+    try:
+        return [int(e) for e in value.split(",") if e.strip()]
+    except ValueError:
+        raise click.BadParameter(f"give comma-separated integers, e.g. 5,10,15,20; got {value!r}") from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,9 +196,9 @@ def _warn_skipped(drawings: data_mod.Drawings) -> None:
     default=None,
     help="epoch: the post's callback (default); linear: per step; cyclical; constant 1.",
 )
-@click.option("--free-bits", type=click.FloatRange(0), default=None, help="Minimum KL in nats per latent dim.")
+@click.option("--free-bits", type=_Finite(0), default=None, help="Minimum KL in nats per latent dim.")
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="Per process. Default 128 (seed: 8).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None)
+@click.option("--lr", type=_Finite(0, min_open=True), default=None)
 @click.option("--limit", type=click.IntRange(2), default=None, help="Train on the first N drawings of the split.")
 @click.option("--seed", type=int, default=None, help="Default: 0 (with --resume: the run's).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
@@ -321,9 +341,9 @@ def _model(run_dir: Path):
 @main.command()
 @_run_dir_arg
 @click.option("-n", "count", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--mean", type=float, default=0.0, show_default=True, help="Mean of z (the post used 1).")
-@click.option("--std", type=click.FloatRange(0), default=1.0, show_default=True, help="Std of z (the post used 0.5).")
-@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True, help="Scales the std.")
+@click.option("--mean", type=_Finite(), default=0.0, show_default=True, help="Mean of z (the post used 1).")
+@click.option("--std", type=_Finite(0), default=1.0, show_default=True, help="Std of z (the post used 0.5).")
+@click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("sheep.png"), show_default=True)
 @_json_option
@@ -376,7 +396,7 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
 @click.option(
     "--range",
     "span",
-    type=click.FloatRange(0, min_open=True),
+    type=_Finite(0, min_open=True),
     default=3.0,
     show_default=True,
     help="Half-width of the plane (in prior standard deviations).",
@@ -485,7 +505,9 @@ def latent(paths, split, out_dir, as_json) -> None:
 
 @main.command()
 @_run_dir_arg
-@click.option("--epochs", default="5,10,15,20", show_default=True, help="Comma-separated epochs to show.")
+@click.option(
+    "--epochs", default="5,10,15,20", show_default=True, callback=_epoch_list, help="Comma-separated epochs to show."
+)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/latent_epochs.png.")
 @_out_dir_option
 @_json_option
@@ -493,12 +515,8 @@ def snapshots(run_dir, epochs, out, out_dir, as_json) -> None:
     """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
     from .latent import snapshots as snapshots_fn
 
-    try:
-        wanted = [int(e) for e in epochs.split(",") if e.strip()]
-    except ValueError:
-        raise SheepError(f"--epochs {epochs!r}: give comma-separated integers, e.g. 5,10,15,20") from None
     out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
-    result = snapshots_fn(run_dir, wanted, out)
+    result = snapshots_fn(run_dir, epochs, out)
     _finish(result, as_json, [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"])
 
 
@@ -510,8 +528,8 @@ def _pair(kind):
             lo, hi = (kind(v) for v in value.split(":"))
         except ValueError:
             raise click.BadParameter(f"expected LOW:HIGH, got {value!r}") from None
-        if lo > hi or lo <= 0:
-            raise click.BadParameter(f"expected 0 < LOW <= HIGH, got {value!r}")
+        if not (lo <= hi and lo > 0 and math.isfinite(hi)):  # also refuses nan and inf
+            raise click.BadParameter(f"expected finite numbers 0 < LOW <= HIGH, got {value!r}")
         return lo, hi
 
     return parse
@@ -599,7 +617,7 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
 )
 @click.option(
     "--trim",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=_Finite(0, 1, max_open=True),
     default=0.2,
     show_default=True,
     help="With --train-on-mix: set aside this share that a first model finds most anomalous, "
@@ -620,9 +638,9 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
     help="elbo-ink: negative ELBO per unit of ink; mse: the post's summed squared error; elbo; "
     "features: distance to the nearest drawings in what the encoder sees.",
 )
-@click.option("--threshold", type=float, default=None, help="Flag scores above T (the post: MSE > 300).")
+@click.option("--threshold", type=_Finite(), default=None, help="Flag scores above T (the post: MSE > 300).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
-@click.option("--quantile", type=click.FloatRange(0, 1), default=None, help="Flag scores above this quantile (0.99).")
+@click.option("--quantile", type=_Finite(0, 1), default=None, help="Flag scores above this quantile (0.99).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_out_dir_option
 @_json_option
@@ -746,7 +764,9 @@ def _train_on_mixture(
 @main.command()
 @_run_and_data_args
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
-@click.option("--epochs", default="5,10,15,20", show_default=True, help="Epochs of the latent snapshots.")
+@click.option(
+    "--epochs", default="5,10,15,20", show_default=True, callback=_epoch_list, help="Epochs of the latent snapshots."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_json_option
 def report(paths, out, epochs, seed, as_json) -> None:
@@ -754,8 +774,7 @@ def report(paths, out, epochs, seed, as_json) -> None:
     from .report import build_report
 
     run_dir, data = _run_and_data(paths)
-    wanted = tuple(int(e) for e in epochs.split(",") if e.strip())
-    result = build_report(run_dir, out, data, epochs=wanted, seed=seed, progress=not as_json)
+    result = build_report(run_dir, out, data, epochs=tuple(epochs), seed=seed, progress=not as_json)
     _finish(
         result, as_json, [f"wrote {out} ({result['bytes'] / 1e6:.1f} MB; sections: {', '.join(result['sections'])})"]
     )
@@ -765,7 +784,7 @@ def report(paths, out, epochs, seed, as_json) -> None:
 @_run_and_data_args
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("explorer.html"), show_default=True)
 @click.option("--grid", type=click.IntRange(4, 100), default=40, show_default=True, help="Decodings per side.")
-@click.option("--range", "span", type=click.FloatRange(0, min_open=True), default=3.0, show_default=True)
+@click.option("--range", "span", type=_Finite(0, min_open=True), default=3.0, show_default=True)
 @_json_option
 def explore(paths, out, grid, span, as_json) -> None:
     """A standalone page to explore the latent plane with the pointer (no server needed)."""
