@@ -370,3 +370,15 @@ def test_higher_latents_without_recorded_data_still_map(tmp_path):
     res = r.invoke(main, ["report", str(tmp_path / "run"), str(one), "-o", str(tmp_path / "r.html"), "--json"])
     assert res.exit_code == 0, res.output
     assert "clusters" not in json.loads(res.output)["sections"]  # one drawing: no k-means to show
+
+
+def test_library_refuses_floats_and_flat_drawings(run, tmp_path):
+    """Floats already in [0, 1] would silently be divided by 255 again; flat rows fail deep in a conv."""
+    model = load_model(run)
+    with pytest.raises(ValueError, match="expected uint8 drawings"):
+        latent.encode(model, blobs(3) / 255.0)
+    with pytest.raises(ValueError, match=r"shape \(N, 28, 28\), got \(3, 784\)"):
+        anomaly.scores(model, blobs(3).reshape(3, 784))
+    with pytest.raises(ValueError, match="expected uint8 drawings"):
+        train(blobs(8).astype(np.float32), blobs(2), ModelConfig(), make_train_config("default"), tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made

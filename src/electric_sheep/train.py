@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError, SheepError, TrainingDiverged
 from .fileio import ensure_dir
-from .model import VAE, ModelConfig, build_model, fast_inference
+from .model import SIDE, VAE, ModelConfig, build_model, fast_inference
 
 KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
 OptimizerName = Literal["adam", "rmsprop"]
@@ -189,8 +189,21 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def check_drawings(images: np.ndarray | torch.Tensor) -> None:
+    """Refuse what is not uint8 (N, 28, 28) drawings: floats already in [0, 1] would silently be
+    divided by 255 again, and flat or odd shapes fail deep inside a convolution."""
+    if images.dtype not in (np.uint8, torch.uint8):
+        raise ValueError(
+            f"expected uint8 drawings (0 = background, 255 = ink), got {images.dtype}: use the arrays "
+            "load_drawings gives, or (x * 255).round().astype(np.uint8) for floats in [0, 1]"
+        )
+    if tuple(images.shape[1:]) != (SIDE, SIDE):
+        raise ValueError(f"expected drawings of shape (N, 28, 28), got {tuple(images.shape)}")
+
+
 def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
     """(B, 28, 28) uint8 -> (B, 1, 28, 28) float32 in [0, 1]: normalised per batch, never the set."""
+    check_drawings(images_u8)
     return images_u8.unsqueeze(1).float().div_(255.0)
 
 
@@ -259,6 +272,8 @@ def train(
     Ctrl-C in the middle of an epoch, to the same result as an uninterrupted run.
     """
     run_dir = Path(run_dir)
+    check_drawings(train_images)
+    check_drawings(val_images)
     device = pick_device(cfg.device)
     dd = _init_distributed(device)
     torch.manual_seed(cfg.seed + dd.rank)
