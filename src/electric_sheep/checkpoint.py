@@ -182,6 +182,12 @@ def latent_epochs(run_dir: str | Path) -> list[int]:
     return sorted(int(s[len("epoch_") :]) for s in stems if s[len("epoch_") :].isdigit())
 
 
+def last_latents(run_dir: str | Path) -> np.ndarray | None:
+    """The codes saved after the run's last epoch, or None when it saved none."""
+    saved = latent_epochs(run_dir)
+    return load_latents(run_dir, saved[-1]) if saved else None
+
+
 def load_latents(run_dir: str | Path, epoch: int) -> np.ndarray:
     """The (N, latent_dim) codes saved after ``epoch``; an error naming the file when damaged."""
     path = _latents_path(Path(run_dir), epoch)

@@ -84,11 +84,16 @@ def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[
 
 def _default_out(run_dir: Path, out_dir: Path | None) -> Path:
     """--out-dir, else RUN_DIR/analysis, else (built-in model, read-only) ./sheep-analysis."""
-    from .checkpoint import builtin_run_dir
-
     if out_dir is not None:
         return out_dir
-    return Path("sheep-analysis") if run_dir.resolve() == builtin_run_dir().resolve() else run_dir / "analysis"
+    return Path("sheep-analysis") if _is_builtin(run_dir) else run_dir / "analysis"
+
+
+def _is_builtin(run_dir: Path) -> bool:
+    """The pretrained run inside the package: read-only, its files are the model card's."""
+    from .checkpoint import builtin_run_dir
+
+    return run_dir.resolve() == builtin_run_dir().resolve()
 
 
 def _cache_option(f):
@@ -272,13 +277,11 @@ def train(
 def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> None:
     """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json
     (for the built-in model, to ./sheep-analysis/eval.json)."""
-    from .checkpoint import builtin_run_dir
     from .evaluate import evaluate_run
 
     run_dir, data = _run_and_data(paths)
     # The built-in model's eval.json is its model card's figure: write beside the user instead.
-    builtin = run_dir.resolve() == builtin_run_dir().resolve()
-    out = _default_out(run_dir, None) / "eval.json" if builtin else run_dir / "eval.json"
+    out = (_default_out(run_dir, None) if _is_builtin(run_dir) else run_dir) / "eval.json"
     result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json, out=out)
     if as_json:
         click.echo(json.dumps(result))
@@ -799,9 +802,9 @@ def explore(paths, out, grid, span, as_json) -> None:
         originals = run_data(run_dir, data).split("valid", limit=600)
         codes = encode(model, originals)
     except SheepError:
-        from .checkpoint import latent_epochs, load_latents
+        from .checkpoint import last_latents
 
-        saved = latent_epochs(run_dir)
-        originals, codes = None, (load_latents(run_dir, saved[-1]) if saved else np.zeros((0, model.config.latent_dim)))
+        saved = last_latents(run_dir)
+        originals, codes = None, (saved if saved is not None else np.zeros((0, model.config.latent_dim)))
     write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span)))
     _finish({"page": str(out), "points": int(len(codes))}, as_json, [f"wrote {out} ({len(codes)} encoded drawings)"])

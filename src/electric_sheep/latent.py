@@ -36,8 +36,7 @@ def validation_codes(model: VAE, run_dir: str | Path) -> np.ndarray | None:
     try:
         return encode(model, ckpt.run_data(run_dir).split("valid"))
     except SheepError:
-        saved = ckpt.latent_epochs(run_dir)
-        return ckpt.load_latents(run_dir, saved[-1]) if saved else None
+        return ckpt.last_latents(run_dir)
 
 
 def finite_rows(codes: np.ndarray) -> np.ndarray:

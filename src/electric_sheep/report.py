@@ -229,8 +229,7 @@ def _codes(model, drawings, run_dir: Path) -> np.ndarray | None:
     """Codes for the explorer and PCA: the validation drawings, else the run's last saved codes."""
     if drawings is not None:
         return encode(model, drawings.split("valid", limit=EXPLORER_DRAWINGS))
-    saved = ckpt.latent_epochs(run_dir)
-    return ckpt.load_latents(run_dir, saved[-1]) if saved else None
+    return ckpt.last_latents(run_dir)
 
 
 def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
