@@ -14,10 +14,17 @@ from safetensors.torch import load_file
 
 from electric_sheep import checkpoint as ckpt
 from electric_sheep.cli import main
-from electric_sheep.errors import ConfigError, TrainingDiverged
+from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import ModelConfig
-from electric_sheep.train import TrainConfig, kl_weight, make_train_config, resume_train_config, train
+from electric_sheep.train import (
+    TrainConfig,
+    kl_shortfall_warning,
+    kl_weight,
+    make_train_config,
+    resume_train_config,
+    train,
+)
 
 
 def blobs(n: int, seed: int = 0) -> np.ndarray:
@@ -70,6 +77,16 @@ def test_other_schedules():
     assert [kl_weight(cyc, 0, s, 10) for s in (0, 5)] == [0.0, 0.5]
     assert kl_weight(cyc, 1, 5, 10) == 1.0 and kl_weight(cyc, 2, 0, 10) == 0.0
     assert kl_weight(TrainConfig(kl_schedule="constant"), 0) == 1.0
+
+
+def test_a_run_too_short_for_the_kl_weight_to_reach_1_is_warned_about(tmp_path):
+    """A 3-epoch trial never turns the KL on (it rises after epoch 2): sampled drawings would be noise."""
+    assert kl_shortfall_warning(make_train_config("default")) is None  # 20 epochs: 1 from the 9th
+    assert kl_shortfall_warning(make_train_config("seed")) is None  # the post's 30 epochs reach 1
+    assert "only reaches 0.80 (of 1) by the last of 20" in kl_shortfall_warning(make_train_config("seed", epochs=20))
+    assert "only reaches 0.00" in kl_shortfall_warning(make_train_config("default", epochs=3))
+    with pytest.warns(SheepWarning, match="only reaches 0.00"):
+        _train(tmp_path / "short", epochs=1)
 
 
 def test_unknown_training_options_rejected():
@@ -168,6 +185,8 @@ def test_cli_train_and_evaluate_json(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "epoch   2/2" in r.output and "img/s" in r.output
+    # 2 epochs at the default schedule never turn the KL on: one line on stderr, not a Python warning
+    assert r.stderr.count("warning: the KL weight only reaches 0.00") == 1 and "SheepWarning" not in r.stderr
     r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.output)

@@ -293,6 +293,9 @@ def test_mixing_bitmaps_with_strokes_warns_about_the_renderer(tmp_path):
         res = CliRunner().invoke(main, ["anomalies", str(bitmaps), "--mix", f"{other}:0.1", "--out-dir", str(tmp_path)])
         assert res.exit_code == 0, res.output
         assert (warning in res.stderr) is warned and warning not in res.stdout
+    res = CliRunner().invoke(main, ["anomalies", str(bitmaps), "--mix", f"{strokes}:0.5", "--out-dir", str(tmp_path)])
+    assert res.exit_code == 0 and "warning: asked for 20 planted drawings" in res.stderr  # 0.5 of the 40 in train
+    assert "UserWarning" not in res.stderr
 
 
 def test_reconstruct_reads_index_lists_both_ways(run, tmp_path):
@@ -321,7 +324,8 @@ def test_real_sheep_and_omniglot(shared, tmp_path):
     cfg = make_train_config("default", epochs=4, kl_start=0, kl_steep=2, val_limit=200)
     train(m.images, sheep.split("valid"), ModelConfig(), cfg, tmp_path / "run", progress=False, log=lambda s: None)
     model = load_model(tmp_path / "run")
-    result = anomaly.run_anomalies(model, m.images, tmp_path, planted=m.planted, kind="elbo-ink")
+    result = anomaly.run_anomalies(model, m.images, tmp_path, planted=m.planted)
+    assert result["score"] == "elbo-ink"  # the library's default is the CLI's
     assert result["auroc"] > 0.95 and result["precision_at_k"] > 0.6, result
     plain = anomaly.detection_metrics(anomaly.scores(model, m.images, "mse"), m.planted)
     assert plain["auroc"] < result["auroc"]  # why elbo-ink is the default

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_model
-from .errors import ConfigError
+from .errors import ConfigError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .model import VAE, ModelConfig, bernoulli_log_likelihood, bf16_supported, fast_inference
 from .plots import grid_image, pyplot, save_figure, save_image
@@ -176,6 +176,7 @@ def mix(sheep_u8: np.ndarray, other_u8: np.ndarray, fraction: float, seed: int =
         warnings.warn(
             f"asked for {wanted} planted drawings ({fraction:g} of {len(sheep_u8)}) but the other data "
             f"holds only {len(other_u8)}: planting {n_other}",
+            SheepWarning,
             stacklevel=2,
         )
     chosen = np.sort(rng.choice(len(other_u8), size=n_other, replace=False))
@@ -265,7 +266,7 @@ def run_anomalies(
     images_u8: np.ndarray,
     out_dir: Path,
     *,
-    kind: Score = "mse",
+    kind: Score = "elbo-ink",
     planted: np.ndarray | None = None,
     threshold: float | None = None,
     top: int | None = None,

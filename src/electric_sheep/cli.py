@@ -5,24 +5,40 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
 from . import data as data_mod
-from .errors import SheepError
+from .errors import SheepError, SheepWarning
 
 
 class _Group(click.Group):
-    """Turn every :class:`SheepError` into one line on stderr and exit status 2, no traceback."""
+    """Turn every :class:`SheepError` into one line on stderr and exit status 2, no traceback, and
+    every :class:`SheepWarning` into one "warning: ..." line on stderr, when it happens."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except SheepError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+        with warnings.catch_warnings():  # restores Python's own warning display afterwards
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            try:
+                return super().invoke(ctx)
+            except SheepError as e:
+                click.echo(f"error: {e}", err=True)
+                sys.exit(2)
+
+
+def _one_line_warnings(show):
+    """A ``warnings.showwarning`` that prints our warnings as one line and leaves others to ``show``."""
+
+    def display(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SheepWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return display
 
 
 class _Finite(click.FloatRange):
@@ -696,8 +712,6 @@ def anomalies(
 
 def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:
     """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
-    import warnings
-
     from .anomaly import mix
 
     other_path, _, frac = mix_spec.rpartition(":")
@@ -713,11 +727,7 @@ def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tu
             "tell the two renderers apart rather than the drawings (mix like with like)",
             err=True,
         )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        mixture = mix(images, np.asarray(other.images), fraction, seed)
-    for w in caught:  # e.g. fewer drawings in OTHER_DATA than asked for: one line, not a Python warning
-        click.echo(f"warning: {w.message}", err=True)
+    mixture = mix(images, np.asarray(other.images), fraction, seed)  # may warn: fewer than asked for
     return mixture.images, mixture.planted
 
 

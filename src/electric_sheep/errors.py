@@ -1,4 +1,4 @@
-"""Errors a user can act on. The CLI prints them in one line and exits with status 2."""
+"""Errors and warnings a user can act on. The CLI prints each in one line; errors exit with status 2."""
 
 from __future__ import annotations
 
@@ -32,3 +32,7 @@ class DownloadError(SheepError):
 
 class TrainingDiverged(SheepError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class SheepWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it in one line)."""

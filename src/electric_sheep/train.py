@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -22,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, DataError, SheepError, TrainingDiverged
+from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDiverged
 from .fileio import ensure_dir
 from .model import SIDE, VAE, ModelConfig, build_model, fast_inference
 
@@ -131,6 +132,24 @@ def kl_weight(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: int 
     period = total / max(cfg.kl_cycles, 1)
     tau = ((epoch * steps_per_epoch + step) % period) / period
     return float(min(tau / 0.5, 1.0))
+
+
+def kl_shortfall_warning(cfg: TrainConfig, steps_per_epoch: int = 1) -> str | None:
+    """A message when the KL weight has not reached 1 by the last step, else None.
+
+    Until it does, the loss does not pull the codes towards the prior N(0, I), so drawings decoded
+    from prior samples (``sheep draw``) may not look like the data: a common surprise on a short
+    trial run (the default schedule starts after epoch 2 and needs 8 epochs to reach 1).
+    """
+    final = kl_weight(cfg, cfg.epochs - 1, steps_per_epoch - 1, steps_per_epoch)
+    if final >= 1.0:
+        return None
+    return (
+        f"the KL weight only reaches {final:.2f} (of 1) by the last of {cfg.epochs} epochs "
+        f"(--kl-start {cfg.kl_start}, --kl-steep {cfg.kl_steep}): the codes will not follow the prior, "
+        "so drawings sampled by `sheep draw` may not look like the data; train longer or lower "
+        "--kl-start/--kl-steep"
+    )
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -296,6 +315,9 @@ def train(
     step_fn = _step_module(model, device, dd)
     writer = _tensorboard(run_dir, pos.epoch) if dd.main else None
     steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
+    shortfall = kl_shortfall_warning(cfg, steps)
+    if shortfall and dd.main and pos.epoch < cfg.epochs:
+        warnings.warn(shortfall, SheepWarning, stacklevel=2)
     model.train()
     try:
         while pos.epoch < cfg.epochs:
