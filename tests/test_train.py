@@ -187,6 +187,9 @@ def test_cli_train_and_evaluate_json(tmp_path):
     assert "epoch   2/2" in r.output and "img/s" in r.output
     # 2 epochs at the default schedule never turn the KL on: one line on stderr, not a Python warning
     assert r.stderr.count("warning: the KL weight only reaches 0.00") == 1 and "SheepWarning" not in r.stderr
+    for run_dir, warned in [([str(run)], True), ([], False)]:  # the built-in model's KL reached 1
+        r = CliRunner().invoke(main, ["draw", *run_dir, "-n", "4", "-o", str(tmp_path / "drawn.png")])
+        assert r.exit_code == 0 and ("ended training with a KL weight of 0.00" in r.stderr) is warned, r.output
     r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.output)

@@ -168,6 +168,13 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def last_kl_weight(run_dir: str | Path) -> float | None:
+    """The KL weight of the run's last trained epoch, or None when its metrics do not say."""
+    rows = read_metrics(run_dir)
+    value = rows[-1].get("kl_weight") if rows and isinstance(rows[-1], dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _latents_path(run_dir: Path, epoch: int) -> Path:
     return Path(run_dir) / LATENTS / f"epoch_{epoch:03d}.npy"
 

@@ -357,6 +357,22 @@ def _model(run_dir: Path):
     return load_model(run_dir)
 
 
+def _warn_if_prior_unlearned(run_dir: Path) -> None:
+    """Decoding samples of the prior only makes sense once the KL weight has reached 1."""
+    from .checkpoint import last_kl_weight
+
+    try:
+        weight = last_kl_weight(run_dir)
+    except SheepError:  # a damaged metrics.jsonl: drawing does not need it
+        return
+    if weight is not None and weight < 1:
+        click.echo(
+            f"warning: {run_dir} ended training with a KL weight of {weight:.2f} (of 1): its codes do not "
+            "follow the prior, so drawings decoded from it may be noise (train longer: --resume --epochs N)",
+            err=True,
+        )
+
+
 @main.command()
 @_run_dir_arg
 @click.option("-n", "count", type=click.IntRange(1), default=64, show_default=True)
@@ -373,6 +389,7 @@ def draw(
     from .generate import draw as draw_fn
     from .plots import grid_image, save_image
 
+    _warn_if_prior_unlearned(run_dir)
     images = draw_fn(_model(run_dir), count, mean, std, temperature, seed)
     save_image(grid_image(images), out)
     _finish(
@@ -430,7 +447,11 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     from .plots import manifold_figure, save_figure
 
     model = _model(run_dir)
-    codes = validation_codes(model, run_dir) if model.config.latent_dim > 2 else None
+    if model.config.latent_dim > 2:
+        codes = validation_codes(model, run_dir)  # the plane of the codes' own spread
+    else:
+        codes = None
+        _warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-RANGE
     images = manifold_fn(model, grid, span, codes)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
     save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
