@@ -234,6 +234,27 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
         anomaly.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
 
 
+def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path):
+    """`snapshots --gif`: one frame per saved epoch, all the same size, titled with the KL weight;
+    the codes move between the first frame and the last."""
+    res = CliRunner().invoke(main, ["snapshots", str(run), "--gif", "--out-dir", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    gif = Image.open(json.loads(res.output)["animation"])
+    assert gif.format == "GIF" and gif.n_frames == 10 and gif.info["loop"] == 0  # 10 epochs, looping
+    frames = []
+    for i in (0, gif.n_frames - 1):
+        gif.seek(i)
+        frames.append(np.asarray(gif.convert("L"), dtype=np.int16))
+    assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() > 1
+    images, epochs, dropped = latent.snapshot_frames(run)
+    assert epochs == list(range(1, 11)) and dropped == 0 and len({im.size for im in images}) == 1
+    lo, hi = latent._frame_limits([np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[-1.0, 0.5]])])
+    assert (lo < [-0.9, -0.05]).all() and (hi > [0.9, 1.9]).all()  # holds every frame's codes
+    plane = np.random.default_rng(0).normal(size=(50, 2))
+    flipped = plane * [1.0, -1.0]  # PCA may flip an axis from one epoch to the next
+    assert np.array_equal(latent._agree_in_sign(flipped, plane), plane)
+
+
 def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
     r = CliRunner()
     out = tmp_path / "sheep.png"

@@ -549,15 +549,22 @@ def latent(paths, split, out_dir, as_json) -> None:
     "--epochs", default="5,10,15,20", show_default=True, callback=_epoch_list, help="Comma-separated epochs to show."
 )
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/latent_epochs.png.")
+@click.option("--gif", is_flag=True, help="Also animate every saved epoch: latent_epochs.gif beside the PNG.")
 @_out_dir_option
 @_json_option
-def snapshots(run_dir, epochs, out, out_dir, as_json) -> None:
+def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
     """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
     from .latent import snapshots as snapshots_fn
+    from .latent import snapshots_animation
 
     out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
     result = snapshots_fn(run_dir, epochs, out)
-    _finish(result, as_json, [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"])
+    lines = [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"]
+    if gif:
+        animated = snapshots_animation(run_dir, out.with_suffix(".gif"))
+        result["animation"] = animated["animation"]
+        lines.append(f"wrote {animated['animation']} ({len(animated['epochs'])} epochs, one per frame)")
+    _finish(result, as_json, lines)
 
 
 def _pair(kind):

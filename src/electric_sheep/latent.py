@@ -62,9 +62,7 @@ def latent_map(model: VAE, images_u8: np.ndarray, out_dir: Path, title: str = "l
     ensure_dir(out_dir)
     codes_path = write_npy(out_dir / "codes.npy", codes)
     fig = latent_scatter_figure(plane, title=f"{title} ({ok.sum()} drawings)")
-    if axis == "PC":
-        fig.axes[0].set_xlabel("first principal component")
-        fig.axes[0].set_ylabel("second principal component")
+    _name_axes(fig.axes[0], axis)
     plot = save_figure(fig, out_dir / "latent.png")
     return {
         "n": int(len(codes)),
@@ -74,6 +72,13 @@ def latent_map(model: VAE, images_u8: np.ndarray, out_dir: Path, title: str = "l
         "codes": str(codes_path),
         "plot": str(plot),
     }
+
+
+def _name_axes(ax, axis: str) -> None:
+    """Label a scatter of :func:`to_plane`'s output: latent dims (the default labels) or PCs."""
+    if axis == "PC":
+        ax.set_xlabel("first principal component")
+        ax.set_ylabel("second principal component")
 
 
 def snapshots_figure(run_dir: Path, epochs: list[int]):
@@ -94,8 +99,9 @@ def snapshots_figure(run_dir: Path, epochs: list[int]):
         codes = ckpt.load_latents(run_dir, epoch)
         ok = finite_rows(codes)
         dropped += int((~ok).sum())
-        plane, _ = to_plane(codes[ok])
+        plane, axis = to_plane(codes[ok])
         latent_scatter_figure(plane, title=f"after epoch {epoch}", ax=ax)
+        _name_axes(ax, axis)
     fig.suptitle("validation drawings in the latent space during training")
     return fig, chosen, available, dropped
 
@@ -105,6 +111,87 @@ def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
     fig, chosen, available, dropped = snapshots_figure(run_dir, epochs)
     path = save_figure(fig, out)
     return {"epochs": chosen, "available": available, "n_nonfinite": dropped, "plot": str(path)}
+
+
+FRAME_MS = 400  # one saved epoch per frame of the animation
+HOLD_LAST_MS = 2000  # the trained state stays on screen before the loop starts again
+
+
+def snapshot_frames(run_dir: Path) -> tuple[list, list[int], int]:
+    """Every saved epoch's validation codes as one picture each, on the same axes, so that played
+    in turn they show the codes spreading out, then gathering towards the prior as the KL weight
+    rises. Returns (Pillow images, epochs, non-finite codes left out).
+
+    Codes with more than two dims are projected on each epoch's own first two principal
+    components, signed to agree with the previous frame (a principal direction's sign is
+    arbitrary, and a flip would make the cloud jump).
+    """
+    from .plots import figure_image
+
+    plt = pyplot()
+    epochs = ckpt.latent_epochs(run_dir)
+    if not epochs:
+        raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
+    planes, axes, dropped, previous = [], [], 0, None
+    for epoch in epochs:
+        codes = ckpt.load_latents(run_dir, epoch)
+        ok = finite_rows(codes)
+        dropped += int((~ok).sum())
+        plane, axis = to_plane(codes[ok])
+        if axis == "PC" and previous is not None and len(previous) == len(plane):
+            plane = _agree_in_sign(plane, previous)
+        planes.append(plane)
+        axes.append(axis)
+        previous = plane
+    lo, hi = _frame_limits(planes)
+    weights = _kl_weights(run_dir)
+    trained = max([*epochs, *(e for e in weights if isinstance(e, int))])  # codes may not be saved every epoch
+    frames = []
+    for epoch, plane, axis in zip(epochs, planes, axes, strict=True):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        title = f"validation codes after epoch {epoch} of {trained}"
+        if isinstance(weights.get(epoch), int | float):  # what drives the change: the KL weight
+            title += f"\n(KL weight {weights[epoch]:.2f})"
+        latent_scatter_figure(plane, title=title, ax=ax)
+        _name_axes(ax, axis)
+        ax.set_xlim(lo[0], hi[0])
+        if len(lo) > 1:  # (a 1-D latent is spread along y by drawing index)
+            ax.set_ylim(lo[1], hi[1])
+        frames.append(figure_image(fig))
+    return frames, epochs, dropped
+
+
+def snapshots_animation(run_dir: Path, out: Path) -> dict[str, Any]:
+    """Write :func:`snapshot_frames` to ``out`` as a looping GIF, one saved epoch per frame."""
+    from .plots import save_animation
+
+    frames, epochs, dropped = snapshot_frames(run_dir)
+    path = save_animation(frames, out, FRAME_MS, HOLD_LAST_MS)
+    return {"epochs": epochs, "n_nonfinite": dropped, "animation": str(path)}
+
+
+def _agree_in_sign(plane: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Flip each principal axis of ``plane`` whose codes point against the same drawings' ``previous``."""
+    return plane * np.where(np.sum(plane * previous, axis=0) < 0, -1.0, 1.0)
+
+
+def _kl_weights(run_dir: Path) -> dict[Any, Any]:
+    """Epoch -> KL weight from the run's metrics, for the frame titles; empty if they are unreadable."""
+    try:
+        return {row.get("epoch"): row.get("kl_weight") for row in ckpt.read_metrics(run_dir) if isinstance(row, dict)}
+    except SheepError:
+        return {}
+
+
+def _frame_limits(planes: list[np.ndarray], margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Axis limits that hold the central 99% of the codes of every frame (a few far-out codes
+    would otherwise squeeze the cloud into a corner), with a small margin."""
+    both = np.concatenate(planes)  # (frames * N, 1 or 2)
+    if len(both) == 0:
+        return -np.ones(both.shape[1]), np.ones(both.shape[1])
+    lo, hi = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
+    pad = np.maximum(hi - lo, 1e-6) * margin
+    return lo - pad, hi + pad
 
 
 def _spread(values: list[int], k: int) -> list[int]:

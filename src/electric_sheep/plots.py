@@ -125,6 +125,37 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     return path
 
 
+def figure_image(fig, dpi: int = 80) -> Image.Image:
+    """Render a matplotlib figure to a Pillow RGB image (for animation frames) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)  # no bbox "tight": every frame keeps the same size
+    plt.close(fig)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def gif_bytes(frames: list[Image.Image], frame_ms: int, hold_last_ms: int) -> bytes:
+    """Frames as a looping animated GIF; the last frame stays on screen ``hold_last_ms``."""
+    import io
+
+    buf = io.BytesIO()
+    durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def save_animation(frames: list[Image.Image], path: str | Path, frame_ms: int, hold_last_ms: int) -> Path:
+    """Save :func:`gif_bytes` atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gif_bytes(frames, frame_ms, hold_last_ms))
+    return path
+
+
 def latent_scatter_figure(
     codes: np.ndarray,
     title: str = "latent space",

@@ -23,9 +23,9 @@ from .errors import DataError
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .fileio import write_text
 from .generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, manifold, reconstruct
-from .latent import clusters, encode, snapshots_figure
+from .latent import FRAME_MS, HOLD_LAST_MS, clusters, encode, snapshot_frames, snapshots_figure
 from .model import VAE
-from .plots import grid_image, manifold_figure, pyplot, reconstruction_figure
+from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure
 
 # What the report shows.
 SAMPLES = 64  # generated drawings, an 8x8 grid
@@ -152,8 +152,13 @@ def _snapshots_section(run_dir: Path, epochs: tuple[int, ...]) -> Section | None
     if not ckpt.latent_epochs(run_dir):  # e.g. the built-in model; a damaged file is still an error
         return None
     fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
-    caption = f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}."
-    body = _img(figure_uri(fig), "latent space after chosen epochs")
+    frames, all_epochs, _ = snapshot_frames(run_dir)
+    caption = (
+        f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}; below, "
+        f"after each of the {len(all_epochs)} saved epochs in turn, on fixed axes."
+    )
+    animation = "data:image/gif;base64," + base64.b64encode(gif_bytes(frames, FRAME_MS, HOLD_LAST_MS)).decode("ascii")
+    body = _img(figure_uri(fig), "latent space after chosen epochs") + _img(animation, "latent space, epoch by epoch")
     return Section("latent-epochs", "The latent space during training", caption, body)
 
 
