@@ -84,6 +84,16 @@ def test_missing_file_and_unknown_category(tmp_path):
     assert r.exit_code == 2 and "not a Quick, Draw! category" in r.output
 
 
+def test_a_run_without_recorded_data_says_how_to_give_it(tmp_path):
+    """The built-in model records no data: the message names the way each command takes DATA."""
+    for args, how in [(["clusters"], "give DATA:"), (["reconstruct"], "give --data DATA:")]:
+        r = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path)])
+        assert r.exit_code == 2 and how in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    drawings = write_bitmap(tmp_path / "sheep.npy")  # drawings where RUN_DIR goes
+    r = CliRunner().invoke(main, ["reconstruct", str(drawings), "--out-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "is a file, not a run folder" in r.output, r.output
+
+
 def test_ndjson_malformed_line_warns_and_goes_on(tmp_path):
     path = write_ndjson(tmp_path / "s.ndjson", n=5, bad_lines=1)
     r = CliRunner().invoke(main, ["info", str(path)])

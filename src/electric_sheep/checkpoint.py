@@ -52,6 +52,8 @@ def save_config(run_dir: Path, config: dict[str, Any]) -> Path:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The run's ``config.json``; a clear error when the folder is not a run."""
     path = Path(run_dir) / CONFIG
+    if Path(run_dir).is_file():  # e.g. drawings given where RUN_DIR goes
+        raise DataError(run_dir, "is a file, not a run folder (RUN_DIR is the folder `sheep train` writes)")
     if not path.is_file():
         raise DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)")
     try:
@@ -218,13 +220,14 @@ def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / CONFIG).is_file()
 
 
-def run_data(run_dir: str | Path, data: str | Path | None = None):
+def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DATA"):
     """The drawings a command should use: DATA if given, else the data the run was trained on
-    (with the same split seed). Returns :class:`electric_sheep.data.Drawings`."""
+    (with the same split seed). Returns :class:`electric_sheep.data.Drawings`. ``how`` is how the
+    user gives DATA, for the message when neither exists (an argument, or ``--data DATA``)."""
     from .data import load_drawings
 
     info = read_config(Path(run_dir)).get("data", {})
     source = data or info.get("source")
     if source is None:
-        raise DataError(run_dir, "give DATA: the run does not record the data it was trained on")
+        raise DataError(run_dir, f"give {how}: the run does not record the data it was trained on")
     return load_drawings(source, seed=info.get("split_seed", 0))

@@ -335,7 +335,7 @@ def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag:
     """The split's drawings, after checking that the requested indices exist."""
     from .checkpoint import run_data
 
-    images = run_data(run_dir, data).split(split)
+    images = run_data(run_dir, data, how="--data DATA").split(split)
     bad = [i for i in indices if i >= len(images)]
     if bad:
         raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images)} drawings")
