@@ -185,6 +185,7 @@ def test_cli_train_and_evaluate_json(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "epoch   2/2" in r.output and "img/s" in r.output
+    assert f"next: sheep draw {run}; sheep report {run} -o report.html" in r.output
     # 2 epochs at the default schedule never turn the KL on: one line on stderr, not a Python warning
     assert r.stderr.count("warning: the KL weight only reaches 0.00") == 1 and "SheepWarning" not in r.stderr
     for run_dir, warned in [([str(run)], True), ([], False)]:  # the built-in model's KL reached 1

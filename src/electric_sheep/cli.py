@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -281,7 +282,12 @@ def train(
         sys.exit(130)
     if is_main_process():
         result = {"run_dir": str(run_dir), "epochs": len(history), "history": history}
-        _finish(result, as_json, [f"run saved in {run_dir} (tensorboard --logdir {run_dir})"])
+        quoted = shlex.quote(str(run_dir))  # the hints below can be pasted into a shell
+        lines = [
+            f"run saved in {run_dir} (tensorboard --logdir {quoted})",
+            f"next: sheep draw {quoted}; sheep report {quoted} -o report.html",
+        ]
+        _finish(result, as_json, lines)
 
 
 @main.command()
