@@ -197,6 +197,8 @@ def pick_device(name: str | None = None) -> torch.device:
             device = torch.device(name)
         except RuntimeError:
             raise ConfigError(f"unknown --device {name!r}; use cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and device.index is None:  # under torchrun: each process its own GPU
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         try:
             torch.empty(0, device=device)  # a CPU-only build or a missing GPU fails here
         except (RuntimeError, AssertionError) as e:
