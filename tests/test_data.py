@@ -140,3 +140,65 @@ def test_category_name_resolves_to_cache(tmp_path):
     assert data.load_drawings("sheep", cache_dir=tmp_path).source == target
     with pytest.raises(data.DataError, match="not downloaded yet"):
         data.load_drawings("cat", cache_dir=tmp_path)
+
+
+def _picture(strokes, size=(600, 450), width=4, paper="white", ink="black", mode="RGB"):
+    """Strokes drawn big, as a drawing app would export them."""
+    from PIL import Image, ImageDraw
+
+    pts = np.concatenate(strokes)
+    lo, extent = pts.min(axis=0), (pts.max(axis=0) - pts.min(axis=0)).max()
+    scale = (min(size) - 60) / extent
+    img = Image.new(mode, size, paper)
+    pen = ImageDraw.Draw(img)
+    for s in strokes:
+        pen.line(((s - lo) * scale + 30).ravel().tolist(), fill=ink, width=width)
+    return img
+
+
+def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
+    """Any size, pen, paper colour or transparent background: the same 28x28 drawing as render()."""
+    from electric_sheep.raster import picture_to_bitmap
+
+    strokes = [np.array([[0, 0], [60, 0], [60, 40], [0, 40], [0, 0]], float), np.array([[10, 40], [10, 70]], float)]
+    reference = render(strokes).astype(float)
+    pictures = {
+        "black on white": _picture(strokes),
+        "thin pen, small": _picture(strokes, size=(200, 150), width=1),
+        "thick marker": _picture(strokes, size=(1200, 900), width=24),
+        "white on black": _picture(strokes, paper="black", ink="white"),
+        "transparent paper": _picture(strokes, paper=(0, 0, 0, 0), ink=(30, 30, 200, 255), mode="RGBA"),
+    }
+    for name, picture in pictures.items():
+        bitmap = picture_to_bitmap(picture)
+        assert bitmap.shape == (28, 28) and bitmap.dtype == np.uint8, name
+        assert np.corrcoef(reference.ravel(), bitmap.ravel())[0, 1] > 0.9, name
+        assert abs(bitmap.mean() - reference.mean()) < 0.25 * reference.mean(), name
+    assert picture_to_bitmap(_picture(strokes, ink="white")) is None  # white on white: blank
+
+
+def test_pictures_load_from_a_file_or_a_folder(tmp_path):
+    """A folder: its pictures in name order, the rest ignored, blank or broken ones skipped with a
+    warning; every split holds all of them (pictures are for using a model)."""
+    from electric_sheep.errors import SheepWarning
+
+    square = [np.array([[0, 0], [50, 0], [50, 50], [0, 50], [0, 0]], float)]
+    _picture(square).save(tmp_path / "b_square.png")
+    _picture(square, size=(300, 300)).save(tmp_path / "a_square.jpg")
+    _picture(square, ink="white").save(tmp_path / "c_blank.png")
+    (tmp_path / "d_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really")
+    (tmp_path / "notes.txt").write_text("my doodles")
+    with pytest.warns(SheepWarning, match="skipped 2 blank or unreadable picture"):
+        d = data.load_drawings(tmp_path)
+    assert d.format == "picture" and d.images.shape == (2, 28, 28) and d.skipped == 2
+    assert d.meta["files"] == ["a_square.jpg", "b_square.png"]
+    assert all(d.splits[k].tolist() == [0, 1] for k in data.SPLITS)
+    one = data.load_drawings(tmp_path / "b_square.png")
+    assert one.images.shape == (1, 28, 28) and np.array_equal(one.images[0], d.images[1])
+    with pytest.raises(data.DataError, match="c_blank.png: shows no drawing"):
+        data.load_drawings(tmp_path / "c_blank.png")
+    with pytest.raises(data.DataError, match="d_broken.png: cannot be read as a picture"):
+        data.load_drawings(tmp_path / "d_broken.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataError, match="is a folder without pictures"):
+        data.load_drawings(tmp_path / "empty")

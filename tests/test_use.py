@@ -255,6 +255,28 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path):
     assert np.array_equal(latent._agree_in_sign(flipped, plane), plane)
 
 
+def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
+    """A folder of pictures as DATA: the anomaly CSV names each file; one picture reconstructs."""
+    folder = tmp_path / "doodles"
+    folder.mkdir()
+    for i, drawing in enumerate(blobs(3, seed=5)):
+        Image.fromarray(255 - np.kron(drawing, np.ones((10, 10), np.uint8))).save(folder / f"doodle{i}.png")
+    res = CliRunner().invoke(main, ["anomalies", str(run), str(folder), "--out-dir", str(tmp_path / "a"), "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output)
+    assert result["n"] == 3 and result["worst_names"][0] in {"doodle0.png", "doodle1.png", "doodle2.png"}
+    rows = (tmp_path / "a" / "anomaly_scores.csv").read_text().splitlines()
+    assert rows[0] == "index,score,flagged,name" and rows[1].endswith(",doodle0.png")
+    one = str(folder / "doodle1.png")
+    res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", one, "--out-dir", str(tmp_path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["indices"] == [0], res.output
+    (folder / "scores.csv").write_text("index,score\n")  # figures beside numbers: our output, not drawings
+    res = CliRunner().invoke(main, ["latent", str(folder), "--out-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "not a run folder" in res.output, res.output
+    res = CliRunner().invoke(main, ["latent", str(run), str(folder), "--out-dir", str(tmp_path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["n"] == 3, res.output  # named as DATA: its pictures
+
+
 def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
     r = CliRunner()
     out = tmp_path / "sheep.png"

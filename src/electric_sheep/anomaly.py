@@ -272,20 +272,26 @@ def run_anomalies(
     top: int | None = None,
     quantile: float | None = None,
     gallery_size: int = 64,
+    names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Score, flag, and write the plot, the gallery of the worst and a CSV of every score."""
+    """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
+    (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files)."""
     values = scores(model, images_u8, kind)
     cut, rule = threshold_for(values, threshold, top, quantile)
     flagged = values > cut
     ensure_dir(out_dir)
     worst = np.argsort(-values, kind="stable")[: min(gallery_size, int(flagged.sum()) or gallery_size)]
+    if names is not None and len(names) != len(values):
+        raise ValueError(f"{len(names)} names for {len(values)} drawings")
     rows = [
-        [i, f"{v:.6g}", int(f)] + ([int(planted[i])] if planted is not None else [])
+        [i, f"{v:.6g}", int(f)]
+        + ([int(planted[i])] if planted is not None else [])
+        + ([names[i]] if names is not None else [])
         for i, (v, f) in enumerate(zip(values, flagged, strict=True))
     ]
     csv_path = write_csv(
         out_dir / "anomaly_scores.csv",
-        ["index", "score", "flagged"] + (["planted"] if planted is not None else []),
+        ["index", "score", "flagged"] + (["planted"] if planted is not None else []) + (["name"] if names else []),
         rows,
     )
     plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
@@ -297,6 +303,7 @@ def run_anomalies(
         "rule": rule,
         "n_flagged": int(flagged.sum()),
         "worst": worst[:10].tolist(),
+        **({"worst_names": [names[i] for i in worst[:10]]} if names is not None else {}),
         "csv": str(csv_path),
         "plot": str(plot),
         "gallery": str(gallery),

@@ -81,16 +81,19 @@ def _run(run_dir: Path | None) -> Path:
 
 
 def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
-    """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA."""
+    """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA (a file,
+    or a folder of nothing but pictures: a folder of figures and numbers is a mistyped RUN_DIR)."""
     from .checkpoint import is_run_dir
 
     if len(paths) > 2:
         raise click.UsageError("expected at most RUN_DIR and DATA")
     if len(paths) == 2:
         return Path(paths[0]), paths[1]
-    if len(paths) == 1 and is_run_dir(paths[0]) and not data_required:
+    if len(paths) == 1 and is_run_dir(paths[0]):
+        if data_required:
+            raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
         return Path(paths[0]), None
-    if len(paths) == 1 and Path(paths[0]).is_dir():
+    if len(paths) == 1 and Path(paths[0]).is_dir() and not data_mod.only_pictures(Path(paths[0])):
         from .errors import DataError
 
         raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
@@ -158,7 +161,6 @@ def show(
     from .plots import grid_image, save_image
 
     drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
-    _warn_skipped(drawings)
     images = drawings.split(split, limit=count)
     save_image(grid_image(images), out)
     result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
@@ -177,7 +179,6 @@ def info(data: str, recognized: bool | None, as_json: bool, cache_dir: Path | No
     if as_json:
         click.echo(json.dumps(summary))
         return
-    _warn_skipped(drawings)
     click.echo(f"{summary['path']}\n  format: {summary['format']}\n  drawings: {summary['count']}")
     click.echo("  splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
     click.echo(f"  mean ink per drawing: {summary['mean_ink']:.2f} / 255 per pixel")
@@ -193,11 +194,6 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
         "mean_ink": drawings.mean_ink(),
         "skipped": drawings.skipped,
     }
-
-
-def _warn_skipped(drawings: data_mod.Drawings) -> None:
-    if drawings.skipped:
-        click.echo(f"warning: {drawings.source}: skipped {drawings.skipped} malformed drawing(s)", err=True)
 
 
 @main.command()
@@ -721,6 +717,7 @@ def anomalies(
             lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
     elif train_on_mix:
         raise click.UsageError("--train-on-mix needs --mix")
+    names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
     result = run_anomalies(
         model or _model(run_dir),
         images,
@@ -730,6 +727,7 @@ def anomalies(
         threshold=threshold,
         top=top,
         quantile=quantile,
+        names=names,
     )
     lines.append(
         f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
@@ -740,6 +738,8 @@ def anomalies(
             f"planted {result['n_planted']}: AUROC {result['auroc']:.4f}, average precision "
             f"{result['average_precision']:.4f}, precision at {result['k']} {result['precision_at_k']:.4f}"
         )
+    if names:
+        lines.append("highest scores: " + ", ".join(result["worst_names"][: min(5, result["n_flagged"] or 5)]))
     lines += [f"wrote {result['plot']}", f"wrote {result['gallery']}", f"wrote {result['csv']}"]
     _finish(result, as_json, lines)
 

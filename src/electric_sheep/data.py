@@ -7,6 +7,10 @@ Formats (detected from the file's first bytes, never only from its name):
 - ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
 - ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
 - ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
+- ``picture``: your own drawings as pictures (PNG, JPEG, GIF, BMP, WebP, TIFF): one file, or a
+  folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
+  (:func:`electric_sheep.raster.picture_to_bitmap`). Pictures are for using a model: every split
+  holds all of them.
 
 Stroke formats are rasterised once (see :mod:`electric_sheep.raster`) and cached on disk, keyed
 by the file's identity and the rendering settings, so a second load is a plain ``np.load``.
@@ -21,6 +25,7 @@ import hashlib
 import json
 import os
 import struct
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,11 +34,11 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import DataError, OutputError
+from .errors import DataError, OutputError, SheepWarning
 from .fileio import atomic_path
-from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
+from .raster import RasterConfig, ink_strokes_to_strokes, picture_to_bitmap, render, stroke3_to_strokes
 
-Format = Literal["bitmap", "ndjson", "bin", "sketchrnn"]
+Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture"]
 SPLITS = ("train", "valid", "test")
 PIXELS = 28 * 28
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test for files that come without splits
@@ -52,7 +57,7 @@ class Drawings:
     splits: dict[str, np.ndarray]
     format: Format
     source: Path
-    skipped: int = 0  # malformed lines/records that were skipped (ndjson)
+    skipped: int = 0  # malformed stroke drawings, or blank/unreadable pictures, that were skipped
     meta: dict[str, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -119,10 +124,8 @@ def cached_category_path(category: str, fmt: str, cache_dir: Path | None = None)
 def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
     """A path to an existing file, or a category name already downloaded into the cache."""
     path = Path(source).expanduser()
-    if path.is_file():
+    if path.is_file() or path.is_dir():  # a folder may hold pictures (detect_format says)
         return path
-    if path.exists():
-        raise DataError(path, "is a folder, not a data file")
     looks_like_path = os.sep in str(source) or path.suffix != ""
     if looks_like_path:
         raise DataError(path, "no such file")
@@ -142,8 +145,43 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _LFS_MAGIC = b"version https://git-lfs"
 
 
+def _is_picture(head: bytes) -> bool:
+    """Does ``head`` start like a picture file Pillow reads (PNG, JPEG, GIF, BMP, WebP, TIFF)?"""
+    if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    # BMP: "BM" then a known DIB header size at byte 14 (two letters alone could begin a .bin key id)
+    return head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in (12, 40, 52, 56, 108, 124)
+
+
+def picture_files(folder: Path) -> list[Path]:
+    """The picture files directly inside ``folder``, in file-name order (the drawings' order)."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            try:
+                with open(path, "rb") as f:
+                    if _is_picture(f.read(32)):
+                        found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def only_pictures(folder: Path) -> bool:
+    """Does ``folder`` hold pictures and nothing else (hidden files aside)? Such a folder is
+    unmistakably drawings; one with figures beside JSON and CSV files is more likely our output."""
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")] if folder.is_dir() else []
+    return bool(files) and len(picture_files(folder)) == len(files)
+
+
 def detect_format(path: Path) -> Format:
     """Tell the format from the content; raise a one-line DataError for anything unreadable."""
+    if path.is_dir():
+        if not picture_files(path):
+            raise DataError(path, "is a folder without pictures (PNG, JPEG, GIF, BMP, WebP, TIFF), not a data file")
+        return "picture"
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
@@ -159,6 +197,8 @@ def detect_format(path: Path) -> Format:
         return "bitmap"
     if head.startswith(_ZIP_MAGIC):
         return "sketchrnn"
+    if _is_picture(head):
+        return "picture"
     if head.startswith(_LFS_MAGIC):
         raise DataError(path, "is a Git LFS pointer, not the data (run `git lfs pull` or download the real file)")
     stripped = head.lstrip().lower()
@@ -168,7 +208,9 @@ def detect_format(path: Path) -> Format:
         return "ndjson"
     if _looks_like_bin(head):
         return "bin"
-    raise DataError(path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin or sketch-rnn .npz)")
+    raise DataError(
+        path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin, sketch-rnn .npz or a picture)"
+    )
 
 
 def _looks_like_bin(head: bytes) -> bool:
@@ -194,6 +236,8 @@ def check_file(path: Path) -> Format:
             raise DataError(path, f"corrupt sketch-rnn .npz ({type(e).__name__})") from None
         if not set(SPLITS) & set(names):
             raise DataError(path, "has none of the keys train/valid/test")
+    elif fmt == "picture":
+        _read_pictures(path if path.is_file() else picture_files(path)[0], strict=True)
     elif fmt == "ndjson":
         first = next(iter_ndjson(path), None)
         if first is None or first[0] is None:
@@ -215,17 +259,43 @@ def load_drawings(
     use_cache: bool = True,
     raster: RasterConfig = RasterConfig(),
 ) -> Drawings:
-    """Load drawings from any Quick, Draw! format (or a downloaded category name).
+    """Load drawings from any Quick, Draw! format, pictures, or a downloaded category name.
 
     ``recognized`` keeps only drawings the game recognised (True) or did not (False); it applies
     to the stroke formats, which carry that flag. ``seed`` fixes the train/valid/test split of
-    formats that come without one.
+    formats that come without one. Skipped drawings are counted in ``skipped`` and announced with
+    a :class:`~electric_sheep.errors.SheepWarning`.
     """
+    drawings = _load(source, recognized=recognized, seed=seed, cache_dir=cache_dir, use_cache=use_cache, raster=raster)
+    if drawings.skipped:
+        what = "blank or unreadable picture(s)" if drawings.format == "picture" else "malformed drawing(s)"
+        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}", SheepWarning, stacklevel=2)
+    return drawings
+
+
+def _load(
+    source: str | Path,
+    *,
+    recognized: bool | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    raster: RasterConfig = RasterConfig(),
+) -> Drawings:
+    """:func:`load_drawings` without the warning."""
     path = resolve_source(source, cache_dir)
     fmt = detect_format(path)
     if fmt == "bitmap":
         images = _load_bitmap(path)
         return Drawings(images, seeded_splits(len(images), seed), "bitmap", path)
+    if fmt == "picture":  # a few of the user's own: quick to convert, not cached
+        files = [path] if path.is_file() else picture_files(path)
+        images, kept = _read_pictures(files, raster, strict=path.is_file())
+        if len(images) == 0:
+            raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
+        every = np.arange(len(images))  # a picture is for using a model, not for holding out
+        names = [f.name for f in kept]
+        return Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(files) - len(kept), {"files": names})
     cache_file = _raster_cache_file(path, fmt, recognized, raster, cache_dir)
     if use_cache and cache_file.is_file():
         cached = _read_raster_cache(cache_file)
@@ -280,6 +350,35 @@ def _load_bitmap(path: Path) -> np.ndarray:
     if len(arr) == 0:  # as for the stroke formats: nothing to train on, show or score
         raise DataError(path, "holds no drawings")
     return arr.reshape(-1, 28, 28)
+
+
+def _read_pictures(
+    files: Path | list[Path], raster: RasterConfig = RasterConfig(), strict: bool = False
+) -> tuple[np.ndarray, list[Path]]:
+    """Convert picture files to (N, 28, 28) uint8 drawings; return them and the files kept.
+
+    A blank or unreadable picture is skipped, or with ``strict`` (a single file given as DATA) an
+    error naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    images, kept = [], []
+    for file in [files] if isinstance(files, Path) else files:
+        try:
+            with Image.open(file) as picture:
+                picture.load()
+                bitmap = picture_to_bitmap(picture, raster)
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+            if strict:
+                raise DataError(file, f"cannot be read as a picture ({e})") from None
+            continue
+        if bitmap is None:
+            if strict:
+                raise DataError(file, "shows no drawing (blank: no ink stands out from the paper)")
+            continue
+        images.append(bitmap)
+        kept.append(file)
+    side = raster.side
+    return (np.stack(images) if images else np.zeros((0, side, side), np.uint8)), kept
 
 
 def _load_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -217,6 +217,8 @@ def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int]):
         ax.imshow(np.asarray(grid_image(images, ncols=n, scale=1)), cmap="gray", vmin=0, vmax=255)
         ax.set_title(name, fontsize=9, loc="left")
         ax.axis("off")
-    fig.suptitle(f"drawings {', '.join(map(str, indices[:12]))}{' ...' if n > 12 else ''} and their reconstructions")
+    listed = f"{', '.join(map(str, indices[:12]))}{' ...' if n > 12 else ''}"
+    title = f"drawing {listed} and its reconstruction" if n == 1 else f"drawings {listed} and their reconstructions"
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -100,3 +100,81 @@ def ink_strokes_to_strokes(drawing: Sequence[Sequence[Sequence[float]]]) -> list
             raise ValueError("stroke has different numbers of x and y values")
         strokes.append(np.column_stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)]))
     return strokes
+
+
+# --------------------------------------------------------------------------- pictures
+
+MIN_CONTRAST = 32  # grey levels between paper and ink below which a picture counts as blank
+
+
+def picture_to_bitmap(picture: Image.Image, config: RasterConfig = RasterConfig()) -> np.ndarray | None:
+    """A picture of one drawing (a scan, a drawing app's export; any size; dark ink on light paper,
+    light on dark, or strokes on a transparent background) as a (side, side) uint8 bitmap like
+    Google's, or None when it shows no ink.
+
+    The geometry is :func:`render`'s: the ink's bounding box is fitted into the supersampled canvas
+    keeping its aspect ratio, centred, inside the padding; lines thinner than ``line_width`` are
+    thickened to it with a disk (a thick marker is kept as it is), then the canvas is box-filtered
+    down, so that a picture and the same strokes rendered from a stroke file look alike.
+    """
+    ink = _ink_mask(picture)  # (H, W) bool
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) == 0:
+        return None
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    big = config.side * config.supersample
+    inner = big - 1 - 2 * config.padding * config.supersample  # the span render() gives the strokes
+    scale = inner / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    if scale < 1:  # shrinking: a pixel is ink if any ink falls in it (a thin line must not fade away)
+        fitted = np.asarray(Image.fromarray(crop.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)) > 0
+    else:
+        fitted = np.asarray(Image.fromarray(crop.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BILINEAR))
+        fitted = fitted >= 128
+    canvas = np.zeros((big, big), dtype=bool)
+    top, left = (big - h) // 2, (big - w) // 2
+    canvas[top : top + h, left : left + w] = fitted
+    canvas = _thicken(canvas, config.line_width * config.supersample)
+    return np.asarray(Image.fromarray(canvas.astype(np.uint8) * 255).reduce(config.supersample), dtype=np.uint8)
+
+
+def _ink_mask(picture: Image.Image) -> np.ndarray:
+    """Which pixels are ink: the alpha channel when the paper is transparent, else the grey levels
+    on the far side of the paper's (the median of the border), split halfway to the darkest ink."""
+    has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+    if has_alpha:
+        alpha = np.asarray(picture.convert("RGBA"))[..., 3].astype(np.int16)
+        if np.median(_border(alpha)) < 128:  # transparent paper: what is opaque is the ink
+            return _split(alpha)
+        picture = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture.convert("RGBA"))
+    grey = np.asarray(picture.convert("L"), dtype=np.int16)
+    paper = np.median(_border(grey))
+    return _split(255 - grey if paper >= 128 else grey)
+
+
+def _border(values: np.ndarray) -> np.ndarray:
+    """The outermost rows and columns of a picture: where the paper is."""
+    return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+
+
+def _split(inkness: np.ndarray) -> np.ndarray:
+    """Pixels more inked than halfway between the paper (border median) and the ink (99.9th
+    percentile); none when the two differ by less than MIN_CONTRAST grey levels."""
+    paper, ink = float(np.median(_border(inkness))), float(np.percentile(inkness, 99.9))
+    if ink - paper < MIN_CONTRAST:
+        return np.zeros(inkness.shape, dtype=bool)
+    return inkness > (paper + ink) / 2
+
+
+def _thicken(mask: np.ndarray, width: float) -> np.ndarray:
+    """Grow lines to about ``width`` pixels with a disk. A line's width is estimated as twice its
+    area over its outline (both sides of a line of length L: 2L outline pixels, w*L area)."""
+    from scipy import ndimage
+
+    area = int(mask.sum())
+    outline = int((mask & ~ndimage.binary_erosion(mask)).sum())
+    current = 2.0 * area / max(outline, 1)
+    radius = (width - current) / 2.0
+    if radius <= 0.5:
+        return mask
+    return ndimage.distance_transform_edt(~mask) <= radius
