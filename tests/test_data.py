@@ -169,6 +169,13 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         "white on black": _picture(strokes, paper="black", ink="white"),
         "transparent paper": _picture(strokes, paper=(0, 0, 0, 0), ink=(30, 30, 200, 255), mode="RGBA"),
     }
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, grain, light in [("grainy, unevenly lit scan", 30, 60), ("thin pen, unevenly lit", 0, 60)]:
+        clean = np.asarray(_picture(strokes, width=1 if grain == 0 else 4, paper=(210,) * 3, ink=(50,) * 3), float)
+        shaded = clean + rng.normal(0, grain, clean.shape) - np.linspace(0, light, clean.shape[1])[None, :, None]
+        pictures[name] = Image.fromarray(np.clip(shaded, 0, 255).astype(np.uint8))
     for name, picture in pictures.items():
         bitmap = picture_to_bitmap(picture)
         assert bitmap.shape == (28, 28) and bitmap.dtype == np.uint8, name
