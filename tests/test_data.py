@@ -7,9 +7,11 @@ import struct
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
 
 from electric_sheep import data
+from electric_sheep.cli import main
 from electric_sheep.raster import RasterConfig, render, stroke3_to_strokes
 
 
@@ -200,6 +202,9 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
     assert d.format == "picture" and d.images.shape == (2, 28, 28) and d.skipped == 2
     assert d.meta["files"] == ["a_square.jpg", "b_square.png"]
     assert all(d.splits[k].tolist() == [0, 1] for k in data.SPLITS)
+    r = CliRunner().invoke(main, ["info", str(tmp_path), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["files"] == ["a_square.jpg", "b_square.png"], r.output
+    assert "warning: " in r.stderr and "skipped 2 blank or unreadable picture(s)" in r.stderr
     one = data.load_drawings(tmp_path / "b_square.png")
     assert one.images.shape == (1, 28, 28) and np.array_equal(one.images[0], d.images[1])
     with pytest.raises(data.DataError, match="c_blank.png: shows no drawing"):

@@ -180,8 +180,12 @@ def info(data: str, recognized: bool | None, as_json: bool, cache_dir: Path | No
         click.echo(json.dumps(summary))
         return
     click.echo(f"{summary['path']}\n  format: {summary['format']}\n  drawings: {summary['count']}")
-    click.echo("  splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+    splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+    click.echo(f"  splits: {splits}" + (" (pictures: each split holds all of them)" if "files" in summary else ""))
     click.echo(f"  mean ink per drawing: {summary['mean_ink']:.2f} / 255 per pixel")
+    if "files" in summary:
+        files = summary["files"]
+        click.echo(f"  files: {', '.join(files[:5])}" + (f" ... ({len(files)} in all)" if len(files) > 5 else ""))
 
 
 def dataset_summary(drawings: data_mod.Drawings) -> dict:
@@ -193,6 +197,7 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
         "splits": {k: int(len(v)) for k, v in drawings.splits.items()},
         "mean_ink": drawings.mean_ink(),
         "skipped": drawings.skipped,
+        **({"files": list(drawings.meta["files"])} if "files" in drawings.meta else {}),
     }
 
 
