@@ -82,7 +82,7 @@ def _run(run_dir: Path | None) -> Path:
 
 def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
     """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA (a file,
-    or a folder of nothing but pictures: a folder of figures and numbers is a mistyped RUN_DIR)."""
+    or a folder of pictures: one of figures beside our JSON and CSV files is a mistyped RUN_DIR)."""
     from .checkpoint import is_run_dir
 
     if len(paths) > 2:
@@ -93,7 +93,7 @@ def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[
         if data_required:
             raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
         return Path(paths[0]), None
-    if len(paths) == 1 and Path(paths[0]).is_dir() and not data_mod.only_pictures(Path(paths[0])):
+    if len(paths) == 1 and Path(paths[0]).is_dir() and not data_mod.is_picture_folder(Path(paths[0])):
         from .errors import DataError
 
         raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")

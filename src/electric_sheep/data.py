@@ -169,11 +169,15 @@ def picture_files(folder: Path) -> list[Path]:
     return found
 
 
-def only_pictures(folder: Path) -> bool:
-    """Does ``folder`` hold pictures and nothing else (hidden files aside)? Such a folder is
-    unmistakably drawings; one with figures beside JSON and CSV files is more likely our output."""
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")] if folder.is_dir() else []
-    return bool(files) and len(picture_files(folder)) == len(files)
+OUTPUT_SUFFIXES = (".json", ".jsonl", ".csv", ".npy", ".html", ".safetensors")  # what our commands write
+
+
+def is_picture_folder(folder: Path) -> bool:
+    """Does ``folder`` look like a folder of drawings: pictures, and none of the files our commands
+    write beside their figures (a folder of figures with JSON and CSV is more likely our output)?"""
+    if not folder.is_dir() or not picture_files(folder):
+        return False
+    return not any(p.suffix.lower() in OUTPUT_SUFFIXES for p in folder.iterdir() if p.is_file())
 
 
 def detect_format(path: Path) -> Format:
