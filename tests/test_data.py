@@ -178,6 +178,9 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         clean = np.asarray(_picture(strokes, width=1 if grain == 0 else 4, paper=(210,) * 3, ink=(50,) * 3), float)
         shaded = clean + rng.normal(0, grain, clean.shape) - np.linspace(0, light, clean.shape[1])[None, :, None]
         pictures[name] = Image.fromarray(np.clip(shaded, 0, 255).astype(np.uint8))
+    page = Image.new("L", (2000, 2000), "white")  # a small sketch on a big page: 0.04% ink
+    page.paste(_picture(strokes, size=(260, 200), width=2).convert("L"), (300, 900))
+    pictures["small sketch, big page"] = page
     for name, picture in pictures.items():
         bitmap = picture_to_bitmap(picture)
         assert bitmap.shape == (28, 28) and bitmap.dtype == np.uint8, name
@@ -205,6 +208,15 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
     r = CliRunner().invoke(main, ["info", str(tmp_path), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["files"] == ["a_square.jpg", "b_square.png"], r.output
     assert "warning: " in r.stderr and "skipped 2 blank or unreadable picture(s)" in r.stderr
+    from PIL import Image
+
+    tall = [np.array([[0, 0], [20, 0], [20, 60], [0, 60], [0, 0]], float)]  # not the same turned
+    stored = _picture(tall, size=(300, 400)).rotate(90, expand=True)  # as a phone stores a photo
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to show
+    stored.save(tmp_path / "phone.jpg", exif=exif)
+    upright = data.load_drawings(tmp_path / "phone.jpg").images[0].astype(float)
+    assert np.corrcoef(upright.ravel(), render(tall).ravel().astype(float))[0, 1] > 0.9
     one = data.load_drawings(tmp_path / "b_square.png")
     assert one.images.shape == (1, 28, 28) and np.array_equal(one.images[0], d.images[1])
     with pytest.raises(data.DataError, match="c_blank.png: shows no drawing"):

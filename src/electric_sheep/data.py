@@ -363,14 +363,14 @@ def _read_pictures(
 
     A blank or unreadable picture is skipped, or with ``strict`` (a single file given as DATA) an
     error naming it."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     images, kept = [], []
     for file in [files] if isinstance(files, Path) else files:
         try:
             with Image.open(file) as picture:
-                picture.load()
-                bitmap = picture_to_bitmap(picture, raster)
+                upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
+                bitmap = picture_to_bitmap(upright, raster)
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
             if strict:
                 raise DataError(file, f"cannot be read as a picture ({e})") from None
