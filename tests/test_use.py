@@ -270,6 +270,8 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     one = str(folder / "doodle1.png")
     res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", one, "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["indices"] == [0], res.output
+    res = CliRunner().invoke(main, ["train", str(folder), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 0 and "pictures have no held-out split" in res.stderr, res.output
     (folder / "scores.csv").write_text("index,score\n")  # figures beside numbers: our output, not drawings
     res = CliRunner().invoke(main, ["latent", str(folder), "--out-dir", str(tmp_path)])
     assert res.exit_code == 2 and "not a run folder" in res.output, res.output

@@ -611,6 +611,13 @@ def train_on_data(
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     drawings = load_drawings(data, seed=split_seed)
+    if drawings.format == "picture":
+        warnings.warn(
+            f"{drawings.source}: pictures have no held-out split; validation is measured on the "
+            "training drawings themselves",
+            SheepWarning,
+            stacklevel=2,
+        )
     source, trained_on = str(Path(drawings.source).resolve()), recorded.get("source")
     if trained_on is not None and trained_on != source and Path(trained_on).exists():  # (a moved file may go on)
         raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
