@@ -234,7 +234,7 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
         anomaly.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
 
 
-def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path):
+def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkeypatch):
     """`snapshots --gif`: one frame per saved epoch, all the same size, titled with the KL weight;
     the codes move between the first frame and the last."""
     res = CliRunner().invoke(main, ["snapshots", str(run), "--gif", "--out-dir", str(tmp_path), "--json"])
@@ -248,6 +248,8 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path):
     assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() > 1
     images, epochs, dropped = latent.snapshot_frames(run)
     assert epochs == list(range(1, 11)) and dropped == 0 and len({im.size for im in images}) == 1
+    monkeypatch.setattr(latent, "MAX_FRAMES", 4)  # a long run: epochs spread over it, first and last kept
+    assert latent.snapshot_frames(run)[1] == [1, 4, 7, 10]
     lo, hi = latent._frame_limits([np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[-1.0, 0.5]])])
     assert (lo < [-0.9, -0.05]).all() and (hi > [0.9, 1.9]).all()  # holds every frame's codes
     plane = np.random.default_rng(0).normal(size=(50, 2))

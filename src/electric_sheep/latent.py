@@ -115,12 +115,14 @@ def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
 
 FRAME_MS = 400  # one saved epoch per frame of the animation
 HOLD_LAST_MS = 2000  # the trained state stays on screen before the loop starts again
+MAX_FRAMES = 60  # a long run shows 60 epochs spread over it (~0.1 s and ~8 kB a frame)
 
 
 def snapshot_frames(run_dir: Path) -> tuple[list, list[int], int]:
-    """Every saved epoch's validation codes as one picture each, on the same axes, so that played
-    in turn they show the codes spreading out, then gathering towards the prior as the KL weight
-    rises. Returns (Pillow images, epochs, non-finite codes left out).
+    """Every saved epoch's validation codes (at most MAX_FRAMES epochs, spread over the run) as one
+    picture each, on the same axes, so that played in turn they show the codes spreading out, then
+    gathering towards the prior as the KL weight rises. Returns (Pillow images, epochs, non-finite
+    codes left out).
 
     Codes with more than two dims are projected on each epoch's own first two principal
     components, signed to agree with the previous frame (a principal direction's sign is
@@ -129,7 +131,7 @@ def snapshot_frames(run_dir: Path) -> tuple[list, list[int], int]:
     from .plots import figure_image
 
     plt = pyplot()
-    epochs = ckpt.latent_epochs(run_dir)
+    epochs = _spread(ckpt.latent_epochs(run_dir), MAX_FRAMES)
     if not epochs:
         raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
     planes, axes, dropped, previous = [], [], 0, None
