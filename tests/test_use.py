@@ -53,6 +53,24 @@ def test_draw_is_seeded_and_uses_the_requested_distribution(run):
     assert generate.sample_codes(2, 20000, std=0.5, temperature=2.0).std() == pytest.approx(1.0, abs=0.02)
 
 
+def test_dreams_are_smooth_loops_through_the_prior(run, tmp_path):
+    """Every frame of a dream is a sample of N(0, I); steps are small and the last runs into the first."""
+    z = generate.dream_codes(latent_dim=2, n=2000, frames=96, seed=0)  # (frames, n, D)
+    assert z.shape == (96, 2000, 2)
+    assert abs(z.mean()) < 0.02 and z.std(axis=(1, 2)) == pytest.approx(np.ones(96), abs=0.05)
+    steps = np.linalg.norm(np.diff(z, axis=0, append=z[:1]), axis=2).mean(axis=1)  # includes last -> first
+    far = np.linalg.norm(z[0] - z[0][::-1], axis=1).mean()  # unrelated samples: about 1.8 apart
+    assert steps.max() < 0.15 * far and steps.max() / steps.min() < 1.2  # small, even steps round the loop
+    model = load_model(run)
+    frames = generate.dream(model, n=3, frames=5, seed=1)
+    assert frames.shape == (5, 3, 28, 28) and np.array_equal(frames, generate.dream(model, n=3, frames=5, seed=1))
+    out = tmp_path / "dream.gif"
+    res = CliRunner().invoke(main, ["dream", str(run), "-n", "2", "--frames", "7", "-o", str(out), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["animation"] == str(out), res.output
+    gif = Image.open(out)
+    assert gif.n_frames == 7 and gif.info["loop"] == 0
+
+
 def test_manifold_grid_shape_and_coordinates(run):
     model = load_model(run)
     grid = generate.manifold(model, grid=5, span=3.0)

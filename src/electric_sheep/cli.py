@@ -408,6 +408,31 @@ def draw(
 
 @main.command()
 @_run_dir_arg
+@click.option("-n", "count", type=click.IntRange(1), default=4, show_default=True, help="Dreams side by side.")
+@click.option("--frames", type=click.IntRange(2), default=96, show_default=True, help="Frames in one loop.")
+@click.option("--ms", type=click.IntRange(20), default=80, show_default=True, help="Milliseconds per frame.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("dream.gif"), show_default=True)
+@_json_option
+def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:
+    """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
+    random paths through the prior."""
+    from .generate import dream as dream_fn
+    from .plots import grid_image, save_animation
+
+    _warn_if_prior_unlearned(run_dir)
+    drawings = dream_fn(_model(run_dir), count, frames, seed)  # (frames, n, 28, 28)
+    pictures = [grid_image(frame, ncols=count, scale=4) for frame in drawings]  # greyscale: small GIFs
+    save_animation(pictures, out, ms, ms)
+    _finish(
+        {"n": count, "frames": frames, "ms": ms, "seed": seed, "animation": str(out)},
+        as_json,
+        [f"wrote {out} ({count} dreams, {frames} frames of {ms} ms, looping)"],
+    )
+
+
+@main.command()
+@_run_dir_arg
 @click.option("--from", "start", type=click.IntRange(0), required=True, help="Index of the first drawing.")
 @click.option("--to", "end", type=click.IntRange(0), required=True, help="Index of the last drawing.")
 @click.option("--steps", type=click.IntRange(2), default=10, show_default=True)

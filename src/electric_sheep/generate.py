@@ -45,6 +45,31 @@ def draw(
     return decode_codes(model, sample_codes(model.config.latent_dim, n, mean, std, temperature, seed))
 
 
+DREAM_HARMONICS = 3  # how wiggly a dream's path is: the slowest of its sinusoids goes round once
+
+
+def dream_codes(latent_dim: int, n: int, frames: int, seed: int = 0) -> np.ndarray:
+    """``n`` smooth closed paths through the latent space, (frames, n, D): a looping "dream".
+
+    Each coordinate is a random Fourier series on the circle, z(t) = sum_j (a_j cos 2 pi j t +
+    b_j sin 2 pi j t) / sqrt(J), with a_j, b_j ~ N(0, 1) and J = DREAM_HARMONICS: at every t it is
+    exactly N(0, 1), the prior (cos^2 + sin^2 = 1), so every frame is a plausible sample, and the
+    last frame runs smoothly into the first.
+    """
+    rng = np.random.default_rng(seed)
+    coef = rng.standard_normal((2, DREAM_HARMONICS, n, latent_dim))  # (cos/sin, J, n, D)
+    t = np.arange(frames) / frames
+    phase = 2 * np.pi * np.outer(t, np.arange(1, DREAM_HARMONICS + 1))  # (frames, J)
+    z = np.einsum("fj,jnd->fnd", np.cos(phase), coef[0]) + np.einsum("fj,jnd->fnd", np.sin(phase), coef[1])
+    return (z / np.sqrt(DREAM_HARMONICS)).astype(np.float32)
+
+
+def dream(model: VAE, n: int = 4, frames: int = 96, seed: int = 0) -> np.ndarray:
+    """The drawings along :func:`dream_codes`, (frames, n, 28, 28) in [0, 1]."""
+    z = dream_codes(model.config.latent_dim, n, frames, seed)
+    return decode_codes(model, z.reshape(frames * n, -1)).reshape(frames, n, 28, 28)
+
+
 def interpolate(model: VAE, start_u8: np.ndarray, end_u8: np.ndarray, steps: int = 10) -> np.ndarray:
     """Decode ``steps`` points on the straight line between the codes (z_mean) of two drawings."""
     codes = encode_means(model, torch.from_numpy(np.stack([start_u8, end_u8])))
