@@ -296,3 +296,5 @@ def test_every_command_speaks_json_for_scripts(tmp_path):
     }  # fmt: skip
     res = r.invoke(main, ["download", "--list", "--json"])
     assert res.exit_code == 0 and len(json.loads(res.stdout)) == 345
+    without = [name for name, c in main.commands.items() if not any("--json" in p.opts for p in c.params)]
+    assert without == [], f"commands without --json: {without}"
