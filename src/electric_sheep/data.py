@@ -270,23 +270,6 @@ def load_drawings(
     formats that come without one. Skipped drawings are counted in ``skipped`` and announced with
     a :class:`~electric_sheep.errors.SheepWarning`.
     """
-    drawings = _load(source, recognized=recognized, seed=seed, cache_dir=cache_dir, use_cache=use_cache, raster=raster)
-    if drawings.skipped:
-        what = "blank or unreadable picture(s)" if drawings.format == "picture" else "malformed drawing(s)"
-        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}", SheepWarning, stacklevel=2)
-    return drawings
-
-
-def _load(
-    source: str | Path,
-    *,
-    recognized: bool | None = None,
-    seed: int = 0,
-    cache_dir: Path | None = None,
-    use_cache: bool = True,
-    raster: RasterConfig = RasterConfig(),
-) -> Drawings:
-    """:func:`load_drawings` without the warning."""
     path = resolve_source(source, cache_dir)
     fmt = detect_format(path)
     if fmt == "bitmap":
@@ -299,7 +282,9 @@ def _load(
             raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
         every = np.arange(len(images))  # a picture is for using a model, not for holding out
         names = [f.name for f in kept]
-        return Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(files) - len(kept), {"files": names})
+        return _announce(
+            Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(files) - len(kept), {"files": names})
+        )
     cache_file = _raster_cache_file(path, fmt, recognized, raster, cache_dir)
     if use_cache and cache_file.is_file():
         cached = _read_raster_cache(cache_file)
@@ -307,7 +292,7 @@ def _load(
             images, splits, skipped = cached
             if splits is None:
                 splits = seeded_splits(len(images), seed)
-            return Drawings(images, splits, fmt, path, skipped=skipped, meta={"cached": str(cache_file)})
+            return _announce(Drawings(images, splits, fmt, path, skipped=skipped, meta={"cached": str(cache_file)}))
     splits: dict[str, np.ndarray] | None = None  # only sketch-rnn files carry their own split
     if fmt == "sketchrnn":
         images, splits = _load_sketchrnn(path, raster)
@@ -322,7 +307,15 @@ def _load(
         _write_raster_cache(cache_file, images, splits, skipped)
     if splits is None:
         splits = seeded_splits(len(images), seed)
-    return Drawings(images, splits, fmt, path, skipped=skipped)
+    return _announce(Drawings(images, splits, fmt, path, skipped=skipped))
+
+
+def _announce(drawings: Drawings) -> Drawings:
+    """Warn (SheepWarning, pointing at load_drawings' caller) when drawings were skipped."""
+    if drawings.skipped:
+        what = "blank or unreadable picture(s)" if drawings.format == "picture" else "malformed drawing(s)"
+        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}", SheepWarning, stacklevel=3)
+    return drawings
 
 
 def seeded_splits(
