@@ -285,6 +285,14 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     assert res.exit_code == 0, res.output
     result = json.loads(res.output)
     assert result["n"] == 3 and result["worst_names"][0] in {"doodle0.png", "doodle1.png", "doodle2.png"}
+    from PIL import ImageFont
+
+    from electric_sheep.plots import LABEL_PX, _fit
+
+    font = ImageFont.load_default(size=LABEL_PX)
+    assert _fit("car0  2.24", font, 80) == "car0  2.24"
+    short = _fit("a_very_long_file_name_of_my_daughters_sheep  1.88", font, 80)
+    assert font.getlength(short) <= 80 and short.startswith("a_v") and short.endswith("1.88") and "…" in short
     rows = (tmp_path / "a" / "anomaly_scores.csv").read_text().splitlines()
     assert rows[0] == "index,score,flagged,name" and rows[1].endswith(",doodle0.png")
     one = str(folder / "doodle1.png")

@@ -242,16 +242,24 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, 
 
 
 def gallery_image(
-    images_u8: np.ndarray, values: np.ndarray, worst: np.ndarray, kind: Score, planted: np.ndarray | None = None
+    images_u8: np.ndarray,
+    values: np.ndarray,
+    worst: np.ndarray,
+    kind: Score,
+    planted: np.ndarray | None = None,
+    names: list[str] | None = None,
 ):
-    """The highest-scoring drawings, highest first, each labelled with its index and score.
+    """The highest-scoring drawings, highest first, each labelled with its index (or its name,
+    e.g. a picture file's) and score.
 
     Planted drawings (when known) get a red frame, so a glance shows what the detector caught.
     """
-    title = f"the {len(worst)} highest {kind} scores, highest first (#index score)"
+    title = f"the {len(worst)} highest {kind} scores, highest first ({'name' if names else '#index'} score)"
     if planted is not None:
         title += f"; planted in red: {int(planted[worst].sum())} of {len(worst)}"
-    labels = [f"#{i}  {values[i]:.{2 if abs(values[i]) < 100 else 0}f}" for i in worst]
+    labels = [
+        f"{Path(names[i]).stem if names else f'#{i}'}  {values[i]:.{2 if abs(values[i]) < 100 else 0}f}" for i in worst
+    ]
     return grid_image(
         images_u8[worst],
         ncols=GALLERY_COLUMNS,
@@ -295,7 +303,7 @@ def run_anomalies(
         rows,
     )
     plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
-    gallery = save_image(gallery_image(images_u8, values, worst, kind, planted), out_dir / "anomaly_gallery.png")
+    gallery = save_image(gallery_image(images_u8, values, worst, kind, planted, names), out_dir / "anomaly_gallery.png")
     result: dict[str, Any] = {
         "score": kind,
         "n": int(len(values)),

@@ -92,8 +92,23 @@ def _captioned(
         frame = PLANTED_RGB if red else FRAME_RGB
         draw.rectangle((x - 1, y - 1, x + tw, y + th), outline=frame, width=2 if red else 1)
         if labels is not None:
-            draw.text((x, y + th + 2), labels[i], fill=PLANTED_RGB if red else LABEL_RGB, font=small)
+            label = _fit(labels[i], small, tw + pad - 2)
+            draw.text((x, y + th + 2), label, fill=PLANTED_RGB if red else LABEL_RGB, font=small)
     return out
+
+
+def _fit(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
+    """``text``, shortened in the middle with an ellipsis until it fits ``width`` pixels (a long
+    file name keeps its start and its end, and stays off the neighbouring tile)."""
+    if font.getlength(text) <= width:
+        return text
+    keep = len(text)
+    while keep > 1:
+        keep -= 1
+        short = text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
+        if font.getlength(short) <= width:
+            return short
+    return "…"
 
 
 def save_image(img: Image.Image, path: str | Path) -> Path:
