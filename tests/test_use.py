@@ -69,6 +69,7 @@ def test_dreams_are_smooth_loops_through_the_prior(run, tmp_path):
     assert res.exit_code == 0 and json.loads(res.output)["animation"] == str(out), res.output
     gif = Image.open(out)
     assert gif.n_frames == 7 and gif.info["loop"] == 0
+    assert len(gif.convert("L").getcolors()) <= 16  # GIF_GREYS levels: a GIF a quarter the size
 
 
 def test_manifold_grid_shape_and_coordinates(run):
