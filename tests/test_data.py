@@ -178,6 +178,9 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         clean = np.asarray(_picture(strokes, width=1 if grain == 0 else 4, paper=(210,) * 3, ink=(50,) * 3), float)
         shaded = clean + rng.normal(0, grain, clean.shape) - np.linspace(0, light, clean.shape[1])[None, :, None]
         pictures[name] = Image.fromarray(np.clip(shaded, 0, 255).astype(np.uint8))
+    eight_bit = np.asarray(pictures["black on white"].convert("L"))
+    pictures["16-bit scan"] = Image.fromarray(eight_bit.astype(np.uint16) * 257)  # Pillow's "L" would be all white
+    pictures["float picture"] = Image.fromarray(eight_bit.astype(np.float32) / 255)
     page = Image.new("L", (2000, 2000), "white")  # a small sketch on a big page: 0.04% ink
     page.paste(_picture(strokes, size=(260, 200), width=2).convert("L"), (300, 900))
     pictures["small sketch, big page"] = page

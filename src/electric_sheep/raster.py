@@ -148,13 +148,27 @@ def _ink_mask(picture: Image.Image) -> np.ndarray:
         if np.median(_border(alpha)) < 128:  # transparent paper: what is opaque is the ink
             return _split(alpha)
         picture = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture.convert("RGBA"))
-    grey = np.asarray(picture.convert("L"), dtype=np.int16)
+    grey = _grey(picture)
     if _grain(grey) > GRAIN:
         # A scan's or photo's grain would cross the threshold in specks that stretch the bounding
         # box: a 3x3 median removes them. Only then: it would also erase a clean 1-pixel line.
-        grey = np.asarray(picture.convert("L").filter(ImageFilter.MedianFilter(3)), dtype=np.int16)
+        smooth = Image.fromarray(grey.astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
+        grey = np.asarray(smooth, dtype=np.int16)
     paper = np.median(_border(grey))
     return _split(255 - grey if paper >= 128 else grey)
+
+
+def _grey(picture: Image.Image) -> np.ndarray:
+    """Grey levels 0-255 as int16, (H, W). Pillow's own conversion clips 16-bit scans (0-65535) and
+    float pictures to white, so those are scaled here: 16-bit by 1/257, floats in [0, 1] by 255."""
+    if picture.mode.startswith("I") or picture.mode == "F":
+        values = np.asarray(picture, dtype=np.float64)
+        if picture.mode.startswith("I;16") or (picture.mode == "I" and values.max() > 255):
+            values = values / 257.0
+        elif picture.mode == "F" and values.max() <= 1.0:
+            values = values * 255.0
+        return np.clip(np.round(values), 0, 255).astype(np.int16)
+    return np.asarray(picture.convert("L"), dtype=np.int16)
 
 
 def _grain(grey: np.ndarray) -> float:
