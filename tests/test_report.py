@@ -62,7 +62,7 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
     page = (tmp_path / "report.html").read_text()
     for section in ("training", "latent-epochs", "samples", "manifold", "explorer"):
         assert f"id='{section}'" in page
-    assert page.count("src='data:image/gif;base64,") == 1  # the latent space, epoch by epoch
+    assert page.count("src='data:image/gif;base64,") == 2  # the latent space epoch by epoch; a dream
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
 
 

@@ -22,13 +22,14 @@ from .data import Drawings
 from .errors import DataError
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .fileio import write_text
-from .generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, manifold, reconstruct
+from .generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, dream, manifold, reconstruct
 from .latent import FRAME_MS, HOLD_LAST_MS, clusters, encode, snapshot_frames, snapshots_figure
 from .model import VAE
 from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure
 
 # What the report shows.
 SAMPLES = 64  # generated drawings, an 8x8 grid
+DREAMS, DREAM_FRAMES, DREAM_MS = 4, 48, 100  # the dream animation: ~0.2 MB inlined
 RECONSTRUCTIONS = 16  # test drawings beside their reconstructions
 CLUSTER_DRAWINGS = 5000  # training drawings clustered: k-means and its elbow stay under seconds
 MIN_CLUSTER_DRAWINGS = 3  # an elbow needs k = 2 and more drawings than clusters
@@ -157,15 +158,26 @@ def _snapshots_section(run_dir: Path, epochs: tuple[int, ...]) -> Section | None
         f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}; below, "
         f"after each of the {len(all_epochs)} saved epochs in turn, on fixed axes."
     )
-    animation = "data:image/gif;base64," + base64.b64encode(gif_bytes(frames, FRAME_MS, HOLD_LAST_MS)).decode("ascii")
+    animation = gif_uri(frames, FRAME_MS, HOLD_LAST_MS)
     body = _img(figure_uri(fig), "latent space after chosen epochs") + _img(animation, "latent space, epoch by epoch")
     return Section("latent-epochs", "The latent space during training", caption, body)
 
 
 def _samples_section(model: VAE, seed: int) -> Section:
     body = _img(png_data_uri(grid_image(draw(model, SAMPLES, seed=seed))), "generated sheep")
-    caption = f"{SAMPLES} drawings decoded from random codes z ~ N(0, I), the prior."
+    frames = [grid_image(f, ncols=DREAMS, scale=3) for f in dream(model, DREAMS, DREAM_FRAMES, seed)]
+    body += _img(gif_uri(frames, DREAM_MS), "the model dreaming")
+    caption = (
+        f"{SAMPLES} drawings decoded from random codes z ~ N(0, I), the prior; below, {DREAMS} dreams "
+        "(`sheep dream`): drawings along smooth closed paths through the prior."
+    )
     return Section("samples", "New sheep", caption, body)
+
+
+def gif_uri(frames: list, frame_ms: int, hold_last_ms: int | None = None) -> str:
+    """Frames as a looping GIF data URI."""
+    data = gif_bytes(frames, frame_ms, frame_ms if hold_last_ms is None else hold_last_ms)
+    return "data:image/gif;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _reconstructions_section(model: VAE, drawings: Drawings | None) -> Section | None:
