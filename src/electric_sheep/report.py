@@ -169,7 +169,7 @@ def _samples_section(model: VAE, seed: int) -> Section:
     body += _img(gif_uri(frames, DREAM_MS), "the model dreaming")
     caption = (
         f"{SAMPLES} drawings decoded from random codes z ~ N(0, I), the prior; below, {DREAMS} dreams "
-        "(`sheep dream`): drawings along smooth closed paths through the prior."
+        "(as sheep dream makes them): drawings along smooth closed paths through the prior."
     )
     return Section("samples", "New sheep", caption, body)
 
