@@ -5,6 +5,9 @@ canvas keeping its aspect ratio, strokes are drawn as anti-aliased lines a few p
 canvas is downsampled to 28x28 (0 = background, 255 = ink). We do the same with Pillow's C line
 drawing on a canvas ``SUPERSAMPLE`` times larger, then a box-filter reduction, which gives the
 anti-aliasing. No per-pixel Python loops: about 0.1 ms per drawing (7,400 sheep in under a second).
+
+Pictures of drawings (:func:`picture_to_bitmap`) take the same road from the other end: the ink is
+found, fitted into the same canvas, brought to the same line width, and box-filtered the same way.
 """
 
 from __future__ import annotations
