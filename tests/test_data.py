@@ -229,3 +229,12 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(data.DataError, match="is a folder without pictures"):
         data.load_drawings(tmp_path / "empty")
+
+
+def test_long_rasterising_shows_progress(tmp_path, monkeypatch, capsys):
+    """A big stroke file or folder of pictures shows a progress bar (after PROGRESS_AFTER_S; here 0)."""
+    monkeypatch.setattr(data, "PROGRESS_AFTER_S", 0.0)
+    data.load_drawings(write_ndjson(tmp_path / "s.ndjson", n=5), use_cache=False)
+    data.load_drawings(write_sketchrnn(tmp_path / "s.npz"), use_cache=False)
+    err = capsys.readouterr().err
+    assert "rasterising" in err and "rasterising train" in err and "drawing" in err

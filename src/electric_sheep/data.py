@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tqdm import tqdm
 
 from .errors import DataError, OutputError, SheepWarning
 from .fileio import atomic_path
@@ -43,6 +44,7 @@ SPLITS = ("train", "valid", "test")
 PIXELS = 28 * 28
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test for files that come without splits
 CACHE_ENV = "ELECTRIC_SHEEP_CACHE"
+PROGRESS_AFTER_S = 2.0  # rasterising shows a progress bar once it has taken this long (big files)
 
 
 @dataclass
@@ -356,26 +358,34 @@ def _read_pictures(
 
     A blank or unreadable picture is skipped, or with ``strict`` (a single file given as DATA) an
     error naming it."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     images, kept = [], []
-    for file in [files] if isinstance(files, Path) else files:
-        try:
-            with Image.open(file) as picture:
-                upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
-                bitmap = picture_to_bitmap(upright, raster)
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-            if strict:
-                raise DataError(file, f"cannot be read as a picture ({e})") from None
-            continue
-        if bitmap is None:
-            if strict:
-                raise DataError(file, "shows no drawing (blank: no ink stands out from the paper)")
-            continue
-        images.append(bitmap)
-        kept.append(file)
+    files = [files] if isinstance(files, Path) else files
+    with _progress("reading pictures", len(files)) as bar:
+        for file in files:
+            bar.update()
+            bitmap = _read_picture(file, raster, strict)
+            if bitmap is not None:
+                images.append(bitmap)
+                kept.append(file)
     side = raster.side
     return (np.stack(images) if images else np.zeros((0, side, side), np.uint8)), kept
+
+
+def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray | None:
+    """One picture file as a bitmap; None (with ``strict``, an error) when blank or unreadable."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as picture:
+            upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
+            bitmap = picture_to_bitmap(upright, raster)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        if strict:
+            raise DataError(file, f"cannot be read as a picture ({e})") from None
+        return None
+    if bitmap is None and strict:
+        raise DataError(file, "shows no drawing (blank: no ink stands out from the paper)")
+    return bitmap
 
 
 def _load_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -392,7 +402,11 @@ def _load_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[
     images, splits, start = [], {}, 0
     for name, drawings in parts.items():
         try:
-            rendered = [render(stroke3_to_strokes(d), raster) for d in drawings]
+            rendered = []
+            with _progress(f"rasterising {name}", len(drawings)) as bar:
+                for d in drawings:
+                    rendered.append(render(stroke3_to_strokes(d), raster))
+                    bar.update()
         except (IndexError, ValueError, TypeError) as e:
             raise DataError(path, f"split {name!r} is not stroke-3 data ({e})") from None
         images.extend(rendered)
@@ -423,18 +437,17 @@ def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[di
 def _load_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
     """Rasterise a simplified or raw ``.ndjson`` file line by line; count malformed lines."""
     images, skipped = [], 0
-    for rec, _lineno in iter_ndjson(path, recognized):
-        if rec is None:
-            skipped += 1
-            continue
-        try:
-            strokes = ink_strokes_to_strokes(rec["drawing"])
-        except (TypeError, ValueError, IndexError):
-            strokes = []
-        if _drawable(strokes):
-            images.append(render(strokes, raster))
-        else:
-            skipped += 1
+    with _progress("rasterising") as bar:
+        for rec, _lineno in iter_ndjson(path, recognized):
+            bar.update()
+            try:
+                strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
+            except (TypeError, ValueError, IndexError):
+                strokes = []
+            if _drawable(strokes):
+                images.append(render(strokes, raster))
+            else:  # a malformed line, or a drawing without a point
+                skipped += 1
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
     return stacked, skipped
 
@@ -472,6 +485,13 @@ def iter_bin(path: Path) -> Iterator[dict]:
         }
 
 
+def _progress(desc: str, total: int | None = None) -> tqdm:
+    """A progress bar on stderr that appears only if the work lasts over PROGRESS_AFTER_S (a full
+    category file takes minutes to rasterise; a small one stays quiet). Use it in a ``with``, so
+    that it is closed however the loop ends, an error included; call ``update()`` per drawing."""
+    return tqdm(desc=desc, total=total, unit="drawing", delay=PROGRESS_AFTER_S, leave=False)
+
+
 def _drawable(strokes: list[np.ndarray]) -> bool:
     """At least one point and only finite coordinates: anything else would render as a blank."""
     points = [s for s in strokes if len(s)]
@@ -481,13 +501,15 @@ def _drawable(strokes: list[np.ndarray]) -> bool:
 def _load_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
     """Rasterise a ``.bin`` file record by record; count drawings without a single point as skipped."""
     images, skipped = [], 0
-    for rec in iter_bin(path):
-        if recognized is not None and rec["recognized"] != recognized:
-            continue
-        if _drawable(rec["strokes"]):
-            images.append(render(rec["strokes"], raster))
-        else:
-            skipped += 1
+    with _progress("rasterising") as bar:
+        for rec in iter_bin(path):
+            bar.update()
+            if recognized is not None and rec["recognized"] != recognized:
+                continue
+            if _drawable(rec["strokes"]):
+                images.append(render(rec["strokes"], raster))
+            else:
+                skipped += 1
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
     return stacked, skipped
 
