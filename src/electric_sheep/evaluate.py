@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .model import VAE, bernoulli_log_likelihood, gaussian_log_density
 from .train import as_batch
 
@@ -85,18 +85,13 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate a run folder on ``split`` of ``data`` (default: the data it was trained on) and
     write the numbers to ``out`` (default ``RUN_DIR/eval.json``)."""
-    from .checkpoint import load_model, read_config
-    from .data import load_drawings
+    from .checkpoint import load_model, run_data
     from .fileio import write_json
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    source = data or config.get("data", {}).get("source")
-    if source is None:
-        raise DataError(run_dir, "no DATA given and the run does not record the data it was trained on")
+    drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     model = load_model(run_dir)
-    drawings = load_drawings(source, seed=config.get("data", {}).get("split_seed", 0))
     result = evaluate_model(model, drawings.split(split, limit=limit), k=k, progress=progress)
-    result.update({"split": split, "data": str(drawings.source), "preset": config["model"]["preset"]})
+    result.update({"split": split, "data": str(drawings.source), "preset": model.config.preset})
     write_json(out or run_dir / "eval.json", result)
     return result
