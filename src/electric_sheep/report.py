@@ -154,9 +154,11 @@ def _snapshots_section(run_dir: Path, epochs: tuple[int, ...]) -> Section | None
         return None
     fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
     frames, all_epochs, _ = snapshot_frames(run_dir)
+    saved = len(ckpt.latent_epochs(run_dir))
+    shown = f"each of the {saved} saved" if len(all_epochs) == saved else f"{len(all_epochs)} of the {saved} saved"
     caption = (
         f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}; below, "
-        f"after each of the {len(all_epochs)} saved epochs in turn, on fixed axes."
+        f"after {shown} epochs in turn, on fixed axes."
     )
     animation = gif_uri(frames, FRAME_MS, HOLD_LAST_MS)
     body = _img(figure_uri(fig), "latent space after chosen epochs") + _img(animation, "latent space, epoch by epoch")
