@@ -220,11 +220,12 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, 
 
     fig, ax = plt.subplots(figsize=(9, 4))
     idx = np.arange(len(values))
+    size = float(np.clip(3000 / max(len(values), 1), 3, 30))  # thousands of dots stay fine; a handful shows
     if planted is None:
-        ax.scatter(idx, values, s=3, color="#3b6ea5", label="drawings", linewidths=0)
+        ax.scatter(idx, values, s=size, color="#3b6ea5", label="drawings", linewidths=0)
     else:
-        ax.scatter(idx[~planted], values[~planted], s=3, color="#3b6ea5", label="sheep", linewidths=0)
-        ax.scatter(idx[planted], values[planted], s=9, color="#c0392b", label="planted", linewidths=0)
+        ax.scatter(idx[~planted], values[~planted], s=size, color="#3b6ea5", label="sheep", linewidths=0)
+        ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.1f} ({rule})")
     ax.set_xlabel("drawing (data order)")
     ax.set_ylabel(
