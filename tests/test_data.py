@@ -159,7 +159,8 @@ def _picture(strokes, size=(600, 450), width=4, paper="white", ink="black", mode
 
 
 def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
-    """Any size, pen, paper colour or transparent background: the same 28x28 drawing as render()."""
+    """Any size, pen, paper colour, transparent background or light: the same 28x28 drawing as
+    render()."""
     from electric_sheep.raster import picture_to_bitmap
 
     strokes = [np.array([[0, 0], [60, 0], [60, 40], [0, 40], [0, 0]], float), np.array([[10, 40], [10, 70]], float)]
@@ -178,6 +179,19 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         clean = np.asarray(_picture(strokes, width=1 if grain == 0 else 4, paper=(210,) * 3, ink=(50,) * 3), float)
         shaded = clean + rng.normal(0, grain, clean.shape) - np.linspace(0, light, clean.shape[1])[None, :, None]
         pictures[name] = Image.fromarray(np.clip(shaded, 0, 255).astype(np.uint8))
+    # Photos under uneven light (the grey a pencil line and the paper reflect, times the light):
+    # a hard shadow over most of the page and its border, a pen's shadow across the drawing, and
+    # the sheet lying on a dark table that fills the border. One threshold fails each of them.
+    reflect = np.asarray(_picture(strokes, paper=(230,) * 3, ink=(25,) * 3).convert("L"), float)
+    yy, xx = np.mgrid[0 : reflect.shape[0], 0 : reflect.shape[1]]
+    for name, lit in [
+        ("hard shadow over most of the page", np.where(xx + 0.5 * yy < 400, 0.35, 1.0)),
+        ("a pen's shadow across the drawing", np.where(abs(xx - 0.7 * yy - 200) < 40, 0.5, 1.0)),
+    ]:
+        pictures[name] = Image.fromarray(np.clip(reflect * lit + rng.normal(0, 10, lit.shape), 0, 255).astype(np.uint8))
+    on_table = 60 + rng.normal(0, 6, (650, 800))
+    on_table[100:550, 100:700] = reflect + rng.normal(0, 4, reflect.shape)
+    pictures["sheet on a dark table"] = Image.fromarray(np.clip(on_table, 0, 255).astype(np.uint8))
     eight_bit = np.asarray(pictures["black on white"].convert("L"))
     pictures["16-bit scan"] = Image.fromarray(eight_bit.astype(np.uint16) * 257)  # Pillow's "L" would be all white
     pictures["float picture"] = Image.fromarray(eight_bit.astype(np.float32) / 255)

@@ -110,6 +110,15 @@ def ink_strokes_to_strokes(drawing: Sequence[Sequence[Sequence[float]]]) -> list
 
 MIN_CONTRAST = 32  # grey levels between paper and ink below which a picture counts as blank
 GRAIN = 2  # median step between neighbouring paper pixels (grey levels) above which a picture is denoised
+SPECK = 4  # in a grainy picture, touching ink pixels that are at most this many are grain, not ink
+FLAT = 0.5  # share of the border at exactly the paper's grey level above which the paper is a drawing app's
+INK_SIDE, INK_WINDOW = 128, 14  # the ink's colour is read on a 128 px copy, medians over 1/14 of it
+LOG_OFFSET = 8.0  # grey levels added before the log: black (0) stays finite
+SHADOW_WINDOW = 20  # the paper's level is read over windows of 1/20 of the picture's longer side (5%:
+# wider than a marker's line in a photo of a page, narrower than a pen's shadow) ...
+SHADOW_SIDE = 256  # ... on a box-reduced copy at most 256 px wide: fast on a 24-megapixel photo
+SHADOW_STEPS = 4  # a shadow spreads back at most 4 windows from where it survived
+SHADE = 0.25  # paper this share of the way from the brightest paper to the ink is shaded: correct the light
 
 
 def picture_to_bitmap(picture: Image.Image, config: RasterConfig = RasterConfig()) -> np.ndarray | None:
@@ -144,8 +153,9 @@ def picture_to_bitmap(picture: Image.Image, config: RasterConfig = RasterConfig(
 
 
 def _ink_mask(picture: Image.Image) -> np.ndarray:
-    """Which pixels are ink: the alpha channel when the paper is transparent, else the grey levels
-    on the far side of the paper's (the median of the border), split halfway to the darkest ink."""
+    """Which pixels are ink, (H, W) bool: the alpha channel when the paper is transparent, else
+    the grey levels on the ink's side of the paper's, split halfway to the most inked (see
+    :func:`_dark_or_light_ink`); a grainy picture is smoothed first and its specks dropped."""
     has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
     if has_alpha:
         alpha = np.asarray(picture.convert("RGBA"))[..., 3].astype(np.int16)
@@ -153,13 +163,48 @@ def _ink_mask(picture: Image.Image) -> np.ndarray:
             return _split(alpha)
         picture = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture.convert("RGBA"))
     grey = _grey(picture)
-    if _grain(grey) > GRAIN:
-        # A scan's or photo's grain would cross the threshold in specks that stretch the bounding
-        # box: a 3x3 median removes them. Only then: it would also erase a clean 1-pixel line.
-        smooth = Image.fromarray(grey.astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
-        grey = np.asarray(smooth, dtype=np.int16)
-    paper = np.median(_border(grey))
-    return _split(255 - grey if paper >= 128 else grey)
+    if _grain(grey) <= GRAIN:
+        return _dark_or_light_ink(grey)
+    # A scan's or photo's grain would cross the threshold in specks that stretch the bounding box:
+    # a 3x3 median removes most, and what is left is dropped. Only then: on clean paper the median
+    # would erase a 1-pixel line.
+    smooth = Image.fromarray(grey.astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
+    return _despeckle(_dark_or_light_ink(np.asarray(smooth, dtype=np.int16)))
+
+
+def _dark_or_light_ink(grey: np.ndarray) -> np.ndarray:
+    """Which pixels of an opaque picture's grey levels are ink, whichever its colour and light."""
+    if not _dark_ink(grey):
+        return _split(grey)  # light ink on dark paper (a blackboard): one threshold for the picture
+    if not _flat(grey):
+        paper = _paper_level(grey)
+        if _shadowed(grey, paper):
+            # Ink reflects a fixed share of the light that falls on it, shade or not: divided by
+            # the paper's level around it, a stroke in the shade is as dark as one in the light,
+            # and the shaded paper is paper again.
+            return _split(255 - _relative(grey, paper))
+    return _split(255 - grey)
+
+
+def _relative(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """Grey levels relative to the paper's around them, 0-255 int16 (paper 255): in float32 and
+    in place, since a 24-megapixel photo has 24 million of them."""
+    ratio = np.maximum(paper, 1.0, dtype=np.float32)
+    np.divide(np.float32(255.0), ratio, out=ratio)
+    ratio *= grey
+    np.minimum(ratio, 255.0, out=ratio)
+    return np.rint(ratio, out=ratio).astype(np.int16)
+
+
+def _despeckle(mask: np.ndarray) -> np.ndarray:
+    """The mask without its specks: groups of at most SPECK touching pixels."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())
+    keep = sizes > SPECK
+    keep[0] = False  # label 0 is the paper
+    return keep[labels]
 
 
 def _grey(picture: Image.Image) -> np.ndarray:
@@ -185,6 +230,66 @@ def _grain(grey: np.ndarray) -> float:
 def _border(values: np.ndarray) -> np.ndarray:
     """The outermost rows and columns of a picture: where the paper is."""
     return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+
+
+def _flat(grey: np.ndarray) -> bool:
+    """Paper of one exact grey level, as a drawing app exports it: no light to correct (and a
+    filled area wider than the shadow window must stay ink)."""
+    border = _border(grey)
+    return float(np.mean(border == np.median(border))) > FLAT
+
+
+def _reduced(grey: np.ndarray, side: int) -> np.ndarray:
+    """A box-reduced float copy whose longer side is at most ``side``."""
+    factor = max(1, -(-max(grey.shape) // side))  # ceil division
+    return np.asarray(Image.fromarray(grey.astype(np.uint8)).reduce(factor), dtype=np.float32)
+
+
+def _dark_ink(grey: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper. The border's grey level cannot tell when a shadow
+    covers most of it. Paper is what most of every neighbourhood shows, so a median over windows
+    of 1/INK_WINDOW of the picture follows the paper, shaded or not, and the ink is the long tail
+    of what departs from it: dark for pencil on paper, light for chalk on a blackboard. In log
+    grey levels, because light multiplies: a stroke in the shade departs as far as one in the
+    light, and more than a shadow's corner, which the median rounds off."""
+    from scipy import ndimage
+
+    small = np.log(_reduced(grey, INK_SIDE) + LOG_OFFSET)
+    residual = small - ndimage.median_filter(small, size=max(3, max(small.shape) // INK_WINDOW))
+    return float(np.mean(residual**3)) <= 0.0  # the sign of the skew
+
+
+def _paper_level(grey: np.ndarray) -> np.ndarray:
+    """The paper's grey level around each pixel, (H, W) float32, for dark ink: a grey closing by
+    reconstruction. The brightest level over a window wipes out dark lines narrower than the
+    window; then the darkness that survived (a shadow wider than the window) spreads back one
+    pixel at a time wherever the picture is as dark, which gives back the shadow's exact shape,
+    narrow corners included, where a plain closing (ImageJ's "Subtract Background" with a square
+    ball) would leave them bright and they would read as ink (Vincent 1993, "Morphological
+    grayscale reconstruction in image analysis")."""
+    from scipy import ndimage
+
+    # Averaged over 3x3 first: the brightest level over a window is also the brightest grain,
+    # which would set the paper too light (and shaded paper would read as ink).
+    small = ndimage.uniform_filter(_reduced(grey, SHADOW_SIDE), 3)
+    size = max(3, max(small.shape) // SHADOW_WINDOW)
+    level = ndimage.maximum_filter(small, size)
+    for _ in range(SHADOW_STEPS * size):  # geodesic erosion: never below the picture itself
+        level, previous = np.maximum(ndimage.minimum_filter(level, 3), small), level
+        if np.array_equal(level, previous):
+            break
+    # Two more steps darker before going back to full size: along a shadow's edge the 3x3 average
+    # and the bilinear enlargement each mix the two levels, and the shaded side would read as ink.
+    level = ndimage.minimum_filter(level, 5)
+    return np.asarray(Image.fromarray(level).resize(grey.shape[::-1], Image.Resampling.BILINEAR), np.float32)
+
+
+def _shadowed(grey: np.ndarray, paper: np.ndarray) -> bool:
+    """Whether the light falls unevenly enough to matter: some paper is darker than the brightest
+    by a quarter of the way to the ink (one threshold, halfway, would soon take it for ink)."""
+    k = min(INK_PIXELS, grey.size)
+    ink = float(np.partition(grey.ravel(), k - 1)[k - 1])
+    return float(paper.min()) < float(paper.max()) - SHADE * (float(paper.max()) - ink)
 
 
 INK_PIXELS = 20  # the ink's level is the 20th most inked pixel's: a few hot pixels do not set it
