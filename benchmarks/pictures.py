@@ -13,6 +13,8 @@ grain, saved as JPEG (quality 85). The light: even; "soft", falling to 40% acros
 a sharp shadow at 45% over half the page (at a random angle); "deep", the same at 30%; "stripe", a
 pen's shadow, a band 12% of the page wide at 50%; "corner", a blurred shadow at 45% over a corner;
 "table", the sheet with a shaded corner lying on a dark table that fills the picture's border.
+Then chalk on a blackboard, and phone photos (2400 and 4000 px wide) of fine pens under a hard
+shadow.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from electric_sheep.raster import ink_strokes_to_strokes, picture_to_bitmap, ren
 
 PAPER, INK = 230.0, 25.0  # grey levels of a photographed sheet and pencil line in full light
 PAGE = (800, 600)  # photo size in pixels (width, height)
+BOARD, CHALK = 40.0, 210.0  # grey levels of a photographed blackboard and chalk line
 
 
 def strokes_of_sheep() -> list[list[np.ndarray]]:
@@ -91,6 +94,14 @@ def photo(strokes, kind: str, grain: float, rng: np.random.Generator, size=PAGE,
     return jpeg(grey)
 
 
+def blackboard(strokes, rng: np.random.Generator) -> Image.Image:
+    """A simulated photo of the strokes in chalk (210 grey levels) on a blackboard (40), the
+    light on the chalk falling to 40% across the board, grain 8."""
+    chalk = 1.0 - np.asarray(drawn(strokes, PAGE, 4), dtype=np.float64) / 255.0  # 1 chalk, 0 board
+    grey = BOARD + (CHALK - BOARD) * chalk * light("soft", *chalk.shape, rng) + rng.normal(0, 8, chalk.shape)
+    return jpeg(grey)
+
+
 def compare(sheep, make: Callable[[list[np.ndarray]], Image.Image]) -> tuple[np.ndarray, np.ndarray, float]:
     corr, ink, seconds = [], [], 0.0
     for strokes in sheep:
@@ -123,6 +134,10 @@ def main() -> None:
     for kind in ("even", "soft", "hard", "deep", "stripe", "corner", "table"):
         for grain in (4, 20, 30):
             cases.append((f"photo, {kind} light, grain {grain}", lambda s, k=kind, g=grain: photo(s, k, g, rng)))
+    cases.append(("photo, blackboard, soft, grain 8", lambda s: blackboard(s, rng)))
+    for size, pen in (((4000, 3000), 8), ((4000, 3000), 3), ((2400, 1800), 2)):  # phone photos, fine pens
+        name = f"photo {size[0]} px, pen {pen}, hard, grain 10"
+        cases.append((name, lambda s, z=size, p=pen: photo(s, "hard", 10, rng, size=z, pen=p)))
     print(f"{len(sheep)} real Quick, Draw! sheep per row; correlation with the stroke rendering, ink share")
     print(f"{'picture':36s} {'corr min':>8s} {'median':>7s} {'ink min':>8s} {'max':>5s} {'ms/pic':>7s}")
     for name, make in cases:

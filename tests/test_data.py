@@ -189,9 +189,20 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         ("a pen's shadow across the drawing", np.where(abs(xx - 0.7 * yy - 200) < 40, 0.5, 1.0)),
     ]:
         pictures[name] = Image.fromarray(np.clip(reflect * lit + rng.normal(0, 10, lit.shape), 0, 255).astype(np.uint8))
+    # Chalk on a blackboard, the light on it falling off across the board: a dark "paper", and
+    # holes of board inside the chalk loops that a dark-ink reading takes for ink.
+    chalk = (230 - reflect) / 205  # 1 on the lines, 0 elsewhere
+    board = 40 + 170 * chalk * np.linspace(1.0, 0.4, reflect.shape[1])[None, :] + rng.normal(0, 8, reflect.shape)
+    pictures["chalk on a blackboard, uneven light"] = Image.fromarray(np.clip(board, 0, 255).astype(np.uint8))
     on_table = 60 + rng.normal(0, 6, (650, 800))
     on_table[100:550, 100:700] = reflect + rng.normal(0, 4, reflect.shape)
     pictures["sheet on a dark table"] = Image.fromarray(np.clip(on_table, 0, 255).astype(np.uint8))
+    # A 12-megapixel phone photo of a fine pen (3 px, 0.2 mm on a page that fills it) under a
+    # hard shadow: the lines must survive the reading of its colour and of its grain.
+    fine = np.asarray(_picture(strokes, size=(4000, 3000), width=3, paper=(230,) * 3, ink=(25,) * 3).convert("L"))
+    yy, xx = np.mgrid[0:3000, 0:4000]
+    fine = fine * np.where(xx + 0.5 * yy < 2000, 0.45, 1.0) + rng.normal(0, 10, fine.shape)
+    pictures["phone photo, fine pen, hard shadow"] = Image.fromarray(np.clip(fine, 0, 255).astype(np.uint8))
     eight_bit = np.asarray(pictures["black on white"].convert("L"))
     pictures["16-bit scan"] = Image.fromarray(eight_bit.astype(np.uint16) * 257)  # Pillow's "L" would be all white
     pictures["float picture"] = Image.fromarray(eight_bit.astype(np.float32) / 255)
