@@ -13,8 +13,8 @@ grain, saved as JPEG (quality 85). The light: even; "soft", falling to 40% acros
 a sharp shadow at 45% over half the page (at a random angle); "deep", the same at 30%; "stripe", a
 pen's shadow, a band 12% of the page wide at 50%; "corner", a blurred shadow at 45% over a corner;
 "table", the sheet with a shaded corner lying on a dark table that fills the picture's border.
-Then chalk on a blackboard, and phone photos (2400 and 4000 px wide) of fine pens under a hard
-shadow.
+Then photos out of focus (a Gaussian blur of 3 px), chalk on a blackboard, and phone photos (2400
+and 4000 px wide) of fine pens under a hard shadow.
 """
 
 from __future__ import annotations
@@ -82,10 +82,12 @@ def jpeg(grey: np.ndarray) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue()))
 
 
-def photo(strokes, kind: str, grain: float, rng: np.random.Generator, size=PAGE, pen=4) -> Image.Image:
-    """A simulated photo of the strokes drawn in pencil on paper."""
+def photo(strokes, kind: str, grain: float, rng: np.random.Generator, size=PAGE, pen=4, blur=0.0) -> Image.Image:
+    """A simulated photo of the strokes drawn in pencil on paper, out of focus by ``blur`` px."""
     reflect = np.asarray(drawn(strokes, size, pen), dtype=np.float64) / 255.0  # 1 paper, 0 ink
     grey = (INK + (PAPER - INK) * reflect) * light(kind, *reflect.shape, rng)
+    if blur:
+        grey = ndimage.gaussian_filter(grey, blur)
     grey += rng.normal(0, grain, grey.shape)
     if kind == "table":  # the sheet on a dark table, which fills the picture's border
         table = 60.0 + rng.normal(0, 6, (size[1] + 200, size[0] + 200))
@@ -134,6 +136,8 @@ def main() -> None:
     for kind in ("even", "soft", "hard", "deep", "stripe", "corner", "table"):
         for grain in (4, 20, 30):
             cases.append((f"photo, {kind} light, grain {grain}", lambda s, k=kind, g=grain: photo(s, k, g, rng)))
+    for kind in ("hard", "deep"):  # out of focus: a Gaussian blur of 3 px
+        cases.append((f"photo, {kind} light, blur 3, grain 10", lambda s, k=kind: photo(s, k, 10, rng, blur=3)))
     cases.append(("photo, blackboard, soft, grain 8", lambda s: blackboard(s, rng)))
     for size, pen in (((4000, 3000), 8), ((4000, 3000), 3), ((2400, 1800), 2)):  # phone photos, fine pens
         name = f"photo {size[0]} px, pen {pen}, hard, grain 10"

@@ -200,8 +200,8 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
     # A 12-megapixel phone photo of a fine pen (3 px, 0.2 mm on a page that fills it) under a
     # hard shadow: the lines must survive the reading of its colour and of its grain.
     fine = np.asarray(_picture(strokes, size=(4000, 3000), width=3, paper=(230,) * 3, ink=(25,) * 3).convert("L"))
-    yy, xx = np.mgrid[0:3000, 0:4000]
-    fine = fine * np.where(xx + 0.5 * yy < 2000, 0.45, 1.0) + rng.normal(0, 10, fine.shape)
+    rows, cols = np.mgrid[0:3000, 0:4000]
+    fine = fine * np.where(cols + 0.5 * rows < 2000, 0.45, 1.0) + rng.normal(0, 10, fine.shape)
     pictures["phone photo, fine pen, hard shadow"] = Image.fromarray(np.clip(fine, 0, 255).astype(np.uint8))
     eight_bit = np.asarray(pictures["black on white"].convert("L"))
     pictures["16-bit scan"] = Image.fromarray(eight_bit.astype(np.uint16) * 257)  # Pillow's "L" would be all white
@@ -215,6 +215,15 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         assert np.corrcoef(reference.ravel(), bitmap.ravel())[0, 1] > 0.9, name
         assert abs(bitmap.mean() - reference.mean()) < 0.25 * reference.mean(), name
     assert picture_to_bitmap(_picture(strokes, ink="white")) is None  # white on white: blank
+    # A blurred photo (3 px) under a 30% shadow: its lines in the shade are fainter than a
+    # blackboard's grain would be, and must still be read as lines, not as a blank page.
+    from scipy import ndimage
+
+    blurred = ndimage.gaussian_filter(reflect * np.where(xx + 0.5 * yy < 400, 0.3, 1.0), 3)
+    blurred = picture_to_bitmap(
+        Image.fromarray(np.clip(blurred + rng.normal(0, 10, blurred.shape), 0, 255).astype(np.uint8))
+    )
+    assert blurred is not None and np.corrcoef(reference.ravel(), blurred.ravel())[0, 1] > 0.8
 
 
 def test_pictures_load_from_a_file_or_a_folder(tmp_path):

@@ -186,21 +186,28 @@ def _dark_or_light_ink(grey: np.ndarray, grainy: bool = False) -> np.ndarray:
     board inside a chalk outline). On grainy paper the wrong reading can also be grain that
     crossed the threshold, which is thin too but finds more pixels and barely stands out from
     the paper beside it (see :func:`_is_grain`); the specks of both readings are dropped."""
-    inknesses = (_dark_inkness(grey), grey)  # grey itself is the inkness of light ink
-    readings = [_split(inkness) for inkness in inknesses]
+    dark_inkness, faint = _dark_inkness(grey)
+    dark, light = _split(dark_inkness), _split(grey)  # grey itself is the inkness of light ink
     if grainy:
-        if all(mask.any() for mask in readings):
-            dark, light = readings
-            grain = (_is_grain(inknesses[0], dark, light), _is_grain(inknesses[1], light, dark))
-            readings = [mask for mask, is_grain in zip(readings, grain, strict=True) if not is_grain]
-        readings = [_despeckle(mask) for mask in readings]
-    found = [mask for mask in readings if mask.any()]
-    return min(found, key=_line_width) if found else np.zeros(grey.shape, dtype=bool)  # dark on a tie
+        if dark.any() and light.any():
+            dark_grain, light_grain = _is_grain(dark_inkness, dark, light), _is_grain(grey, light, dark)
+            dark = np.zeros_like(dark) if dark_grain else dark
+            light = np.zeros_like(light) if light_grain else light
+        dark, light = _despeckle(dark), _despeckle(light)
+    if faint and light.any() and _line_width(light) < max(grey.shape) / SHADOW_WINDOW / 2:
+        dark = np.zeros_like(dark)  # the board's grain, or the board inside chalk loops
+    found = [mask for mask in (dark, light) if mask.any()]
+    return min(found, key=_line_width) if found else dark  # the dark reading on a tie
 
 
-def _dark_inkness(grey: np.ndarray) -> np.ndarray:
-    """How much darker than the paper around it each pixel is, 0-255 int16 (paper 0; all 0 when
-    nothing is darker by MIN_CONTRAST grey levels in a picture whose light is corrected)."""
+def _dark_inkness(grey: np.ndarray) -> tuple[np.ndarray, bool]:
+    """How much darker than the paper around it each pixel is, 0-255 int16 (paper 0), and
+    whether that ink is faint: in a picture whose light is corrected, less than MIN_CONTRAST grey
+    levels darker than its paper. Dividing by dark paper magnifies its grain, and a blackboard
+    read this way finds its grain, or the board inside chalk loops, as faint ink; but so do a
+    blurred photo's lines in a deep shadow. A faint reading therefore stands only against a
+    light reading of areas (the lit part of the page), at least half a shadow window wide, and
+    never against chalk lines."""
     if not _flat(grey):
         paper = _paper_level(grey)
         if _shadowed(grey, paper):
@@ -208,13 +215,9 @@ def _dark_inkness(grey: np.ndarray) -> np.ndarray:
             # the paper's level around it, a stroke in the shade is as dark as one in the light,
             # and the shaded paper is paper again.
             inkness = 255 - _relative(grey, paper)
-            # But dividing by dark paper also magnifies its grain (a blackboard read this way):
-            # real ink is MIN_CONTRAST grey levels darker than the paper around it, or nothing is.
             ink = _split(inkness)
-            if ink.any() and float(np.median(paper[ink] - grey[ink])) < MIN_CONTRAST:
-                return np.zeros_like(grey)
-            return inkness
-    return 255 - grey
+            return inkness, bool(ink.any()) and float(np.median(paper[ink] - grey[ink])) < MIN_CONTRAST
+    return 255 - grey, False
 
 
 def _is_grain(inkness: np.ndarray, mask: np.ndarray, other: np.ndarray) -> bool:
