@@ -172,7 +172,7 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
         "white on black": _picture(strokes, paper="black", ink="white"),
         "transparent paper": _picture(strokes, paper=(0, 0, 0, 0), ink=(30, 30, 200, 255), mode="RGBA"),
     }
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(0)
     for name, grain, light in [("grainy, unevenly lit scan", 30, 60), ("thin pen, unevenly lit", 0, 60)]:
@@ -206,6 +206,9 @@ def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
     eight_bit = np.asarray(pictures["black on white"].convert("L"))
     pictures["16-bit scan"] = Image.fromarray(eight_bit.astype(np.uint16) * 257)  # Pillow's "L" would be all white
     pictures["float picture"] = Image.fromarray(eight_bit.astype(np.float32) / 255)
+    dusty = _picture(strokes)  # a speck of dust in a corner must not stretch the drawing's box
+    ImageDraw.Draw(dusty).rectangle((570, 420, 572, 422), fill="black")  # 3x3 px
+    pictures["speck of dust in a corner"] = dusty
     page = Image.new("L", (2000, 2000), "white")  # a small sketch on a big page: 0.04% ink
     page.paste(_picture(strokes, size=(260, 200), width=2).convert("L"), (300, 900))
     pictures["small sketch, big page"] = page

@@ -112,6 +112,8 @@ MIN_CONTRAST = 32  # grey levels between paper and ink below which a picture cou
 GRAIN = 2  # median step between neighbouring paper pixels (grey levels) above which a picture is denoised
 PHOTO_SIDE = 3000  # a grainy picture (photo, scan) is read on a box-reduced copy at most 3,000 px wide
 STANDS_OUT = 5.0  # grain stands out from the paper beside it less than 5 times as far as that paper from the page
+STRAY = 0.003  # a group of marks with under 0.3% of the ink, outside the larger groups' box, is a stray...
+STRAY_SIDE = 128  # ... marks closer than about 1/128 of the picture to each other form a group
 SPECK = 4  # in a grainy picture, touching ink pixels that are at most this many are grain, not ink
 FLAT = 0.5  # share of the border at exactly the paper's grey level above which the paper is a drawing app's
 SHADOW_WINDOW = 20  # the paper's level is read over windows of 1/20 of the picture's longer side (5%:
@@ -131,7 +133,7 @@ def picture_to_bitmap(picture: Image.Image, config: RasterConfig = RasterConfig(
     thickened to it with a disk (a thick marker is kept as it is), then the canvas is box-filtered
     down, so that a picture and the same strokes rendered from a stroke file look alike.
     """
-    ink = _ink_mask(picture)  # (H, W) bool
+    ink = _without_strays(_ink_mask(picture))  # (H, W) bool
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if len(rows) == 0:
         return None
@@ -262,6 +264,38 @@ def _despeckle(mask: np.ndarray) -> np.ndarray:
     keep = sizes > SPECK
     keep[0] = False  # label 0 is the paper
     return keep[labels]
+
+
+def _without_strays(mask: np.ndarray) -> np.ndarray:
+    """The mask without stray marks: a speck of dust on a scan, grain that survived the median,
+    which alone would stretch the bounding box fitted to the canvas and shrink the drawing. Marks
+    closer than about 1/STRAY_SIDE of the picture to each other form one group (the pieces of a
+    broken line), and a group holding less than STRAY of the ink that lies wholly outside the
+    bounding box of the larger groups is a stray (a small mark inside it, an eye, is kept). The
+    groups are found on a copy at most STRAY_SIDE px wide, where any ink makes a pixel ink, grown
+    by one pixel."""
+    from scipy import ndimage
+
+    factor = max(1, -(-max(mask.shape) // STRAY_SIDE))  # ceil division
+    coarse = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).reduce(factor)) > 0
+    groups, count = ndimage.label(ndimage.binary_dilation(coarse, np.ones((3, 3))), structure=np.ones((3, 3)))
+    if count < 2:
+        return mask
+    rows, cols = np.nonzero(mask)
+    group = groups[rows // factor, cols // factor]  # each ink pixel's group, 1..count
+    ink = np.bincount(group, minlength=count + 1)
+    large = ink >= min(STRAY * len(rows), ink.max())
+    boxes = ndimage.find_objects(groups)  # boxes[g - 1]: the slices of group g
+    big = [boxes[g - 1] for g in np.flatnonzero(large)]
+    top, bottom = min(r.start for r, _ in big), max(r.stop for r, _ in big)
+    left, right = min(c.start for _, c in big), max(c.stop for _, c in big)
+    keep = large.copy()
+    for g in range(1, count + 1):
+        r, c = boxes[g - 1]
+        keep[g] |= r.start < bottom and r.stop > top and c.start < right and c.stop > left
+    out = np.zeros_like(mask)
+    out[rows[keep[group]], cols[keep[group]]] = True
+    return out
 
 
 def _grey(picture: Image.Image) -> np.ndarray:
