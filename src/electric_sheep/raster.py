@@ -170,11 +170,10 @@ def _ink_mask(picture: Image.Image) -> np.ndarray:
     # A big photo's pencil lines are several pixels wide, and the canvas is 224 px: a copy reduced
     # to at most PHOTO_SIDE (a 24-megapixel photo halved, its grain averaged down) keeps every
     # line 4 px wide or more through the 3x3 median below, and is read 2.5-3x faster.
-    grey = _reduced(grey, PHOTO_SIDE).astype(np.int16)
     # The grain would cross the threshold in specks that stretch the bounding box: a 3x3 median
     # removes most, and what is left is dropped. Only then: on clean paper the median would erase
     # a 1-pixel line.
-    smooth = Image.fromarray(grey.astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
+    smooth = Image.fromarray(_reduced(grey, PHOTO_SIDE).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
     return _dark_or_light_ink(np.asarray(smooth, dtype=np.int16), grainy=True)
 
 
@@ -188,8 +187,8 @@ def _dark_or_light_ink(grey: np.ndarray, grainy: bool = False) -> np.ndarray:
     board inside a chalk outline). On grainy paper the wrong reading can also be grain that
     crossed the threshold, which is thin too but finds more pixels and barely stands out from
     the paper beside it (see :func:`_is_grain`); the specks of both readings are dropped."""
-    dark_inkness, faint = _dark_inkness(grey)
-    dark, light = _split(dark_inkness), _split(grey)  # grey itself is the inkness of light ink
+    dark_inkness, dark, faint = _dark_reading(grey)
+    light = _split(grey)  # grey itself is the inkness of light ink
     if grainy:
         if dark.any() and light.any():
             dark_grain, light_grain = _is_grain(dark_inkness, dark, light), _is_grain(grey, light, dark)
@@ -202,14 +201,14 @@ def _dark_or_light_ink(grey: np.ndarray, grainy: bool = False) -> np.ndarray:
     return min(found, key=_line_width) if found else dark  # the dark reading on a tie
 
 
-def _dark_inkness(grey: np.ndarray) -> tuple[np.ndarray, bool]:
-    """How much darker than the paper around it each pixel is, 0-255 int16 (paper 0), and
-    whether that ink is faint: in a picture whose light is corrected, less than MIN_CONTRAST grey
-    levels darker than its paper. Dividing by dark paper magnifies its grain, and a blackboard
-    read this way finds its grain, or the board inside chalk loops, as faint ink; but so do a
-    blurred photo's lines in a deep shadow. A faint reading therefore stands only against a
-    light reading of areas (the lit part of the page), at least half a shadow window wide, and
-    never against chalk lines."""
+def _dark_reading(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """How much darker than the paper around it each pixel is, 0-255 int16 (paper 0), the pixels
+    that are ink by that measure (see :func:`_split`), and whether that ink is faint: in a
+    picture whose light is corrected, less than MIN_CONTRAST grey levels darker than its paper.
+    Dividing by dark paper magnifies its grain, and a blackboard read this way finds its grain,
+    or the board inside chalk loops, as faint ink; but so do a blurred photo's lines in a deep
+    shadow. A faint reading therefore stands only against a light reading of areas (the lit part
+    of the page), at least half a shadow window wide, and never against chalk lines."""
     if not _flat(grey):
         paper = _paper_level(grey)
         if _shadowed(grey, paper):
@@ -218,8 +217,9 @@ def _dark_inkness(grey: np.ndarray) -> tuple[np.ndarray, bool]:
             # and the shaded paper is paper again.
             inkness = 255 - _relative(grey, paper)
             ink = _split(inkness)
-            return inkness, bool(ink.any()) and float(np.median(paper[ink] - grey[ink])) < MIN_CONTRAST
-    return 255 - grey, False
+            return inkness, ink, bool(ink.any()) and float(np.median(paper[ink] - grey[ink])) < MIN_CONTRAST
+    inkness = 255 - grey
+    return inkness, _split(inkness), False
 
 
 def _is_grain(inkness: np.ndarray, mask: np.ndarray, other: np.ndarray) -> bool:
