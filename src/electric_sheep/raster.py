@@ -114,7 +114,10 @@ PHOTO_SIDE = 3000  # a grainy picture (photo, scan) is read on a box-reduced cop
 STANDS_OUT = 5.0  # grain stands out from the paper beside it less than 5 times as far as that paper from the page
 STRAY = 0.003  # a group of marks with under 0.3% of the ink, outside the larger groups' box, is a stray...
 STRAY_SIDE = 128  # ... marks closer than about 1/128 of the picture to each other form a group
-SPECK = 4  # in a grainy picture, touching ink pixels that are at most this many are grain, not ink
+SPECK = 4  # in a grainy picture, a group of touching ink pixels with at most this many past halfway is grain
+WEAK = 0.25  # a pixel this share of the way from the paper to the ink is ink where it touches ink (hysteresis) ...
+NOISE_MARGIN = 4.0  # ... and stands out from the paper by 4 times its grain, so that grain never reaches it
+FAINT_LINE = 6 * SPECK  # in a grainy picture, a group of so many such pixels is a faint line even with no darker one
 FLAT = 0.5  # share of the border at exactly the paper's grey level above which the paper is a drawing app's
 SHADOW_WINDOW = 20  # the paper's level is read over windows of 1/20 of the picture's longer side (5%:
 # wider than a marker's line in a photo of a page, narrower than a pen's shadow) ...
@@ -186,29 +189,32 @@ def _dark_or_light_ink(grey: np.ndarray, grainy: bool = False) -> np.ndarray:
     the wrong reading finds areas (the lit part of a shaded page, the sheet on the table, the
     board inside a chalk outline). On grainy paper the wrong reading can also be grain that
     crossed the threshold, which is thin too but finds more pixels and barely stands out from
-    the paper beside it (see :func:`_is_grain`); the specks of both readings are dropped."""
-    dark_inkness, dark, faint = _dark_reading(grey)
-    light = _split(grey)  # grey itself is the inkness of light ink
-    if grainy:
-        if dark.any() and light.any():
-            dark_grain, light_grain = _is_grain(dark_inkness, dark, light), _is_grain(grey, light, dark)
-            dark = np.zeros_like(dark) if dark_grain else dark
-            light = np.zeros_like(light) if light_grain else light
-        dark, light = _despeckle(dark), _despeckle(light)
+    the paper beside it (see :func:`_is_grain`). Each reading is completed by hysteresis (see
+    :func:`_hysteresis`), which also drops the specks of grain."""
+    noise = _noise(grey)
+    dark_inkness, dark, dark_weak, faint = _dark_reading(grey, noise)
+    light, light_weak = _thresholds(grey, NOISE_MARGIN * noise)  # grey itself is the inkness of light ink
+    dark, light = _hysteresis(dark, dark_weak, grainy), _hysteresis(light, light_weak, grainy)
+    if grainy and dark.any() and light.any():
+        dark_grain, light_grain = _is_grain(dark_inkness, dark, light), _is_grain(grey, light, dark)
+        dark = np.zeros_like(dark) if dark_grain else dark
+        light = np.zeros_like(light) if light_grain else light
     if faint and light.any() and _line_width(light) < max(grey.shape) / SHADOW_WINDOW / 2:
         dark = np.zeros_like(dark)  # the board's grain, or the board inside chalk loops
     found = [mask for mask in (dark, light) if mask.any()]
     return min(found, key=_line_width) if found else dark  # the dark reading on a tie
 
 
-def _dark_reading(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _dark_reading(grey: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """How much darker than the paper around it each pixel is, 0-255 int16 (paper 0), the pixels
-    that are ink by that measure (see :func:`_split`), and whether that ink is faint: in a
-    picture whose light is corrected, less than MIN_CONTRAST grey levels darker than its paper.
-    Dividing by dark paper magnifies its grain, and a blackboard read this way finds its grain,
-    or the board inside chalk loops, as faint ink; but so do a blurred photo's lines in a deep
-    shadow. A faint reading therefore stands only against a light reading of areas (the lit part
-    of the page), at least half a shadow window wide, and never against chalk lines."""
+    that are ink by that measure and those that are ink if they touch it (see :func:`_thresholds`;
+    the grain ``noise`` of ``grey`` is magnified where the light is corrected, as much as the ink),
+    and whether that ink is faint: in a picture whose light is corrected, less than MIN_CONTRAST
+    grey levels darker than its paper.
+    A blackboard read this way finds its grain, or the board inside chalk loops, as faint ink; but
+    so do a blurred photo's lines in a deep shadow. A faint reading therefore stands only against a
+    light reading of areas (the lit part of the page), at least half a shadow window wide, and never
+    against chalk lines."""
     if not _flat(grey):
         paper = _paper_level(grey)
         if _shadowed(grey, paper):
@@ -216,10 +222,11 @@ def _dark_reading(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
             # the paper's level around it, a stroke in the shade is as dark as one in the light,
             # and the shaded paper is paper again.
             inkness = 255 - _relative(grey, paper)
-            ink = _split(inkness)
-            return inkness, ink, bool(ink.any()) and float(np.median(paper[ink] - grey[ink])) < MIN_CONTRAST
+            ink, weak = _thresholds(inkness, NOISE_MARGIN * noise * 255.0 / np.maximum(paper, 1.0))
+            faint = bool(ink.any()) and float(np.median(paper[ink] - grey[ink])) < MIN_CONTRAST
+            return inkness, ink, weak, faint
     inkness = 255 - grey
-    return inkness, _split(inkness), False
+    return inkness, *_thresholds(inkness, NOISE_MARGIN * noise), False
 
 
 def _is_grain(inkness: np.ndarray, mask: np.ndarray, other: np.ndarray) -> bool:
@@ -255,13 +262,23 @@ def _relative(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
     return np.rint(ratio, out=ratio).astype(np.int16)
 
 
-def _despeckle(mask: np.ndarray) -> np.ndarray:
-    """The mask without its specks: groups of at most SPECK touching pixels."""
+def _hysteresis(strong: np.ndarray, weak: np.ndarray, grainy: bool) -> np.ndarray:
+    """Hysteresis thresholding (Canny 1986): the groups of touching strong-or-weak pixels that hold
+    a strong one. Out of focus, or fine and in the shade, a line's edges or its whole stretches fall
+    short of halfway to the ink, and the stray rule would then drop the broken pieces; the grain
+    cannot reach the weak level (its margin), so lines grow and paper does not. In a grainy picture
+    a group needs more than SPECK strong pixels (a few are grain that crossed the threshold), or
+    more than FAINT_LINE pixels in all, strong or not: a blurred line in deep shade may have none
+    halfway to the ink, while the grain, kept from the weak level, does not form groups so big."""
     from scipy import ndimage
 
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
-    sizes = np.bincount(labels.ravel())
-    keep = sizes > SPECK
+    if not strong.any():
+        return strong
+    labels, n = ndimage.label(strong | weak, structure=np.ones((3, 3)))
+    strong_count = np.bincount(labels[strong], minlength=n + 1)
+    keep = strong_count > (SPECK if grainy else 0)
+    if grainy:
+        keep |= np.bincount(labels.ravel(), minlength=n + 1) > FAINT_LINE
     keep[0] = False  # label 0 is the paper
     return keep[labels]
 
@@ -372,16 +389,44 @@ def _shadowed(grey: np.ndarray, paper: np.ndarray) -> bool:
 INK_PIXELS = 20  # the ink's level is the 20th most inked pixel's: a few hot pixels do not set it
 
 
-def _split(inkness: np.ndarray) -> np.ndarray:
-    """Pixels more inked than halfway between the paper (border median) and the ink (the
-    INK_PIXELS-th most inked pixel: a percentile would miss a small sketch on a big page);
-    none when the two differ by less than MIN_CONTRAST grey levels."""
+def _paper_and_ink(inkness: np.ndarray) -> tuple[float, float]:
+    """The paper's level (the border's median) and the ink's (the INK_PIXELS-th most inked pixel:
+    a percentile would miss a small sketch on a big page)."""
     flat = inkness.ravel()
     k = min(INK_PIXELS, flat.size)
-    paper, ink = float(np.median(_border(inkness))), float(np.partition(flat, flat.size - k)[flat.size - k])
+    return float(np.median(_border(inkness))), float(np.partition(flat, flat.size - k)[flat.size - k])
+
+
+def _split(inkness: np.ndarray) -> np.ndarray:
+    """Pixels more inked than halfway between the paper and the ink (see :func:`_paper_and_ink`);
+    none when the two differ by less than MIN_CONTRAST grey levels."""
+    paper, ink = _paper_and_ink(inkness)
     if ink - paper < MIN_CONTRAST:
         return np.zeros(inkness.shape, dtype=bool)
     return inkness > (paper + ink) / 2
+
+
+def _thresholds(inkness: np.ndarray, margin: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_split`'s ink, and the pixels that are ink where they touch it (see
+    :func:`_hysteresis`): at least WEAK of the way from the paper to the ink, and more inked than
+    the paper by over ``margin`` (the grain's reach, per pixel or one for all); none of either
+    when the paper and the ink differ by less than MIN_CONTRAST grey levels."""
+    paper, ink = _paper_and_ink(inkness)
+    if ink - paper < MIN_CONTRAST:
+        none = np.zeros(inkness.shape, dtype=bool)
+        return none, none
+    return inkness > (paper + ink) / 2, inkness > paper + np.maximum(WEAK * (ink - paper), margin)
+
+
+def _noise(grey: np.ndarray) -> float:
+    """The grain's spread in grey levels (at least 1): the upper quartile of how far each pixel is
+    from the mean of the 5x5 around it, on a copy of every other row and column. Steps between neighbours
+    would not do: a median filter leaves runs of equal levels (most steps 0), and a dark table
+    around the sheet is smoother than the paper; the lines are too few to move a quartile."""
+    from scipy import ndimage
+
+    g = grey[::2, ::2].astype(np.float32)
+    return max(float(np.percentile(np.abs(g - ndimage.uniform_filter(g, 5)), 75)), 1.0)
 
 
 def _thicken(mask: np.ndarray, width: float) -> np.ndarray:
