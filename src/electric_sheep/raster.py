@@ -165,7 +165,7 @@ def _ink_mask(picture: Image.Image) -> np.ndarray:
     if has_alpha:
         alpha = np.asarray(picture.convert("RGBA"))[..., 3].astype(np.int16)
         if np.median(_border(alpha)) < 128:  # transparent paper: what is opaque is the ink
-            return _split(alpha)
+            return _thresholds(alpha, 0.0)[0]
         picture = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture.convert("RGBA"))
     grey = _grey(picture)
     if _grain(grey) <= GRAIN:
@@ -397,20 +397,12 @@ def _paper_and_ink(inkness: np.ndarray) -> tuple[float, float]:
     return float(np.median(_border(inkness))), float(np.partition(flat, flat.size - k)[flat.size - k])
 
 
-def _split(inkness: np.ndarray) -> np.ndarray:
-    """Pixels more inked than halfway between the paper and the ink (see :func:`_paper_and_ink`);
-    none when the two differ by less than MIN_CONTRAST grey levels."""
-    paper, ink = _paper_and_ink(inkness)
-    if ink - paper < MIN_CONTRAST:
-        return np.zeros(inkness.shape, dtype=bool)
-    return inkness > (paper + ink) / 2
-
-
 def _thresholds(inkness: np.ndarray, margin: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_split`'s ink, and the pixels that are ink where they touch it (see
-    :func:`_hysteresis`): at least WEAK of the way from the paper to the ink, and more inked than
-    the paper by over ``margin`` (the grain's reach, per pixel or one for all); none of either
-    when the paper and the ink differ by less than MIN_CONTRAST grey levels."""
+    """The pixels that are ink, more inked than halfway between the paper and the ink (see
+    :func:`_paper_and_ink`), and those that are ink where they touch it (see :func:`_hysteresis`):
+    at least WEAK of the way from the paper to the ink, and more inked than the paper by over
+    ``margin`` (the grain's reach, per pixel or one for all); none of either when the paper and
+    the ink differ by less than MIN_CONTRAST grey levels."""
     paper, ink = _paper_and_ink(inkness)
     if ink - paper < MIN_CONTRAST:
         none = np.zeros(inkness.shape, dtype=bool)
