@@ -15,6 +15,7 @@ from electric_sheep.model import (
     SubPixelConvTranspose2d,
     build_model,
     count_parameters,
+    training_layout,
 )
 
 
@@ -50,6 +51,19 @@ def test_shapes(preset, latent_dim):
     assert out.x_hat.shape == (4, 1, 28, 28) and out.mean.shape == (4, latent_dim) and out.z.shape == (4, latent_dim)
     assert 0 <= out.x_hat.min() and out.x_hat.max() <= 1
     assert model.decode(torch.zeros(3, latent_dim)).shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("preset", ["default", "seed"])
+def test_training_layout_gives_each_gradient_its_weights_strides(preset):
+    """DistributedDataParallel copies every gradient into a view laid out like its weight, and
+    warns (slow path) when the two differ; the channels-last layout must keep them alike."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(preset=preset))
+    training_layout(model)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
+    model.loss(torch.rand(4, 1, 28, 28)).total.backward()
+    for name, p in model.named_parameters():
+        assert p.grad.stride() == p.stride(), name
 
 
 def test_kl_per_dim_hand_computed():

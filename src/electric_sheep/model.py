@@ -295,6 +295,21 @@ def fast_inference(model: nn.Module) -> Iterator[None]:
         yield
 
 
+def training_layout(model: nn.Module) -> None:
+    """Put ``model`` in the memory layout it trains fastest in: channels-last on a CPU, where
+    oneDNN's convolutions and their gradients run faster in it (default preset on a 2-core AVX2
+    EPYC, ten 4,000-drawing epochs alternated in one process: median 1,985 -> 2,174 images/s,
+    1.09x; the seed preset unchanged). On CUDA, not measured, the default layout as before.
+    """
+    device = next(model.parameters()).device
+    model.to(memory_format=torch.channels_last if device.type == "cpu" else torch.contiguous_format)
+    for layer in model.modules():
+        if isinstance(layer, SubPixelConvTranspose2d):
+            # Its weight reaches the convolution through pad and index (see forward), so its gradient
+            # comes back contiguous, and DistributedDataParallel warns when that differs from the weight.
+            layer.weight.data = layer.weight.data.clone(memory_format=torch.contiguous_format)
+
+
 def build_model(config: ModelConfig) -> VAE:
     """The model a config describes (weights freshly initialised)."""
     return SeedVAE(config) if config.preset == "seed" else ConvVAE(config)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDiverged
 from .fileio import ensure_dir
-from .model import SIDE, VAE, ModelConfig, build_model, fast_inference
+from .model import SIDE, VAE, ModelConfig, build_model, fast_inference, training_layout
 
 KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
 OptimizerName = Literal["adam", "rmsprop"]
@@ -244,7 +244,7 @@ def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) ->
             for i in range(0, len(images_u8), batch_size)
         ]
     model.train(was_training)
-    model.to(memory_format=torch.contiguous_format)  # training keeps the layout it was measured with
+    training_layout(model)  # back to the layout training runs in (fast_inference set its own)
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
 
 
@@ -304,6 +304,7 @@ def train(
         raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
 
     model = build_model(model_cfg).to(device)
+    training_layout(model)
     optimizer = build_optimizer(model, cfg)
     if resume:
         pos, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
