@@ -203,18 +203,20 @@ def test_anomaly_gallery_frames_planted_drawings_in_red():
 
 
 def test_features_score_is_the_cosine_knn_of_encoder_features(run):
-    """The vectorised score equals scikit-learn's brute-force cosine kNN on the same features."""
+    """The vectorised score equals scikit-learn's brute-force cosine kNN on the same features, with
+    more drawings than one block of the all-pairs product (each block serves its rows and columns)."""
     import torch
     from sklearn.neighbors import NearestNeighbors
 
     from electric_sheep.train import as_batch
 
     model = load_model(run)
-    images = blobs(300, seed=4)
+    n = 2 * anomaly.BATCH + 77
+    images = blobs(n, seed=4)
     model.eval()
     with torch.inference_mode():
         feats = model.features(as_batch(torch.from_numpy(images))).numpy()
-    assert feats.shape == (300, 64 * 49)
+    assert feats.shape == (n, 64 * 49)
     dist, _ = NearestNeighbors(n_neighbors=anomaly.NEIGHBOURS + 1, metric="cosine").fit(feats).kneighbors(feats)
     expected = dist[:, 1:].mean(axis=1)
     got = anomaly.scores(model, images, "features")

@@ -30,6 +30,7 @@ labels, so that AUROC, average precision and precision at the number planted can
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,13 +100,31 @@ def _feature_scores(model: VAE, x_all: torch.Tensor, device: torch.device, k: in
     # The all-pairs products are nearly all the work (N^2 * C*49 multiply-adds); in bf16 they ran
     # 3x faster on a no-AMX EPYC (7,427 drawings: 2.8 s -> 0.9 s) and moved AUROC by <= 0.0003.
     f = f.to(torch.bfloat16) if bf16_supported(device) else f
-    k = min(k, len(f) - 1)
-    out = []
     with torch.inference_mode():
-        for i in range(0, len(f), BATCH):
-            nearest = (f[i : i + BATCH] @ f.T).float().topk(k + 1, dim=1).values[:, 1:]  # (b, k); drop itself
-            out.append((1 - nearest).mean(dim=1))
-    return torch.cat(out).double().cpu().numpy()
+        nearest = _nearest_similarities(f, min(k, len(f) - 1))  # (N, k)
+    return (1 - nearest).mean(dim=1).double().cpu().numpy()
+
+
+def _nearest_similarities(f: torch.Tensor, k: int) -> torch.Tensor:
+    """The k largest dot products of each row of ``f`` (N, D) with the other rows, (N, k) float32.
+
+    The N x N product is symmetric, so each block of it is computed once and serves both its rows
+    and its columns, each row keeping its best k so far: half the multiply-adds, and top-k over
+    k + BATCH columns instead of N (the features score of 7,427 drawings in float32 on a 2-core
+    AVX2 EPYC, alternated: 4.2-4.8 s -> 2.1-3.4 s, the same values).
+    """
+    starts = range(0, len(f), BATCH)
+    best = {i: f.new_empty((min(BATCH, len(f) - i), 0), dtype=torch.float32) for i in starts}
+    for i in starts:
+        for j in starts[i // BATCH :]:
+            block = (f[i : i + BATCH] @ f[j : j + BATCH].T).float()  # (b_i, b_j)
+            if i == j:
+                block.fill_diagonal_(-math.inf)  # a drawing is not its own neighbour
+            updates = [(i, block)] if i == j else [(i, block), (j, block.T)]
+            for rows, sims in updates:
+                both = torch.cat([best[rows], sims], dim=1)
+                best[rows] = both.topk(min(k, both.shape[1]), dim=1).values
+    return torch.cat([best[i] for i in starts])
 
 
 def train_on_mixture(
