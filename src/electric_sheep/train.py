@@ -244,7 +244,6 @@ def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) ->
             for i in range(0, len(images_u8), batch_size)
         ]
     model.train(was_training)
-    training_layout(model)  # back to the layout training runs in (fast_inference set its own)
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
 
 
@@ -470,6 +469,7 @@ def _finish_epoch(
         row.update(validate(model, x_val))
         history.append(row)
         codes = encode_means(model, x_val)
+        training_layout(model)  # back from the layout fast_inference set for encoding
         ckpt.save_latents(run_dir, epoch + 1, codes)
         _log_tensorboard(writer, model, x_val, codes, row)
         _save(run_dir, model, optimizer, epoch + 1, 0, None, history)
