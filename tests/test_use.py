@@ -267,6 +267,9 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkey
         gif.seek(i)
         frames.append(np.asarray(gif.convert("L"), dtype=np.int16))
     assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() > 1
+    res = CliRunner().invoke(main, ["snapshots", str(run), "--epochs", "5,99", "--out-dir", str(tmp_path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["epochs"] == [5], res.output
+    assert "no codes saved after epoch(s) 99 (saved: 1-10); showing 5" in res.stderr  # not silently left out
     images, epochs, dropped = latent.snapshot_frames(run)
     assert epochs == list(range(1, 11)) and dropped == 0 and len({im.size for im in images}) == 1
     monkeypatch.setattr(latent, "MAX_FRAMES", 4)  # a long run: epochs spread over it, first and last kept

@@ -53,8 +53,10 @@ class _Finite(click.FloatRange):
         return number
 
 
-def _epoch_list(ctx, param, value: str) -> list[int]:
-    """--epochs 5,10,15,20 as a list of integers."""
+def _epoch_list(ctx, param, value: str | None) -> list[int] | None:
+    """--epochs 5,10,15,20 as a list of integers (None when not given)."""
+    if value is None:
+        return None
     try:
         return [int(e) for e in value.split(",") if e.strip()]
     except ValueError:
@@ -578,7 +580,9 @@ def latent(paths, split, out_dir, as_json) -> None:
 @main.command()
 @_run_dir_arg
 @click.option(
-    "--epochs", default="5,10,15,20", show_default=True, callback=_epoch_list, help="Comma-separated epochs to show."
+    "--epochs",
+    callback=_epoch_list,
+    help="Comma-separated epochs to show [default: the post's 5,10,15,20 the run saved].",
 )
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/latent_epochs.png.")
 @click.option("--gif", is_flag=True, help="Also animate every saved epoch: latent_epochs.gif beside the PNG.")
@@ -842,7 +846,9 @@ def _train_on_mixture(
 @_run_and_data_args
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
 @click.option(
-    "--epochs", default="5,10,15,20", show_default=True, callback=_epoch_list, help="Epochs of the latent snapshots."
+    "--epochs",
+    callback=_epoch_list,
+    help="Epochs of the latent snapshots [default: the post's 5,10,15,20 the run saved].",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @_json_option
@@ -851,7 +857,7 @@ def report(paths, out, epochs, seed, as_json) -> None:
     from .report import build_report
 
     run_dir, data = _run_and_data(paths)
-    result = build_report(run_dir, out, data, epochs=tuple(epochs), seed=seed, progress=not as_json)
+    result = build_report(run_dir, out, data, epochs=epochs, seed=seed, progress=not as_json)
     _finish(
         result, as_json, [f"wrote {out} ({result['bytes'] / 1e6:.1f} MB; sections: {', '.join(result['sections'])})"]
     )

@@ -7,6 +7,7 @@ at the drawings in each cluster: sheep with legs against sheep without.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -16,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, DataError, SheepError
+from .errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .model import VAE
 from .plots import latent_scatter_figure, pyplot, save_figure
@@ -81,18 +82,32 @@ def _name_axes(ax, axis: str) -> None:
         ax.set_ylabel("second principal component")
 
 
-def snapshots_figure(run_dir: Path, epochs: list[int]):
+POST_EPOCHS = (5, 10, 15, 20)  # the epochs whose latent space the blog post showed
+
+
+def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
     """The validation codes saved after the chosen epochs of a run, side by side in one figure.
 
     Returns (figure, epochs shown, epochs available, non-finite codes left out). Epochs that
-    were not saved are skipped; with none of them, up to four are spread over the run.
+    were not saved are skipped, with a :class:`SheepWarning` when they were asked for (``None``
+    asks for the post's, where the run has them); with none of them, up to four are spread over
+    the run.
     """
     plt = pyplot()
 
     available = ckpt.latent_epochs(run_dir)
     if not available:
         raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
-    chosen = [e for e in epochs if e in available] or _spread(available, 4)
+    asked = list(POST_EPOCHS) if epochs is None else epochs
+    chosen = [e for e in asked if e in available] or _spread(available, 4)
+    missing = [e for e in asked if e not in available]
+    if missing and epochs is not None:  # say so: a figure without the epoch asked for must not pass for it
+        warnings.warn(
+            f"{run_dir}: no codes saved after epoch(s) {', '.join(map(str, missing))} (saved: "
+            f"{_epochs_text(available)}); showing {', '.join(map(str, chosen))}",
+            SheepWarning,
+            stacklevel=3,
+        )
     fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 4.2), squeeze=False)
     dropped = 0
     for ax, epoch in zip(axes[0], chosen, strict=True):
@@ -106,7 +121,7 @@ def snapshots_figure(run_dir: Path, epochs: list[int]):
     return fig, chosen, available, dropped
 
 
-def snapshots(run_dir: Path, epochs: list[int], out: Path) -> dict[str, Any]:
+def snapshots(run_dir: Path, epochs: list[int] | None, out: Path) -> dict[str, Any]:
     """Write :func:`snapshots_figure` to ``out``."""
     fig, chosen, available, dropped = snapshots_figure(run_dir, epochs)
     path = save_figure(fig, out)
@@ -194,6 +209,13 @@ def _frame_limits(planes: list[np.ndarray], margin: float = 0.05) -> tuple[np.nd
     lo, hi = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
     pad = np.maximum(hi - lo, 1e-6) * margin
     return lo - pad, hi + pad
+
+
+def _epochs_text(epochs: list[int]) -> str:
+    """A sorted list of epochs in few words: "1-20" when it has no gaps, else the numbers."""
+    if epochs == list(range(epochs[0], epochs[-1] + 1)) and len(epochs) > 2:
+        return f"{epochs[0]}-{epochs[-1]}"
+    return ", ".join(map(str, epochs))
 
 
 def _spread(values: list[int], k: int) -> list[int]:

@@ -102,7 +102,7 @@ def build_report(
     out: Path,
     data: str | Path | None = None,
     *,
-    epochs: tuple[int, ...] = (5, 10, 15, 20),
+    epochs: list[int] | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -149,10 +149,10 @@ def _training_section(history: list[dict[str, Any]]) -> Section | None:
     return Section("training", "Training curves", caption, _img(figure_uri(curves_figure(history)), "training curves"))
 
 
-def _snapshots_section(run_dir: Path, epochs: tuple[int, ...]) -> Section | None:
+def _snapshots_section(run_dir: Path, epochs: list[int] | None) -> Section | None:
     if not ckpt.latent_epochs(run_dir):  # e.g. the built-in model; a damaged file is still an error
         return None
-    fig, chosen, _, _ = snapshots_figure(run_dir, list(epochs))
+    fig, chosen, _, _ = snapshots_figure(run_dir, epochs)
     frames, all_epochs, _ = snapshot_frames(run_dir)
     saved = len(ckpt.latent_epochs(run_dir))
     shown = f"each of the {saved} saved" if len(all_epochs) == saved else f"{len(all_epochs)} of the {saved} saved"
