@@ -17,14 +17,15 @@ fresh model on the rest) and scores with every score it has; "untrimmed" is the 
 PyOD runs on raw pixels in [0, 1]. "GEOM rotations" is a self-supervised baseline that does not
 reconstruct: a classifier learns which of four rotations was applied to each drawing, and a drawing
 whose rotation it cannot tell is anomalous (Golan & El-Yaniv 2018, "Deep Anomaly Detection Using
-Geometric Transformations"; rotations only, as flipped sheep are still sheep). "PixelCNN ratio" is
-a likelihood ratio of two autoregressive models (Ren et al. 2019, "Likelihood Ratios for
+Geometric Transformations"; rotations only, as flipped sheep are still sheep). "PixelCNN ratio" is a
+likelihood ratio of two autoregressive models (Ren et al. 2019, "Likelihood Ratios for
 Out-of-Distribution Detection"; Schirrmeister et al. 2020, "Understanding Anomaly Detection with
 Deep Invertible Networks through Hierarchies of Distributions and Features"): a PixelCNN (van den
 Oord et al. 2016) of the mixture, against one of generic strokes, the 30,000 Omniglot training
 symbols (the omniglot scenario plants symbols of the test split): a drawing that the generic model
-finds likelier than the model of the mixture does is anomalous. Last, for scale and not as a
-competitor: a logistic regression on the pixels that is given the labels (5-fold cross-validation).
+finds likelier than the model of the mixture does is anomalous; "PixelCNN ratio + GEOM" adds the two
+detectors' ranks. Last, for scale and not as a competitor: a logistic regression on the pixels that
+is given the labels (5-fold cross-validation).
 
     pip install pyod && python benchmarks/anomaly.py [--scenarios cars qd-sheep omniglot animals] [--seeds 0]
         [--detectors ours geom pixelcnn pyod supervised]
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from _common import SHARED, data_path, machine
+from scipy.stats import rankdata
 from torch import nn
 
 from electric_sheep.anomaly import SCORES, TRIM, detection_metrics, mix, scores, train_on_mixture
@@ -264,6 +266,9 @@ def main() -> None:
                 results["GEOM rotations"] = geom_scores(m.images, seed=seed)
             if "pixelcnn" in args.detectors:
                 results["PixelCNN ratio"] = pixelcnn_ratio_scores(m.images, background, seed=seed)
+                if "geom" in args.detectors:  # they rank drawings differently, so their ranks add up
+                    both = rankdata(results["PixelCNN ratio"]) + rankdata(results["GEOM rotations"])
+                    results["PixelCNN ratio + GEOM"] = both
             if "pyod" in args.detectors:
                 results.update(pyod_scores(m.images, float(m.planted.mean())))
             if "supervised" in args.detectors:
