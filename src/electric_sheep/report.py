@@ -152,9 +152,9 @@ def _training_section(history: list[dict[str, Any]]) -> Section | None:
 def _snapshots_section(run_dir: Path, epochs: list[int] | None) -> Section | None:
     if not ckpt.latent_epochs(run_dir):  # e.g. the built-in model; a damaged file is still an error
         return None
-    fig, chosen, _, _ = snapshots_figure(run_dir, epochs)
+    fig, chosen, available, _ = snapshots_figure(run_dir, epochs)
     frames, all_epochs, _ = snapshot_frames(run_dir)
-    saved = len(ckpt.latent_epochs(run_dir))
+    saved = len(available)
     shown = f"each of the {saved} saved" if len(all_epochs) == saved else f"{len(all_epochs)} of the {saved} saved"
     caption = (
         f"Codes (z_mean) of the validation drawings after epochs {', '.join(map(str, chosen))}; below, "
