@@ -18,6 +18,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -243,18 +244,21 @@ class ConvVAE(VAE):
         super().__init__()
         self.config = config
         c1, c2, h, d = *config.channels, config.hidden, config.latent_dim
+        # In place: no fresh tensor per activation. ReLUs were 8% of scoring time in a profile (2-core
+        # AVX2 EPYC); in place, scoring 7,400 drawings went from 1.19 to 1.14 s (median of 10, alternated).
+        relu = partial(nn.ReLU, inplace=True)
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (B, c2, 7, 7)
+            nn.Conv2d(1, c1, 4, stride=2, padding=1), relu(),  # (B, c1, 14, 14)
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), relu(),  # (B, c2, 7, 7)
             nn.Flatten(),
-            nn.Linear(c2 * 7 * 7, h), nn.ReLU(),
+            nn.Linear(c2 * 7 * 7, h), relu(),
             nn.Linear(h, 2 * d),  # mean and log-variance
         )  # fmt: skip
         self.decoder = nn.Sequential(
-            nn.Linear(d, h), nn.ReLU(),
-            nn.Linear(h, c2 * 7 * 7), nn.ReLU(),
+            nn.Linear(d, h), relu(),
+            nn.Linear(h, c2 * 7 * 7), relu(),
             nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), relu(),  # (B, c1, 14, 14)
             SubPixelConvTranspose2d(c1, 1),  # (B, 1, 28, 28) logits
         )  # fmt: skip
 
