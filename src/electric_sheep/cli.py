@@ -63,6 +63,19 @@ def _epoch_list(ctx, param, value: str | None) -> list[int] | None:
         raise click.BadParameter(f"give comma-separated integers, e.g. 5,10,15,20; got {value!r}") from None
 
 
+def _channels(ctx, param, value: str | None) -> tuple[int, int] | None:
+    """--channels 16,32 as the default preset's two filter counts (None when not given)."""
+    if value is None:
+        return None
+    try:
+        c1, c2 = (int(c) for c in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"give two comma-separated integers, e.g. 16,32; got {value!r}") from None
+    if min(c1, c2) < 1:
+        raise click.BadParameter(f"filter counts must be >= 1, got {value!r}")
+    return c1, c2
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="electric-sheep")
 def main() -> None:
@@ -213,6 +226,14 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 )
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Default: 20 (seed preset: 30).")
 @click.option("--latent-dim", type=click.IntRange(1), default=None, help="Default: 2 (with --resume: the run's).")
+@click.option(
+    "--channels",
+    callback=_channels,
+    default=None,
+    metavar="C1,C2",
+    help="Default preset: filters of its two strided convs. Default 32,64; 16,32 scores about 2x faster on a "
+    "CPU without bf16 units (see README).",
+)
 @click.option("--kl-start", type=click.IntRange(0), default=None, help="Epoch after which the KL weight rises.")
 @click.option("--kl-steep", type=click.IntRange(0), default=None, help="Epochs over which it rises to 1.")
 @click.option(
@@ -242,6 +263,7 @@ def train(
     preset: str,
     epochs,
     latent_dim,
+    channels,
     kl_start,
     kl_steep,
     kl_schedule,
@@ -266,6 +288,7 @@ def train(
             run_dir,
             preset=preset,
             latent_dim=latent_dim,
+            channels=channels,
             resume=resume,
             progress=not (quiet or as_json),
             log=(lambda line: None) if as_json else click.echo,

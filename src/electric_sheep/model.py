@@ -47,6 +47,8 @@ class ModelConfig:
             raise ConfigError(f"unknown preset {self.preset!r}; choose 'seed' or 'default'")
         if self.latent_dim < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if len(self.channels) != 2 or min(self.channels) < 1 or self.hidden < 1:
+            raise ConfigError(f"channels must be two counts >= 1 and hidden >= 1, got {self.channels}, {self.hidden}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:

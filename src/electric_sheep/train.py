@@ -571,11 +571,11 @@ def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
 
 
 def _resumed_configs(
-    run_dir: str | Path, preset: str | None, latent_dim: int | None, overrides: dict[str, Any]
+    run_dir: str | Path, model_options: dict[str, Any], overrides: dict[str, Any]
 ) -> tuple[ModelConfig, TrainConfig]:
-    """The run's own model and training settings; a preset or latent size that contradicts them is an error."""
+    """The run's own model and training settings; a model option that contradicts them is an error."""
     model_cfg = ckpt.read_model_config(run_dir)
-    for name, value in {"preset": preset, "latent_dim": latent_dim}.items():
+    for name, value in model_options.items():
         if value is not None and value != getattr(model_cfg, name):
             raise ConfigError(
                 f"{run_dir} has {name} {getattr(model_cfg, name)}; --resume keeps it "
@@ -590,6 +590,7 @@ def train_on_data(
     *,
     preset: str | None = None,
     latent_dim: int | None = None,
+    channels: tuple[int, int] | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -598,16 +599,18 @@ def train_on_data(
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
     its valid split. ``overrides`` are :class:`TrainConfig` fields. None keeps the defaults: for a
-    new run the preset's (``default``, 2-D latent), with ``resume`` the run's own settings."""
+    new run the preset's (``default``, 2-D latent, channels 32 and 64), with ``resume`` the run's own
+    settings. ``channels`` sets the default preset's filters; the seed's layers are the post's."""
     from .data import load_drawings
 
+    if channels is not None and preset == "seed":
+        raise ConfigError("channels set the default preset's filters; the seed preset keeps the post's")
+    model_options = {"preset": preset, "latent_dim": latent_dim, "channels": channels}
     if resume:
-        model_cfg, cfg = _resumed_configs(run_dir, preset, latent_dim, overrides)
+        model_cfg, cfg = _resumed_configs(run_dir, model_options, overrides)
     else:
-        model_cfg = ModelConfig(
-            preset=preset or "default",  # type: ignore[arg-type]
-            latent_dim=latent_dim or ModelConfig.latent_dim,
-        )
+        chosen = {k: v for k, v in model_options.items() if v is not None}
+        model_cfg = ModelConfig(**chosen)
         cfg = make_train_config(model_cfg.preset, **overrides)
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
