@@ -227,7 +227,7 @@ def test_cli_train_with_narrower_channels(tmp_path):
 
 def test_resume_keeps_the_runs_own_settings(tmp_path):
     """--resume goes on with the run's --lr, --kl-start and --seed, not the preset's defaults, and
-    refuses a preset or latent size that contradicts the run (before touching anything)."""
+    refuses a preset, latent size or channels that contradict the run (before touching anything)."""
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(120).reshape(120, 784))
     run = tmp_path / "run"
