@@ -202,32 +202,36 @@ def test_cli_train_and_evaluate_json(tmp_path):
     assert r.exit_code == 2 and "not a run folder" in r.output
 
 
-def test_cli_train_with_narrower_channels(tmp_path):
-    """--channels sets the default preset's filters: saved in config.json, rebuilt by load_model;
+def test_cli_train_with_other_channels_and_hidden(tmp_path):
+    """--channels and --hidden size the default preset: saved in config.json, rebuilt by load_model;
     a malformed value or the seed preset is refused before a run folder is made."""
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(120).reshape(120, 784))
     run = tmp_path / "narrow"
     r = CliRunner()
     args = ["train", str(data), "--epochs", "1", "--batch-size", "16", "--quiet"]
-    res = r.invoke(main, [*args, "--channels", "16,32", "--out", str(run)])
+    res = r.invoke(main, [*args, "--channels", "16,32", "--hidden", "64", "--out", str(run)])
     assert res.exit_code == 0, res.output
-    assert json.loads((run / "config.json").read_text())["model"]["channels"] == [16, 32]
+    saved = json.loads((run / "config.json").read_text())["model"]
+    assert (saved["channels"], saved["hidden"]) == ([16, 32], 64)
     model = ckpt.load_model(run)
-    assert (model.encoder[0].out_channels, model.encoder[2].out_channels) == (16, 32)
+    assert (model.encoder[0].out_channels, model.encoder[2].out_channels, model.encoder[5].out_features) == (16, 32, 64)
     assert model.decoder[-1].in_channels == 16 and model.decode(torch.zeros(2, 2)).shape == (2, 1, 28, 28)
     bad = ["--out", str(tmp_path / "bad")]
     for value in ("16", "16,x", "0,32", "16,32,64"):
         res = r.invoke(main, [*args, "--channels", value, *bad])
         assert res.exit_code == 2 and "--channels" in res.output, (value, res.output)
-    res = r.invoke(main, [*args, "--preset", "seed", "--channels", "16,32", *bad])
-    assert res.exit_code == 2 and "the seed preset keeps the post's" in res.output, res.output
+    res = r.invoke(main, [*args, "--hidden", "0", *bad])
+    assert res.exit_code == 2 and "--hidden" in res.output, res.output
+    for option, value in (("--channels", "16,32"), ("--hidden", "64")):
+        res = r.invoke(main, [*args, "--preset", "seed", option, value, *bad])
+        assert res.exit_code == 2 and "the seed preset keeps the post's" in res.output, res.output
     assert not (tmp_path / "bad").exists()
 
 
 def test_resume_keeps_the_runs_own_settings(tmp_path):
     """--resume goes on with the run's --lr, --kl-start and --seed, not the preset's defaults, and
-    refuses a preset, latent size or channels that contradict the run (before touching anything)."""
+    refuses a preset, latent size, channels or width that contradict the run (before touching anything)."""
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(120).reshape(120, 784))
     run = tmp_path / "run"
@@ -241,7 +245,7 @@ def test_resume_keeps_the_runs_own_settings(tmp_path):
     saved = json.loads((run / "config.json").read_text())["train"]
     assert (saved["epochs"], saved["lr"], saved["kl_start"], saved["seed"], saved["batch_size"]) == (2, 1e-4, 0, 3, 16)
     config = (run / "config.json").read_text()
-    for option, value in (("--preset", "seed"), ("--latent-dim", "3"), ("--channels", "16,32")):
+    for option, value in (("--preset", "seed"), ("--latent-dim", "3"), ("--channels", "16,32"), ("--hidden", "64")):
         res = r.invoke(main, ["train", str(data), "--out", str(run), "--resume", "--epochs", "3", option, value])
         assert res.exit_code == 2 and "--resume keeps it" in res.output, res.output
     other = tmp_path / "other.npy"

@@ -591,6 +591,7 @@ def train_on_data(
     preset: str | None = None,
     latent_dim: int | None = None,
     channels: tuple[int, int] | None = None,
+    hidden: int | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -599,13 +600,13 @@ def train_on_data(
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
     its valid split. ``overrides`` are :class:`TrainConfig` fields. None keeps the defaults: for a
-    new run the preset's (``default``, 2-D latent, channels 32 and 64), with ``resume`` the run's own
-    settings. ``channels`` sets the default preset's filters; the seed's layers are the post's."""
+    new run the preset's (``default``, 2-D latent, channels 32 and 64, hidden 256), with ``resume`` the
+    run's own settings. ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's."""
     from .data import load_drawings
 
-    if channels is not None and preset == "seed":
-        raise ConfigError("channels set the default preset's filters; the seed preset keeps the post's")
-    model_options = {"preset": preset, "latent_dim": latent_dim, "channels": channels}
+    if (channels is not None or hidden is not None) and preset == "seed":
+        raise ConfigError("channels and hidden size the default preset; the seed preset keeps the post's layers")
+    model_options = {"preset": preset, "latent_dim": latent_dim, "channels": channels, "hidden": hidden}
     if resume:
         model_cfg, cfg = _resumed_configs(run_dir, model_options, overrides)
     else:
