@@ -41,7 +41,7 @@ def main() -> None:
     drawings = load_drawings(data_path())
     images = drawings.split("train")
     print(f"machine: {machine()}")
-    # the default preset, the same narrowed (README, "Narrower models"), and the seed
+    # the default preset, the same narrowed (docs/performance.md, "Narrower models"), and the seed
     models = {
         "default": ModelConfig(),
         "8,24/128": ModelConfig(channels=(8, 24), hidden=128),

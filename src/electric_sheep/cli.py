@@ -232,7 +232,7 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
     default=None,
     metavar="C1,C2",
     help="Default preset: filters of its two strided convs. Default 32,64; 8,24 (with --hidden 128) scores "
-    "about 3x faster on a CPU without bf16 units, at a higher NLL (see README).",
+    "about 3x faster on a CPU without bf16 units, at a higher NLL (see docs/performance.md).",
 )
 @click.option(
     "--hidden",

@@ -41,8 +41,8 @@ class ModelConfig:
     latent_dim: int = 2
     # Default preset: filters of the two strided convs and width of the dense layer between convs
     # and latent. Narrower ones (8, 24 and 128: 1.4 MFLOP a drawing against 10.3) score ~3x faster on
-    # a CPU without bf16 units at the same anomaly AUROCs, but learn less per drawing seen (README,
-    # "Narrower models").
+    # a CPU without bf16 units at the same anomaly AUROCs, but learn less per drawing seen
+    # (docs/performance.md, "Narrower models").
     channels: tuple[int, int] = (32, 64)
     hidden: int = 256
 
