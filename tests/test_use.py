@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson
 from PIL import Image
@@ -19,7 +20,7 @@ from electric_sheep.data import load_drawings
 from electric_sheep.errors import ConfigError
 from electric_sheep.model import ModelConfig
 from electric_sheep.plots import PLANTED_RGB, grid_image
-from electric_sheep.train import make_train_config, train
+from electric_sheep.train import as_batch, make_train_config, train
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,10 @@ def run(tmp_path_factory):
     data = root / "blobs.npy"
     np.save(data, blobs(800).reshape(800, 784))
     drawings = load_drawings(data)
-    cfg = make_train_config("default", epochs=10, kl_start=0, kl_steep=2, batch_size=32, val_limit=64)
+    # 30 epochs: after 10 the narrow default model's codes can still sit off the prior (one seed
+    # left a mean of -1.2, another collapsed to a spread of 0.01); after 30 all three seeds tried
+    # were within 0.15 of mean 0.
+    cfg = make_train_config("default", epochs=30, kl_start=0, kl_steep=2, batch_size=32, val_limit=64)
     info = {"source": str(data), "format": "bitmap", "split_seed": 0}
     train(
         drawings.split("train"),
@@ -87,10 +91,18 @@ def test_manifold_grid_shape_and_coordinates(run):
 
 def test_annealed_latent_statistics_approach_the_prior(run):
     model = load_model(run)
-    codes = latent.encode(model, load_drawings(run.parent / "blobs.npy").split("train"))
+    images = load_drawings(run.parent / "blobs.npy").split("train")
+    codes = latent.encode(model, images)
     assert codes.shape == (640, 2) and np.isfinite(codes).all()
-    assert np.abs(codes.mean(axis=0)).max() < 0.5  # KL weight 1 pulls the aggregate posterior to N(0, I)
-    assert (codes.std(axis=0) > 0.2).all() and (codes.std(axis=0) < 1.5).all()
+    # KL weight 1 pulls the aggregate posterior (the mixture of every drawing's q(z|x)) to N(0, I):
+    # its mean near 0 and its variance, var(z_mean) + mean(sigma^2), near 1 (above it on 640 drawings:
+    # 1.6-2.1 over three seeds), while the codes themselves stay spread (not collapsed onto 0).
+    assert np.abs(codes.mean(axis=0)).max() < 0.5
+    with torch.no_grad():
+        _, log_var = model.encode(as_batch(torch.from_numpy(images)))
+    total_var = codes.var(axis=0) + log_var.exp().mean(dim=0).numpy()
+    assert (total_var > 0.5).all() and (total_var < 3).all(), total_var
+    assert (codes.std(axis=0) > 0.2).all()
 
 
 def test_reconstruct_and_sharpen(run):
@@ -216,7 +228,7 @@ def test_features_score_is_the_cosine_knn_of_encoder_features(run):
     model.eval()
     with torch.inference_mode():
         feats = model.features(as_batch(torch.from_numpy(images))).numpy()
-    assert feats.shape == (n, 64 * 49)
+    assert feats.shape == (n, model.config.channels[1] * 7 * 7)  # the last conv's (C2, 7, 7) map, flat
     dist, _ = NearestNeighbors(n_neighbors=anomaly.NEIGHBOURS + 1, metric="cosine").fit(feats).kneighbors(feats)
     expected = dist[:, 1:].mean(axis=1)
     got = anomaly.scores(model, images, "features")
@@ -261,7 +273,7 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkey
     res = CliRunner().invoke(main, ["snapshots", str(run), "--gif", "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
     gif = Image.open(json.loads(res.output)["animation"])
-    assert gif.format == "GIF" and gif.n_frames == 10 and gif.info["loop"] == 0  # 10 epochs, looping
+    assert gif.format == "GIF" and gif.n_frames == 30 and gif.info["loop"] == 0  # 30 epochs, looping
     frames = []
     for i in (0, gif.n_frames - 1):
         gif.seek(i)
@@ -269,11 +281,11 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkey
     assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() > 1
     res = CliRunner().invoke(main, ["snapshots", str(run), "--epochs", "5,99", "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["epochs"] == [5], res.output
-    assert "no codes saved after epoch(s) 99 (saved: 1-10); showing 5" in res.stderr  # not silently left out
+    assert "no codes saved after epoch(s) 99 (saved: 1-30); showing 5" in res.stderr  # not silently left out
     images, epochs, dropped = latent.snapshot_frames(run)
-    assert epochs == list(range(1, 11)) and dropped == 0 and len({im.size for im in images}) == 1
+    assert epochs == list(range(1, 31)) and dropped == 0 and len({im.size for im in images}) == 1
     monkeypatch.setattr(latent, "MAX_FRAMES", 4)  # a long run: epochs spread over it, first and last kept
-    assert latent.snapshot_frames(run)[1] == [1, 4, 7, 10]
+    assert latent.snapshot_frames(run)[1] == [1, 11, 20, 30]
     lo, hi = latent._frame_limits([np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[-1.0, 0.5]])])
     assert (lo < [-0.9, -0.05]).all() and (hi > [0.9, 1.9]).all()  # holds every frame's codes
     plane = np.random.default_rng(0).normal(size=(50, 2))

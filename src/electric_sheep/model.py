@@ -40,11 +40,12 @@ class ModelConfig:
     preset: Preset = "default"
     latent_dim: int = 2
     # Default preset: filters of the two strided convs and width of the dense layer between convs
-    # and latent. Narrower ones (8, 24 and 128: 1.4 MFLOP a drawing against 10.3) score ~3x faster on
-    # a CPU without bf16 units at the same anomaly AUROCs, but learn less per drawing seen
-    # (docs/performance.md, "Narrower models").
-    channels: tuple[int, int] = (32, 64)
-    hidden: int = 256
+    # and latent. 8, 24 and 128 take 1.4 MFLOP a drawing: scoring reaches 20,000 drawings/s on a
+    # 2-core CPU without bf16 units, where 32, 64 and 256 (10.3 MFLOP) cannot pass ~14,000; with
+    # batches of 32 it ends 20 epochs 1.3 nats of test NLL behind that wider model trained in
+    # batches of 128, the default before (docs/performance.md, "Width").
+    channels: tuple[int, int] = (8, 24)
+    hidden: int = 128
 
     def __post_init__(self) -> None:
         if self.preset not in ("seed", "default"):
