@@ -603,8 +603,9 @@ def train_on_data(
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
     its valid split. ``overrides`` are :class:`TrainConfig` fields. None keeps the defaults: for a
-    new run the preset's (``default``, 2-D latent, channels 32 and 64, hidden 256), with ``resume`` the
-    run's own settings. ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's."""
+    new run the preset's (``default``, with :class:`ModelConfig`'s latent size, channels and hidden),
+    with ``resume`` the run's own settings. ``channels`` and ``hidden`` size the default preset; the
+    seed's layers are the post's."""
     from .data import load_drawings
 
     if (channels is not None or hidden is not None) and preset == "seed":
