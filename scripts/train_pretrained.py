@@ -19,7 +19,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from electric_sheep.checkpoint import load_model
+from electric_sheep.checkpoint import CHECKSUM, load_model, tensors_digest
 from electric_sheep.data import load_drawings
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import ModelConfig, count_parameters
@@ -115,7 +115,8 @@ def ship(run_dir: Path, result: dict, setting: dict) -> None:
     weights = {
         k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(run_dir / "model.safetensors")).items()
     }
-    save_file(weights, str(TARGET / "model.safetensors"), metadata={"dtype": "float16"})
+    meta = {"dtype": "float16", CHECKSUM: tensors_digest(weights)}  # checked on every load
+    save_file(weights, str(TARGET / "model.safetensors"), metadata=meta)
     (TARGET / "model.safetensors").chmod(0o644)
     (TARGET / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     card = (

@@ -10,11 +10,16 @@ A run folder holds::
     events.out.tfevents.*        TensorBoard logs
 
 Every file is written atomically (temporary name, then rename), so a crash or Ctrl-C while
-saving leaves the previous checkpoint intact.
+saving leaves the previous checkpoint intact. ``training_state.safetensors`` is the checkpoint
+itself: it also holds the weights and the metrics history, so that one rename commits an epoch;
+``--resume`` restores from it alone and rewrites the other two files, mending a save that was cut
+between files. Each safetensors file carries a SHA-256 of its tensors in its header, checked on
+load, and weights that are not finite are refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .errors import ConfigError, DataError
 from .fileio import atomic_path, write_json, write_npy, write_text
@@ -34,15 +39,49 @@ WEIGHTS = "model.safetensors"
 STATE = "training_state.safetensors"
 METRICS = "metrics.jsonl"
 LATENTS = "latents"
+CHECKSUM = "sha256"  # key of the tensors' checksum in a safetensors header
 
 
 def save_weights(model: VAE, run_dir: Path, meta: dict[str, str] | None = None) -> Path:
-    """Write the model's state dict (parameters and buffers) as safetensors."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    target = run_dir / WEIGHTS
+    """Write the model's state dict (parameters and buffers) as safetensors, with its checksum."""
+    return _save_tensors(_state_tensors(model), run_dir / WEIGHTS, meta or {})
+
+
+def _state_tensors(model: VAE) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], target: Path, meta: dict[str, str]) -> Path:
     with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=meta or {})
+        save_file(tensors, str(tmp), metadata={**meta, CHECKSUM: tensors_digest(tensors)})
     return target
+
+
+def _load_tensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and header metadata of a safetensors file, checked against its checksum (files
+    written before checksums were stored have none to check) and for non-finite numbers."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise DataError(path, f"cannot be read as {what} ({e})") from None
+    if CHECKSUM in meta and tensors_digest(tensors) != meta[CHECKSUM]:
+        raise DataError(path, "is damaged: its tensors do not match the checksum saved with them")
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise DataError(path, f"holds non-finite numbers (NaN or infinity) in {bad[0]}")
+    return tensors, meta
 
 
 def save_config(run_dir: Path, config: dict[str, Any]) -> Path:
@@ -86,23 +125,30 @@ def load_weights(model: VAE, run_dir: Path) -> VAE:
     weights = Path(run_dir) / WEIGHTS
     if not weights.is_file():
         raise DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as e:
-        raise DataError(weights, f"cannot be read as safetensors ({e})") from None
+    state, _ = _load_tensors(weights, "safetensors")
+    return _into_model(model, state, weights)
+
+
+def _into_model(model: VAE, state: dict[str, torch.Tensor], path: Path) -> VAE:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise DataError(weights, f"does not match config.json ({str(e).splitlines()[0]})") from None
+        raise DataError(path, f"does not match config.json ({str(e).splitlines()[0]})") from None
     return model
 
 
 def save_training_state(
-    run_dir: Path, optimizer: torch.optim.Optimizer, extra: dict[str, Any], rng: dict[str, torch.Tensor]
+    run_dir: Path,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, Any],
+    rng: dict[str, torch.Tensor],
+    model: VAE,
+    history: list[dict[str, Any]],
 ) -> Path:
-    """Optimiser tensors and RNG states as safetensors; everything else as JSON metadata."""
+    """The whole checkpoint in one file: weights, optimiser tensors and RNG states as tensors;
+    the metrics history and everything else as JSON metadata."""
     sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _state_tensors(model).items()}
     scalars: dict[str, Any] = {}
     for pid, st in sd["state"].items():
         for key, value in st.items():
@@ -112,43 +158,50 @@ def save_training_state(
                 scalars[f"{pid}.{key}"] = value
     for name, value in rng.items():
         tensors[f"rng.{name}"] = value.contiguous()
-    meta = {"json": json.dumps({"param_groups": sd["param_groups"], "scalars": scalars, **extra})}
-    target = run_dir / STATE
-    with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return target
+    body = {"param_groups": sd["param_groups"], "scalars": scalars, "history": history, **extra}
+    return _save_tensors(tensors, run_dir / STATE, {"json": json.dumps(body)})
 
 
 @dataclass
 class TrainingState:
-    """What ``--resume`` needs beyond the weights."""
+    """What ``--resume`` needs: the checkpoint of :func:`save_training_state`."""
 
     optimizer: dict[str, Any]  # an optimiser state dict
     rng: dict[str, torch.Tensor]
     extra: dict[str, Any]  # epoch, step, partial sums of an interrupted epoch, ...
+    weights: dict[str, torch.Tensor] | None  # None in runs saved before the state held them
+    history: list[dict[str, Any]] | None
+
+    def restore_model(self, model: VAE, run_dir: Path) -> VAE:
+        """The checkpoint's weights into ``model`` (older runs: from ``model.safetensors``)."""
+        if self.weights is None:
+            return load_weights(model, run_dir)
+        return _into_model(model, self.weights, run_dir / STATE)
 
 
 def load_training_state(run_dir: Path) -> TrainingState:
     path = run_dir / STATE
     if not path.is_file():
         raise DataError(run_dir, f"has no {STATE} to resume from")
+    tensors, header = _load_tensors(path, "a training state")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["json"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise DataError(path, f"cannot be read as a training state ({type(e).__name__}: {e})") from None
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
+        meta = json.loads(header["json"])
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        for key, value in meta.pop("scalars").items():
+            pid, name = key.split(".", 1)
             state.setdefault(int(pid), {})[name] = value
-    for key, value in meta.pop("scalars").items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
-    optimizer = {"state": state, "param_groups": meta.pop("param_groups")}
+        optimizer = {"state": state, "param_groups": meta.pop("param_groups")}
+        if not all(isinstance(meta.get(key), int) for key in ("epoch", "step")):
+            raise ValueError("no epoch and step")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(path, f"cannot be read as a training state ({type(e).__name__}: {e})") from None
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
-    return TrainingState(optimizer, rng, meta)
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")} or None
+    return TrainingState(optimizer, rng, meta, weights, meta.pop("history", None))
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> Path:

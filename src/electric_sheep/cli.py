@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import shlex
 import sys
 import warnings
@@ -14,11 +16,14 @@ import numpy as np
 
 from . import data as data_mod
 from .errors import SheepError, SheepWarning
+from .fileio import json_text
+from .plots import MAX_TILES
 
 
 class _Group(click.Group):
-    """Turn every :class:`SheepError` into one line on stderr and exit status 2, no traceback, and
-    every :class:`SheepWarning` into one "warning: ..." line on stderr, when it happens."""
+    """Turn every :class:`SheepError` into one line on stderr and exit status 2, no traceback,
+    every :class:`SheepWarning` into one "warning: ..." line on stderr, when it happens, and
+    Ctrl-C into exit status 130 (what was saved stays saved)."""
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():  # restores Python's own warning display afterwards
@@ -26,8 +31,19 @@ class _Group(click.Group):
             try:
                 return super().invoke(ctx)
             except SheepError as e:
-                click.echo(f"error: {e}", err=True)
+                click.echo(f"error: {_shown(str(e))}", err=True)
                 sys.exit(2)
+            except KeyboardInterrupt:
+                click.echo("stopped by Ctrl-C", err=True)
+                sys.exit(130)
+
+
+def _shown(message: str) -> str:
+    """``message`` with the built-in model's folder (deep inside the installed package) named as
+    what it is to the user."""
+    from .checkpoint import builtin_run_dir
+
+    return message.replace(str(builtin_run_dir()), "the built-in model")
 
 
 def _one_line_warnings(show):
@@ -35,11 +51,38 @@ def _one_line_warnings(show):
 
     def display(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SheepWarning):
-            click.echo(f"warning: {message}", err=True)
+            click.echo(f"warning: {_shown(str(message))}", err=True)
         else:
             show(message, category, filename, lineno, file, line)
 
     return display
+
+
+def _picture_out(ctx, param, value: Path | None) -> Path | None:
+    """-o for a picture: a suffix Pillow writes, checked before any work is done."""
+    from .plots import picture_format
+
+    if value is not None:
+        picture_format(value)
+    return value
+
+
+def _figure_out(ctx, param, value: Path | None) -> Path | None:
+    """-o for a figure: a suffix matplotlib writes, checked before any work is done."""
+    from .plots import figure_format
+
+    if value is not None:
+        figure_format(value)
+    return value
+
+
+def _animation_out(ctx, param, value: Path | None) -> Path | None:
+    """-o for an animation: .gif, .png (APNG) or .webp, checked before any work is done."""
+    from .plots import picture_format
+
+    if value is not None:
+        picture_format(value, animated=True)
+    return value
 
 
 class _Finite(click.FloatRange):
@@ -74,6 +117,14 @@ def _channels(ctx, param, value: str | None) -> tuple[int, int] | None:
     if min(c1, c2) < 1:
         raise click.BadParameter(f"filter counts must be >= 1, got {value!r}")
     return c1, c2
+
+
+def _out_option(default: Path | None, check, help: str | None = None):
+    """-o/--out, its suffix checked by ``check`` while parsing, before any work is done."""
+    return click.option(
+        "-o", "--out", type=click.Path(path_type=Path), default=default, show_default=default is not None,
+        callback=check, help=help,
+    )  # fmt: skip
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,8 +215,10 @@ def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool
 @main.command()
 @click.argument("data")
 @click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
-@click.option("-n", "count", type=click.IntRange(1), default=64, show_default=True, help="How many drawings.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
+@click.option(
+    "-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True, help="How many drawings."
+)
+@_out_option(Path("grid.png"), _picture_out)
 @click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")
 @_cache_option
@@ -256,6 +309,13 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 @click.option("--seed", type=int, default=None, help="Default: 0 (with --resume: the run's).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option(
+    "--threads",
+    type=click.IntRange(0),
+    default=None,
+    help="CPU threads for the training steps. Default 1, which keeps its speed on a busy machine; "
+    "0: all cores (faster on an idle machine). With --resume: the run's.",
+)
+@click.option(
     "--out", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/<preset>)."
 )
 @click.option(
@@ -281,6 +341,7 @@ def train(
     limit,
     seed,
     device,
+    threads,
     run_dir,
     resume,
     quiet,
@@ -290,31 +351,28 @@ def train(
     from .train import is_main_process, train_on_data
 
     run_dir = run_dir or Path("runs") / (preset or "default")
-    try:
-        history = train_on_data(
-            data,
-            run_dir,
-            preset=preset,
-            latent_dim=latent_dim,
-            channels=channels,
-            hidden=hidden,
-            resume=resume,
-            progress=not (quiet or as_json),
-            log=(lambda line: None) if as_json else click.echo,
-            epochs=epochs,
-            kl_start=kl_start,
-            kl_steep=kl_steep,
-            kl_schedule=kl_schedule,
-            free_bits=free_bits,
-            batch_size=batch_size,
-            lr=lr,
-            limit=limit,
-            seed=seed,
-            device=device,
-        )
-    except KeyboardInterrupt:
-        click.echo("stopped by Ctrl-C", err=True)
-        sys.exit(130)
+    history = train_on_data(
+        data,
+        run_dir,
+        preset=preset,
+        latent_dim=latent_dim,
+        channels=channels,
+        hidden=hidden,
+        resume=resume,
+        progress=not (quiet or as_json),
+        log=(lambda line: None) if as_json else click.echo,
+        epochs=epochs,
+        kl_start=kl_start,
+        kl_steep=kl_steep,
+        kl_schedule=kl_schedule,
+        free_bits=free_bits,
+        batch_size=batch_size,
+        lr=lr,
+        limit=limit,
+        seed=seed,
+        device=device,
+        threads=threads,
+    )
     if is_main_process():
         result = {"run_dir": str(run_dir), "epochs": len(history), "history": history}
         quoted = shlex.quote(str(run_dir))  # the hints below can be pasted into a shell
@@ -341,7 +399,7 @@ def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> Non
     out = (_default_out(run_dir, None) if _is_builtin(run_dir) else run_dir) / "eval.json"
     result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json, out=out)
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json_text(result))
         return
     click.echo(f"{result['preset']} preset on {result['n']} {split} drawings of {result['data']}:")
     click.echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
@@ -384,12 +442,21 @@ def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag:
 
 
 def _finish(result: dict, as_json: bool, lines: list[str]) -> None:
-    """Print either the JSON object alone or the human lines (always saying where files went)."""
+    """Print either the JSON object alone or the human lines (always saying where files went);
+    on stderr when a file went to standard output (``-o /dev/stdout``), to keep it whole."""
+    err = any(_is_stdout(v) for v in result.values() if isinstance(v, str))
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json_text(result), err=err)
     else:
         for line in lines:
-            click.echo(line)
+            click.echo(line, err=err)
+
+
+def _is_stdout(path: str) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, io.UnsupportedOperation):  # no such file, or stdout is not a real file
+        return False
 
 
 def _model(run_dir: Path):
@@ -408,7 +475,7 @@ def _warn_if_prior_unlearned(run_dir: Path) -> None:
         return
     if weight is not None and weight < 1:
         click.echo(
-            f"warning: {run_dir} ended training with a KL weight of {weight:.2f} (of 1): its codes do not "
+            f"warning: {_shown(str(run_dir))} ended training with a KL weight of {weight:.2f} (of 1): its codes do not "
             "follow the prior, so drawings decoded from it may be noise (train longer: --resume --epochs N)",
             err=True,
         )
@@ -416,12 +483,12 @@ def _warn_if_prior_unlearned(run_dir: Path) -> None:
 
 @main.command()
 @_run_dir_arg
-@click.option("-n", "count", type=click.IntRange(1), default=64, show_default=True)
+@click.option("-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True)
 @click.option("--mean", type=_Finite(), default=0.0, show_default=True, help="Mean of z (the post used 1).")
 @click.option("--std", type=_Finite(0), default=1.0, show_default=True, help="Std of z (the post used 0.5).")
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("sheep.png"), show_default=True)
+@_out_option(Path("sheep.png"), _picture_out)
 @_json_option
 def draw(
     run_dir: Path, count: int, mean: float, std: float, temperature: float, seed: int, out: Path, as_json: bool
@@ -442,11 +509,11 @@ def draw(
 
 @main.command()
 @_run_dir_arg
-@click.option("-n", "count", type=click.IntRange(1), default=4, show_default=True, help="Dreams side by side.")
-@click.option("--frames", type=click.IntRange(2), default=96, show_default=True, help="Frames in one loop.")
+@click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Dreams side by side.")
+@click.option("--frames", type=click.IntRange(2, 1000), default=96, show_default=True, help="Frames in one loop.")
 @click.option("--ms", type=click.IntRange(20), default=80, show_default=True, help="Milliseconds per frame.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("dream.gif"), show_default=True)
+@_out_option(Path("dream.gif"), _animation_out, "A .gif, .png (APNG) or .webp animation.")
 @_json_option
 def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:
     """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
@@ -469,9 +536,9 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
 @_run_dir_arg
 @click.option("--from", "start", type=click.IntRange(0), required=True, help="Index of the first drawing.")
 @click.option("--to", "end", type=click.IntRange(0), required=True, help="Index of the last drawing.")
-@click.option("--steps", type=click.IntRange(2), default=10, show_default=True)
+@click.option("--steps", type=click.IntRange(2, 1000), default=10, show_default=True)
 @_pick_options
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/interpolation.png.")
+@_out_option(None, _picture_out, "Default OUT_DIR/interpolation.png.")
 @_out_dir_option
 @_json_option
 def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) -> None:
@@ -494,7 +561,7 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
 
 @main.command()
 @_run_dir_arg
-@click.option("--grid", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--grid", type=click.IntRange(2, 100), default=20, show_default=True)
 @click.option(
     "--range",
     "span",
@@ -503,7 +570,7 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
     show_default=True,
     help="Half-width of the plane (in prior standard deviations).",
 )
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/manifold.png.")
+@_out_option(None, _figure_out, "Default OUT_DIR/manifold.png.")
 @_out_dir_option
 @_json_option
 def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
@@ -549,11 +616,11 @@ def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str])
     help="Drawings to reconstruct: --index 1 2 3 or --index 1 --index 2 ...",
 )  # fmt: skip
 @click.option(
-    "-n", "count", type=click.IntRange(1), default=16, show_default=True, help="Without --index: the first N."
+    "-n", "count", type=click.IntRange(1, 200), default=16, show_default=True, help="Without --index: the first N."
 )
 @click.option("--sharpen", is_flag=True, help="Also show the post's 3x3 sharpening of each reconstruction.")
 @_pick_options
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/reconstructions.png.")
+@_out_option(None, _figure_out, "Default OUT_DIR/reconstructions.png.")
 @_out_dir_option
 @_json_option
 @click.pass_context
@@ -616,7 +683,7 @@ def latent(paths, split, out_dir, as_json) -> None:
     callback=_epoch_list,
     help="Comma-separated epochs to show [default: the post's 5,10,15,20 the run saved].",
 )
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Default OUT_DIR/latent_epochs.png.")
+@_out_option(None, _figure_out, "Default OUT_DIR/latent_epochs.png.")
 @click.option("--gif", is_flag=True, help="Also animate every saved epoch: latent_epochs.gif beside the PNG.")
 @_out_dir_option
 @_json_option

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from numpy.lib import format as npy_format
 from tqdm import tqdm
 
 from .errors import DataError, OutputError, SheepWarning
 from .fileio import atomic_path
+from .npz import npz_names, read_npz
 from .raster import RasterConfig, ink_strokes_to_strokes, picture_to_bitmap, render, stroke3_to_strokes
 
 Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture"]
@@ -140,6 +142,25 @@ def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
     raise DataError(category, f"not downloaded yet (looked in {root}); run `sheep download {category!r}`")
 
 
+FINGERPRINT_BYTES = 2**20  # a data file's fingerprint reads this much of its head and of its tail
+
+
+def data_fingerprint(source: str | Path) -> str:
+    """A cheap identity of a data file, wherever it lies: SHA-256 of its size, its first and its
+    last MiB (for a folder of pictures: of each picture's name and bytes, in order)."""
+    path = Path(source)
+    digest = hashlib.sha256()
+    for file in picture_files(path) if path.is_dir() else [path]:
+        size = file.stat().st_size
+        digest.update(f"{file.name if path.is_dir() else ''}|{size}|".encode())
+        with open(file, "rb") as f:
+            digest.update(f.read(FINGERPRINT_BYTES))
+            if size > FINGERPRINT_BYTES:
+                f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------- format detection
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -235,12 +256,7 @@ def check_file(path: Path) -> Format:
     if fmt == "bitmap":
         _load_bitmap(path)  # memory-mapped: reads the header, checks shape and size
     elif fmt == "sketchrnn":
-        try:
-            with np.load(path, allow_pickle=True, encoding="latin1") as z:
-                names = z.files
-        except Exception as e:
-            raise DataError(path, f"corrupt sketch-rnn .npz ({type(e).__name__})") from None
-        if not set(SPLITS) & set(names):
+        if not set(SPLITS) & set(npz_names(path)):
             raise DataError(path, "has none of the keys train/valid/test")
     elif fmt == "picture":
         _read_pictures(path if path.is_file() else picture_files(path)[0], strict=True)
@@ -284,9 +300,9 @@ def load_drawings(
             raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
         every = np.arange(len(images))  # a picture is for using a model, not for holding out
         names = [f.name for f in kept]
-        return _announce(
-            Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(files) - len(kept), {"files": names})
-        )
+        left_out = [f.name for f in files if f not in kept]
+        meta = {"files": names, "skipped_files": left_out}
+        return _announce(Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(left_out), meta))
     cache_file = _raster_cache_file(path, fmt, recognized, raster, cache_dir)
     if use_cache and cache_file.is_file():
         cached = _read_raster_cache(cache_file)
@@ -316,7 +332,10 @@ def _announce(drawings: Drawings) -> Drawings:
     """Warn (SheepWarning, pointing at load_drawings' caller) when drawings were skipped."""
     if drawings.skipped:
         what = "blank or unreadable picture(s)" if drawings.format == "picture" else "malformed drawing(s)"
-        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}", SheepWarning, stacklevel=3)
+        names = list(drawings.meta.get("skipped_files", []))
+        listed = f": {', '.join(names[:5])}" if names else ""
+        listed += f" and {len(names) - 5} more" if len(names) > 5 else ""
+        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}{listed}", SheepWarning, stacklevel=3)
     return drawings
 
 
@@ -334,6 +353,8 @@ def seeded_splits(
 
 def _load_bitmap(path: Path) -> np.ndarray:
     """Memory-map a ``numpy_bitmap`` file and check it is (N, 784) uint8."""
+    if _npy_holds_objects(path):
+        raise DataError(path, "holds Python objects (dtype object), which would need pickle to read: refused")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
@@ -349,6 +370,18 @@ def _load_bitmap(path: Path) -> np.ndarray:
     if len(arr) == 0:  # as for the stroke formats: nothing to train on, show or score
         raise DataError(path, "holds no drawings")
     return arr.reshape(-1, 28, 28)
+
+
+def _npy_holds_objects(path: Path) -> bool:
+    """Does the ``.npy`` header announce an object dtype? (False when the header is unreadable:
+    np.load then says what is wrong.)"""
+    try:
+        with open(path, "rb") as f:
+            version = npy_format.read_magic(f)
+            read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            return read(f)[2].hasobject
+    except (ValueError, OSError, EOFError):
+        return False
 
 
 def _read_pictures(
@@ -376,10 +409,11 @@ def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray 
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(file) as picture:
+        with Image.open(file) as picture:  # reads the header only: the size is known before decoding
+            _reduce_on_decode(picture)
             upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
             bitmap = picture_to_bitmap(upright, raster)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
         if strict:
             raise DataError(file, f"cannot be read as a picture ({e})") from None
         return None
@@ -388,17 +422,30 @@ def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray 
     return bitmap
 
 
+MAX_PICTURE_PIXELS = 40_000_000  # decoding takes about 14 bytes a pixel: ~600 MB at this size
+
+
+def _reduce_on_decode(picture) -> None:
+    """Keep a picture's decoding within MAX_PICTURE_PIXELS: a larger JPEG is decoded at 1/2, 1/4
+    or 1/8 scale (``Image.draft``); any other picture that large is refused (a ValueError)."""
+    pixels = picture.width * picture.height
+    if pixels <= MAX_PICTURE_PIXELS:
+        return
+    if picture.format == "JPEG":
+        scale = next((s for s in (2, 4, 8) if pixels / s**2 <= MAX_PICTURE_PIXELS), 8)
+        picture.draft(picture.mode, (picture.width // scale, picture.height // scale))
+    if picture.width * picture.height > MAX_PICTURE_PIXELS:
+        raise ValueError(
+            f"{picture.width} x {picture.height} pixels is over the limit of {MAX_PICTURE_PIXELS // 10**6} "
+            "megapixels; scale it down first"
+        )
+
+
 def _load_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Rasterise a sketch-rnn ``.npz``, keeping its own train/valid/test split."""
-    try:
-        # The official files are object arrays of int16 (L, 3) arrays: they need pickle. Only
-        # open .npz files you trust (the Quick, Draw! ones and ../shared/data are fine).
-        archive = np.load(path, allow_pickle=True, encoding="latin1")
-        parts = {k: archive[k] for k in SPLITS if k in archive.files}
-    except Exception as e:  # zipfile/pickle raise many types for a corrupt archive
-        raise DataError(path, f"corrupt sketch-rnn .npz ({type(e).__name__}: {e})") from None
+    parts = read_npz(path, SPLITS)  # object arrays rebuilt without pickle: no file can run code
     if not parts:
-        raise DataError(path, f"has none of the keys train/valid/test (has {', '.join(archive.files) or 'none'})")
+        raise DataError(path, f"has none of the keys train/valid/test (has {', '.join(npz_names(path)) or 'none'})")
     images, splits, start = [], {}, 0
     for name, drawings in parts.items():
         try:
@@ -426,7 +473,7 @@ def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[di
                 rec = json.loads(line)
                 if not isinstance(rec, dict) or not isinstance(rec.get("drawing"), list):
                     raise ValueError("no 'drawing' list")
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, not a drawing, or nested past Python's limit
                 yield None, lineno
                 continue
             if recognized is not None and bool(rec.get("recognized", True)) != recognized:
@@ -442,7 +489,7 @@ def _load_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> t
             bar.update()
             try:
                 strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
-            except (TypeError, ValueError, IndexError):
+            except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a coordinate of 400 digits
                 strokes = []
             if _drawable(strokes):
                 images.append(render(strokes, raster))

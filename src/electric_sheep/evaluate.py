@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import ConfigError
+from .errors import ConfigError, SheepError
 from .model import VAE, bernoulli_log_likelihood, gaussian_log_density
 from .train import as_batch
 
@@ -93,5 +93,7 @@ def evaluate_run(
     model = load_model(run_dir)
     result = evaluate_model(model, drawings.split(split, limit=limit), k=k, progress=progress)
     result.update({"split": split, "data": str(drawings.source), "preset": model.config.preset})
+    if not all(math.isfinite(result[key]) for key in ("nelbo", "iwae_nll", "mse", "kl")):
+        raise SheepError(f"{run_dir}: the model gives non-finite results (NaN or infinity); nothing written")
     write_json(out or run_dir / "eval.json", result)
     return result

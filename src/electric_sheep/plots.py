@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .errors import ConfigError, OutputError
 from .fileio import atomic_path
 
 # Captions drawn onto drawing grids: Pillow's bundled scalable font, in pixels.
@@ -20,6 +21,7 @@ LABEL_PX = 11
 PLANTED_RGB = (192, 57, 43)  # the red of the anomaly scores plot
 LABEL_RGB = (40, 40, 40)
 FRAME_RGB = (200, 200, 200)  # the grey between tiles of the bare grid
+MAX_TILES = 10_000  # drawings in one grid: 100 x 100 tiles, a 9,000-pixel square at the default scale
 
 
 def grid_image(
@@ -40,6 +42,7 @@ def grid_image(
     (``highlight`` marks tiles whose label and frame are drawn in red); without them the image
     is the bare greyscale grid.
     """
+    check_tiles(len(images))
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -111,11 +114,36 @@ def _fit(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
     return "…"
 
 
-def save_image(img: Image.Image, path: str | Path) -> Path:
-    """Save a Pillow image atomically (format from the suffix, PNG by default)."""
+ANIMATED = ("GIF", "PNG", "WEBP")  # formats Pillow writes as animations (PNG as APNG)
+
+
+def picture_format(path: str | Path, animated: bool = False) -> str:
+    """Pillow's format for ``path``'s suffix (PNG when it has none, e.g. ``/dev/stdout``); an
+    :class:`OutputError` naming the path for a suffix no picture (or animation) is written as."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    Image.init()  # Pillow registers its formats' writers lazily
+    fmt = Image.registered_extensions().get(suffix) if suffix else "PNG"
+    allowed = ANIMATED if animated else tuple(Image.SAVE)
+    if fmt not in allowed:
+        exts = ".gif, .png (APNG) or .webp" if animated else ".png, .jpg, .gif, .webp, .bmp or .tif"
+        kind = "an animation" if animated else "a picture"
+        raise OutputError(path, f"cannot write {kind} as {suffix or 'this'}: use {exts}")
+    return fmt
+
+
+def check_tiles(n: int) -> None:
+    """Refuse a grid of more than MAX_TILES drawings before anything is computed for it."""
+    if n > MAX_TILES:
+        raise ConfigError(f"{n:,} drawings in one picture is over the limit of {MAX_TILES:,}; draw several pictures")
+
+
+def save_image(img: Image.Image, path: str | Path) -> Path:
+    """Save a Pillow image atomically (format from the suffix, PNG without one)."""
+    path = Path(path)
+    fmt = picture_format(path)
     with atomic_path(path) as tmp:
-        img.save(tmp, format=(path.suffix.lstrip(".").upper() or "PNG").replace("JPG", "JPEG"))
+        img.convert("RGB" if fmt == "JPEG" and img.mode not in ("L", "RGB") else img.mode).save(tmp, format=fmt)
     return path
 
 
@@ -129,14 +157,30 @@ def pyplot():
     return plt
 
 
+FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "webp", "tif", "tiff")  # what matplotlib writes here
+
+
+def figure_format(path: str | Path) -> str:
+    """matplotlib's format for ``path``'s suffix (png when it has none); an :class:`OutputError`
+    naming the path for any other suffix."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt not in FIGURE_FORMATS:
+        raise OutputError(path, f"cannot write a figure as .{fmt}: use .{', .'.join(FIGURE_FORMATS)}")
+    return fmt
+
+
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure atomically as PNG and close it."""
+    """Save a matplotlib figure atomically (format from the suffix, PNG without one) and close it."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fmt = figure_format(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -171,10 +215,16 @@ def gif_bytes(frames: list[Image.Image], frame_ms: int, hold_last_ms: int) -> by
 
 
 def save_animation(frames: list[Image.Image], path: str | Path, frame_ms: int, hold_last_ms: int) -> Path:
-    """Save :func:`gif_bytes` atomically."""
+    """Save a looping animation atomically, as the suffix says: GIF (:func:`gif_bytes`), PNG
+    (APNG) or WebP."""
     path = Path(path)
+    fmt = picture_format(path, animated=True)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(gif_bytes(frames, frame_ms, hold_last_ms))
+        if fmt == "GIF":
+            tmp.write_bytes(gif_bytes(frames, frame_ms, hold_last_ms))
+        else:
+            durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
+            frames[0].save(tmp, format=fmt, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return path
 
 

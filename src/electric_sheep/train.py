@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDiverged
-from .fileio import ensure_dir
+from .fileio import check_unlocked, ensure_dir, folder_lock
 from .model import SIDE, VAE, ModelConfig, build_model, fast_inference, training_layout
 
 KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
@@ -51,6 +51,10 @@ class TrainConfig:
     val_limit: int | None = 2000  # validate on at most this many drawings (speed)
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else CPU
+    # CPU threads while training (0: torch's default, all cores). One thread loses little on an
+    # idle machine at these batch sizes and nothing when another program takes a core, where
+    # threads that wait for each other at every operation lose most of their speed.
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -59,8 +63,8 @@ class TrainConfig:
             raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}")
-        if self.kl_steep < 0 or self.lr <= 0:
-            raise ConfigError("kl_steep must be >= 0 and lr > 0")
+        if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0:
+            raise ConfigError("kl_steep and threads must be >= 0 and lr > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,6 +217,18 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Run the block with ``n`` intra-op CPU threads (0: leave torch's setting), then restore it."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def check_drawings(images: np.ndarray | torch.Tensor) -> None:
     """Refuse what is not uint8 (N, 28, 28) drawings: floats already in [0, 1] would silently be
     divided by 255 again, and flat or odd shapes fail deep inside a convolution."""
@@ -299,52 +315,57 @@ def train(
     check_drawings(val_images)
     device = pick_device(cfg.device)
     dd = _init_distributed(device)
-    torch.manual_seed(cfg.seed + dd.rank)
-    x_train = torch.from_numpy(np.ascontiguousarray(train_images[: cfg.limit])).to(device)
-    x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
-    if len(x_train) < 2 * dd.world:  # batch norm (seed preset) needs two drawings per batch
-        raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
+    # Only rank 0 writes; its lock keeps a second `sheep train` out of the folder until it ends.
+    lock = folder_lock(run_dir, "a training run") if dd.main else contextlib.nullcontext()
+    with lock, cpu_threads(cfg.threads if device.type == "cpu" else 0):
+        torch.manual_seed(cfg.seed + dd.rank)
+        x_train = torch.from_numpy(np.ascontiguousarray(train_images[: cfg.limit])).to(device)
+        x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
+        if len(x_train) < 2 * dd.world:  # batch norm (seed preset) needs two drawings per batch
+            raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
 
-    model = build_model(model_cfg).to(device)
-    training_layout(model)
-    optimizer = build_optimizer(model, cfg)
-    if resume:
-        pos, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
-        if pos.epoch >= cfg.epochs and dd.main:
-            done = f"{pos.epoch} epoch" + ("s" if pos.epoch != 1 else "")
-            log(f"{run_dir} has already trained {done}: nothing to do (ask for more with --epochs)")
-    else:
-        pos, history = _Position(0, 0, _Position.empty_sums()), []
-        if dd.main:
-            _start_run(run_dir, {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": data_info or {}})
-    step_fn = _step_module(model, device, dd)
-    writer = _tensorboard(run_dir, pos.epoch) if dd.main else None
-    steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
-    shortfall = kl_shortfall_warning(cfg, steps)
-    if shortfall and dd.main and pos.epoch < cfg.epochs:
-        warnings.warn(shortfall, SheepWarning, stacklevel=2)
-    model.train()
-    try:
-        while pos.epoch < cfg.epochs:
-            _run_epoch(step_fn, optimizer, x_train, cfg, pos, steps, dd, run_dir, progress and dd.main, on_step)
-            row = _finish_epoch(model, optimizer, x_val, pos.sums, cfg, pos.epoch, steps, dd, run_dir, writer, history)
+        model = build_model(model_cfg).to(device)
+        training_layout(model)
+        optimizer = build_optimizer(model, cfg)
+        if resume:
+            pos, history = _restore(run_dir, model, optimizer, model_cfg, cfg, dd)
+            if pos.epoch >= cfg.epochs and dd.main:
+                done = f"{pos.epoch} epoch" + ("s" if pos.epoch != 1 else "")
+                log(f"{run_dir} has already trained {done}: nothing to do (ask for more with --epochs)")
+        else:
+            pos, history = _Position(0, 0, _Position.empty_sums()), []
             if dd.main:
-                log(_summary_line(row, cfg.epochs))
-            pos = _Position(pos.epoch + 1, 0, _Position.empty_sums())
-    except KeyboardInterrupt:
-        if dd.main and pos.step > 0:  # save the interrupted epoch so --resume continues it
-            _save(run_dir, model, optimizer, pos.epoch, pos.step, pos.sums, history)
-            log(
-                f"interrupted: saved epoch {pos.epoch + 1} at step {pos.step}/{steps} in {run_dir}; "
-                "--resume continues from there"
-            )
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-        if dd.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-    return history
+                _start_run(run_dir, {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": data_info or {}})
+        step_fn = _step_module(model, device, dd)
+        writer = _tensorboard(run_dir, pos.epoch) if dd.main else None
+        steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
+        shortfall = kl_shortfall_warning(cfg, steps)
+        if shortfall and dd.main and pos.epoch < cfg.epochs:
+            warnings.warn(shortfall, SheepWarning, stacklevel=2)
+        model.train()
+        try:
+            while pos.epoch < cfg.epochs:
+                _run_epoch(step_fn, optimizer, x_train, cfg, pos, steps, dd, run_dir, progress and dd.main, on_step)
+                row = _finish_epoch(
+                    model, optimizer, x_val, pos.sums, cfg, pos.epoch, steps, dd, run_dir, writer, history
+                )
+                if dd.main:
+                    log(_summary_line(row, cfg.epochs))
+                pos = _Position(pos.epoch + 1, 0, _Position.empty_sums())
+        except KeyboardInterrupt:
+            if dd.main and pos.step > 0:  # save the interrupted epoch so --resume continues it
+                _save(run_dir, model, optimizer, pos.epoch, pos.step, pos.sums, history)
+                log(
+                    f"interrupted: saved epoch {pos.epoch + 1} at step {pos.step}/{steps} in {run_dir}; "
+                    "--resume continues from there"
+                )
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+            if dd.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
+        return history
 
 
 @dataclass
@@ -490,12 +511,14 @@ def _save(
     partial: dict[str, float] | None,
     history: list[dict[str, Any]],
 ) -> None:
-    """One checkpoint: weights, optimiser + RNG state, metrics; each file atomically."""
+    """One checkpoint: committed by the training state's rename (it holds everything), then the
+    weights and metrics that users read, each file atomically."""
     meta = {"epoch": str(epoch), "step": str(step)}
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
-    ckpt.save_training_state(run_dir, optimizer, {"epoch": epoch, "step": step, "partial": partial}, rng)
+    extra = {"epoch": epoch, "step": step, "partial": partial}
+    ckpt.save_training_state(run_dir, optimizer, extra, rng, model, history)
     ckpt.save_weights(model, run_dir, meta)
     ckpt.write_metrics(run_dir, history)
 
@@ -510,7 +533,7 @@ def _restore(
     if saved.get("train", {}).get("optimizer", cfg.optimizer) != cfg.optimizer:
         raise ConfigError(f"{run_dir} was trained with {saved['train']['optimizer']}; resume with the same optimizer")
     state = ckpt.load_training_state(run_dir)
-    ckpt.load_weights(model, run_dir)
+    state.restore_model(model, run_dir)
     optimizer.load_state_dict(state.optimizer)
     if dd.world == 1:
         torch.set_rng_state(state.rng["torch"])
@@ -521,7 +544,10 @@ def _restore(
     if dd.main:
         saved["train"] = cfg.to_dict()  # e.g. more --epochs than before
         ckpt.save_config(run_dir, saved)
-    history = ckpt.read_metrics(run_dir)
+    history = ckpt.read_metrics(run_dir) if state.history is None else state.history
+    if dd.main and state.history is not None:  # mend a save cut between its files
+        ckpt.save_weights(model, run_dir, {"epoch": str(state.extra["epoch"]), "step": str(state.extra["step"])})
+        ckpt.write_metrics(run_dir, history)
     partial = state.extra.get("partial") or _Position.empty_sums()
     return _Position(int(state.extra["epoch"]), int(state.extra["step"]), partial), history
 
@@ -606,7 +632,7 @@ def train_on_data(
     new run the preset's (``default``, with :class:`ModelConfig`'s latent size, channels and hidden),
     with ``resume`` the run's own settings. ``channels`` and ``hidden`` size the default preset; the
     seed's layers are the post's."""
-    from .data import load_drawings
+    from .data import data_fingerprint, load_drawings
 
     if (channels is not None or hidden is not None) and preset == "seed":
         raise ConfigError("channels and hidden size the default preset; the seed preset keeps the post's layers")
@@ -617,6 +643,7 @@ def train_on_data(
         chosen = {k: v for k, v in model_options.items() if v is not None}
         model_cfg = ModelConfig(**chosen)
         cfg = make_train_config(model_cfg.preset, **overrides)
+    check_unlocked(run_dir, "a training run")  # before loading the data, which may take minutes
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     drawings = load_drawings(data, seed=split_seed)
@@ -627,18 +654,19 @@ def train_on_data(
             SheepWarning,
             stacklevel=2,
         )
-    source, trained_on = str(Path(drawings.source).resolve()), recorded.get("source")
-    if trained_on is not None and trained_on != source and Path(trained_on).exists():  # (a moved file may go on)
-        raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
+    source, fingerprint = str(Path(drawings.source).resolve()), data_fingerprint(drawings.source)
+    _check_same_data(run_dir, recorded, source, fingerprint)
+    train_images = drawings.split("train", limit=cfg.limit)
     info = {
         "source": source,
         "format": drawings.format,
         "split_seed": split_seed,
-        "n_train": int(len(drawings.splits["train"][: cfg.limit])),
+        "n_train": int(len(train_images)),
+        "fingerprint": fingerprint,
     }
     return train(
-        drawings.split("train", limit=cfg.limit),
-        drawings.split("valid"),
+        train_images,
+        drawings.split("valid", limit=cfg.val_limit),  # only what validation uses is read
         model_cfg,
         cfg,
         run_dir,
@@ -647,3 +675,14 @@ def train_on_data(
         progress=progress,
         log=log,
     )
+
+
+def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], source: str, fingerprint: str) -> None:
+    """--resume goes on with the data it began with: the same fingerprint (size, head and tail),
+    wherever the file now lies; runs from before fingerprints compare the path."""
+    trained_on = recorded.get("source")
+    if "fingerprint" in recorded:
+        if recorded["fingerprint"] != fingerprint:
+            raise ConfigError(f"{run_dir} was trained on other data ({trained_on}); resume it with the same DATA")
+    elif trained_on is not None and trained_on != source and Path(trained_on).exists():
+        raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")

@@ -1,0 +1,263 @@
+"""Hostile and odd input: no data file runs code, no traceback, nothing at an output path is
+replaced but a regular file, memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_bitmap, write_ndjson, write_sketchrnn
+from PIL import Image
+
+from electric_sheep import data
+from electric_sheep.cli import main
+from electric_sheep.errors import DataError
+from electric_sheep.npz import read_npz
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class _Payload:
+    """What an attacker pickles: unpickling it calls ``open(marker, "w")``, creating the marker."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _evil_npz(path: Path, marker: Path, where: str) -> Path:
+    """A sketch-rnn-shaped .npz whose ``train`` array would run code when unpickled: the payload
+    in place of a drawing, or as the array itself."""
+    drawings = [np.zeros((3, 3), np.int16), _Payload(marker)] if where == "element" else [_Payload(marker)]
+    parts = {name: np.array(drawings + [None], dtype=object)[:-1] for name in ("train", "valid", "test")}
+    with open(path, "wb") as f:
+        np.savez(f, **parts)
+    return path
+
+
+def _one_line(result, *needles: str) -> str:
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert all(n in lines[0] for n in needles), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("where", ["element", "array"])
+def test_a_pickled_payload_in_an_npz_never_runs(tmp_path, where):
+    marker = tmp_path / "pwned"
+    evil = _evil_npz(tmp_path / "evil.npz", marker, where)
+    sheep = write_bitmap(tmp_path / "sheep.npy", n=40)
+    commands = [
+        ["info", str(evil)],
+        ["show", str(evil), "-o", str(tmp_path / "grid.png")],
+        ["train", str(evil), "--epochs", "1", "--out", str(tmp_path / "run")],
+        ["anomalies", str(sheep), "--mix", f"{evil}:0.1", "--out-dir", str(tmp_path / "out")],
+    ]
+    for args in commands:
+        result = CliRunner().invoke(main, args)
+        _one_line(result, str(evil), "would need pickle to read", "refused")
+    data.check_file(evil)  # what `sheep download` checks a fetched file with: the zip's names only
+    assert not marker.exists()
+    assert not (tmp_path / "grid.png").exists()
+
+
+def test_npz_reader_matches_numpy_on_real_and_written_files(tmp_path, shared):
+    written = write_sketchrnn(tmp_path / "squares.npz")
+    for path in (written, shared / "aaron_sheep.npz"):
+        ours = read_npz(path)
+        with np.load(path, allow_pickle=True, encoding="latin1") as theirs:
+            assert set(ours) == set(theirs.files)
+            for name in ours:
+                assert len(ours[name]) == len(theirs[name])
+                for a, b in zip(ours[name], theirs[name], strict=True):
+                    assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_numeric_npz_members_and_damaged_archives(tmp_path):
+    plain = tmp_path / "plain.npz"
+    with open(plain, "wb") as f:
+        np.savez(f, train=np.arange(12, dtype=np.int16).reshape(4, 3))
+    assert np.array_equal(read_npz(plain)["train"], np.arange(12).reshape(4, 3))
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(plain.read_bytes()[:60])
+    with pytest.raises(DataError, match="corrupt .npz"):
+        read_npz(broken)
+
+
+def test_object_dtype_npy_says_so(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    _one_line(CliRunner().invoke(main, ["info", str(path)]), str(path), "dtype object", "refused")
+
+
+def test_odd_ndjson_lines_are_skipped_and_counted(tmp_path):
+    path = write_ndjson(tmp_path / "odd.ndjson", n=4)
+    huge = '{"word": "sheep", "drawing": [[[1' + "0" * 400 + ", 5], [1, 9]]]}"
+    deep = "[" * 100_000 + "]" * 100_000
+    with open(path, "a") as f:
+        f.write(huge + "\n" + deep + "\n")
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 malformed" in result.output and "drawings: 4" in result.output
+
+
+def test_a_missing_split_is_one_line(tmp_path):
+    path = tmp_path / "valid_only.npz"
+    square = np.array([[0, 0, 0], [20, 0, 0], [0, 20, 0], [-20, 0, 1]], dtype=np.int16)
+    with open(path, "wb") as f:
+        np.savez(f, valid=np.array([square, square[:3], None], dtype=object)[:-1])
+    result = CliRunner().invoke(main, ["train", str(path), "--epochs", "1", "--out", str(tmp_path / "run")])
+    _one_line(result, str(path), "no split 'train'")
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        (["draw", "-o", "x.xyz"], "cannot write a picture as .xyz"),
+        (["show", "DATA", "-o", "x.xyz"], "cannot write a picture as .xyz"),
+        (["manifold", "-o", "x.xyz"], "cannot write a figure as .xyz"),
+        (["dream", "-o", "x.jpg"], "cannot write an animation as .jpg"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
+def test_unknown_picture_suffix_is_one_line(tmp_path, command, needle):
+    sheep = write_bitmap(tmp_path / "sheep.npy", n=20)
+    args = [str(sheep) if a == "DATA" else str(tmp_path / a) if "." in a else a for a in command]
+    _one_line(CliRunner().invoke(main, args), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheep.npy"]
+
+
+def test_dream_writes_the_format_its_name_asks_for(tmp_path):
+    for name, fmt in [("d.png", "PNG"), ("d.gif", "GIF"), ("d.webp", "WEBP")]:
+        out = tmp_path / name
+        result = CliRunner().invoke(main, ["dream", "-n", "1", "--frames", "3", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        with Image.open(out) as img:
+            assert img.format == fmt and img.n_frames == 3
+
+
+def test_output_through_a_symlink_replaces_its_target_not_the_link(tmp_path):
+    target = tmp_path / "real.png"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    result = CliRunner().invoke(main, ["draw", "-n", "4", "-o", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and target.read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real.png"]
+
+
+def test_output_into_a_fifo_streams_and_keeps_the_fifo(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = CliRunner().invoke(main, ["draw", "-n", "4", "-o", str(fifo)])
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and received[0].startswith(PNG_MAGIC)
+
+
+def test_dev_stdout_gets_the_picture_and_dev_full_is_left_alone(tmp_path):
+    cmd = [sys.executable, "-m", "electric_sheep", "draw", "-n", "4", "-o", "/dev/stdout"]
+    proc = subprocess.run(cmd, capture_output=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(PNG_MAGIC) and b"wrote /dev/stdout" in proc.stderr
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    proc = subprocess.run([*cmd[:-1], "/dev/full"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "/dev/full: cannot be written" in proc.stderr, proc.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_huge_grids_are_refused_before_any_work(tmp_path):
+    for args in (["draw", "-n", "100000000"], ["dream", "-n", "1000"], ["manifold", "--grid", "10000"]):
+        result = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "x.png")])
+        assert result.exit_code == 2 and "is not in the range" in result.output, result.output
+    from electric_sheep.plots import MAX_TILES, grid_image
+
+    with pytest.raises(Exception, match="over the limit"):
+        grid_image(np.zeros((MAX_TILES + 1, 28, 28), np.uint8))
+
+
+def test_pictures_over_the_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_PICTURE_PIXELS", 1_000_000)  # the same rule, on pictures quick to make
+    img = Image.new("L", (1600, 1200), 255)
+    img.paste(0, (400, 300, 1200, 900))
+    img.save(tmp_path / "big.png")
+    result = CliRunner().invoke(main, ["info", str(tmp_path / "big.png")])
+    _one_line(result, "big.png", "1600 x 1200 pixels is over the limit")
+    img.save(tmp_path / "big.jpg", quality=95)  # a JPEG is decoded at a reduced scale instead
+    with Image.open(tmp_path / "big.jpg") as picture:
+        data._reduce_on_decode(picture)
+        assert picture.size == (800, 600)
+    assert len(data.load_drawings(tmp_path / "big.jpg")) == 1
+
+
+def test_skipped_pictures_are_named(tmp_path):
+    folder = tmp_path / "doodles"
+    folder.mkdir()
+    ink = Image.new("L", (64, 64), 255)
+    ink.paste(0, (10, 10, 50, 14))
+    ink.save(folder / "a.png")
+    Image.new("L", (64, 64), 255).save(folder / "blank.png")
+    result = CliRunner().invoke(main, ["info", str(folder)])
+    assert result.exit_code == 0 and "skipped 1 blank or unreadable picture(s): blank.png" in result.output
+
+
+def test_errors_about_the_builtin_model_do_not_show_the_package_folder(tmp_path):
+    from electric_sheep.checkpoint import builtin_run_dir
+
+    result = CliRunner().invoke(main, ["clusters", "--out-dir", str(tmp_path)])
+    line = _one_line(result, "the built-in model", "give DATA")
+    assert str(builtin_run_dir()) not in line
+
+
+def test_ctrl_c_during_train_on_mix_exits_130(tmp_path, monkeypatch):
+    import electric_sheep.anomaly as anomaly
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(anomaly, "train_on_mixture", interrupted)
+    sheep = write_bitmap(tmp_path / "sheep.npy", n=40)
+    other = write_bitmap(tmp_path / "other.npy", n=10, seed=1)
+    out = tmp_path / "out"
+    args = ["anomalies", str(sheep), "--mix", f"{other}:0.1", "--train-on-mix", "1", "--out-dir", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130 and "stopped by Ctrl-C" in result.output, result.output
+    assert list(out.iterdir()) == []  # the half-trained mixture run is gone
+
+
+def test_what_the_tour_writes_is_ignored_by_git():
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = ["sheep.png", "grid.png", "dream.gif", "report.html", "explorer.html", "runs/aaron/config.json"]
+    written += ["sheep-analysis/eval.json"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *written], cwd=root, capture_output=True, text=True)
+    assert sorted(proc.stdout.split()) == sorted(written)
+
+
+def test_json_files_stay_strict_json(tmp_path):
+    """NaN and infinity are not JSON: a number that is not defined is written as null."""
+    from electric_sheep.fileio import write_json
+
+    write_json(tmp_path / "r.json", {"silhouette": float("nan"), "n": [1.5, float("inf")]})
+    written = json.loads((tmp_path / "r.json").read_text(), parse_constant=_refuse)
+    assert written == {"silhouette": None, "n": [1.5, None]}
+
+
+def _refuse(name: str):
+    raise AssertionError(f"{name} in a JSON file")

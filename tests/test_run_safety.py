@@ -1,0 +1,199 @@
+"""Run folders under faults: one writer at a time, checkpoints that a kill cannot tear, weights
+that are checked on load, resume that recognises its data, training that reads only what it uses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import write_bitmap
+from safetensors.torch import load_file, save_file
+from test_train import _train, _weights
+
+from electric_sheep import checkpoint as ckpt
+from electric_sheep.cli import main
+from electric_sheep.errors import DataError
+from electric_sheep.fileio import FolderInUse, folder_lock
+
+
+def _one_line(result, *needles: str) -> str:
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert all(n in lines[0] for n in needles), lines[0]
+    return lines[0]
+
+
+def test_a_second_writer_is_refused_at_once(tmp_path):
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    run = tmp_path / "run"
+    with folder_lock(run):  # another training holds the folder
+        result = CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)])
+        _one_line(result, str(run), "is in use", f"process {__import__('os').getpid()}")
+        with pytest.raises(FolderInUse):
+            _train(run, epochs=1)
+    assert not (run / ckpt.CONFIG).exists()
+    assert CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from electric_sheep.fileio import folder_lock\nwith folder_lock({str(run)!r}):\n"
+         "    print('locked', flush=True)\n    import time; time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(FolderInUse):
+        _train(run, epochs=1)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    _train(run, epochs=1)  # the kernel released the lock of the killed process
+    assert (run / ckpt.WEIGHTS).is_file()
+
+
+class _Killed(BaseException):
+    """A kill at one point of a save: nothing after it runs (not even `except Exception`)."""
+
+
+SAVE_STEPS = ("save_training_state", "save_weights", "write_metrics")
+
+
+@pytest.mark.parametrize("point", range(len(SAVE_STEPS)))
+def test_a_kill_inside_a_checkpoint_save_resumes_to_the_same_run(tmp_path, monkeypatch, point):
+    """The kill falls before the Nth file of epoch 2's checkpoint is written, leaving the files
+    of epoch 1 and 2 mixed and a temporary file behind, as SIGKILL would."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    _train(straight, epochs=3)
+    calls = {"n": 0}
+    kill_at = len(SAVE_STEPS) + point  # epoch 1's save runs whole
+
+    def faulty(name):
+        original = getattr(ckpt, name)
+
+        def step(*args, **kwargs):
+            if calls["n"] == kill_at:
+                run_dir = next(a for a in args if isinstance(a, Path))
+                (run_dir / f".{name}.half-written.tmp").write_bytes(b"\0" * 100)
+                raise _Killed
+            calls["n"] += 1
+            return original(*args, **kwargs)
+
+        return step
+
+    with monkeypatch.context() as patch:
+        for name in SAVE_STEPS:
+            patch.setattr(ckpt, name, faulty(name))
+        with pytest.raises(_Killed):
+            _train(killed, epochs=3)
+    _train(killed, epochs=3, resume=True)
+    a, b = _weights(straight), _weights(killed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for key in ("epoch", "loss", "recon", "kl", "kl_weight", "val_loss"):
+        assert [r[key] for r in ckpt.read_metrics(killed)] == [r[key] for r in ckpt.read_metrics(straight)]
+
+
+def _flip_tensor_bytes(path, count=2000):
+    """Overwrite ``count`` bytes inside the tensor data (after the header), as disk damage would."""
+    raw = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(raw[:8], "little")
+    middle = start + (len(raw) - start) // 2
+    raw[middle : middle + count] = bytes(range(256)) * (count // 256) + bytes(count % 256)
+    path.write_bytes(bytes(raw))
+
+
+def test_damaged_weights_are_refused_not_drawn(tmp_path):
+    data = write_bitmap(tmp_path / "sheep.npy", n=60)
+    run = tmp_path / "run"
+    train = ["train", str(data), "--epochs", "1", "--kl-schedule", "constant", "--out", str(run)]
+    assert CliRunner().invoke(main, train).exit_code == 0
+    _flip_tensor_bytes(run / ckpt.WEIGHTS)
+    out = tmp_path / "sheep.png"
+    _one_line(CliRunner().invoke(main, ["draw", str(run), "-o", str(out)]), "model.safetensors", "is damaged")
+    _one_line(CliRunner().invoke(main, ["evaluate", str(run), "--k", "2"]), "is damaged")
+    assert not out.exists() and not (run / "eval.json").exists()
+    _flip_tensor_bytes(run / ckpt.STATE)
+    resume = ["train", str(data), "--epochs", "2", "--out", str(run), "--resume"]
+    _one_line(CliRunner().invoke(main, resume), "training_state.safetensors", "is damaged")
+
+
+def test_non_finite_weights_are_refused_even_with_a_good_checksum(tmp_path):
+    _train(tmp_path, epochs=1)
+    weights = load_file(str(tmp_path / ckpt.WEIGHTS))
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, str(tmp_path / ckpt.WEIGHTS), metadata={ckpt.CHECKSUM: ckpt.tensors_digest(weights)})
+    with pytest.raises(DataError, match="non-finite numbers"):
+        ckpt.load_model(tmp_path)
+
+
+def test_the_builtin_model_carries_a_checksum_that_holds():
+    from safetensors import safe_open
+
+    with safe_open(str(ckpt.builtin_run_dir() / ckpt.WEIGHTS), framework="pt") as f:
+        assert ckpt.CHECKSUM in f.metadata()
+    ckpt.load_model(ckpt.builtin_run_dir())
+
+
+def test_resume_recognises_its_data_by_content_not_path(tmp_path):
+    first, moved, other = tmp_path / "a.npy", tmp_path / "moved.npy", tmp_path / "other.npy"
+    write_bitmap(first, n=60)
+    write_bitmap(other, n=60, seed=5)
+    run = tmp_path / "run"
+    r = CliRunner()
+    assert r.invoke(main, ["train", str(first), "--epochs", "1", "--out", str(run)]).exit_code == 0
+    assert "fingerprint" in json.loads((run / ckpt.CONFIG).read_text())["data"]
+    shutil.move(first, moved)
+    _one_line(r.invoke(main, ["train", str(other), "--epochs", "2", "--out", str(run), "--resume"]), "other data")
+    result = r.invoke(main, ["train", str(moved), "--epochs", "2", "--out", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert len(ckpt.read_metrics(run)) == 2
+
+
+def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypatch):
+    from electric_sheep.data import Drawings
+    from electric_sheep.train import train_on_data
+
+    data = tmp_path / "big.npy"
+    np.save(data, np.zeros((30_000, 784), np.uint8))  # a valid split of 3,000 drawings
+    read = {}
+    original = Drawings.split
+
+    def spy(self, name, limit=None):
+        images = original(self, name, limit)
+        read[name] = len(images)
+        return images
+
+    monkeypatch.setattr(Drawings, "split", spy)
+    monkeypatch.setattr("electric_sheep.train.train", lambda *a, **k: [])  # the reading is what is measured
+    train_on_data(data, tmp_path / "run", limit=64, epochs=1, progress=False, log=lambda s: None)
+    assert read == {"train": 64, "valid": 2000}
+
+
+def test_training_runs_on_one_thread_by_default_and_restores_torch(tmp_path):
+    before = torch.get_num_threads()
+    seen = []
+    _train(tmp_path / "a", epochs=1, on_step=lambda e, s: seen.append(torch.get_num_threads()))
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    _train(tmp_path / "b", epochs=1, threads=0, on_step=lambda e, s: seen.append(torch.get_num_threads()))
+    assert seen[-1] == before
+    assert json.loads((tmp_path / "a" / ckpt.CONFIG).read_text())["train"]["threads"] == 1
+
+
+def test_non_finite_results_are_an_error_not_an_eval_json(tmp_path, monkeypatch):
+    import electric_sheep.evaluate as evaluate
+
+    data = write_bitmap(tmp_path / "sheep.npy", n=60)
+    _train(tmp_path / "run", epochs=1)
+    nan = {"nelbo": float("nan"), "iwae_nll": float("nan"), "mse": 0.1, "kl": 1.0, "k": 2, "n": 6}
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: dict(nan))
+    with pytest.raises(Exception, match="non-finite results"):
+        evaluate.evaluate_run(tmp_path / "run", data, k=2)
+    assert not (tmp_path / "run" / "eval.json").exists()
