@@ -65,7 +65,7 @@ def test_a_pickled_payload_in_an_npz_never_runs(tmp_path, where):
     ]
     for args in commands:
         result = CliRunner().invoke(main, args)
-        _one_line(result, str(evil), "would need pickle to read", "refused")
+        _one_line(result, str(evil), "would need pickle to read (the callable io.open)", "refused")
     data.check_file(evil)  # what `sheep download` checks a fetched file with: the zip's names only
     assert not marker.exists()
     assert not (tmp_path / "grid.png").exists()

@@ -106,6 +106,8 @@ class _Machine:
                 if op.name == "STOP":
                     return self.stack.pop()
                 self.step(op.name, arg)
+        except Refused:
+            raise
         except (ValueError, IndexError, KeyError, TypeError) as e:  # a malformed stream
             raise Refused(f"a damaged stream ({type(e).__name__})") from None
         raise Refused("a stream without an end")
