@@ -17,12 +17,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from safetensors.torch import load_file, save_file
 
+from electric_sheep.anomaly import scores
 from electric_sheep.checkpoint import CHECKSUM, load_model, tensors_digest
 from electric_sheep.data import load_drawings
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import ModelConfig, count_parameters
+from electric_sheep.sketchbook import REFERENCE_SCORES, SCORE
 from electric_sheep.train import make_train_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +122,9 @@ def ship(run_dir: Path, result: dict, setting: dict) -> None:
     save_file(weights, str(TARGET / "model.safetensors"), metadata=meta)
     (TARGET / "model.safetensors").chmod(0o644)
     (TARGET / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    # The app's percentiles for users without the data: scores of the held-out drawings, no drawings.
+    valid = load_drawings(DATA, seed=0).split("valid")
+    np.save(TARGET / REFERENCE_SCORES, scores(load_model(TARGET), valid, SCORE).astype(np.float32))
     card = (
         (ROOT / "scripts" / "MODEL_CARD.template.md")
         .read_text()

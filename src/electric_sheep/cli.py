@@ -987,3 +987,15 @@ def explore(paths, out, grid, span, as_json) -> None:
         originals, codes = None, (saved if saved is not None else np.zeros((0, model.config.latent_dim)))
     write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span)))
     _finish({"page": str(out), "points": int(len(codes))}, as_json, [f"wrote {out} ({len(codes)} encoded drawings)"])
+
+
+@main.command()
+@_run_dir_arg
+@click.option("--data", default=None, help="Drawings to compare with (default: the run's, else a downloaded sheep).")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (this machine only).")
+def app(run_dir, data, port, host) -> None:
+    """Draw a sheep in the browser and see what the model makes of it (pip install 'electric-sheep[app]')."""
+    from .app import serve
+
+    serve(run_dir, data, host, port, log=click.echo)

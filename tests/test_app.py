@@ -1,0 +1,136 @@
+"""`sheep app`: what it computes (sketchbook), and the page itself in a real browser."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_driver import answer_after, chromium_missing, draw, house_strokes, image_src, launch, running_app
+from app_driver import sheep_strokes as sheep
+from click.testing import CliRunner
+
+from electric_sheep import sketchbook as sb
+from electric_sheep.checkpoint import builtin_run_dir, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _json(strokes, side=400):
+    return json.dumps([[[round(x * side), round(y * side)] for x, y in s] for s in strokes])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    model = load_model(builtin_run_dir())
+    rng = np.random.default_rng(0)
+    images = (rng.random((50, 28, 28)) < 0.1).astype(np.uint8) * 255
+    return sb.make_reference(model, images)
+
+
+def test_a_sketch_is_rendered_like_the_data_and_judged(reference):
+    bitmap = sb.sketch_bitmap(_json(sheep()))
+    assert bitmap.shape == (28, 28) and bitmap.dtype == np.uint8 and bitmap.max() == 255
+    verdict = sb.judge(reference, bitmap)
+    assert verdict.reconstruction.shape == (28, 28) and 0 <= verdict.percentile <= 100
+    assert verdict.neighbours.shape == (sb.NEIGHBOURS, 28, 28)
+    other = sb.judge(reference, sb.sketch_bitmap(_json(house_strokes())))
+    assert other.score != verdict.score and not np.array_equal(other.point, verdict.point)
+
+
+@pytest.mark.parametrize(
+    ("sketch", "message"),
+    [
+        (None, "empty"),
+        ("[]", "empty"),
+        ("[[]]", "empty"),
+        (json.dumps([[[100, 100], [102, 101]]]), "single dot"),
+        ("[" * 5000 + "]" * 5000, "could not be read"),
+        (json.dumps([[[0, 0]] * 200_000]), "too large"),
+        ('[[["a", 1]]]', "could not be read"),
+    ],
+    ids=["none", "no-strokes", "empty-stroke", "dot", "nested", "enormous", "not-numbers"],
+)
+def test_what_is_not_a_drawing_gets_a_message(sketch, message):
+    with pytest.raises(sb.SketchProblem, match=message):
+        sb.sketch_bitmap(sketch)
+
+
+def test_map_points_and_pixels_agree(reference):
+    point = np.array([0.7, -1.2])
+    lo, hi = reference.view()
+    pixel = (point - lo) / (hi - lo) * (sb.MAP_PX - 1)
+    back = sb.map_point(reference, (pixel[0], sb.MAP_PX - 1 - pixel[1]))
+    assert np.allclose(back, point)
+    assert np.allclose(reference.to_plane(reference.from_plane((0.7, -1.2))[None])[0], point, atol=1e-5)
+
+
+def test_the_builtin_model_without_data_uses_what_it_ships():
+    ref = sb.load_reference(builtin_run_dir())
+    assert ref.images is None and len(ref.codes) == len(ref.scores) == 100
+
+
+def test_missing_gradio_says_how_to_install(monkeypatch):
+    import builtins
+
+    from electric_sheep.cli import main
+
+    real_import = builtins.__import__
+
+    def no_gradio(name, *args, **kwargs):
+        if name == "gradio":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gradio)
+    result = CliRunner().invoke(main, ["app"])
+    assert result.exit_code == 2 and "pip install 'electric-sheep[app]'" in result.output
+
+
+def test_app_in_a_real_browser(shared):
+    if reason := chromium_missing():
+        pytest.skip(reason)
+    playwright = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("gradio")
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors, requests = [], []
+    data = shared / "quickdraw" / "bitmap" / "sheep.npy"
+    with running_app("--data", str(data)) as url, playwright.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        page.wait_for_selector("#pad canvas", timeout=60_000)
+        answers = []
+        for stroke in sheep():
+            before = page.locator("#verdict").inner_text()
+            draw(page, "#pad", stroke)
+            answers.append(answer_after(page, before))
+        assert "score" in answers[-1] and answers[-1] != answers[0]
+        sheep_recon = image_src(page, "recon")
+        assert sheep_recon and image_src(page, "seen") and image_src(page, "near")
+        page.screenshot(path=str(ARTIFACTS / "app.png"))
+
+        before = page.locator("#verdict").inner_text()
+        page.locator("#pad button.clear").click()
+        assert "empty" in answer_after(page, before)
+        for stroke in house_strokes():
+            before = page.locator("#verdict").inner_text()
+            draw(page, "#pad", stroke)
+            house = answer_after(page, before)
+        assert "score" in house and house != answers[-1]
+        page.wait_for_function("(s) => document.querySelector('#recon img').src !== s", arg=sheep_recon)
+
+        page.get_by_role("tab", name="Dream").click()
+        page.wait_for_selector("#dream img", timeout=30_000)
+        first = image_src(page, "dream")
+        page.locator("#dream-x input[type=range]").fill("2.5")
+        page.wait_for_function("(s) => document.querySelector('#dream img').src !== s", arg=first, timeout=30_000)
+        browser.close()
+    assert not errors, errors
+    local = ("http://127.0.0.1", "data:", "blob:")
+    assert all(u.startswith(local) for u in requests), [u for u in requests if not u.startswith(local)]
