@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_driver import CHROMIUM, FLAGS
 from PIL import Image
 
 from electric_sheep.checkpoint import builtin_run_dir, load_model, read_config
@@ -17,15 +18,6 @@ from electric_sheep.model import count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def _sheep(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ assets and the theme uses the fonts it ships.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def _gradio():
     try:
         import gradio as gr
     except ImportError:
-        raise SheepError("the app needs Gradio, an optional extra: pip install 'electric-sheep[app]'") from None
+        gr = None
+    if not hasattr(gr, "Blocks"):  # absent, or the leftovers of an uninstalled one
+        raise SheepError("the app needs Gradio, an optional extra: pip install 'electric-sheep[app]'")
     return gr
 
 
@@ -184,8 +187,15 @@ def _interpolate_tab(gr, ref: sb.Reference) -> None:
     )
 
 
-def serve(run_dir: str | Path, data: str | None = None, host: str = "127.0.0.1", port: int = 7860, log=print) -> None:
-    """Load the model and its reference drawings, then serve the page until Ctrl-C."""
+def serve(
+    run_dir: str | Path,
+    data: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    on_ready: Callable[[str], None] = print,
+) -> None:
+    """Load the model and its reference drawings, serve the page, call ``on_ready(url)``, and
+    block until Ctrl-C."""
     gr = _gradio()
     page = build(sb.load_reference(run_dir, data))
     try:
@@ -200,7 +210,7 @@ def serve(run_dir: str | Path, data: str | None = None, host: str = "127.0.0.1",
         )
     except OSError as e:  # the port is taken, or the host is not this machine's
         raise SheepError(f"cannot serve the app on {host}:{port} ({e})") from None
-    log(f"sheep app: open http://{host}:{port} in a browser (Ctrl-C stops it)")
+    on_ready(f"http://{host}:{port}/")
     try:
         page.block_thread()
     finally:

@@ -994,8 +994,14 @@ def explore(paths, out, grid, span, as_json) -> None:
 @click.option("--data", default=None, help="Drawings to compare with (default: the run's, else a downloaded sheep).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (this machine only).")
-def app(run_dir, data, port, host) -> None:
+@_json_option
+def app(run_dir, data, port, host, as_json) -> None:
     """Draw a sheep in the browser and see what the model makes of it (pip install 'electric-sheep[app]')."""
     from .app import serve
 
-    serve(run_dir, data, host, port, log=click.echo)
+    def ready(url: str) -> None:
+        _finish(
+            {"url": url, "run_dir": str(run_dir)}, as_json, [f"sheep app: open {url} in a browser (Ctrl-C stops it)"]
+        )
+
+    serve(run_dir, data, host, port, on_ready=ready)
