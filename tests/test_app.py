@@ -118,6 +118,9 @@ def test_app_in_a_real_browser(shared):
         before = page.locator("#verdict").inner_text()
         page.locator("#pad button.clear").click()
         assert "empty" in answer_after(page, before)
+        draw(page, "#pad", [(0.5, 0.5), (0.505, 0.5)])
+        assert "single dot" in answer_after(page, "the canvas is empty: draw a sheep")
+        page.locator("#pad button.clear").click()
         for stroke in house_strokes():
             before = page.locator("#verdict").inner_text()
             draw(page, "#pad", stroke)

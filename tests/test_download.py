@@ -118,3 +118,14 @@ def test_official_urls():
         == "https://x/full/simplified/The%20Eiffel%20Tower.ndjson"
     )
     assert category_url("sheep", "sketchrnn", "https://x") == "https://x/sketchrnn/sheep.npz"
+
+
+def test_a_hostile_mirror_cannot_run_code(tmp_path, server):
+    """A sketch-rnn file whose arrays would unpickle into a call is refused, and not kept."""
+    from test_hostile_input import _evil_npz
+
+    marker = tmp_path / "pwned"
+    server.payloads["/sketchrnn/sheep.npz"] = _evil_npz(tmp_path / "evil.npz", marker, "element").read_bytes()
+    with pytest.raises(DownloadError, match="would need pickle to read"):
+        download("sheep", "sketchrnn", tmp_path / "cache", base_url=_base(server), progress=False)
+    assert not marker.exists() and not data.cached_category_path("sheep", "sketchrnn", tmp_path / "cache").exists()

@@ -66,7 +66,8 @@ def test_a_pickled_payload_in_an_npz_never_runs(tmp_path, where):
     for args in commands:
         result = CliRunner().invoke(main, args)
         _one_line(result, str(evil), "would need pickle to read (the callable io.open)", "refused")
-    data.check_file(evil)  # what `sheep download` checks a fetched file with: the zip's names only
+    with pytest.raises(DataError, match="would need pickle"):
+        data.check_file(evil)  # what `sheep download` checks a fetched file with
     assert not marker.exists()
     assert not (tmp_path / "grid.png").exists()
 

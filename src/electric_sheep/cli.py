@@ -831,6 +831,7 @@ def anomalies(
 ) -> None:
     """Score drawings by reconstruction error and flag the ones that are probably not sheep."""
     from .anomaly import run_anomalies
+    from .train import TrainConfig
 
     run_dir, data = _run_and_data(paths, data_required=True)
     if sum(x is not None for x in (threshold, top, quantile)) > 1:
@@ -844,9 +845,8 @@ def anomalies(
     if mix_spec:
         images, planted = _plant(images, mix_spec, seed, drawings.format)
         if train_on_mix:
-            model = _train_on_mixture(
-                run_dir, images, drawings.split("valid"), train_on_mix, trim, latent_dim, out_dir, seed, as_json
-            )
+            valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
+            model = _train_on_mixture(run_dir, images, valid, train_on_mix, trim, latent_dim, out_dir, seed, as_json)
             lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
     elif train_on_mix:
         raise click.UsageError("--train-on-mix needs --mix")

@@ -251,12 +251,13 @@ def _looks_like_bin(head: bytes) -> bool:
 
 
 def check_file(path: Path) -> Format:
-    """Cheaply check that ``path`` is a readable data file (header and first record only)."""
+    """Check that ``path`` is a readable data file: cheaply (header and first record) except for
+    sketch-rnn files, whose arrays are parsed whole since a pickle stream has no cheap check."""
     fmt = detect_format(path)
     if fmt == "bitmap":
         _load_bitmap(path)  # memory-mapped: reads the header, checks shape and size
     elif fmt == "sketchrnn":
-        if not set(SPLITS) & set(npz_names(path)):
+        if not read_npz(path, SPLITS):  # parsed whole, without pickle: a hostile file is refused here
             raise DataError(path, "has none of the keys train/valid/test")
     elif fmt == "picture":
         _read_pictures(path if path.is_file() else picture_files(path)[0], strict=True)

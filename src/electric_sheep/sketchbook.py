@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .anomaly import scores, threshold_for
-from .errors import SheepError
+from .errors import DataError, SheepError
 from .generate import decode_codes, interpolate, manifold_axes, reconstruct, sample_codes
 from .latent import encode
 from .model import VAE
@@ -222,5 +222,17 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
                 raise
             continue
         return make_reference(model, drawings.split("train", limit=REFERENCE_LIMIT))
-    saved = Path(run_dir) / REFERENCE_SCORES
-    return make_reference(model, None, last_latents(run_dir), np.load(saved) if saved.is_file() else None)
+    return make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))
+
+
+def _saved_scores(path: Path) -> np.ndarray | None:
+    """The scores a run saved for the app, or None when it saved none."""
+    if not path.is_file():
+        return None
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        raise DataError(path, "is not a readable .npy array of scores") from None
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise DataError(path, f"holds {values.shape} values, not a list of finite scores")
+    return values
