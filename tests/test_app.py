@@ -137,3 +137,17 @@ def test_app_in_a_real_browser(shared):
     assert not errors, errors
     local = ("http://127.0.0.1", "data:", "blob:")
     assert all(u.startswith(local) for u in requests), [u for u in requests if not u.startswith(local)]
+
+
+def test_surprise_draws_the_sampled_code_itself(reference):
+    from electric_sheep.app import on_point, on_surprise
+
+    x, y, seed, code = on_surprise(reference, 1.0, 3)
+    assert seed == 4 and len(code) == reference.model.config.latent_dim
+    assert np.allclose(reference.to_plane(np.asarray(code)[None])[0], (x, y), atol=0.006)
+    sampled, _ = on_point(reference, x, y, code)
+    expected = sb.decode_one(reference, np.asarray(code, np.float32))
+    assert np.asarray(sampled).shape == (28 * 6, 28 * 6)
+    moved, _ = on_point(reference, x + 1.0, y, code)  # the slider moved away: the map's point is drawn
+    assert not np.array_equal(np.asarray(moved), np.asarray(sampled))
+    assert np.abs(np.asarray(sampled, np.float64) / 255 - (1 - np.kron(expected, np.ones((6, 6))))).max() < 0.01

@@ -22,6 +22,7 @@ from .plots import grid_image
 
 TILE_SCALE = 6  # a 28x28 drawing is shown at 168x168
 STEPS = 8  # decodings between the two drawings of an interpolation
+SLIDER_ROUNDING = 0.006  # the sliders hold two decimals: a sampled code's place is within this
 
 PAD_FILES = ("sketchpad.html", "sketchpad.css", "sketchpad.js")  # in the package's static/ folder
 
@@ -54,10 +55,17 @@ def on_sketch(ref: sb.Reference, value):
     return _tile(verdict.bitmap), _tile(verdict.reconstruction), text, sb.map_image(ref, verdict.point), near
 
 
-def on_point(ref: sb.Reference, x: float, y: float):
-    """The Dream tab: the drawing decoded at (x, y) of the map, and the map with that point."""
+def on_point(ref: sb.Reference, x: float, y: float, sampled: list[float] | None = None):
+    """The Dream tab: the drawing at (x, y) of the map, and the map with that point. When the
+    sliders show where the code ``sampled`` by "surprise me" lies, that code itself is drawn (with
+    more than two latent dimensions it is more than its place on the map)."""
     point = np.array([x, y])
-    return _tile(sb.dream_at(ref, (x, y))), sb.map_image(ref, point)
+    code = None if sampled is None else np.asarray(sampled, np.float32)
+    if code is not None and np.abs(ref.to_plane(code[None])[0] - point).max() < SLIDER_ROUNDING:
+        drawing = sb.decode_one(ref, code)
+    else:
+        drawing = sb.dream_at(ref, (x, y))
+    return _tile(drawing), sb.map_image(ref, point)
 
 
 def on_map_click(ref: sb.Reference, event) -> tuple[float, float]:
@@ -67,9 +75,11 @@ def on_map_click(ref: sb.Reference, event) -> tuple[float, float]:
 
 
 def on_surprise(ref: sb.Reference, temperature: float, seed: int):
-    """ "Surprise me": a point sampled from the prior at the temperature; the next seed."""
-    x, y = np.clip(np.random.default_rng(seed).standard_normal(2) * temperature, -sb.SPAN, sb.SPAN)
-    return round(float(x), 2), round(float(y), 2), seed + 1
+    """ "Surprise me": a code sampled from the prior at the temperature; the sliders move to its
+    place on the map. Returns the sliders' values, the next seed and the code."""
+    code = sb.sample_code(ref, temperature, seed)
+    x, y = np.clip(ref.to_plane(code[None])[0], -sb.SPAN, sb.SPAN).round(2)
+    return float(x), float(y), seed + 1, code.tolist()
 
 
 def on_interpolate(ref: sb.Reference, start, end, source: str, first: int, last: int, steps: int):
@@ -158,9 +168,17 @@ def _dream_tab(gr, ref: sb.Reference) -> None:
             button = gr.Button("Surprise me", elem_id="surprise")
         dream = _image(gr, "the decoder's drawing", "dream")
         where = _image(gr, "the point on the map (click to choose)", "dream-map")
+    sampled = gr.State(None)  # the last code "surprise me" drew from the prior
+
     # No triggers: on opening the page and on every change of the sliders.
-    gr.on(None, lambda a, b: on_point(ref, a, b), inputs=[x, y], outputs=[dream, where], show_progress="hidden")
-    button.click(lambda t, s: on_surprise(ref, t, s), inputs=[temperature, seed], outputs=[x, y, seed])
+    def drawn(a, b, c):
+        return on_point(ref, a, b, c)
+
+    gr.on(None, drawn, inputs=[x, y, sampled], outputs=[dream, where], show_progress="hidden")
+    surprised = button.click(
+        lambda t, s: on_surprise(ref, t, s), inputs=[temperature, seed], outputs=[x, y, seed, sampled]
+    )
+    surprised.then(drawn, inputs=[x, y, sampled], outputs=[dream, where])
 
     def clicked(event):
         return on_map_click(ref, event)

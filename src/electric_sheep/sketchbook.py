@@ -156,10 +156,14 @@ def dream_at(ref: Reference, point: tuple[float, float]) -> np.ndarray:
     return decode_codes(ref.model, ref.from_plane(point)[None])[0]
 
 
-def surprise(ref: Reference, temperature: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A code sampled from the prior at ``temperature``: its drawing and its place on the map."""
-    code = sample_codes(ref.model.config.latent_dim, 1, temperature=temperature, seed=seed)
-    return decode_codes(ref.model, code)[0], ref.to_plane(code)[0]
+def sample_code(ref: Reference, temperature: float, seed: int) -> np.ndarray:
+    """A code (D,) sampled from the prior N(0, I) at ``temperature``."""
+    return sample_codes(ref.model.config.latent_dim, 1, temperature=temperature, seed=seed)[0]
+
+
+def decode_one(ref: Reference, code: np.ndarray) -> np.ndarray:
+    """One code's drawing, (28, 28) in [0, 1]."""
+    return decode_codes(ref.model, code[None])[0]
 
 
 def path_between(ref: Reference, start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
