@@ -129,7 +129,7 @@ def trained(preset: str, epochs: int | None, data: dict[str, dict[str, np.ndarra
     if not (run_dir / "model.safetensors").is_file():
         sheep = load_drawings(BITMAPS / "sheep.npy", seed=0)
         started = time.perf_counter()
-        train(sheep.split("train"), sheep.split("valid"), ModelConfig(preset=preset), cfg, run_dir, progress=False)
+        train(sheep.split("train"), sheep.split("valid"), ModelConfig(preset=preset), cfg, run_dir, log=lambda s: None)
         print(f"trained {preset} for {cfg.epochs} epochs in {time.perf_counter() - started:.0f} s: {run_dir}")
     return run_dir
 

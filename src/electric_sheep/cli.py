@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 import click
@@ -58,33 +59,6 @@ def _one_line_warnings(show):
     return display
 
 
-def _picture_out(ctx, param, value: Path | None) -> Path | None:
-    """-o for a picture: a suffix Pillow writes, checked before any work is done."""
-    from .plots import picture_format
-
-    if value is not None:
-        picture_format(value)
-    return value
-
-
-def _figure_out(ctx, param, value: Path | None) -> Path | None:
-    """-o for a figure: a suffix matplotlib writes, checked before any work is done."""
-    from .plots import figure_format
-
-    if value is not None:
-        figure_format(value)
-    return value
-
-
-def _animation_out(ctx, param, value: Path | None) -> Path | None:
-    """-o for an animation: .gif, .png (APNG) or .webp, checked before any work is done."""
-    from .plots import picture_format
-
-    if value is not None:
-        picture_format(value, animated=True)
-    return value
-
-
 class _Finite(click.FloatRange):
     """A float in range that is also finite: nan slips through click's range checks, inf through
     open upper bounds, and either would give a blank picture or a matplotlib traceback."""
@@ -119,11 +93,22 @@ def _channels(ctx, param, value: str | None) -> tuple[int, int] | None:
     return c1, c2
 
 
-def _out_option(default: Path | None, check, help: str | None = None):
-    """-o/--out, its suffix checked by ``check`` while parsing, before any work is done."""
+def _out_option(default: Path | None, kind: str = "picture", help: str | None = None):
+    """-o/--out for a picture, figure or animation: its suffix checked while parsing, before any
+    work is done (an unknown one is a one-line error)."""
+    from .plots import figure_format, picture_format
+
+    checks = {"picture": picture_format, "figure": figure_format, "animation": partial(picture_format, animated=True)}
+    check = checks[kind]
+
+    def checked(ctx, param, value: Path | None) -> Path | None:
+        if value is not None:
+            check(value)
+        return value
+
     return click.option(
         "-o", "--out", type=click.Path(path_type=Path), default=default, show_default=default is not None,
-        callback=check, help=help,
+        callback=checked, help=help,
     )  # fmt: skip
 
 
@@ -218,7 +203,7 @@ def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool
 @click.option(
     "-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True, help="How many drawings."
 )
-@_out_option(Path("grid.png"), _picture_out)
+@_out_option(Path("grid.png"))
 @click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")
 @_cache_option
@@ -488,7 +473,7 @@ def _warn_if_prior_unlearned(run_dir: Path) -> None:
 @click.option("--std", type=_Finite(0), default=1.0, show_default=True, help="Std of z (the post used 0.5).")
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@_out_option(Path("sheep.png"), _picture_out)
+@_out_option(Path("sheep.png"))
 @_json_option
 def draw(
     run_dir: Path, count: int, mean: float, std: float, temperature: float, seed: int, out: Path, as_json: bool
@@ -513,7 +498,7 @@ def draw(
 @click.option("--frames", type=click.IntRange(2, 1000), default=96, show_default=True, help="Frames in one loop.")
 @click.option("--ms", type=click.IntRange(20), default=80, show_default=True, help="Milliseconds per frame.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@_out_option(Path("dream.gif"), _animation_out, "A .gif, .png (APNG) or .webp animation.")
+@_out_option(Path("dream.gif"), "animation", "A .gif, .png (APNG) or .webp animation.")
 @_json_option
 def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:
     """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
@@ -538,7 +523,7 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
 @click.option("--to", "end", type=click.IntRange(0), required=True, help="Index of the last drawing.")
 @click.option("--steps", type=click.IntRange(2, 1000), default=10, show_default=True)
 @_pick_options
-@_out_option(None, _picture_out, "Default OUT_DIR/interpolation.png.")
+@_out_option(None, help="Default OUT_DIR/interpolation.png.")
 @_out_dir_option
 @_json_option
 def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) -> None:
@@ -570,7 +555,7 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
     show_default=True,
     help="Half-width of the plane (in prior standard deviations).",
 )
-@_out_option(None, _figure_out, "Default OUT_DIR/manifold.png.")
+@_out_option(None, "figure", "Default OUT_DIR/manifold.png.")
 @_out_dir_option
 @_json_option
 def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
@@ -620,7 +605,7 @@ def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str])
 )
 @click.option("--sharpen", is_flag=True, help="Also show the post's 3x3 sharpening of each reconstruction.")
 @_pick_options
-@_out_option(None, _figure_out, "Default OUT_DIR/reconstructions.png.")
+@_out_option(None, "figure", "Default OUT_DIR/reconstructions.png.")
 @_out_dir_option
 @_json_option
 @click.pass_context
@@ -683,7 +668,7 @@ def latent(paths, split, out_dir, as_json) -> None:
     callback=_epoch_list,
     help="Comma-separated epochs to show [default: the post's 5,10,15,20 the run saved].",
 )
-@_out_option(None, _figure_out, "Default OUT_DIR/latent_epochs.png.")
+@_out_option(None, "figure", "Default OUT_DIR/latent_epochs.png.")
 @click.option("--gif", is_flag=True, help="Also animate every saved epoch: latent_epochs.gif beside the PNG.")
 @_out_dir_option
 @_json_option

@@ -51,9 +51,9 @@ class TrainConfig:
     val_limit: int | None = 2000  # validate on at most this many drawings (speed)
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else CPU
-    # CPU threads while training (0: torch's default, all cores). One thread loses little on an
-    # idle machine at these batch sizes and nothing when another program takes a core, where
-    # threads that wait for each other at every operation lose most of their speed.
+    # CPU threads while training (0: torch's default, all cores). One thread is somewhat slower on
+    # an idle machine but keeps its speed when another program takes a core, where threads that
+    # wait for each other at every operation lose most of theirs (docs/performance.md).
     threads: int = 1
 
     def __post_init__(self) -> None:
