@@ -12,10 +12,20 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session")
+def _shared_rasters(tmp_path_factory) -> Path:
+    """One raster cache for the whole run: rasterised files are keyed by path, size and mtime, so
+    the read-only real data is rasterised once, and each test's own files keep their own entries."""
+    return tmp_path_factory.mktemp("rasters")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache folder: tests never touch the user's ~/.cache."""
-    monkeypatch.setenv("ELECTRIC_SHEEP_CACHE", str(tmp_path_factory.mktemp("cache")))
+def _isolated_cache(tmp_path_factory, monkeypatch, _shared_rasters):
+    """Every test gets its own cache folder (downloads, benchmarks): tests never touch the user's
+    ~/.cache; only the raster cache inside it is the run's."""
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "raster").symlink_to(_shared_rasters, target_is_directory=True)
+    monkeypatch.setenv("ELECTRIC_SHEEP_CACHE", str(cache))
 
 
 @pytest.fixture
