@@ -50,8 +50,9 @@ def test_a_sketch_is_rendered_like_the_data_and_judged(reference):
         ("[" * 5000 + "]" * 5000, "could not be read"),
         (json.dumps([[[0, 0]] * 200_000]), "too large"),
         ('[[["a", 1]]]', "could not be read"),
+        ("[[[1" + "0" * 400 + ", 5], [1, 9]]]", "could not be read"),
     ],
-    ids=["none", "no-strokes", "empty-stroke", "dot", "nested", "enormous", "not-numbers"],
+    ids=["none", "no-strokes", "empty-stroke", "dot", "nested", "enormous", "not-numbers", "400-digits"],
 )
 def test_what_is_not_a_drawing_gets_a_message(sketch, message):
     with pytest.raises(sb.SketchProblem, match=message):

@@ -70,16 +70,20 @@ def on_point(ref: sb.Reference, x: float, y: float, sampled: list[float] | None 
 
 def on_map_click(ref: sb.Reference, event) -> tuple[float, float]:
     """A click on the map: the slider values of the point clicked."""
-    x, y = sb.map_point(ref, event.index)
-    return round(float(np.clip(x, -sb.SPAN, sb.SPAN)), 2), round(float(np.clip(y, -sb.SPAN, sb.SPAN)), 2)
+    return _on_sliders(sb.map_point(ref, event.index))
 
 
 def on_surprise(ref: sb.Reference, temperature: float, seed: int):
     """ "Surprise me": a code sampled from the prior at the temperature; the sliders move to its
     place on the map. Returns the sliders' values, the next seed and the code."""
     code = sb.sample_code(ref, temperature, seed)
-    x, y = np.clip(ref.to_plane(code[None])[0], -sb.SPAN, sb.SPAN).round(2)
-    return float(x), float(y), seed + 1, code.tolist()
+    return *_on_sliders(ref.to_plane(code[None])[0]), seed + 1, code.tolist()
+
+
+def _on_sliders(point: np.ndarray) -> tuple[float, float]:
+    """A point of the map as the sliders can show it: within their range, two decimals."""
+    x, y = np.clip(point, -sb.SPAN, sb.SPAN).round(2)
+    return float(x), float(y)
 
 
 def on_interpolate(ref: sb.Reference, start, end, source: str, first: int, last: int, steps: int):

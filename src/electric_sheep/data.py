@@ -423,7 +423,7 @@ def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray 
     return bitmap
 
 
-MAX_PICTURE_PIXELS = 40_000_000  # decoding takes about 14 bytes a pixel: ~600 MB at this size
+MAX_PICTURE_PIXELS = 40_000_000  # decoding memory grows with the pixels: above this, refused (docs/pictures.md)
 
 
 def _reduce_on_decode(picture) -> None:

@@ -209,9 +209,14 @@ def gif_bytes(frames: list[Image.Image], frame_ms: int, hold_last_ms: int) -> by
     lut = [min(255, v // step * step + step // 2) if v < 256 - step else 255 for v in range(256)]
     frames = [f.point(lut) if f.mode == "L" else f for f in frames]
     buf = io.BytesIO()
-    durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    _save_frames(frames, buf, "GIF", frame_ms, hold_last_ms)
     return buf.getvalue()
+
+
+def _save_frames(frames: list[Image.Image], target, fmt: str, frame_ms: int, hold_last_ms: int) -> None:
+    """Write ``frames`` as a looping animation whose last frame stays ``hold_last_ms``."""
+    durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
+    frames[0].save(target, format=fmt, save_all=True, append_images=frames[1:], duration=durations, loop=0)
 
 
 def save_animation(frames: list[Image.Image], path: str | Path, frame_ms: int, hold_last_ms: int) -> Path:
@@ -223,8 +228,7 @@ def save_animation(frames: list[Image.Image], path: str | Path, frame_ms: int, h
         if fmt == "GIF":
             tmp.write_bytes(gif_bytes(frames, frame_ms, hold_last_ms))
         else:
-            durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
-            frames[0].save(tmp, format=fmt, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+            _save_frames(frames, tmp, fmt, frame_ms, hold_last_ms)
     return path
 
 

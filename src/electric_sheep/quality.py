@@ -5,8 +5,8 @@ and the share of pixels that are neither ink nor paper.
   fitted to two sets of feature vectors, ||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)).
 - :func:`kernel_distance` (KID; Bińkowski et al. 2018): the unbiased squared MMD with the cubic
   polynomial kernel k(x, y) = (x.y / d + 1)^3, which unlike FID has no bias from the set size.
-- :func:`grey_share`: Google's bitmaps are anti-aliased lines, a sixth of their pixels grey; a
-  blurred drawing has many more, a thresholded one none.
+- :func:`grey_share`: Google's bitmaps are anti-aliased lines, grey only at their edges; a
+  blurred drawing has many more grey pixels, a thresholded one none.
 """
 
 from __future__ import annotations

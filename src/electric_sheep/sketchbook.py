@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from .anomaly import scores, threshold_for
 from .errors import DataError, SheepError
-from .generate import decode_codes, interpolate, manifold_axes, reconstruct, sample_codes
+from .generate import decode_codes, interpolate, manifold_axes, sample_codes
 from .latent import encode
 from .model import VAE
 from .raster import render
@@ -44,10 +45,14 @@ class Reference:
     rule: str
     background: Image.Image | None = field(default=None, repr=False)  # the map's dots, drawn once
 
+    @cached_property
+    def plane(self) -> np.ndarray:
+        """The reference codes on the map, (N, 2)."""
+        return self.to_plane(self.codes)
+
     def view(self, margin: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
         """The map's corners: the codes' extent and a margin, at least the sliders' +-SPAN."""
-        plane = self.to_plane(self.codes)
-        lo, hi = np.minimum(plane.min(axis=0), -SPAN), np.maximum(plane.max(axis=0), SPAN)
+        lo, hi = np.minimum(self.plane.min(axis=0), -SPAN), np.maximum(self.plane.max(axis=0), SPAN)
         pad = (hi - lo) * margin
         return lo - pad, hi + pad
 
@@ -104,7 +109,7 @@ def _strokes(sketch: str | None) -> list[np.ndarray]:
         raise SketchProblem("the drawing is too large to look at here: clear it and draw again")
     try:
         strokes = [np.asarray(stroke, np.float64).reshape(-1, 2) for stroke in json.loads(sketch)]
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, RecursionError, OverflowError):  # not JSON of numbers, or a 400-digit one
         raise SketchProblem("the page sent a drawing that could not be read: clear it and draw again") from None
     if not all(np.isfinite(s).all() for s in strokes):
         raise SketchProblem("the page sent a drawing that could not be read: clear it and draw again")
@@ -142,7 +147,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
         near = ref.images[nearest]
     return Verdict(
         bitmap,
-        reconstruct(ref.model, batch)[0],
+        decode_one(ref, code),  # its reconstruction: the drawing at its code
         score,
         float((ref.scores < score).mean() * 100),
         score <= ref.threshold,
@@ -153,7 +158,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
 
 def dream_at(ref: Reference, point: tuple[float, float]) -> np.ndarray:
     """The drawing decoded at a point of the map, (28, 28) in [0, 1]."""
-    return decode_codes(ref.model, ref.from_plane(point)[None])[0]
+    return decode_one(ref, ref.from_plane(point))
 
 
 def sample_code(ref: Reference, temperature: float, seed: int) -> np.ndarray:
@@ -178,7 +183,7 @@ def map_image(ref: Reference, point: np.ndarray | None = None) -> Image.Image:
     if ref.background is None:
         ref.background = Image.new("RGB", (MAP_PX, MAP_PX), "white")
         draw = ImageDraw.Draw(ref.background)
-        for x, y in _pixels(ref, ref.to_plane(ref.codes)):
+        for x, y in _pixels(ref, ref.plane):
             draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(120, 150, 190))
     img = ref.background.copy()
     if point is not None:

@@ -513,13 +513,17 @@ def _save(
 ) -> None:
     """One checkpoint: committed by the training state's rename (it holds everything), then the
     weights and metrics that users read, each file atomically."""
-    meta = {"epoch": str(epoch), "step": str(step)}
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
     extra = {"epoch": epoch, "step": step, "partial": partial}
     ckpt.save_training_state(run_dir, optimizer, extra, rng, model, history)
-    ckpt.save_weights(model, run_dir, meta)
+    _save_readable(run_dir, model, epoch, step, history)
+
+
+def _save_readable(run_dir: Path, model: VAE, epoch: int, step: int, history: list[dict[str, Any]]) -> None:
+    """The weights and metrics users read, as the training state has them."""
+    ckpt.save_weights(model, run_dir, {"epoch": str(epoch), "step": str(step)})
     ckpt.write_metrics(run_dir, history)
 
 
@@ -546,8 +550,7 @@ def _restore(
         ckpt.save_config(run_dir, saved)
     history = ckpt.read_metrics(run_dir) if state.history is None else state.history
     if dd.main and state.history is not None:  # mend a save cut between its files
-        ckpt.save_weights(model, run_dir, {"epoch": str(state.extra["epoch"]), "step": str(state.extra["step"])})
-        ckpt.write_metrics(run_dir, history)
+        _save_readable(run_dir, model, int(state.extra["epoch"]), int(state.extra["step"]), history)
     partial = state.extra.get("partial") or _Position.empty_sums()
     return _Position(int(state.extra["epoch"]), int(state.extra["step"]), partial), history
 
