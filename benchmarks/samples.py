@@ -16,7 +16,9 @@ IWAE NLL on the sheep test split (the built-in model's split).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -30,9 +32,9 @@ from electric_sheep.checkpoint import builtin_run_dir, load_model
 from electric_sheep.data import data_fingerprint, default_cache_dir, load_drawings
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.generate import draw
-from electric_sheep.model import ModelConfig
+from electric_sheep.model import make_model_config
 from electric_sheep.quality import frechet_distance, grey_share, kernel_distance
-from electric_sheep.train import make_train_config, train
+from electric_sheep.train import default_epochs, make_train_config, train
 
 CATEGORIES = ("sheep", "cat", "dog", "rabbit", "duck")
 BITMAPS = SHARED / "quickdraw" / "bitmap"
@@ -123,13 +125,18 @@ def row(name: str, images: np.ndarray, net: Classifier, real_feats: np.ndarray, 
 
 
 def trained(preset: str, epochs: int | None, data: dict[str, dict[str, np.ndarray]]) -> Path:
-    """A run of ``preset`` trained on the sheep's train split (cached by preset and epochs)."""
+    """A run of ``preset`` trained on the sheep's train split as `sheep train` would (cached by its
+    settings)."""
     cfg = make_train_config(preset, epochs=epochs, val_limit=None)
-    run_dir = default_cache_dir() / "benchmarks" / "runs" / f"{preset}-{cfg.epochs}"
+    if epochs is None:
+        cfg = dataclasses.replace(cfg, epochs=default_epochs(preset, cfg, len(data["sheep"]["train"])))
+    model_cfg = make_model_config(preset)
+    settings = json.dumps([model_cfg.to_dict(), cfg.to_dict()], sort_keys=True).encode()
+    run_dir = default_cache_dir() / "benchmarks" / "runs" / f"{preset}-{hashlib.sha256(settings).hexdigest()[:12]}"
     if not (run_dir / "model.safetensors").is_file():
         sheep = load_drawings(BITMAPS / "sheep.npy", seed=0)
         started = time.perf_counter()
-        train(sheep.split("train"), sheep.split("valid"), ModelConfig(preset=preset), cfg, run_dir, log=lambda s: None)
+        train(sheep.split("train"), sheep.split("valid"), model_cfg, cfg, run_dir, log=lambda s: None)
         print(f"trained {preset} for {cfg.epochs} epochs in {time.perf_counter() - started:.0f} s: {run_dir}")
     return run_dir
 

@@ -8,6 +8,12 @@ because one pass over N images takes it about a second.
     python benchmarks/throughput.py [--images 2000] [--repeats 3]
     python benchmarks/throughput.py --busy    # the default preset, alone and beside a CPU-bound process
 
+Beside images/s it reports time to quality: the held-out NLL (IWAE, test split) the seed preset
+has after its first QUALITY_EPOCHS epochs on the Aaron sheep, and the wall-clock seconds of training
+(validation and checkpoints included) each preset needs to reach it. The default is evaluated
+every EVERY_STEPS steps; the clock stops while it is.
+``--skip-quality`` leaves it out (the seed's epochs take about 8 minutes on 2 cores).
+
 With ``--busy`` the default preset trains with one thread (its default) and with all cores, each
 on an idle machine and while another process keeps one core busy, alternated, and the script
 prints what share of its idle speed each keeps.
@@ -19,21 +25,87 @@ import argparse
 import multiprocessing
 import statistics
 import tempfile
+import time
 
 import torch
 from _common import data_path, machine
 
+from electric_sheep.checkpoint import load_model
 from electric_sheep.data import load_drawings
-from electric_sheep.model import ModelConfig, build_model, count_parameters
+from electric_sheep.evaluate import evaluate_model
+from electric_sheep.model import build_model, count_parameters, make_model_config
 from electric_sheep.train import make_train_config, train
+
+QUALITY_EPOCHS = 3
+EVERY_STEPS = 20  # the default preset's evaluations: 640 drawings apart
+QUALITY_K = 100  # importance samples of those evaluations
 
 
 def images_per_s(preset: str, images, val, n: int, threads: int | None = None) -> float:
     # KL weight 1 throughout: one epoch would never reach it otherwise (a warning); the cost is the same.
     cfg = make_train_config(preset, epochs=1, limit=n, val_limit=64, kl_schedule="constant", threads=threads)
     with tempfile.TemporaryDirectory() as run_dir:
-        history = train(images, val, ModelConfig(preset=preset), cfg, run_dir, progress=False, log=lambda s: None)
+        history = train(images, val, make_model_config(preset), cfg, run_dir, progress=False, log=lambda s: None)
     return history[-1]["images_per_s"]
+
+
+class _Clock:
+    """Training seconds: runs except while an evaluation is measured."""
+
+    def __init__(self) -> None:
+        self.spent, self.since = 0.0, time.perf_counter()
+
+    def pause(self) -> float:
+        self.spent += time.perf_counter() - self.since
+        return self.spent
+
+    def resume(self) -> None:
+        self.since = time.perf_counter()
+
+
+class _Reached(Exception):
+    pass
+
+
+def seed_quality(train_set, val, test) -> tuple[float, float]:
+    """(test NLL, wall-clock seconds of training) of the seed preset after QUALITY_EPOCHS epochs."""
+    cfg = make_train_config("seed", epochs=QUALITY_EPOCHS, val_limit=64)
+    with tempfile.TemporaryDirectory() as run_dir:
+        started = time.perf_counter()
+        train(train_set, val, make_model_config("seed"), cfg, run_dir, progress=False, log=lambda s: None)
+        seconds = time.perf_counter() - started
+        nll = evaluate_model(load_model(run_dir), test, k=QUALITY_K)["iwae_nll"]
+    return nll, seconds
+
+
+def seconds_to_reach(preset: str, target: float, train_set, val, test, max_epochs: int = 20) -> float | None:
+    """Training seconds until ``preset``'s test NLL is at most ``target`` (None: not within max_epochs)."""
+    model_cfg = make_model_config(preset)
+    model = build_model(model_cfg)
+    clock = _Clock()
+    reached: list[float] = []
+
+    def check(epoch: int, step: int) -> None:
+        if step % EVERY_STEPS:
+            return
+        seconds = clock.pause()
+        with torch.random.fork_rng():  # evaluating must not change the training's random stream
+            nll = evaluate_model(model, test, k=QUALITY_K)["iwae_nll"]  # leaves the model in eval mode
+        model.train()
+        if nll <= target:
+            reached.append(seconds)
+            raise _Reached
+        clock.resume()
+
+    cfg = make_train_config(preset, epochs=max_epochs, val_limit=64)
+    with tempfile.TemporaryDirectory() as run_dir:
+        try:
+            train(
+                train_set, val, model_cfg, cfg, run_dir, progress=False, log=lambda s: None, on_step=check, model=model
+            )
+        except _Reached:
+            return reached[0]
+    return None
 
 
 def _spin() -> None:
@@ -68,6 +140,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000, help="training images per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of the default preset")
     parser.add_argument("--busy", action="store_true", help="idle against one other CPU-bound process")
+    parser.add_argument("--skip-quality", action="store_true", help="images/s only, no time to quality")
     args = parser.parse_args()
     drawings = load_drawings(data_path())
     train_set, val = drawings.split("train"), drawings.split("valid")
@@ -83,12 +156,26 @@ def main() -> None:
             images_per_s(preset, train_set, val, args.images) for _ in range(1 if preset == "seed" else args.repeats)
         ]
         results[preset] = statistics.median(runs)
-        params = count_parameters(build_model(ModelConfig(preset=preset)))
+        params = count_parameters(build_model(make_model_config(preset)))
         print(
             f"{preset:>8}: {results[preset]:8.0f} images/s  (batch {cfg.batch_size}, {cfg.optimizer}, "
             f"{params:,} parameters; runs: {', '.join(f'{r:.0f}' for r in runs)})"
         )
     print(f"   ratio: default / seed = {results['default'] / results['seed']:.1f}x")
+    if not args.skip_quality:
+        quality_table(train_set, val, drawings.split("test"))
+
+
+def quality_table(train_set, val, test) -> None:
+    """Time to the seed preset's NLL after its first QUALITY_EPOCHS epochs, for both presets."""
+    target, seed_seconds = seed_quality(train_set, val, test)
+    print(f"time to quality: the seed's test NLL after {QUALITY_EPOCHS} epochs is {target:.1f} nats (k = {QUALITY_K})")
+    print(f"    seed: {seed_seconds:8.1f} s")
+    seconds = seconds_to_reach("default", target, train_set, val, test)
+    if seconds is None:
+        print(" default: not reached within 20 epochs")
+        return
+    print(f" default: {seconds:8.1f} s (evaluated every {EVERY_STEPS} steps): {seed_seconds / seconds:.1f}x sooner")
 
 
 if __name__ == "__main__":

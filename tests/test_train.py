@@ -188,8 +188,11 @@ def test_cli_train_and_evaluate_json(tmp_path):
     assert f"next: sheep draw {run}; sheep report {run} -o report.html" in r.output
     # 2 epochs at the default schedule never turn the KL on: one line on stderr, not a Python warning
     assert r.stderr.count("warning: the KL weight only reaches 0.00") == 1 and "SheepWarning" not in r.stderr
-    for run_dir, warned in [([str(run)], True), ([], False)]:  # the built-in model's KL reached 1
-        r = CliRunner().invoke(main, ["draw", *run_dir, "-n", "4", "-o", str(tmp_path / "drawn.png")])
+    # Codes from N(0, I) need the KL at full weight; the prior fitted to the codes does not, and the
+    # built-in model's KL reached 1.
+    cases = [([str(run), "--std", "1"], True), ([str(run)], False), ([], False), (["--std", "1"], False)]
+    for args, warned in cases:
+        r = CliRunner().invoke(main, ["draw", *args, "-n", "4", "-o", str(tmp_path / "drawn.png")])
         assert r.exit_code == 0 and ("ended training with a KL weight of 0.00" in r.stderr) is warned, r.output
     r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--json"])
     assert r.exit_code == 0, r.output
@@ -216,17 +219,35 @@ def test_cli_train_with_other_channels_and_hidden(tmp_path):
     assert (saved["channels"], saved["hidden"]) == ([16, 32], 64)
     model = ckpt.load_model(run)
     assert (model.encoder[0].out_channels, model.encoder[2].out_channels, model.encoder[5].out_features) == (16, 32, 64)
-    assert model.decoder[-1].in_channels == 16 and model.decode(torch.zeros(2, 2)).shape == (2, 1, 28, 28)
+    z = torch.zeros(2, model.config.latent_dim)
+    assert model.decoder[-1].in_channels == 16 and model.decode(z).shape == (2, 1, 28, 28)
     bad = ["--out", str(tmp_path / "bad")]
     for value in ("16", "16,x", "0,32", "16,32,64"):
         res = r.invoke(main, [*args, "--channels", value, *bad])
         assert res.exit_code == 2 and "--channels" in res.output, (value, res.output)
     res = r.invoke(main, [*args, "--hidden", "0", *bad])
     assert res.exit_code == 2 and "--hidden" in res.output, res.output
-    for option, value in (("--channels", "16,32"), ("--hidden", "64")):
+    for option, value in (("--channels", "16,32"), ("--hidden", "64"), ("--pixel-head", "4")):
         res = r.invoke(main, [*args, "--preset", "seed", option, value, *bad])
         assert res.exit_code == 2 and "the seed preset keeps the post's" in res.output, res.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_train_without_pixel_head_and_flips(tmp_path):
+    """--pixel-head 0 trains the independent-pixel decoder (still with the fitted prior); --no-flip
+    is saved with the run; the default run has both, and a 16-D latent."""
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(120).reshape(120, 784))
+    args = ["train", str(data), "--epochs", "1", "--batch-size", "16", "--quiet"]
+    for extra, head, flip in (([], 16, True), (["--pixel-head", "0", "--no-flip"], 0, False)):
+        run = tmp_path / f"run{head}"
+        res = CliRunner().invoke(main, [*args, *extra, "--out", str(run)])
+        assert res.exit_code == 0, res.output
+        saved = json.loads((run / "config.json").read_text())
+        assert (saved["model"]["pixel_head"], saved["train"]["flip"], saved["model"]["latent_dim"]) == (head, flip, 16)
+        model = ckpt.load_model(run)
+        assert (model.pixel_head is None) == (head == 0) and model.prior is not None
+        assert float(model.prior.weights.sum()) == pytest.approx(1.0)
 
 
 def test_resume_keeps_the_runs_own_settings(tmp_path):

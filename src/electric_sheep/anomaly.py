@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .checkpoint import load_model
 from .errors import ConfigError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
-from .model import VAE, ModelConfig, bernoulli_log_likelihood, bf16_supported, fast_inference
+from .model import VAE, ModelConfig, bf16_supported, fast_inference
 from .plots import grid_image, pyplot, save_figure, save_image
 from .train import as_batch, make_train_config, train
 
@@ -81,8 +81,7 @@ def _batch_scores(model: VAE, x: torch.Tensor, kind: Score, samples: int, gen: t
     std = model.posterior_std(log_var)
     b, d = mean.shape
     z = mean + std * torch.randn((samples, b, d), generator=gen, device=mean.device)
-    logits = model.decode_logits(z.reshape(-1, d)).float()
-    log_px = bernoulli_log_likelihood(logits, (x > 0.5).float().repeat(samples, 1, 1, 1))
+    log_px = model.log_likelihood(z.reshape(-1, d), x.repeat(samples, 1, 1, 1))
     kl = (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
     nelbo = -log_px.reshape(samples, b).mean(dim=0) + kl
     if kind == "elbo-ink":

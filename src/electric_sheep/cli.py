@@ -262,8 +262,25 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
     default=None,
     help="Default: default (with --resume: the run's).",
 )
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Default: 20 (seed preset: 30).")
-@click.option("--latent-dim", type=click.IntRange(1), default=None, help="Default: 2 (with --resume: the run's).")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Default: 20, or more on a small set, enough for 2,000 steps (seed preset: 30).",
+)
+@click.option(
+    "--latent-dim",
+    type=click.IntRange(1),
+    default=None,
+    help="Default: the preset's, 16 (seed: 2); with --resume: the run's.",
+)
+@click.option(
+    "--pixel-head",
+    type=click.IntRange(0),
+    default=None,
+    help="Default preset: channels of the head that draws each pixel given the ones before it "
+    "(default 16); 0: pixels independent given z, drawn grey where the model is unsure.",
+)
 @click.option(
     "--channels",
     callback=_channels,
@@ -287,7 +304,15 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
     default=None,
     help="epoch: the post's callback (default); linear: per step; cyclical; constant 1.",
 )
-@click.option("--free-bits", type=_Finite(0), default=None, help="Minimum KL in nats per latent dim.")
+@click.option(
+    "--free-bits", type=_Finite(0), default=None, help="Minimum KL in nats per latent dim. Default 1 (seed: 0)."
+)
+@click.option(
+    "--flip/--no-flip",
+    default=None,
+    help="Mirror drawings left to right at random while training. Default on (seed: off); "
+    "turn it off for writing, where a mirrored letter is another letter.",
+)
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="Per process. Default 32 (seed: 8).")
 @click.option("--lr", type=_Finite(0, min_open=True), default=None)
 @click.option("--limit", type=click.IntRange(2), default=None, help="Train on the first N drawings of the split.")
@@ -315,12 +340,14 @@ def train(
     preset: str,
     epochs,
     latent_dim,
+    pixel_head,
     channels,
     hidden,
     kl_start,
     kl_steep,
     kl_schedule,
     free_bits,
+    flip,
     batch_size,
     lr,
     limit,
@@ -341,6 +368,7 @@ def train(
         run_dir,
         preset=preset,
         latent_dim=latent_dim,
+        pixel_head=pixel_head,
         channels=channels,
         hidden=hidden,
         resume=resume,
@@ -351,6 +379,7 @@ def train(
         kl_steep=kl_steep,
         kl_schedule=kl_schedule,
         free_bits=free_bits,
+        flip=flip,
         batch_size=batch_size,
         lr=lr,
         limit=limit,
@@ -469,26 +498,48 @@ def _warn_if_prior_unlearned(run_dir: Path) -> None:
 @main.command()
 @_run_dir_arg
 @click.option("-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True)
-@click.option("--mean", type=_Finite(), default=0.0, show_default=True, help="Mean of z (the post used 1).")
-@click.option("--std", type=_Finite(0), default=1.0, show_default=True, help="Std of z (the post used 0.5).")
+@click.option("--mean", type=_Finite(), default=None, help="Mean of z (the post used 1). Default: the model's prior.")
+@click.option("--std", type=_Finite(0), default=None, help="Std of z (the post used 0.5). Default: the model's prior.")
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_out_option(Path("sheep.png"))
 @_json_option
 def draw(
-    run_dir: Path, count: int, mean: float, std: float, temperature: float, seed: int, out: Path, as_json: bool
+    run_dir: Path,
+    count: int,
+    mean: float | None,
+    std: float | None,
+    temperature: float,
+    seed: int,
+    out: Path,
+    as_json: bool,
 ) -> None:
-    """Draw new sheep: decode random codes z ~ N(MEAN, STD) into a grid."""
+    """Draw new sheep: decode random codes from the model's prior (fitted to its codes, or
+    N(0, 1)), or from z ~ N(MEAN, STD), into a grid."""
     from .generate import draw as draw_fn
     from .plots import grid_image, save_image
 
-    _warn_if_prior_unlearned(run_dir)
-    images = draw_fn(_model(run_dir), count, mean, std, temperature, seed)
+    model = _model(run_dir)
+    gaussian = mean is not None or std is not None or model.prior is None
+    if gaussian:
+        _warn_if_prior_unlearned(run_dir)
+    images = draw_fn(model, count, mean, std, temperature, seed)
     save_image(grid_image(images), out)
+    m, s = (0.0 if mean is None else mean), (1.0 if std is None else std)
+    source = (
+        f"z ~ N({m:g}, {s * temperature:g})" if gaussian else f"the model's fitted prior (temperature {temperature:g})"
+    )
     _finish(
-        {"n": count, "mean": mean, "std": std, "temperature": temperature, "seed": seed, "image": str(out)},
+        {
+            "n": count,
+            "mean": m if gaussian else None,
+            "std": s if gaussian else None,
+            "temperature": temperature,
+            "seed": seed,
+            "image": str(out),
+        },
         as_json,
-        [f"wrote {out} ({count} drawings from z ~ N({mean:g}, {std * temperature:g}))"],
+        [f"wrote {out} ({count} drawings from {source})"],
     )
 
 
@@ -506,8 +557,10 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
     from .generate import dream as dream_fn
     from .plots import grid_image, save_animation
 
-    _warn_if_prior_unlearned(run_dir)
-    drawings = dream_fn(_model(run_dir), count, frames, seed)  # (frames, n, 28, 28)
+    model = _model(run_dir)
+    if model.prior is None:  # a fitted prior follows the codes wherever they are
+        _warn_if_prior_unlearned(run_dir)
+    drawings = dream_fn(model, count, frames, seed)  # (frames, n, 28, 28)
     pictures = [grid_image(frame, ncols=count, scale=4) for frame in drawings]  # greyscale: small GIFs
     save_animation(pictures, out, ms, ms)
     _finish(

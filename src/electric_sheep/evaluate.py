@@ -1,7 +1,8 @@
 """Held-out evaluation in nats per drawing: negative ELBO and the IWAE bound on the NLL.
 
 Both presets are scored the same way, on the binarised test drawings (pixel > 0.5) under the
-decoder's Bernoulli likelihood, so their numbers are comparable whatever loss they trained with.
+decoder's Bernoulli likelihood (with its pixel head, where it has one) and the prior its new
+drawings come from, so their numbers are comparable whatever loss they trained with.
 The importance-weighted bound (Burda et al. 2016, "Importance Weighted Autoencoders", eq. 8):
 
     log p(x) >= E[ log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x) ],  z_i ~ q(z | x)
@@ -21,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import ConfigError, SheepError
-from .model import VAE, bernoulli_log_likelihood, gaussian_log_density
+from .model import VAE, gaussian_log_density
 from .train import as_batch
 
 DECODES_PER_CHUNK = 8192  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
@@ -61,9 +62,8 @@ def _log_weights(
     b, d = mean.shape
     eps = torch.randn((k, b, d), generator=gen, device=mean.device)
     z = mean + std * eps  # (k, B, D)
-    logits = model.decode_logits(z.reshape(k * b, d))  # (k*B, 1, 28, 28)
-    log_px = bernoulli_log_likelihood(logits, x_bin.repeat(k, 1, 1, 1)).reshape(k, b)
-    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.ones_like(z))
+    log_px = model.log_likelihood(z.reshape(k * b, d), x_bin.repeat(k, 1, 1, 1)).reshape(k, b)
+    log_pz = model.log_prior(z)  # (k, B): the prior new drawings are sampled from
     log_qz = gaussian_log_density(z, mean, std)
     return (log_px + log_pz - log_qz).T
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .generate import decode_codes, manifold_axes
+from .pixels import pixel_noise
 from .plots import grid_image
 
 TILE = 28
@@ -50,7 +51,7 @@ def explorer_payload(
     values = np.linspace(-span, span, grid, dtype=np.float32)
     u, v = np.meshgrid(values, values[::-1])  # row 0 = top of the plane = largest second coordinate
     z_grid = centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1]
-    tiles = decode_codes(model, z_grid)
+    tiles = decode_codes(model, z_grid, noise=pixel_noise(1))  # as the manifold: one noise for the map
     # Plane coordinates of each code: solve centre + a * axes[0] + b * axes[1] ~ z (least squares).
     ab = np.linalg.lstsq(axes.T.astype(np.float64), (codes - centre).T.astype(np.float64), rcond=None)[0].T
     recon = decode_codes(model, codes) if len(codes) else np.zeros((0, TILE, TILE), np.float32)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import VAE, fast_inference
+from .model import SIDE, VAE, fast_inference
+from .pixels import pixel_noise
 from .train import encode_means
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches (4,096 was 2x slower), bounded memory
@@ -22,12 +23,28 @@ def _device(model: VAE) -> torch.device:
     return next(model.parameters()).device
 
 
-def decode_codes(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches."""
+def decode_codes(
+    model: VAE, z: np.ndarray | torch.Tensor, seed: int = 0, noise: torch.Tensor | None = None
+) -> np.ndarray:
+    """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches.
+
+    A model with a pixel head samples each drawing's pixels with its own noise, drawn from
+    ``seed``; or, given ``noise`` (M, 28, 28), drawing i uses noise[i % M], so that the drawings
+    of nearby codes (a path, a map) differ only as much as their codes.
+    """
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    gen = torch.Generator().manual_seed(seed)
+    out = []
     with fast_inference(model):
-        out = [model.decode(z[i : i + BATCH].to(_device(model)))[:, 0].float().cpu() for i in range(0, len(z), BATCH)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.float32)
+        for i in range(0, len(z), BATCH):
+            zb = z[i : i + BATCH]
+            if noise is None:
+                nb = torch.rand((len(zb), SIDE, SIDE), generator=gen)
+            else:
+                nb = noise[torch.arange(i, i + len(zb)) % len(noise)]
+            device = _device(model)
+            out.append(model.decode(zb.to(device), nb.to(device))[:, 0].float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, SIDE, SIDE), np.float32)
 
 
 def sample_codes(
@@ -38,11 +55,30 @@ def sample_codes(
     return (mean + std * temperature * rng.standard_normal((n, latent_dim))).astype(np.float32)
 
 
+def prior_codes(model: VAE, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """(n, D) codes from the model's own prior (fitted to its codes, where it has one), the
+    standard normal draws scaled by ``temperature``."""
+    eps = torch.from_numpy(sample_codes(model.config.latent_dim, n, temperature=temperature, seed=seed))
+    return model.codes_from_normal(eps, torch.Generator().manual_seed(seed)).numpy()
+
+
 def draw(
-    model: VAE, n: int = 64, mean: float = 0.0, std: float = 1.0, temperature: float = 1.0, seed: int = 0
+    model: VAE,
+    n: int = 64,
+    mean: float | None = None,
+    std: float | None = None,
+    temperature: float = 1.0,
+    seed: int = 0,
 ) -> np.ndarray:
-    """``n`` new drawings decoded from random latent codes."""
-    return decode_codes(model, sample_codes(model.config.latent_dim, n, mean, std, temperature, seed))
+    """``n`` new drawings: codes from the model's prior, or from N(mean, std^2) when either is given
+    (the post's way)."""
+    if mean is None and std is None:
+        z = prior_codes(model, n, temperature, seed)
+    else:
+        z = sample_codes(
+            model.config.latent_dim, n, 0.0 if mean is None else mean, 1.0 if std is None else std, temperature, seed
+        )
+    return decode_codes(model, z, seed)
 
 
 DREAM_HARMONICS = 3  # how wiggly a dream's path is: the slowest of its sinusoids goes round once
@@ -65,16 +101,18 @@ def dream_codes(latent_dim: int, n: int, frames: int, seed: int = 0) -> np.ndarr
 
 
 def dream(model: VAE, n: int = 4, frames: int = 96, seed: int = 0) -> np.ndarray:
-    """The drawings along :func:`dream_codes`, (frames, n, 28, 28) in [0, 1]."""
-    z = dream_codes(model.config.latent_dim, n, frames, seed)
-    return decode_codes(model, z.reshape(frames * n, -1)).reshape(frames, n, 28, 28)
+    """The drawings along :func:`dream_codes` (through the model's prior), (frames, n, 28, 28) in [0, 1]."""
+    eps = torch.from_numpy(dream_codes(model.config.latent_dim, n, frames, seed))  # (frames, n, D)
+    z = model.codes_from_normal(eps, torch.Generator().manual_seed(seed)).numpy()
+    noise = pixel_noise(n, seed)  # each sheep keeps its own strokes' randomness from frame to frame
+    return decode_codes(model, z.reshape(frames * n, -1), noise=noise).reshape(frames, n, SIDE, SIDE)
 
 
 def interpolate(model: VAE, start_u8: np.ndarray, end_u8: np.ndarray, steps: int = 10) -> np.ndarray:
     """Decode ``steps`` points on the straight line between the codes (z_mean) of two drawings."""
     codes = encode_means(model, torch.from_numpy(np.stack([start_u8, end_u8])))
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-    return decode_codes(model, (1 - t) * codes[0] + t * codes[1])
+    return decode_codes(model, (1 - t) * codes[0] + t * codes[1], noise=pixel_noise(1))
 
 
 def manifold_axes(latent_dim: int, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +142,7 @@ def manifold(
     values = np.linspace(-span, span, grid, dtype=np.float32)
     u, v = np.meshgrid(values, values[::-1])  # (grid, grid) each
     z = centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1]
-    return decode_codes(model, z)
+    return decode_codes(model, z, noise=pixel_noise(1))  # one noise: the map changes with the code alone
 
 
 def reconstruct(model: VAE, images_u8: np.ndarray) -> np.ndarray:

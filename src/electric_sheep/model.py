@@ -6,8 +6,10 @@ Two presets share one interface (``encode``, ``reparameterize``, ``decode``, ``f
   2*28*28*MSE + w*KL (KL averaged over latent dims) and its sampling quirk
   z = mean + exp(log_var) * eps (the post's code; the textbook form is exp(0.5 * log_var)).
   Kept as written so results can be compared honestly. 12,857,495 trainable parameters.
-- ``default``: a small strided-conv VAE with a proper ELBO: Bernoulli likelihood on the [0, 1]
-  intensities (binary cross-entropy, summed over pixels) plus the KL summed over latent dims.
+- ``default``: a small strided-conv VAE with a proper ELBO (Bernoulli likelihood summed over pixels
+  plus the KL summed over latent dims). Its decoder ends in a pixel head that draws each pixel
+  given the ones before it, its lines are rendered by a learned renderer, and its codes are drawn
+  from a prior fitted to them (see :mod:`electric_sheep.pixels` and :mod:`electric_sheep.prior`).
 
 Images are (B, 1, 28, 28) float32 in [0, 1]; latent codes are (B, D).
 """
@@ -26,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .pixels import PixelHead, Renderer, binarise, pixel_noise
+from .prior import CodePrior, standard_normal_log_prob
 from .runtime import keep_freed_memory
 
 Preset = Literal["seed", "default"]
@@ -37,15 +41,16 @@ PIXELS = SIDE * SIDE
 class ModelConfig:
     """Everything needed to rebuild a model; saved as ``config.json`` beside its weights."""
 
+    # The defaults here are what a config.json that lacks a key meant when it was written; new
+    # runs start from their preset's entry in PRESET_MODEL.
     preset: Preset = "default"
     latent_dim: int = 2
     # Default preset: filters of the two strided convs and width of the dense layer between convs
-    # and latent. 8, 24 and 128 take 1.4 MFLOP a drawing: scoring reaches 20,000 drawings/s on a
-    # 2-core CPU without bf16 units, where 32, 64 and 256 (10.3 MFLOP) cannot pass ~14,000; with
-    # batches of 32 it ends 20 epochs 1.3 nats of test NLL behind that wider model trained in
-    # batches of 128, the default before (docs/performance.md, "Width").
+    # and latent: narrow, so that scoring stays fast on a CPU (docs/performance.md, "Width").
     channels: tuple[int, int] = (8, 24)
     hidden: int = 128
+    pixel_head: int = 0  # channels of the pixel head; 0: pixels independent given z
+    fitted_prior: bool = False  # draw codes from a mixture fitted to them, not from N(0, I)
 
     def __post_init__(self) -> None:
         if self.preset not in ("seed", "default"):
@@ -54,6 +59,10 @@ class ModelConfig:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if len(self.channels) != 2 or min(self.channels) < 1 or self.hidden < 1:
             raise ConfigError(f"channels must be two counts >= 1 and hidden >= 1, got {self.channels}, {self.hidden}")
+        if self.pixel_head < 0:
+            raise ConfigError(f"pixel_head must be >= 0, got {self.pixel_head}")
+        if self.preset == "seed" and (self.pixel_head or self.fitted_prior):
+            raise ConfigError("the seed preset is the post's model as written: no pixel head, no fitted prior")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
@@ -73,6 +82,21 @@ class ModelConfig:
         return d
 
 
+# What a new run of each preset starts from (its ModelConfig fields; the rest keep their defaults).
+PRESET_MODEL: dict[str, dict[str, Any]] = {
+    "seed": {},
+    "default": {"latent_dim": 16, "pixel_head": 16, "fitted_prior": True},
+}
+
+
+def make_model_config(preset: str = "default", **overrides: Any) -> ModelConfig:
+    """The preset's model with ``overrides`` on top (None = keep the preset's)."""
+    if preset not in PRESET_MODEL:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_MODEL)}")
+    values = {**PRESET_MODEL[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return ModelConfig.from_dict({"preset": preset, **values})
+
+
 class VAEOutput(NamedTuple):
     """What ``forward`` returns: the decoded probabilities and the posterior parameters."""
 
@@ -86,15 +110,24 @@ class VAEOutput(NamedTuple):
 class LossTerms(NamedTuple):
     """The loss, and its two terms apart (keras-io's VAE tracks all three)."""
 
-    total: torch.Tensor  # what is minimised: recon + kl_weight * kl_objective
+    total: torch.Tensor  # what is minimised: recon + kl_weight * kl_objective + render
     recon: torch.Tensor  # reconstruction term, mean over the batch
     kl: torch.Tensor  # KL(q(z|x) || N(0, I)) as the preset defines it, mean over the batch
+    render: torch.Tensor  # the renderer's loss (0 without one), mean over the batch
 
 
 class VAE(nn.Module):
     """Shared VAE plumbing; subclasses provide ``encoder`` -> (mean, log_var) and ``decoder``."""
 
     config: ModelConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Set by subclasses that have them (assigned here, not as class attributes, which would
+        # hide the submodules nn.Module keeps apart).
+        self.pixel_head: PixelHead | None = None
+        self.renderer: Renderer | None = None
+        self.prior: CodePrior | None = None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, 28, 28) -> mean, log_var, each (B, D)."""
@@ -117,17 +150,49 @@ class VAE(nn.Module):
         return mean + self.posterior_std(log_var) * torch.randn_like(mean)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, 1, 28, 28) logits."""
+        """(B, D) -> (B, 1, 28, 28) logits of the decoder before any pixel head."""
         return self.decoder(z)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, 1, 28, 28) drawings in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z))
+    def likelihood_logits(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x | z), (B, 1, 28, 28): with a pixel head, each pixel's given the binarised
+        ``x`` before it; without one, ``x`` is not needed."""
+        base = self.decode_logits(z)
+        return base if self.pixel_head is None else self.pixel_head(base, binarise(x))
+
+    def log_likelihood(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(binarised x | z) summed per drawing, (B,): the likelihood every NLL and ELBO score uses."""
+        x_bin = binarise(x)
+        return bernoulli_log_likelihood(self.likelihood_logits(z, x_bin).float(), x_bin)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) over the last dim: the fitted prior where there is one, else N(0, I)."""
+        return standard_normal_log_prob(z) if self.prior is None else self.prior.log_prob(z)
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) codes from the prior new drawings come from (on the CPU)."""
+        return self.codes_from_normal(torch.randn((n, self.config.latent_dim), generator=generator), generator)
+
+    def codes_from_normal(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal (..., n, D) -> codes of the prior: the same with N(0, I); with a fitted
+        prior, mu + L eps of one component per drawing n (drawn with ``generator``), so a path of
+        eps stays within its component."""
+        if self.prior is None:
+            return eps
+        return self.prior.transform(eps, self.prior.components(eps.shape[-2], generator))
+
+    def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) -> (B, 1, 28, 28) drawings in [0, 1]. With a pixel head the pixels are sampled
+        with ``noise`` (B, 28, 28) (default: seed 0), so a code and its noise give one drawing."""
+        base = self.decode_logits(z)
+        if self.pixel_head is None:
+            return torch.sigmoid(base)
+        noise = pixel_noise(len(z), 0, z.device) if noise is None else noise
+        return torch.sigmoid(self.renderer(self.pixel_head.sample(base, noise)))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
         mean, log_var = self.encode(x)
         z = self.reparameterize(mean, log_var)
-        logits = self.decode_logits(z)
+        logits = self.likelihood_logits(z, x)
         return VAEOutput(torch.sigmoid(logits), logits, mean, log_var, z)
 
     def loss(self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0) -> LossTerms:
@@ -200,7 +265,7 @@ class SeedVAE(VAE):
         kl_dims = self.kl_per_dim(out.mean, out.log_var)
         kl_obj = _kl_objective(kl_dims, free_bits, "mean")
         recon = recon.mean()
-        return LossTerms(recon + kl_weight * kl_obj, recon, kl_dims.mean(dim=1).mean())
+        return LossTerms(recon + kl_weight * kl_obj, recon, kl_dims.mean(dim=1).mean(), torch.zeros_like(recon))
 
 
 class _SameConvT(nn.Module):
@@ -246,7 +311,8 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
 
 
 class ConvVAE(VAE):
-    """The default preset: two strided convs each way, one dense layer, Bernoulli ELBO.
+    """The default preset: two strided convs each way, one dense layer, Bernoulli ELBO; with a
+    pixel head, its renderer and a fitted prior when the config asks for them.
 
     With the default widths, 1.4 MFLOP to encode and decode a drawing (10.3 at 32, 64 and 256)
     against the seed's 397 (which decodes through a 28x28x80 tensor with three full-resolution
@@ -274,14 +340,23 @@ class ConvVAE(VAE):
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), relu(),  # (B, c1, 14, 14)
             SubPixelConvTranspose2d(c1, 1),  # (B, 1, 28, 28) logits
         )  # fmt: skip
+        if config.pixel_head:
+            self.pixel_head = PixelHead(config.pixel_head)
+            self.renderer = Renderer()
+        if config.fitted_prior:
+            self.prior = CodePrior(d)
 
     def loss(self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0) -> LossTerms:
-        """Negative ELBO (nats per drawing): BCE summed over pixels + w * KL summed over dims."""
+        """Negative ELBO (nats per drawing): BCE summed over pixels + w * KL summed over dims.
+        With a pixel head the drawing is binarised (the head models ink or paper), and the
+        renderer's own loss joins the total."""
         out = self(x)
-        recon = F.binary_cross_entropy_with_logits(out.logits, x, reduction="none").flatten(1).sum(dim=1).mean()
+        target = x if self.pixel_head is None else binarise(x)
+        recon = F.binary_cross_entropy_with_logits(out.logits, target, reduction="none").flatten(1).sum(dim=1).mean()
         kl_dims = self.kl_per_dim(out.mean, out.log_var)
-        kl_obj = _kl_objective(kl_dims, free_bits, "sum")
-        return LossTerms(recon + kl_weight * kl_obj, recon, kl_dims.sum(dim=1).mean())
+        render = self.renderer.loss(x) if self.renderer is not None else torch.zeros_like(recon)
+        total = recon + kl_weight * _kl_objective(kl_dims, free_bits, "sum") + render
+        return LossTerms(total, recon, kl_dims.sum(dim=1).mean(), render)
 
 
 def bf16_supported(device: torch.device) -> bool:

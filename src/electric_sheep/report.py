@@ -169,8 +169,9 @@ def _samples_section(model: VAE, seed: int) -> Section:
     body = _img(png_data_uri(grid_image(draw(model, SAMPLES, seed=seed))), "generated sheep")
     frames = [grid_image(f, ncols=DREAMS, scale=3) for f in dream(model, DREAMS, DREAM_FRAMES, seed)]
     body += _img(gif_uri(frames, DREAM_MS), "the model dreaming")
+    prior = "z ~ N(0, I), the prior" if model.prior is None else "the prior fitted to the codes"
     caption = (
-        f"{SAMPLES} drawings decoded from random codes z ~ N(0, I), the prior; below, {DREAMS} dreams "
+        f"{SAMPLES} drawings decoded from random codes of {prior}; below, {DREAMS} dreams "
         "(as sheep dream makes them): drawings along smooth closed paths through the prior."
     )
     return Section("samples", "New sheep", caption, body)

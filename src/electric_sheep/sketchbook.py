@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from .anomaly import scores, threshold_for
 from .errors import DataError, SheepError
-from .generate import decode_codes, interpolate, manifold_axes, sample_codes
+from .generate import decode_codes, interpolate, manifold_axes, prior_codes
 from .latent import encode
 from .model import VAE
 from .raster import render
@@ -77,7 +77,7 @@ def make_reference(
         images = np.ascontiguousarray(images[:REFERENCE_LIMIT])
         codes, values = encode(model, images), scores(model, images, SCORE)
     else:
-        prior = sample_codes(model.config.latent_dim, 1000, seed=0)
+        prior = prior_codes(model, 1000, seed=0)
         codes = saved_codes if saved_codes is not None else prior
         values = saved_scores if saved_scores is not None else scores(model, _as_u8(decode_codes(model, prior)), SCORE)
     centre, axes = manifold_axes(model.config.latent_dim, codes)
@@ -162,8 +162,8 @@ def dream_at(ref: Reference, point: tuple[float, float]) -> np.ndarray:
 
 
 def sample_code(ref: Reference, temperature: float, seed: int) -> np.ndarray:
-    """A code (D,) sampled from the prior N(0, I) at ``temperature``."""
-    return sample_codes(ref.model.config.latent_dim, 1, temperature=temperature, seed=seed)[0]
+    """A code (D,) sampled from the model's prior at ``temperature``."""
+    return prior_codes(ref.model, 1, temperature, seed)[0]
 
 
 def decode_one(ref: Reference, code: np.ndarray) -> np.ndarray:

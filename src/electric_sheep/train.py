@@ -8,6 +8,8 @@ TensorBoard, atomic checkpoints, exact resume, NaN stops and Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import time
 import warnings
@@ -25,7 +27,8 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDiverged
 from .fileio import check_unlocked, ensure_dir, folder_lock
-from .model import SIDE, VAE, ModelConfig, build_model, fast_inference, training_layout
+from .model import SIDE, VAE, ModelConfig, build_model, fast_inference, make_model_config, training_layout
+from .prior import MAX_CODES, posterior_samples
 
 KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
 OptimizerName = Literal["adam", "rmsprop"]
@@ -55,6 +58,9 @@ class TrainConfig:
     # an idle machine but keeps its speed when another program takes a core, where threads that
     # wait for each other at every operation lose most of theirs (docs/performance.md).
     threads: int = 1
+    # Mirror each drawing left to right at random (a sheep facing the other way is a sheep). False
+    # here for runs saved before it existed; the default preset turns it on. Not for writing.
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -74,8 +80,23 @@ class TrainConfig:
 # KL annealing from epoch 10 over 10 epochs. The default preset trains larger batches with Adam.
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
     "seed": {"epochs": 30, "batch_size": 8, "lr": 1e-3, "optimizer": "rmsprop", "kl_start": 10, "kl_steep": 10},
-    "default": {},
+    # Free bits keep the code in use: the pixel head could otherwise explain the drawings alone.
+    "default": {"free_bits": 1.0, "flip": True},
 }
+
+
+# The default preset trains at least this many steps: on a small set (the 800 Google sheep) its 20
+# epochs would stop long before its validation NLL does.
+MIN_STEPS = 2000
+
+
+def default_epochs(preset: str, cfg: TrainConfig, n_train: int) -> int:
+    """The epochs a run trains when none are asked for: ``cfg.epochs``, and for the default preset
+    more where that is fewer than MIN_STEPS optimiser steps on ``n_train`` drawings (the seed
+    trains the post's 30)."""
+    if preset != "default":
+        return cfg.epochs
+    return max(cfg.epochs, math.ceil(MIN_STEPS / steps_per_epoch(n_train, cfg.batch_size)))
 
 
 def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
@@ -247,6 +268,12 @@ def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.unsqueeze(1).float().div_(255.0)
 
 
+def random_flip(x: torch.Tensor) -> torch.Tensor:
+    """Each drawing of (B, 1, 28, 28) mirrored left to right with probability 1/2."""
+    flipped = torch.rand(len(x), device=x.device) < 0.5
+    return torch.where(flipped[:, None, None, None], x.flip(-1), x)
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffle of one epoch, a pure function of (seed, epoch): resume rebuilds it exactly."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -266,6 +293,21 @@ def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) ->
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
 
 
+def fit_prior(model: VAE, images_u8: torch.Tensor, seed: int, batch_size: int = 1024) -> int:
+    """Fit ``model.prior`` to one posterior sample of each of (at most MAX_CODES) drawings; returns
+    the number of components chosen. Its own generators leave training's random stream as it was."""
+    chosen = torch.randperm(len(images_u8), generator=torch.Generator().manual_seed(seed))[:MAX_CODES]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        parts = [
+            model.encode(as_batch(images_u8[chosen[i : i + batch_size]])) for i in range(0, len(chosen), batch_size)
+        ]
+    model.train(was_training)
+    mean, log_var = (torch.cat(p).float() for p in zip(*parts, strict=True))
+    return model.prior.fit(posterior_samples(mean, log_var, seed), seed)
+
+
 @torch.no_grad()
 def validate(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
     """Mean loss terms on held-out drawings with KL weight 1 (the full objective), eval mode.
@@ -275,16 +317,18 @@ def validate(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> dic
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "render": 0.0}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         for i in range(0, len(images_u8), batch_size):
             xb = as_batch(images_u8[i : i + batch_size].to(device))
             terms = model.loss(xb, 1.0)
-            for key, value in zip(("loss", "recon", "kl"), terms, strict=True):
+            for key, value in zip(sums, terms, strict=True):
                 sums[key] += float(value) * len(xb)
     model.train(was_training)
     n = max(len(images_u8), 1)
+    if model.renderer is None:
+        del sums["render"]
     return {f"val_{k}": v / n for k, v in sums.items()}
 
 
@@ -303,10 +347,12 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     on_step: StepCallback | None = None,
+    model: VAE | None = None,
 ) -> list[dict[str, Any]]:
     """Train a VAE on uint8 (N, 28, 28) drawings and return the metrics history.
 
     ``on_step(epoch, step)`` is called after every optimiser step (for custom monitoring).
+    ``model``: train this model, built from ``model_cfg`` by the caller (default: a fresh one).
     With ``resume`` the run continues from ``run_dir``'s last checkpoint, even one saved by
     Ctrl-C in the middle of an epoch, to the same result as an uninterrupted run.
     """
@@ -324,7 +370,7 @@ def train(
         if len(x_train) < 2 * dd.world:  # batch norm (seed preset) needs two drawings per batch
             raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
 
-        model = build_model(model_cfg).to(device)
+        model = (build_model(model_cfg) if model is None else model).to(device)
         training_layout(model)
         optimizer = build_optimizer(model, cfg)
         if resume:
@@ -346,6 +392,8 @@ def train(
         try:
             while pos.epoch < cfg.epochs:
                 _run_epoch(step_fn, optimizer, x_train, cfg, pos, steps, dd, run_dir, progress and dd.main, on_step)
+                if dd.main and model.prior is not None:  # before the checkpoint, which saves it
+                    fit_prior(model, x_train, cfg.seed + pos.epoch)
                 row = _finish_epoch(
                     model, optimizer, x_val, pos.sums, cfg, pos.epoch, steps, dd, run_dir, writer, history
                 )
@@ -379,7 +427,7 @@ class _Position:
 
     @staticmethod
     def empty_sums() -> dict[str, float]:
-        return {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0, "seconds": 0.0}
+        return {"loss": 0.0, "recon": 0.0, "kl": 0.0, "render": 0.0, "n": 0, "seconds": 0.0}
 
 
 def _start_run(run_dir: Path, config: dict[str, Any]) -> None:
@@ -423,14 +471,16 @@ def _run_epoch(
     for step in range(pos.step, steps):
         w = kl_weight(cfg, pos.epoch, step, steps)
         xb = as_batch(x_train[perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]])
+        if cfg.flip:
+            xb = random_flip(xb)
         with autocast:
-            total, recon, kl = step_fn(xb, w, cfg.free_bits)
+            total, recon, kl, render = step_fn(xb, w, cfg.free_bits)
         _check_finite(total, pos.epoch, step, run_dir, dd)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        values = [float(v.detach()) for v in (total, recon, kl)]
-        for key, value in zip(("loss", "recon", "kl"), values, strict=True):
+        values = [float(v.detach()) for v in (total, recon, kl, render)]
+        for key, value in zip(("loss", "recon", "kl", "render"), values, strict=True):
             pos.sums[key] += value * len(xb)
         pos.sums["n"] += len(xb)
         bar.update(1)
@@ -476,19 +526,19 @@ def _finish_epoch(
     history: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Aggregate across processes, validate, log, checkpoint. Returns the epoch's metrics row."""
-    totals = torch.tensor([sums["loss"], sums["recon"], sums["kl"], sums["n"]], dtype=torch.float64)
+    terms = ("loss", "recon", "kl", "render")
+    totals = torch.tensor([sums.get(key, 0.0) for key in (*terms, "n")], dtype=torch.float64)
     if dd.world > 1:
         dist.all_reduce(totals)
-    n = max(totals[3].item(), 1.0)
-    row: dict[str, Any] = {
-        "epoch": epoch + 1,
-        "loss": totals[0].item() / n,
-        "recon": totals[1].item() / n,
-        "kl": totals[2].item() / n,
-        "kl_weight": kl_weight(cfg, epoch, 0, steps),
-        "images_per_s": totals[3].item() / max(sums["seconds"], 1e-9),
-        "seconds": sums["seconds"],
-    }
+    n = max(totals[-1].item(), 1.0)
+    row: dict[str, Any] = {"epoch": epoch + 1, **{key: totals[i].item() / n for i, key in enumerate(terms)}}
+    if not row["render"]:
+        del row["render"]  # a model without a renderer
+    row.update(
+        kl_weight=kl_weight(cfg, epoch, 0, steps),
+        images_per_s=totals[-1].item() / max(sums["seconds"], 1e-9),
+        seconds=sums["seconds"],
+    )
     if dd.main:
         row.update(validate(model, x_val))
         history.append(row)
@@ -567,8 +617,9 @@ def _log_tensorboard(writer, model: VAE, x_val: torch.Tensor, codes: np.ndarray,
     from .plots import grid_image, latent_scatter_figure
 
     e = row["epoch"]
-    for key in ("loss", "recon", "kl", "val_loss", "val_recon", "val_kl"):
-        writer.add_scalar(f"loss/{key}", row[key], e)
+    for key in ("loss", "recon", "kl", "render", "val_loss", "val_recon", "val_kl", "val_render"):
+        if key in row:
+            writer.add_scalar(f"loss/{key}", row[key], e)
     writer.add_scalar("kl_weight", row["kl_weight"], e)
     writer.add_scalar("images_per_s", row["images_per_s"], e)
     with torch.no_grad():
@@ -576,8 +627,7 @@ def _log_tensorboard(writer, model: VAE, x_val: torch.Tensor, codes: np.ndarray,
         device = next(model.parameters()).device
         originals = x_val[:16]
         recon = model.decode(model.encode(as_batch(originals))[0]).float().cpu()[:, 0].numpy()
-        gen = torch.Generator().manual_seed(e)
-        z = torch.randn(32, model.config.latent_dim, generator=gen).to(device)
+        z = model.sample_codes(32, torch.Generator().manual_seed(e)).to(device)
         samples = model.decode(z).float().cpu()[:, 0].numpy()
         model.train()
     pairs = np.concatenate([originals.cpu().numpy() / 255.0, recon])  # originals row(s), then reconstructions
@@ -624,6 +674,7 @@ def train_on_data(
     latent_dim: int | None = None,
     channels: tuple[int, int] | None = None,
     hidden: int | None = None,
+    pixel_head: int | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -632,19 +683,26 @@ def train_on_data(
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
     its valid split. ``overrides`` are :class:`TrainConfig` fields. None keeps the defaults: for a
-    new run the preset's (``default``, with :class:`ModelConfig`'s latent size, channels and hidden),
+    new run the preset's (``default``; :data:`~electric_sheep.model.PRESET_MODEL`),
     with ``resume`` the run's own settings. ``channels`` and ``hidden`` size the default preset; the
     seed's layers are the post's."""
     from .data import data_fingerprint, load_drawings
 
-    if (channels is not None or hidden is not None) and preset == "seed":
-        raise ConfigError("channels and hidden size the default preset; the seed preset keeps the post's layers")
-    model_options = {"preset": preset, "latent_dim": latent_dim, "channels": channels, "hidden": hidden}
+    if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
+        raise ConfigError(
+            "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
+        )
+    model_options = {
+        "preset": preset,
+        "latent_dim": latent_dim,
+        "channels": channels,
+        "hidden": hidden,
+        "pixel_head": pixel_head,
+    }
     if resume:
         model_cfg, cfg = _resumed_configs(run_dir, model_options, overrides)
     else:
-        chosen = {k: v for k, v in model_options.items() if v is not None}
-        model_cfg = ModelConfig(**chosen)
+        model_cfg = make_model_config(preset or "default", **{k: v for k, v in model_options.items() if k != "preset"})
         cfg = make_train_config(model_cfg.preset, **overrides)
     check_unlocked(run_dir, "a training run")  # before loading the data, which may take minutes
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
@@ -660,6 +718,8 @@ def train_on_data(
     source, fingerprint = str(Path(drawings.source).resolve()), data_fingerprint(drawings.source)
     _check_same_data(run_dir, recorded, source, fingerprint)
     train_images = drawings.split("train", limit=cfg.limit)
+    if not resume and overrides.get("epochs") is None:
+        cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
     info = {
         "source": source,
         "format": drawings.format,

@@ -1,0 +1,115 @@
+"""Pixels that depend on each other: an autoregressive head over the decoder and a renderer.
+
+A decoder that draws every pixel independently given z can only express its doubt about where a
+line runs as grey; averaged over the possible lines, a drawing becomes a blur. The pixel head
+(a one-layer PixelCNN, van den Oord et al. 2016, on top of the VAE's decoder as in PixelVAE,
+Gulrajani et al. 2017) predicts each pixel of the binarised drawing from the decoder's logits and
+the pixels already drawn above and to its left, so a line once begun is continued, and the code z
+keeps the shape (the head sees only a 5x5 neighbourhood; Chen et al. 2017, "Variational Lossy
+Autoencoder"). Drawing then samples the pixels in raster order.
+
+The head models ink or paper; Quick, Draw!'s bitmaps are anti-aliased. The renderer, a small
+convolutional net fitted to map the binarised training drawings back to their grey originals,
+draws the sampled lines with the data's own anti-aliasing.
+
+Shapes: logits and drawings are (B, 1, 28, 28); noise is (B, 28, 28) uniforms in [0, 1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIDE = 28
+CONTEXT = 5  # the head sees a 5x5 window: the two rows above and the two pixels to the left
+RENDER_CHANNELS = 8
+
+
+def causal_mask(size: int) -> torch.Tensor:
+    """(size, size) ones on the pixels before the centre in raster order, zeros elsewhere."""
+    mask = torch.ones(size, size)
+    mask[size // 2, size // 2 :] = 0
+    mask[size // 2 + 1 :] = 0
+    return mask
+
+
+class PixelHead(nn.Module):
+    """logits(x_i | x_<i, z) = base_i + MLP(masked_conv(x)_i + conv(base)_i)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.context = nn.Conv2d(1, channels, CONTEXT, padding=CONTEXT // 2)
+        self.register_buffer("mask", causal_mask(CONTEXT), persistent=False)
+        self.condition = nn.Conv2d(1, channels, 3, padding=1, bias=False)  # the decoder's logits nearby
+        self.hidden = nn.Conv2d(channels, channels, 1)
+        self.out = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, base: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced: logits of every pixel given the binarised drawing ``drawn`` (B, 1, 28, 28)."""
+        seen = F.conv2d(drawn, self.context.weight * self.mask, self.context.bias, padding=CONTEXT // 2)
+        return base + self._mlp(seen + self.condition(base))
+
+    def _mlp(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.hidden(F.relu(h))))
+
+    def sample(self, base: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Draw a binarised drawing pixel by pixel: x_i = 1 when noise_i < p(x_i | x_<i, z).
+
+        Only the new pixel's window is computed at each step, as matrix products over the batch,
+        so 784 steps cost about one teacher-forced pass; the same noise and code always give the
+        same drawing.
+        """
+        with torch.autocast(base.device.type, enabled=False):  # tiny products: float32 throughout
+            return self._sample(base.float(), noise.float())
+
+    def _sample(self, base: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        b, pad = len(base), CONTEXT // 2
+        # Per pixel, contiguous over the batch: (28, 28, B, C), (28, 28, B) and (28, 28, B).
+        given = (self.condition(base) + self.context.bias[:, None, None]).permute(2, 3, 0, 1).contiguous()
+        logits0 = (base[:, 0] + self.out.bias).permute(1, 2, 0).contiguous()
+        threshold = torch.logit(noise, eps=1e-7).permute(1, 2, 0).contiguous()  # ink: logit > it
+        weight = (self.context.weight * self.mask).flatten(1).T  # (25, C)
+        hidden_w, hidden_b = self.hidden.weight[:, :, 0, 0].T, self.hidden.bias  # (C, C), (C,)
+        out_w = self.out.weight[0, :, 0, 0]  # (C,)
+        canvas = base.new_zeros(b, SIDE + 2 * pad, SIDE + 2 * pad)
+        for i in range(SIDE):
+            for j in range(SIDE):
+                window = canvas[:, i : i + CONTEXT, j : j + CONTEXT].reshape(b, -1)  # (B, 25)
+                h = torch.addmm(given[i, j], window, weight).relu_()  # (B, C)
+                h = torch.addmm(hidden_b, h, hidden_w).relu_()
+                logit = torch.addmv(logits0[i, j], h, out_w)  # (B,)
+                canvas[:, i + pad, j + pad] = (logit > threshold[i, j]).to(canvas.dtype)
+        return canvas[:, None, pad:-pad, pad:-pad]
+
+
+class Renderer(nn.Module):
+    """Binarised drawing -> logits of its anti-aliased grey version (three 3x3 convs)."""
+
+    def __init__(self, channels: int = RENDER_CHANNELS) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, 1, 3, padding=1),
+        )  # fmt: skip
+
+    def forward(self, drawn: torch.Tensor) -> torch.Tensor:
+        return self.net(drawn)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Nats per drawing of rendering the binarised ``x`` as ``x``, mean over the batch.
+        ``x`` is detached from the VAE: the renderer learns the data's strokes, nothing else."""
+        logits = self(binarise(x))
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1).mean()
+
+
+def binarise(x: torch.Tensor) -> torch.Tensor:
+    """Ink (1) where a pixel is more than half dark, paper (0) elsewhere."""
+    return (x > 0.5).to(x.dtype)
+
+
+def pixel_noise(n: int, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(n, 28, 28) uniforms: the randomness of drawing ``n`` drawings, reproducible from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand((n, SIDE, SIDE), generator=gen).to(device)

@@ -1,0 +1,149 @@
+"""The default preset's drawing machinery: pixel head, renderer, fitted prior, flips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from electric_sheep import generate
+from electric_sheep.errors import ConfigError
+from electric_sheep.evaluate import evaluate_model
+from electric_sheep.model import build_model, make_model_config
+from electric_sheep.pixels import PixelHead, Renderer, pixel_noise
+from electric_sheep.prior import CodePrior
+from electric_sheep.train import fit_prior, random_flip
+
+
+def _head(seed: int = 0) -> PixelHead:
+    torch.manual_seed(seed)
+    head = PixelHead(8)
+    for p in head.parameters():  # large weights: every neighbour matters to the logits
+        torch.nn.init.normal_(p, std=1.0)
+    return head
+
+
+def test_pixel_head_sees_only_the_pixels_before_each_pixel():
+    head, base = _head(), torch.randn(2, 1, 28, 28)
+    drawn = (torch.rand(2, 1, 28, 28) > 0.7).float()
+    i, j = 13, 9
+    later = drawn.clone()
+    later[:, :, i, j:] = 1 - later[:, :, i, j:]  # this pixel and the rest of its row
+    later[:, :, i + 1 :] = 1 - later[:, :, i + 1 :]  # and every row below
+    with torch.no_grad():
+        a, b = head(base, drawn), head(base, later)
+    assert torch.equal(a[:, :, i, j], b[:, :, i, j])
+    assert not torch.equal(a[:, :, i, j + 1], b[:, :, i, j + 1])  # it does see the pixel to its left
+
+
+def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass():
+    head, base = _head(1), torch.randn(3, 1, 28, 28)
+    noise = pixel_noise(3, seed=2)
+    with torch.no_grad():
+        drawn = head.sample(base, noise)
+        p = torch.sigmoid(head(base, drawn))[:, 0]
+    assert set(drawn.unique().tolist()) <= {0.0, 1.0} and 0 < drawn.mean() < 1
+    # Every sampled pixel is exactly what its probability given the pixels before it says.
+    assert torch.equal(drawn[:, 0].bool(), noise < p)
+
+
+def test_renderer_learns_to_draw_binarised_lines_grey_at_their_edges():
+    torch.manual_seed(0)
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 10:18, 13] = 1.0  # a line's core ...
+    x[:, :, 10:18, 12] = x[:, :, 10:18, 14] = 0.4  # ... and its anti-aliased edges
+    renderer = Renderer()
+    optimiser = torch.optim.Adam(renderer.parameters(), lr=1e-2)
+    first = float(renderer.loss(x).detach())
+    for _ in range(200):
+        loss = renderer.loss(x)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        drawn = torch.sigmoid(renderer((x > 0.5).float()))
+    assert float(loss.detach()) < first
+    assert drawn[0, 0, 12, 12] == pytest.approx(0.4, abs=0.1) and drawn[0, 0, 12, 13] > 0.9
+
+
+def test_fitted_prior_finds_two_clusters_and_samples_them():
+    rng = np.random.default_rng(0)
+    codes = np.concatenate([rng.normal(-3, 0.5, (600, 4)), rng.normal(3, 0.5, (400, 4))])
+    prior = CodePrior(4)
+    assert prior.fit(codes) == 2  # BIC prefers two components to one or four
+    z = prior.transform(torch.randn(5000, 4), prior.components(5000, torch.Generator().manual_seed(0)))
+    share_high = float((z[:, 0] > 0).float().mean())
+    assert share_high == pytest.approx(0.4, abs=0.03)
+    assert float(z[z[:, 0] > 0].std(dim=0).mean()) == pytest.approx(0.5, abs=0.05)
+    # Its density is the mixture's: high on the clusters, low between them.
+    on, between = prior.log_prob(torch.tensor([[3.0] * 4, [0.0] * 4]))
+    assert on > between + 20
+
+
+def test_unfitted_prior_is_the_standard_normal():
+    prior, z = CodePrior(3), torch.randn(10, 3)
+    expected = torch.distributions.Normal(0, 1).log_prob(z).sum(dim=1)
+    assert torch.allclose(prior.log_prob(z), expected, atol=1e-5)
+
+
+def test_a_dream_keeps_each_drawing_in_one_component_of_the_prior():
+    model = build_model(make_model_config("default", latent_dim=2))
+    model.prior._load(np.array([0.5, 0.5]), np.array([[-10.0, 0.0], [10.0, 0.0]]), np.stack([np.eye(2)] * 2))
+    eps = torch.randn(30, 6, 2)  # (frames, drawings, D)
+    z = model.codes_from_normal(eps, torch.Generator().manual_seed(0))
+    side = torch.sign(z[..., 0])  # which cluster each frame of each drawing is in
+    assert (side == side[0]).all() and len(side[0].unique()) == 2
+
+
+def test_default_preset_draws_reproducibly_and_keeps_a_dream_coherent():
+    model = build_model(make_model_config("default"))
+    a, b = generate.draw(model, 6, seed=3), generate.draw(model, 6, seed=3)
+    assert a.shape == (6, 28, 28) and np.array_equal(a, b)
+    assert not np.array_equal(a, generate.draw(model, 6, seed=4))
+    # The same code with the same noise is the same drawing wherever it sits in a batch.
+    z = generate.prior_codes(model, 1, seed=0)
+    row = generate.decode_codes(model, np.repeat(z, 3, axis=0), noise=pixel_noise(1))
+    assert np.array_equal(row[0], row[2])
+
+
+def test_fit_prior_leaves_the_training_random_stream_alone():
+    model = build_model(make_model_config("default"))
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    fit_prior(model, images, seed=1)
+    assert torch.equal(torch.rand(3), expected)
+    assert model.prior.weights.sum() == pytest.approx(1.0)
+
+
+def test_evaluation_uses_the_prior_the_model_draws_from():
+    torch.manual_seed(0)
+    model = build_model(make_model_config("default", latent_dim=2))
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    before = evaluate_model(model, images, k=20)["iwae_nll"]
+    model.prior._load(np.array([1.0]), np.array([[5.0, 5.0]]), np.eye(2)[None] * 0.1)  # far from the codes
+    assert evaluate_model(model, images, k=20)["iwae_nll"] > before + 50
+
+
+def test_random_flip_mirrors_about_half_the_drawings():
+    torch.manual_seed(0)
+    x = torch.rand(400, 1, 28, 28)
+    flipped = random_flip(x)
+    mirrored = (flipped == x.flip(-1)).flatten(1).all(dim=1)
+    assert (mirrored | (flipped == x).flatten(1).all(dim=1)).all()
+    assert 0.4 < float(mirrored.float().mean()) < 0.6
+
+
+def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
+    from electric_sheep.model import ModelConfig
+    from electric_sheep.train import TrainConfig
+
+    old = ModelConfig.from_dict({"preset": "default", "latent_dim": 2, "channels": [8, 24], "hidden": 128})
+    model = build_model(old)
+    assert model.pixel_head is None and model.renderer is None and model.prior is None
+    assert TrainConfig(epochs=20, free_bits=0.0).flip is False  # a saved config without "flip"
+    new = make_model_config("default")
+    assert (new.latent_dim, new.pixel_head, new.fitted_prior) == (16, 16, True)
+    with pytest.raises(ConfigError, match="seed preset"):
+        make_model_config("seed", pixel_head=4)
