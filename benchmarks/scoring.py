@@ -1,9 +1,9 @@
 """Batch inference speed: anomaly scores (encode + decode) of the 7,400 training Aaron sheep.
 
 Trains each model briefly (the weights do not change the speed): the default preset (8 and 24
-filters, a dense layer of 128), the same widened to the earlier default's 32, 64 and 256
-(`--channels 32,64 --hidden 256`), and the seed; then times `electric_sheep.anomaly.scores` over the
-whole training split, best of several repeats.
+filters, a dense layer of 128, a pixel head), the same without its pixel head, that widened to the
+earlier default's 32, 64 and 256 (`--channels 32,64 --hidden 256`), and the seed; then times
+`electric_sheep.anomaly.scores` over the whole training split, best of several repeats.
 
     python benchmarks/scoring.py [--repeats 5]
 """
@@ -20,7 +20,7 @@ from electric_sheep.anomaly import scores
 from electric_sheep.checkpoint import load_model
 from electric_sheep.data import load_drawings
 from electric_sheep.latent import encode
-from electric_sheep.model import ModelConfig
+from electric_sheep.model import make_model_config
 from electric_sheep.train import make_train_config, train
 
 
@@ -41,11 +41,13 @@ def main() -> None:
     drawings = load_drawings(data_path())
     images = drawings.split("train")
     print(f"machine: {machine()}")
-    # the default preset, the same widened (docs/performance.md, "Width"), and the seed
+    # the default preset, it without its pixel head (the default until 2026-12-02), the same
+    # widened (docs/performance.md, "Width"), and the seed
     models = {
-        "default": ModelConfig(),
-        "32,64/256": ModelConfig(channels=(32, 64), hidden=256),
-        "seed": ModelConfig(preset="seed"),
+        "default": make_model_config("default"),
+        "no head": make_model_config("default", pixel_head=0),
+        "32,64/256": make_model_config("default", pixel_head=0, channels=(32, 64), hidden=256),
+        "seed": make_model_config("seed"),
     }
     for name, model_cfg in models.items():
         preset = model_cfg.preset

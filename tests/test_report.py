@@ -30,11 +30,13 @@ def test_builtin_model_is_shipped_with_its_card():
     run = builtin_run_dir()
     model = load_model(run)
     config = read_config(run)
-    assert config["model"]["preset"] == "default" and model.config.latent_dim == 2
+    assert config["model"]["preset"] == "default" and model.config.latent_dim == 16
+    assert model.pixel_head is not None and model.prior is not None  # the default as it ships
     size = sum(p.stat().st_size for p in run.rglob("*") if p.is_file())
     assert size < 5e6, f"the built-in model takes {size / 1e6:.1f} MB"
     card = (run / "MODEL_CARD.md").read_text()
     assert "CC BY 4.0" in card and "test NLL" in card and count_parameters(model) > 0
+    assert "validation split" in card and "test split played no part" in card
 
 
 def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):

@@ -70,19 +70,19 @@ def on_point(ref: sb.Reference, x: float, y: float, sampled: list[float] | None 
 
 def on_map_click(ref: sb.Reference, event) -> tuple[float, float]:
     """A click on the map: the slider values of the point clicked."""
-    return _on_sliders(sb.map_point(ref, event.index))
+    return _on_sliders(ref, sb.map_point(ref, event.index))
 
 
 def on_surprise(ref: sb.Reference, temperature: float, seed: int):
     """ "Surprise me": a code sampled from the prior at the temperature; the sliders move to its
     place on the map. Returns the sliders' values, the next seed and the code."""
     code = sb.sample_code(ref, temperature, seed)
-    return *_on_sliders(ref.to_plane(code[None])[0]), seed + 1, code.tolist()
+    return *_on_sliders(ref, ref.to_plane(code[None])[0]), seed + 1, code.tolist()
 
 
-def _on_sliders(point: np.ndarray) -> tuple[float, float]:
+def _on_sliders(ref: sb.Reference, point: np.ndarray) -> tuple[float, float]:
     """A point of the map as the sliders can show it: within their range, two decimals."""
-    x, y = np.clip(point, -sb.SPAN, sb.SPAN).round(2)
+    x, y = np.clip(point, -ref.span, ref.span).round(2)
     return float(x), float(y)
 
 
@@ -165,8 +165,8 @@ def _draw_tab(gr, ref: sb.Reference) -> None:
 def _dream_tab(gr, ref: sb.Reference) -> None:
     with gr.Row():
         with gr.Column():
-            x = gr.Slider(-sb.SPAN, sb.SPAN, value=0.0, step=0.05, label="first axis of the map", elem_id="dream-x")
-            y = gr.Slider(-sb.SPAN, sb.SPAN, value=0.0, step=0.05, label="second axis of the map", elem_id="dream-y")
+            x = gr.Slider(-ref.span, ref.span, value=0.0, step=0.05, label="first axis of the map", elem_id="dream-x")
+            y = gr.Slider(-ref.span, ref.span, value=0.0, step=0.05, label="second axis of the map", elem_id="dream-y")
             temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature (surprise me)")
             seed = gr.State(0)
             button = gr.Button("Surprise me", elem_id="surprise")

@@ -28,7 +28,7 @@ REFERENCE_LIMIT = 4000  # drawings of the run's data kept for the map, the perce
 MAX_SKETCH_CHARS = 1_000_000  # a sketch sent as longer JSON (some 50,000 points) is refused, not parsed
 MIN_INK_SPAN = 8  # a drawing whose points fit in a box this small (canvas pixels) is a dot, not a drawing
 MAP_PX = 360  # side of the map picture
-SPAN = 3.0  # the dream sliders' range, in prior standard deviations along the map's axes
+SPAN = 3.0  # the dream sliders' least half-range, in standard deviations along the map's axes
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Reference:
     scores: np.ndarray  # (N,), higher = less sheep-like
     threshold: float
     rule: str
+    span: float = SPAN  # the dream sliders' half-range: at least SPAN, wide enough for the prior's codes
     background: Image.Image | None = field(default=None, repr=False)  # the map's dots, drawn once
 
     @cached_property
@@ -51,8 +52,8 @@ class Reference:
         return self.to_plane(self.codes)
 
     def view(self, margin: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
-        """The map's corners: the codes' extent and a margin, at least the sliders' +-SPAN."""
-        lo, hi = np.minimum(self.plane.min(axis=0), -SPAN), np.maximum(self.plane.max(axis=0), SPAN)
+        """The map's corners: the codes' extent and a margin, at least the sliders' range."""
+        lo, hi = np.minimum(self.plane.min(axis=0), -self.span), np.maximum(self.plane.max(axis=0), self.span)
         pad = (hi - lo) * margin
         return lo - pad, hi + pad
 
@@ -76,13 +77,16 @@ def make_reference(
     if images is not None:
         images = np.ascontiguousarray(images[:REFERENCE_LIMIT])
         codes, values = encode(model, images), scores(model, images, SCORE)
-    else:
-        prior = prior_codes(model, 1000, seed=0)
+    prior = prior_codes(model, 1000, seed=0)
+    if images is None:
         codes = saved_codes if saved_codes is not None else prior
         values = saved_scores if saved_scores is not None else scores(model, _as_u8(decode_codes(model, prior)), SCORE)
     centre, axes = manifold_axes(model.config.latent_dim, codes)
     threshold, rule = threshold_for(values)
-    return Reference(model, images, codes, centre, axes, values, threshold, rule)
+    ref = Reference(model, images, codes, centre, axes, values, threshold, rule)
+    # The prior's codes spread wider than the codes' means on the map: "surprise me" stays in range.
+    ref.span = max(SPAN, float(np.ceil(np.quantile(np.abs(ref.to_plane(prior)), 0.999))))
+    return ref
 
 
 class SketchProblem(SheepError):
