@@ -33,7 +33,7 @@ def decode_codes(
     of nearby codes (a path, a map) differ only as much as their codes.
     """
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
-    gen = torch.Generator().manual_seed(seed)
+    gen, device = torch.Generator().manual_seed(seed), _device(model)
     out = []
     with fast_inference(model):
         for i in range(0, len(z), BATCH):
@@ -42,7 +42,6 @@ def decode_codes(
                 nb = torch.rand((len(zb), SIDE, SIDE), generator=gen)
             else:
                 nb = noise[torch.arange(i, i + len(zb)) % len(noise)]
-            device = _device(model)
             out.append(model.decode(zb.to(device), nb.to(device))[:, 0].float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, SIDE, SIDE), np.float32)
 

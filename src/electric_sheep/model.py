@@ -29,7 +29,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .pixels import PixelHead, Renderer, binarise, pixel_noise
-from .prior import CodePrior, standard_normal_log_prob
+from .prior import CodePrior
 from .runtime import keep_freed_memory
 
 Preset = Literal["seed", "default"]
@@ -166,7 +166,9 @@ class VAE(nn.Module):
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) over the last dim: the fitted prior where there is one, else N(0, I)."""
-        return standard_normal_log_prob(z) if self.prior is None else self.prior.log_prob(z)
+        if self.prior is None:
+            return gaussian_log_density(z, torch.zeros_like(z), torch.ones_like(z))
+        return self.prior.log_prob(z)
 
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, D) codes from the prior new drawings come from (on the CPU)."""

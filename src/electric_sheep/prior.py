@@ -10,8 +10,6 @@ MAX_COMPONENTS, unused ones weighing 0, so the state dict has one shape for ever
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -79,8 +77,3 @@ def posterior_samples(mean: torch.Tensor, log_var: torch.Tensor, seed: int) -> n
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(mean.shape, generator=gen)
     return (mean.cpu() + torch.exp(0.5 * log_var.cpu()) * eps).numpy()
-
-
-def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) over the last dim."""
-    return (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(dim=-1)

@@ -532,8 +532,8 @@ def _finish_epoch(
         dist.all_reduce(totals)
     n = max(totals[-1].item(), 1.0)
     row: dict[str, Any] = {"epoch": epoch + 1, **{key: totals[i].item() / n for i, key in enumerate(terms)}}
-    if not row["render"]:
-        del row["render"]  # a model without a renderer
+    if model.renderer is None:
+        del row["render"]
     row.update(
         kl_weight=kl_weight(cfg, epoch, 0, steps),
         images_per_s=totals[-1].item() / max(sums["seconds"], 1e-9),
