@@ -1,129 +1,182 @@
-"""Anomaly detection: a drawing the model reconstructs badly is probably not a sheep.
+"""Anomaly detection: which drawings are probably not sheep.
 
-Scores, per drawing (higher = more anomalous):
+Scores, per drawing, higher = more anomalous (the registry ``SCORES`` says what each is for):
 
-- ``mse``: the post's summed squared reconstruction error, sum_pixels (x - decode(z_mean))^2;
-  the post flagged drawings with a score above 300 (on its own scale).
-- ``elbo``: the negative ELBO in nats (Bernoulli likelihood on binarised pixels + KL), averaged
-  over posterior samples (one by default: more changed no AUROC in our tests): it also
-  penalises codes far from the prior.
-- ``elbo-ink`` (default): the negative ELBO per unit of ink (sum of pixel intensities). Raw
-  reconstruction errors grow with the amount of ink, so a simple drawing of another kind (a car
-  drawn in a few lines, an Omniglot symbol) scores *lower* than an elaborate sheep; dividing by
-  the ink asks "how badly is each stroke explained?" instead. On Omniglot symbols planted among
-  the Aaron sheep it lifts the AUROC from 0.73 (``mse``) to 0.98 (see README, "Anomalies").
-- ``features``: how far a drawing lies from its nearest neighbours in what the encoder sees
-  (mean cosine distance to the 20 nearest drawings of the scored set, on the encoder's last
-  convolutional feature map; deep-feature kNN, Bergman et al. 2020, "Deep Nearest Neighbor
-  Anomaly Detection"). It compares drawings with each other instead of with a reconstruction, so
-  it needs no ink correction; it is the best of these scores on two of the three hard-case mixes
-  (other Google-rendered animals among the Google sheep; ``mse`` on the third) but loses where the
-  intruders are many and alike (Omniglot: they neighbour each other).
+- ``combined`` (default): the mean of three that look at a drawing in different ways, each as a
+  robust z-score (spreads from the typical drawing): ``elbo-ink``, ``hog`` and ``pixels``. A
+  score that reads only the likelihood misses intruders the model generalises to, one that reads
+  only neighbours misses intruders that are many and alike; standardised evidence from any of the
+  three counts, so it holds whether intruders carry less ink than a sheep or more.
+- ``elbo-ink``: the negative ELBO per unit of ink. Raw errors grow with the ink, so a simple
+  drawing of another kind would look more sheep-like than an elaborate sheep; per unit of ink the
+  question is "how badly is each stroke explained?".
+- ``code-ink``: the same with every pixel drawn from the code alone (the decoder without its pixel
+  head, which continues any line it is shown and so explains symbols as well as sheep). It decides
+  which drawings are typical: the reference of the neighbourhood scores, and what trimmed training
+  keeps.
+- ``hog`` and ``pixels``: the local outlier factor (Breunig et al. 2000) of a drawing's stroke
+  directions (HOG) or blurred pixels among the typical drawings (see :mod:`.neighbours`).
+- ``elbo``, ``mse`` (the post's summed squared error) and ``features`` (distance to the nearest
+  drawings in the encoder's last feature map; Bergman et al. 2020).
 
-``train_on_mixture`` is the honest case, a model trained on the contaminated drawings
-themselves, made robust by trimming (two stages: train, set aside the drawings the first model
-finds most anomalous, train a fresh model on the rest).
-
-``mix`` builds the post's test case: drawings of another kind dropped among the sheep, with known
-labels, so that AUROC, average precision and precision at the number planted can be measured.
+``train_on_mixture`` is the honest case, a model trained on the contaminated drawings themselves,
+made robust by trimming (train, set aside the drawings the first model finds least typical, train a
+fresh model on the rest). ``mix`` plants drawings of another kind among the sheep, with labels, so
+that AUROC, average precision and precision at the number planted can be measured.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .checkpoint import load_model
 from .errors import ConfigError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
-from .model import VAE, ModelConfig, bf16_supported, fast_inference
 from .plots import grid_image, pyplot, save_figure, save_image
-from .train import as_batch, make_train_config, train
 
-Score = Literal["mse", "elbo", "elbo-ink", "features"]
-SCORES: tuple[str, ...] = ("elbo-ink", "mse", "elbo", "features")
-BATCH = 1024  # fits the CPU caches: 4,096 was 2x slower
-NEIGHBOURS = 20  # k of the features score; 5, 20 and 50 were within 0.01 AUROC on the hard case
-TRIM = 0.2  # share set aside by trimmed training: Omniglot among Aaron sheep 0.988 -> 0.992 AUROC
+if TYPE_CHECKING:  # the torch-side modules load when a score is computed, not when the CLI starts
+    from .model import VAE, ModelConfig
+
+NEIGHBOURS = 20  # k of the features score
+LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
+TYPICAL = 0.8  # share of the drawings that neighbourhood scores compare with
+TRIM = 0.2  # share set aside by trimmed training
+TRIM_SCORE = "code-ink"  # what trimmed training sets aside by: it finds groups of intruders
 GALLERY_COLUMNS = 8  # the gallery of the worst drawings: 64 of them make a square
 
 
-def scores(model: VAE, images_u8: np.ndarray, kind: Score = "elbo-ink", samples: int = 1, seed: int = 0) -> np.ndarray:
-    """Anomaly score of every drawing, (N,) float64, vectorised in batches of 1,024."""
+@dataclass(frozen=True)
+class Score:
+    """One anomaly score (higher = more anomalous): how it is computed and what it is for."""
+
+    compute: Callable[[VAE, np.ndarray, int, int], np.ndarray]  # (model, uint8 images, samples, seed) -> (N,)
+    axis: str  # the scores plot's y axis
+    purpose: str  # one line for --help and README
+
+
+def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int], np.ndarray]:
+    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
+        from .model_scores import batched_model_scores
+
+        return batched_model_scores(model, images_u8, (kind,), samples, seed)[kind]
+
+    return compute
+
+
+def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int], np.ndarray]:
+    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
+        return _outlier_factor(images_u8, describe, typical_drawings(model, images_u8, samples, seed), seed)
+
+    return compute
+
+
+def typical_drawings(model: VAE, images_u8: np.ndarray, samples: int = 1, seed: int = 0) -> np.ndarray:
+    """(N,) bool: the TYPICAL share of the drawings whose code explains them best (lowest
+    code-ink), the reference that neighbourhood scores compare every drawing with. Intruders that
+    neighbour each other (many of one kind) are left out of it, so they stand out, not hide."""
+    return _typical(_model_score("code-ink")(model, images_u8, samples, seed))
+
+
+def _typical(code_ink: np.ndarray) -> np.ndarray:
+    return code_ink <= np.quantile(code_ink, TYPICAL) if len(code_ink) else np.zeros(0, bool)
+
+
+def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, seed: int) -> np.ndarray:
+    from .descriptors import DESCRIPTORS
+    from .neighbours import neighbourhood_scores
+
+    return neighbourhood_scores(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
+
+
+def _features(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    from .model_scores import unit_features
+    from .neighbours import neighbourhood_scores
+
+    return neighbourhood_scores(images_u8, partial(unit_features, model), NEIGHBOURS, "knn", seed=seed)
+
+
+def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """The mean of elbo-ink and the hog and pixels outlier factors (against one typical
+    reference), each as a robust z-score among the drawings scored."""
+    if not len(images_u8):
+        return np.zeros(0)
+    from .model_scores import batched_model_scores
+
+    both = batched_model_scores(model, images_u8, ("elbo-ink", "code-ink"), samples, seed)  # one pass
+    typical = _typical(both["code-ink"])
+    parts = [both["elbo-ink"]]
+    parts += [_outlier_factor(images_u8, describe, typical, seed) for describe in ("hog", "blurred")]
+    return np.mean([robust_z(p) for p in parts], axis=0)
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(values - median) / (1.4826 * median absolute deviation): spreads from the typical drawing,
+    in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal)."""
+    centre = np.median(values)
+    spread = 1.4826 * np.median(np.abs(values - centre))
+    return (values - centre) / max(spread, np.finfo(float).tiny)
+
+
+SCORES: dict[str, Score] = {
+    "combined": Score(
+        _combined,
+        "mean robust z-score of elbo-ink, hog and pixels",
+        "the mean of elbo-ink, hog and pixels, each in spreads from the typical drawing: holds whether "
+        "intruders carry less ink than a sheep or more",
+    ),
+    "elbo-ink": Score(
+        _model_score("elbo-ink"),
+        "negative ELBO per unit of ink (nats)",
+        "how badly the model explains each stroke",
+    ),
+    "code-ink": Score(
+        _model_score("code-ink"),
+        "negative ELBO per unit of ink, pixels from the code alone (nats)",
+        "how little of each stroke the drawing's code explains (the decoder without its pixel head)",
+    ),
+    "hog": Score(
+        _neighbourhood_score("hog"),
+        f"local outlier factor of its stroke directions (HOG, k = {LOF_NEIGHBOURS})",
+        "how unusual its stroke directions are among its nearest drawings",
+    ),
+    "pixels": Score(
+        _neighbourhood_score("blurred"),
+        f"local outlier factor of its blurred pixels (k = {LOF_NEIGHBOURS})",
+        "how unusual its shape is among its nearest drawings",
+    ),
+    "elbo": Score(
+        _model_score("elbo"),
+        "negative ELBO (nats)",
+        "the negative ELBO: high for more ink or detail than a sheep",
+    ),
+    "mse": Score(
+        _model_score("mse"),
+        "summed squared error",
+        "the post's summed squared reconstruction error",
+    ),
+    "features": Score(
+        _features,
+        f"mean distance to {NEIGHBOURS} nearest (unit-length encoder features)",
+        "distance to the nearest drawings in what the encoder sees",
+    ),
+}
+DEFAULT_SCORE = "combined"
+
+
+def scores(model: VAE, images_u8: np.ndarray, kind: str = DEFAULT_SCORE, samples: int = 1, seed: int = 0) -> np.ndarray:
+    """Anomaly score of every drawing, (N,) float64 (see SCORES)."""
     if kind not in SCORES:
         raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
-    device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    x_all = torch.from_numpy(np.ascontiguousarray(images_u8))
-    if kind == "features":
-        return _feature_scores(model, x_all, device)
-    out = []
-    with fast_inference(model):
-        for i in range(0, len(x_all), BATCH):
-            out.append(_batch_scores(model, as_batch(x_all[i : i + BATCH].to(device)), kind, samples, gen))
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    from .train import check_drawings
 
-
-def _batch_scores(model: VAE, x: torch.Tensor, kind: Score, samples: int, gen: torch.Generator) -> torch.Tensor:
-    """Scores of one batch (B, 1, 28, 28) -> (B,) float64. The networks may run in bf16
-    (fast_inference); errors and likelihoods are summed in float32."""
-    mean, log_var = (t.float() for t in model.encode(x))
-    if kind == "mse":
-        return (model.decode(mean).float() - x).pow(2).flatten(1).sum(dim=1).double().cpu()
-    std = model.posterior_std(log_var)
-    b, d = mean.shape
-    z = mean + std * torch.randn((samples, b, d), generator=gen, device=mean.device)
-    log_px = model.log_likelihood(z.reshape(-1, d), x.repeat(samples, 1, 1, 1))
-    kl = (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
-    nelbo = -log_px.reshape(samples, b).mean(dim=0) + kl
-    if kind == "elbo-ink":
-        nelbo = nelbo / x.flatten(1).sum(dim=1).clamp_min(1.0)  # ink in pixel units; blank = 1
-    return nelbo.double().cpu()
-
-
-def _feature_scores(model: VAE, x_all: torch.Tensor, device: torch.device, k: int = NEIGHBOURS) -> np.ndarray:
-    """Mean cosine distance of each drawing to its k nearest others in encoder-feature space, (N,)."""
-    if len(x_all) < 2:
-        return np.zeros(len(x_all))
-    with fast_inference(model):
-        feats = [model.features(as_batch(x_all[i : i + BATCH].to(device))).float() for i in range(0, len(x_all), BATCH)]
-    f = F.normalize(torch.cat(feats), dim=1)  # (N, C*49), unit length: dot product = cosine similarity
-    # The all-pairs products are nearly all the work (N^2 * C*49 multiply-adds); in bf16 they ran
-    # 3x faster on a no-AMX EPYC (7,427 drawings: 2.8 s -> 0.9 s) and moved AUROC by <= 0.0003.
-    f = f.to(torch.bfloat16) if bf16_supported(device) else f
-    with torch.inference_mode():
-        nearest = _nearest_similarities(f, min(k, len(f) - 1))  # (N, k)
-    return (1 - nearest).mean(dim=1).double().cpu().numpy()
-
-
-def _nearest_similarities(f: torch.Tensor, k: int) -> torch.Tensor:
-    """The k largest dot products of each row of ``f`` (N, D) with the other rows, (N, k) float32.
-
-    The N x N product is symmetric, so each block of it is computed once and serves both its rows
-    and its columns, each row keeping its best k so far: half the multiply-adds, and top-k over
-    k + BATCH columns instead of N (the features score of 7,427 drawings in float32 on a 2-core
-    AVX2 EPYC, alternated: 4.2-4.8 s -> 2.1-3.4 s, the same values).
-    """
-    starts = range(0, len(f), BATCH)
-    best = {i: f.new_empty((min(BATCH, len(f) - i), 0), dtype=torch.float32) for i in starts}
-    for i in starts:
-        for j in starts[i // BATCH :]:
-            block = (f[i : i + BATCH] @ f[j : j + BATCH].T).float()  # (b_i, b_j)
-            if i == j:
-                block.fill_diagonal_(-math.inf)  # a drawing is not its own neighbour
-            updates = [(i, block)] if i == j else [(i, block), (j, block.T)]
-            for rows, sims in updates:
-                both = torch.cat([best[rows], sims], dim=1)
-                best[rows] = both.topk(min(k, both.shape[1]), dim=1).values
-    return torch.cat([best[i] for i in starts])
+    check_drawings(images_u8)
+    return SCORES[kind].compute(model, images_u8, samples, seed)
 
 
 def train_on_mixture(
@@ -142,14 +195,16 @@ def train_on_mixture(
     """The honest case: train on contaminated drawings, robustly, and return the model.
 
     Trimmed training (a trimmed-likelihood estimator in two stages): stage 1 trains on every
-    drawing; the ``trim`` share it scores highest (``elbo-ink``) is set aside, and stage 2 trains
-    a fresh model on the rest. Trained on everything, a model learns to reconstruct the intruders
-    too, and they stop standing out: on 740 Omniglot symbols among 7,400 Aaron sheep (4-D latent,
-    30 epochs) stage 1 scores AUROC 0.988, stage 2 0.992, and a model trained on the clean sheep
-    0.993. ``trim=0`` trains once. Stage 1 is kept in ``run_dir/stage1``, the kept mask in
-    ``run_dir/kept.npy``; ``run_dir`` itself is the stage-2 run. ``overrides`` are further
+    drawing; the ``trim`` share it finds least typical (TRIM_SCORE) is set aside, and stage 2
+    trains a fresh model on the rest. Trained on everything, a model learns to explain the
+    intruders too, and they stop standing out. ``trim=0`` trains once. Stage 1 is kept in
+    ``run_dir/stage1``, the kept mask in ``run_dir/kept.npy``; ``run_dir`` itself is the stage-2
+    run. ``overrides`` are further
     :class:`~electric_sheep.train.TrainConfig` fields (batch_size, kl_start, ...).
     """
+    from .checkpoint import load_model
+    from .train import make_train_config, train
+
     if not 0 <= trim < 1:
         raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
     run_dir = Path(run_dir)
@@ -162,7 +217,7 @@ def train_on_mixture(
     first = load_model(first_dir)
     if trim == 0:
         return first
-    values = scores(first, images_u8, "elbo-ink")
+    values = scores(first, images_u8, TRIM_SCORE)
     kept = values <= np.quantile(values, 1 - trim)
     write_npy(run_dir / "kept.npy", kept)
     log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} least anomalous ({1 - trim:.0%})")
@@ -232,7 +287,7 @@ def detection_metrics(values: np.ndarray, planted: np.ndarray) -> dict[str, floa
     }
 
 
-def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, planted: np.ndarray | None = None):
+def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, planted: np.ndarray | None = None):
     """Scores in data order with the threshold line; planted drawings in red when known."""
     plt = pyplot()
 
@@ -246,14 +301,7 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: Score, 
         ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.1f} ({rule})")
     ax.set_xlabel("drawing (data order)")
-    ax.set_ylabel(
-        {
-            "mse": "summed squared error",
-            "elbo": "negative ELBO (nats)",
-            "elbo-ink": "negative ELBO per unit of ink (nats)",
-            "features": f"mean cosine distance to {NEIGHBOURS} nearest (encoder features)",
-        }[kind]
-    )
+    ax.set_ylabel(SCORES[kind].axis, fontsize=8 if len(SCORES[kind].axis) > 50 else None)
     ax.set_title(f"anomaly scores: {int((values > threshold).sum())} of {len(values)} flagged")
     ax.legend(loc="upper right", fontsize=8, markerscale=2)
     ax.grid(alpha=0.3)
@@ -264,7 +312,7 @@ def gallery_image(
     images_u8: np.ndarray,
     values: np.ndarray,
     worst: np.ndarray,
-    kind: Score,
+    kind: str,
     planted: np.ndarray | None = None,
     names: list[str] | None = None,
 ):
@@ -293,7 +341,7 @@ def run_anomalies(
     images_u8: np.ndarray,
     out_dir: Path,
     *,
-    kind: Score = "elbo-ink",
+    kind: str = DEFAULT_SCORE,
     planted: np.ndarray | None = None,
     threshold: float | None = None,
     top: int | None = None,

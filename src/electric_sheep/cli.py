@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from . import data as data_mod
+from .anomaly import DEFAULT_SCORE, SCORES
 from .errors import SheepError, SheepWarning
 from .fileio import json_text
 from .plots import MAX_TILES
@@ -820,7 +821,13 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
 
 @main.command()
 @click.argument("paths", nargs=-1, metavar="[RUN_DIR] DATA")
-@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice([*data_mod.SPLITS, "all"]),
+    default="train",
+    show_default=True,
+    help="Which drawings of DATA to score; all: every drawing in the file.",
+)
 @click.option(
     "--mix",
     "mix_spec",
@@ -840,7 +847,7 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
     type=_Finite(0, 1, max_open=True),
     default=0.2,
     show_default=True,
-    help="With --train-on-mix: set aside this share that a first model finds most anomalous, "
+    help="With --train-on-mix: set aside this share that a first model finds least typical (code-ink), "
     "then train a second model on the rest (0: train once).",
 )
 @click.option(
@@ -852,11 +859,10 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
 @click.option(
     "--score",
     "kind",
-    type=click.Choice(["elbo-ink", "mse", "elbo", "features"]),
-    default="elbo-ink",
+    type=click.Choice(list(SCORES)),
+    default=DEFAULT_SCORE,
     show_default=True,
-    help="elbo-ink: negative ELBO per unit of ink; mse: the post's summed squared error; elbo; "
-    "features: distance to the nearest drawings in what the encoder sees.",
+    help="; ".join(f"{name}: {score.purpose}" for name, score in SCORES.items()) + ".",
 )
 @click.option("--threshold", type=_Finite(), default=None, help="Flag scores above T (the post: MSE > 300).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
@@ -878,7 +884,8 @@ def anomalies(
         raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
     out_dir = _default_out(run_dir, out_dir)
     drawings = data_mod.load_drawings(data)
-    images, planted, model = drawings.split(split), None, None
+    images = np.asarray(drawings.images) if split == "all" else drawings.split(split)
+    planted, model = None, None
     lines = []
     if mix_spec:
         images, planted = _plant(images, mix_spec, seed, drawings.format)

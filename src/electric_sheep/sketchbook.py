@@ -22,7 +22,7 @@ from .latent import encode
 from .model import VAE
 from .raster import render
 
-SCORE = "elbo-ink"  # the default score of `sheep anomalies`
+SCORE = "elbo-ink"  # per drawing, so one sketch is judged alone; `combined` compares drawings with each other
 NEIGHBOURS = 6  # real drawings shown beside a sketch
 REFERENCE_LIMIT = 4000  # drawings of the run's data kept for the map, the percentiles and neighbours
 MAX_SKETCH_CHARS = 1_000_000  # a sketch sent as longer JSON (some 50,000 points) is refused, not parsed

@@ -1,0 +1,111 @@
+"""Descriptors, neighbourhood scores and the default anomaly score, on made-up data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from skimage.feature import hog as skimage_hog
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+from test_train import blobs
+
+from electric_sheep import anomaly
+from electric_sheep.cli import main
+from electric_sheep.descriptors import blurred, hog
+from electric_sheep.neighbours import neighbourhood_scores, reference_ids
+
+
+def flat(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1).astype(np.float32)
+
+
+def test_hog_is_scikit_images_for_a_whole_batch(shared):
+    from electric_sheep.data import load_drawings
+
+    drawings = np.concatenate([blobs(20), np.asarray(load_drawings(shared / "quickdraw/bitmap/sheep.npy").images[:80])])
+    expected = np.stack([skimage_hog(d / 255.0, 9, (4, 4), (2, 2)) for d in drawings])
+    np.testing.assert_allclose(hog(drawings), expected, atol=1e-6)
+    assert hog(drawings[:0]).shape == (0, expected.shape[1])
+    assert blurred(drawings).shape == (100, 784)
+
+
+def test_local_outlier_factor_is_scikit_learns():
+    points = np.random.default_rng(0).normal(size=(600, 5)).astype(np.float32)
+    ours = neighbourhood_scores(points, flat, 20, "lof", dims=None)
+    theirs = -LocalOutlierFactor(n_neighbors=20).fit(points).negative_outlier_factor_
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+    knn = neighbourhood_scores(points, flat, 7, "knn", dims=None)
+    dist, _ = NearestNeighbors(n_neighbors=8).fit(points).kneighbors(points)
+    np.testing.assert_allclose(knn, dist[:, 1:].mean(axis=1), rtol=1e-4)  # a point is not its own neighbour
+
+
+def test_a_sampled_reference_scores_every_drawing_against_the_sample():
+    rng = np.random.default_rng(1)
+    points = np.concatenate([rng.normal(size=(900, 3)), rng.normal(8, 1, size=(3, 3))]).astype(np.float32)
+    ref = reference_ids(len(points), size=300, seed=0)
+    assert len(ref) == 300 and len(np.unique(ref)) == 300 and (np.diff(ref) > 0).all()
+    got = neighbourhood_scores(points, flat, 10, "knn", dims=None, reference_size=300)
+    outside = np.setdiff1d(np.arange(len(points)), ref)
+    dist, _ = NearestNeighbors(n_neighbors=10).fit(points[ref]).kneighbors(points[outside])
+    np.testing.assert_allclose(got[outside], dist.mean(axis=1), rtol=1e-4)
+    assert set(np.argsort(-got)[:3]) == {900, 901, 902}  # the far three, whether sampled or not
+
+
+def test_drawings_left_out_of_the_reference_stand_out_even_as_a_group():
+    rng = np.random.default_rng(2)
+    group = rng.normal(6, 0.1, size=(50, 2))  # a tight group of 50: among themselves they look dense
+    points = np.concatenate([rng.normal(size=(500, 2)), group]).astype(np.float32)
+    eligible = np.arange(len(points)) < 500
+    alone = neighbourhood_scores(points, flat, 20, "lof", dims=None)
+    against_typical = neighbourhood_scores(points, flat, 20, "lof", dims=None, eligible=eligible)
+    assert np.median(alone[500:]) < 2 < np.median(against_typical[500:])
+    assert (np.argsort(-against_typical)[:50] >= 500).all()
+
+
+def test_default_score_ranks_intruders_with_more_ink_and_with_less_first(run):
+    """A scribble that inks half the canvas and a lone short stroke, among rectangles: both are
+    ranked first, whichever way they differ from the drawings around them."""
+    from electric_sheep.checkpoint import load_model
+
+    model = load_model(run)
+    rects = blobs(300, seed=11)
+    scribble = np.zeros((28, 28), np.uint8)
+    scribble[4:24, 4:24] = np.random.default_rng(0).choice([0, 255], size=(20, 20))
+    stroke = np.zeros((28, 28), np.uint8)
+    stroke[14, 10:15] = 255
+    images = np.concatenate([rects, scribble[None], stroke[None]])
+    ink = images.reshape(len(images), -1).sum(axis=1)
+    assert ink[-2] > ink[:-2].max() and ink[-1] < ink[:-2].min()
+    values = anomaly.scores(model, images)
+    assert set(np.argsort(-values)[:2]) == {300, 301}
+    assert values.shape == (302,) and abs(np.median(values)) < 0.5  # z-scores: the typical drawing is near 0
+
+
+def test_cli_offers_every_registered_score_and_defaults_to_the_library_default():
+    res = CliRunner().invoke(main, ["anomalies", "--help"])
+    assert res.exit_code == 0
+    for name in anomaly.SCORES:
+        assert name in res.output
+    assert f"[default: {anomaly.DEFAULT_SCORE}]" in res.output
+
+
+@pytest.mark.parametrize("bad", [np.zeros((3, 784), np.uint8), np.zeros((3, 28, 28), np.float32)])
+def test_every_score_refuses_what_is_not_drawings(run, bad):
+    from electric_sheep.checkpoint import load_model
+
+    with pytest.raises(ValueError, match="expected"):
+        anomaly.scores(load_model(run), bad, "hog")
+
+
+def test_split_all_screens_every_drawing_of_a_file(run, tmp_path):
+    import json
+
+    data = tmp_path / "screen.npy"
+    np.save(data, blobs(50, seed=8).reshape(50, 784))
+    counts = {}
+    for split in ("train", "all"):
+        args = ["anomalies", str(run), str(data), "--split", split, "--out-dir", str(tmp_path / split), "--json"]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        counts[split] = json.loads(res.output)["n"]
+    assert counts == {"train": 40, "all": 50}  # the seeded 80/10/10 split, and the whole file
