@@ -14,6 +14,11 @@ has after its first QUALITY_EPOCHS epochs on the Aaron sheep, and the wall-clock
 every EVERY_STEPS steps; the clock stops while it is.
 ``--skip-quality`` leaves it out (the seed's epochs take about 8 minutes on 2 cores).
 
+With ``--device cuda`` it measures the default preset on the GPU instead: a training set of
+GPU_IMAGES drawings (the Aaron sheep tiled), the batch sizes of GPU_BATCHES with the learning rate
+scaled as the library scales it, with and without torch.compile, and the GPU's utilisation sampled
+while it trains. Without a GPU it says so and exits 0.
+
 With ``--busy`` the default preset trains with one thread (its default) and with all cores, each
 on an idle machine and while another process keeps one core busy, alternated, and the script
 prints what share of its idle speed each keeps.
@@ -24,10 +29,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import sys
 import tempfile
+import threading
 import time
 import warnings
 
+import numpy as np
 import torch
 from _common import data_path, machine
 
@@ -41,6 +49,8 @@ from electric_sheep.train import make_train_config, train
 QUALITY_EPOCHS = 3
 EVERY_STEPS = 20  # the default preset's evaluations: 640 drawings apart
 QUALITY_K = 100  # importance samples of those evaluations
+GPU_IMAGES = 500_000
+GPU_BATCHES = (1024, 4096, 16384)
 
 
 def images_per_s(preset: str, images, val, n: int, threads: int | None = None) -> float:
@@ -137,16 +147,66 @@ def busy_table(train_set, val, n: int, repeats: int) -> None:
         print(f"{name:>16} {idle:10.0f} {busy:10.0f}  {busy / idle:10.0%}")
 
 
+class _Utilisation:
+    """The GPU's utilisation (percent of time a kernel ran), sampled in a thread while the block runs."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        self.every_s, self.samples, self._stop = every_s, [], threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append(torch.cuda.utilization())
+
+    def __enter__(self) -> _Utilisation:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self) -> float:
+        return statistics.mean(self.samples) if self.samples else float("nan")
+
+
+def gpu_table(train_set, val) -> None:
+    """Images/s of the default preset on CUDA per batch size, with and without torch.compile."""
+    if not torch.cuda.is_available():
+        print("no CUDA GPU here: nothing to measure (the CPU figures: run without --device)")
+        return
+    print(f"GPU: {torch.cuda.get_device_name()}")
+    images = np.resize(train_set, (GPU_IMAGES, *train_set.shape[1:]))  # tiled
+    print(f"data: {len(images):,} drawings (the Aaron sheep tiled), kept on the GPU as uint8")
+    print(f"{'batch':>6} {'lr':>8} {'compile':>8} {'images/s':>10} {'GPU busy':>9}")
+    for batch in GPU_BATCHES:
+        for compiled in (False, True):
+            # Two epochs: the first pays for cuDNN's autotuning and the compilation.
+            cfg = make_train_config(
+                "default", epochs=2, batch_size=batch, gpu_batch_size=0, compile=compiled, val_limit=64,
+                kl_schedule="constant", lr=2e-3 * (batch / 32) ** 0.5, device="cuda",
+            )  # fmt: skip
+            with tempfile.TemporaryDirectory() as run_dir, _Utilisation() as busy:
+                history = train(images, val, make_model_config("default"), cfg, run_dir, progress=False,
+                                log=lambda s: None)  # fmt: skip
+            print(f"{batch:6d} {cfg.lr:8.4f} {str(compiled):>8} {history[-1]['images_per_s']:10.0f} "
+                  f"{busy.mean():8.0f}%", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000, help="training images per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of the default preset")
     parser.add_argument("--busy", action="store_true", help="idle against one other CPU-bound process")
     parser.add_argument("--skip-quality", action="store_true", help="images/s only, no time to quality")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the GPU table")
     args = parser.parse_args()
     drawings = load_drawings(data_path())
     train_set, val = drawings.split("train"), drawings.split("valid")
     print(f"machine: {machine()}")
+    if args.device == "cuda":
+        gpu_table(train_set, val)
+        sys.exit(0)
     print(f"data: first {args.images} of {len(train_set)} Aaron sheep (train split)")
     if args.busy:
         busy_table(train_set, val, args.images, args.repeats)

@@ -159,6 +159,7 @@ def test_resume_recognises_its_data_by_content_not_path(tmp_path):
 
 def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypatch):
     from electric_sheep.data import Drawings
+    from electric_sheep.sources import DrawingSet
     from electric_sheep.train import train_on_data
 
     data = tmp_path / "big.npy"
@@ -172,9 +173,13 @@ def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypat
         return images
 
     monkeypatch.setattr(Drawings, "split", spy)
-    monkeypatch.setattr("electric_sheep.train.train", lambda *a, **k: [])  # the reading is what is measured
+    given = []
+    monkeypatch.setattr("electric_sheep.train.train", lambda *a, **k: given.append(a) or [])  # the reading is measured
     train_on_data(data, tmp_path / "run", limit=64, epochs=1, progress=False, log=lambda s: None)
-    assert read == {"train": 64, "valid": 2000}
+    assert read == {"valid": 2000}  # the training drawings are not read up front: batches read them
+    train_set = given[0][0]
+    assert isinstance(train_set, DrawingSet) and len(train_set) == 64
+    assert isinstance(train_set.parts[0][0], np.memmap)
 
 
 def test_training_runs_on_one_thread_by_default_and_restores_torch(tmp_path):

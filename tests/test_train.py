@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from electric_sheep import checkpoint as ckpt
+from electric_sheep import train as train_mod
 from electric_sheep.cli import main
 from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
 from electric_sheep.evaluate import evaluate_model
@@ -346,3 +347,19 @@ def test_every_command_speaks_json_for_scripts(tmp_path):
     assert res.exit_code == 0 and len(json.loads(res.stdout)) == 345
     without = [name for name, c in main.commands.items() if not any("--json" in p.opts for p in c.params)]
     assert without == [], f"commands without --json: {without}"
+
+
+def test_gpu_batches_scale_the_learning_rate_and_keep_steps_per_epoch():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    cfg = make_train_config("default")
+    big = train_mod.for_device(cfg, cuda, 1_000_000)
+    assert (big.batch_size, big.gpu_batch_size) == (cfg.gpu_batch_size, 0)
+    assert big.lr == pytest.approx(cfg.lr * (cfg.gpu_batch_size / cfg.batch_size) ** 0.5)
+    assert train_mod.for_device(big, cuda, 1_000_000) == big  # what config.json records, resumed
+    small = train_mod.for_device(cfg, cuda, 7_400)  # the Aaron sheep: still >= 100 steps an epoch
+    assert small.batch_size == 74 and train_mod.steps_per_epoch(7_400, small.batch_size) >= 100
+    assert train_mod.for_device(cfg, cpu, 1_000_000) == cfg
+    seed = make_train_config("seed")
+    assert train_mod.for_device(seed, cuda, 1_000_000) == seed  # the post's batch of 8, as written
+    asked = make_train_config("default", batch_size=64)
+    assert train_mod.for_device(asked, cuda, 1_000_000).batch_size == 64  # a batch size asked for is kept

@@ -39,6 +39,7 @@ import numpy as np
 from .errors import ConfigError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .plots import grid_image, pyplot, save_figure, save_image
+from .streaming import Store
 
 if TYPE_CHECKING:  # the torch-side modules load when a score is computed, not when the CLI starts
     from .model import VAE, ModelConfig
@@ -55,23 +56,37 @@ GALLERY_COLUMNS = 8  # the gallery of the worst drawings: 64 of them make a squa
 class Score:
     """One anomaly score (higher = more anomalous): how it is computed and what it is for."""
 
-    compute: Callable[[VAE, np.ndarray, int, int], np.ndarray]  # (model, uint8 images, samples, seed) -> (N,)
+    # (model, uint8 images, samples, seed, store) -> (N,); the store keeps the costly columns
+    compute: Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]
     axis: str  # the scores plot's y axis
     purpose: str  # one line for --help and README
 
 
-def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int], np.ndarray]:
-    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
-        from .model_scores import batched_model_scores
+def _model_columns(
+    model: VAE, images_u8: np.ndarray, kinds: tuple[str, ...], samples: int, seed: int, store: Store
+) -> dict[str, np.ndarray]:
+    """The model's scores ``kinds`` of every drawing, from one pass over them, kept in ``store``."""
+    from .model_scores import batched_model_scores
 
-        return batched_model_scores(model, images_u8, (kind,), samples, seed)[kind]
+    def rows(start: int, stop: int) -> np.ndarray:
+        values = batched_model_scores(model, np.asarray(images_u8[start:stop]), kinds, samples, seed)
+        return np.stack([values[k] for k in kinds], axis=1)
+
+    table = store.column("+".join(kinds), len(images_u8), rows, width=len(kinds))
+    return {k: (table if len(kinds) == 1 else table[:, i]) for i, k in enumerate(kinds)}
+
+
+def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
+    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
+        return _model_columns(model, images_u8, (kind,), samples, seed, store)[kind]
 
     return compute
 
 
-def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int], np.ndarray]:
-    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
-        return _outlier_factor(images_u8, describe, typical_drawings(model, images_u8, samples, seed), seed)
+def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
+    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
+        code_ink = _model_columns(model, images_u8, ("code-ink",), samples, seed, store)["code-ink"]
+        return _outlier_factor(images_u8, describe, _typical(code_ink), seed, store)
 
     return compute
 
@@ -80,38 +95,38 @@ def typical_drawings(model: VAE, images_u8: np.ndarray, samples: int = 1, seed: 
     """(N,) bool: the TYPICAL share of the drawings whose code explains them best (lowest
     code-ink), the reference that neighbourhood scores compare every drawing with. Intruders that
     neighbour each other (many of one kind) are left out of it, so they stand out, not hide."""
-    return _typical(_model_score("code-ink")(model, images_u8, samples, seed))
+    return _typical(_model_score("code-ink")(model, images_u8, samples, seed, Store()))
 
 
 def _typical(code_ink: np.ndarray) -> np.ndarray:
     return code_ink <= np.quantile(code_ink, TYPICAL) if len(code_ink) else np.zeros(0, bool)
 
 
-def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, seed: int) -> np.ndarray:
+def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, seed: int, store: Store) -> np.ndarray:
     from .descriptors import DESCRIPTORS
-    from .neighbours import neighbourhood_scores
+    from .neighbours import neighbourhood_scorer
 
-    return neighbourhood_scores(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
+    score = neighbourhood_scorer(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
+    return store.column(f"lof-{describe}", len(images_u8), score)
 
 
-def _features(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
+def _features(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
     from .model_scores import unit_features
-    from .neighbours import neighbourhood_scores
+    from .neighbours import neighbourhood_scorer
 
-    return neighbourhood_scores(images_u8, partial(unit_features, model), NEIGHBOURS, "knn", seed=seed)
+    score = neighbourhood_scorer(images_u8, partial(unit_features, model), NEIGHBOURS, "knn", seed=seed)
+    return store.column("features", len(images_u8), score)
 
 
-def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int) -> np.ndarray:
+def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
     """The mean of elbo-ink and the hog and pixels outlier factors (against one typical
     reference), each as a robust z-score among the drawings scored."""
     if not len(images_u8):
         return np.zeros(0)
-    from .model_scores import batched_model_scores
-
-    both = batched_model_scores(model, images_u8, ("elbo-ink", "code-ink"), samples, seed)  # one pass
+    both = _model_columns(model, images_u8, ("elbo-ink", "code-ink"), samples, seed, store)  # one pass
     typical = _typical(both["code-ink"])
     parts = [both["elbo-ink"]]
-    parts += [_outlier_factor(images_u8, describe, typical, seed) for describe in ("hog", "blurred")]
+    parts += [_outlier_factor(images_u8, describe, typical, seed, store) for describe in ("hog", "blurred")]
     return np.mean([robust_z(p) for p in parts], axis=0)
 
 
@@ -169,14 +184,23 @@ SCORES: dict[str, Score] = {
 DEFAULT_SCORE = "combined"
 
 
-def scores(model: VAE, images_u8: np.ndarray, kind: str = DEFAULT_SCORE, samples: int = 1, seed: int = 0) -> np.ndarray:
-    """Anomaly score of every drawing, (N,) float64 (see SCORES)."""
+def scores(
+    model: VAE,
+    images_u8: np.ndarray,
+    kind: str = DEFAULT_SCORE,
+    samples: int = 1,
+    seed: int = 0,
+    store: Store | None = None,
+) -> np.ndarray:
+    """Anomaly score of every drawing, (N,) float64 (see SCORES). ``store``: keep the costly
+    per-drawing columns in a folder as they are computed, so that a killed run continues (default:
+    in memory)."""
     if kind not in SCORES:
         raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
     from .train import check_drawings
 
     check_drawings(images_u8)
-    return SCORES[kind].compute(model, images_u8, samples, seed)
+    return SCORES[kind].compute(model, images_u8, samples, seed, store or Store())
 
 
 def train_on_mixture(
@@ -287,12 +311,29 @@ def detection_metrics(values: np.ndarray, planted: np.ndarray) -> dict[str, floa
     }
 
 
+PLOT_MAX = 200_000  # dots in the scores plot: every flagged or planted drawing, and a sample of the rest
+
+
+def _plotted(values: np.ndarray, threshold: float, planted: np.ndarray | None) -> np.ndarray:
+    """Indices of the drawings the scores plot shows: all, or past PLOT_MAX the flagged and planted
+    ones and a seeded sample of the others."""
+    if len(values) <= PLOT_MAX:
+        return np.arange(len(values))
+    must = (values > threshold) | (planted if planted is not None else False)
+    others = np.flatnonzero(~must)
+    sample = np.random.default_rng(0).choice(others, min(len(others), PLOT_MAX), replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(must), sample]))
+
+
 def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, planted: np.ndarray | None = None):
     """Scores in data order with the threshold line; planted drawings in red when known."""
     plt = pyplot()
+    n, n_flagged = len(values), int((values > threshold).sum())
 
-    fig, ax = plt.subplots(figsize=(9, 4))
-    idx = np.arange(len(values))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    idx = _plotted(values, threshold, planted)
+    values = values[idx]
+    planted = None if planted is None else planted[idx]
     size = float(np.clip(3000 / max(len(values), 1), 3, 30))  # thousands of dots stay fine; a handful shows
     if planted is None:
         ax.scatter(idx, values, s=size, color="#3b6ea5", label="drawings", linewidths=0)
@@ -302,9 +343,11 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, pl
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.1f} ({rule})")
     ax.set_xlabel("drawing (data order)")
     ax.set_ylabel(SCORES[kind].axis, fontsize=8 if len(SCORES[kind].axis) > 50 else None)
-    ax.set_title(f"anomaly scores: {int((values > threshold).sum())} of {len(values)} flagged")
-    ax.legend(loc="upper right", fontsize=8, markerscale=2)
+    ax.set_title(f"anomaly scores: {n_flagged:,} of {n:,} flagged" + (f" ({len(idx):,} shown)" if len(idx) < n else ""))
+    # Beside the axes, not inside: the highest scores, the ones a user looks for, would hide under it.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, markerscale=2)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig
 
 
@@ -348,22 +391,24 @@ def run_anomalies(
     quantile: float | None = None,
     gallery_size: int = 64,
     names: list[str] | None = None,
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
-    (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files)."""
-    values = scores(model, images_u8, kind)
+    (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files).
+    ``store``: see :func:`scores`."""
+    values = scores(model, images_u8, kind, store=store)
     cut, rule = threshold_for(values, threshold, top, quantile)
     flagged = values > cut
     ensure_dir(out_dir)
     worst = np.argsort(-values, kind="stable")[: min(gallery_size, int(flagged.sum()) or gallery_size)]
     if names is not None and len(names) != len(values):
         raise ValueError(f"{len(names)} names for {len(values)} drawings")
-    rows = [
+    rows = (  # a generator: millions of rows are written, never held
         [i, f"{v:.6g}", int(f)]
         + ([int(planted[i])] if planted is not None else [])
         + ([names[i]] if names is not None else [])
         for i, (v, f) in enumerate(zip(values, flagged, strict=True))
-    ]
+    )
     csv_path = write_csv(
         out_dir / "anomaly_scores.csv",
         ["index", "score", "flagged"] + (["planted"] if planted is not None else []) + (["name"] if names else []),

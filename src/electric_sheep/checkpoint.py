@@ -281,6 +281,8 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
 
     info = read_config(Path(run_dir)).get("data", {})
     source = data or info.get("source")
+    if source is None and "sources" in info:
+        raise DataError(run_dir, f"give {how}: the run was trained on several files; name the one to use")
     if source is None:
         raise DataError(run_dir, f"give {how}: the run does not record the data it was trained on")
     return load_drawings(source, seed=info.get("split_seed", 0))

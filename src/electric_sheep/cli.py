@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 import warnings
 from functools import partial
@@ -20,6 +21,9 @@ from .anomaly import DEFAULT_SCORE, SCORES
 from .errors import SheepError, SheepWarning
 from .fileio import json_text
 from .plots import MAX_TILES
+from .streaming import Shard, Store
+
+PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
 
 
 class _Group(click.Group):
@@ -256,7 +260,7 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 
 
 @main.command()
-@click.argument("data")
+@click.argument("data", nargs=-1, required=True)
 @click.option(
     "--preset",
     type=click.Choice(["default", "seed"]),
@@ -316,7 +320,14 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 )
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="Per process. Default 32 (seed: 8).")
 @click.option("--lr", type=_Finite(0, min_open=True), default=None)
-@click.option("--limit", type=click.IntRange(2), default=None, help="Train on the first N drawings of the split.")
+@click.option(
+    "--limit", type=click.IntRange(2), default=None, help="Train on the first N drawings of the split (of each file)."
+)
+@click.option(
+    "--balance/--no-balance",
+    default=None,
+    help="Several files: draw every category equally often, whatever its size. Default off.",
+)
 @click.option("--seed", type=int, default=None, help="Default: 0 (with --resume: the run's).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option(
@@ -352,6 +363,7 @@ def train(
     batch_size,
     lr,
     limit,
+    balance,
     seed,
     device,
     threads,
@@ -360,12 +372,15 @@ def train(
     quiet,
     as_json,
 ) -> None:
-    """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder."""
+    """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder.
+
+    DATA: one file or category, or several (`sheep train sheep cat dog`, paths, or a pattern such
+    as 'data/*.npy'): they train as one set, read from disk as batches need them."""
     from .train import is_main_process, train_on_data
 
     run_dir = run_dir or Path("runs") / (preset or "default")
     history = train_on_data(
-        data,
+        list(data),
         run_dir,
         preset=preset,
         latent_dim=latent_dim,
@@ -384,6 +399,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         limit=limit,
+        balance=balance,
         seed=seed,
         device=device,
         threads=threads,
@@ -689,23 +705,39 @@ def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir
 
 @main.command()
 @_run_and_data_args
-@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice([*data_mod.SPLITS, "all"]),
+    default="train",
+    show_default=True,
+    help="The drawings to encode; all: every drawing in the file.",
+)
 @_out_dir_option
 @_json_option
-def latent(paths, split, out_dir, as_json) -> None:
-    """Encode every drawing (z_mean), save the codes and plot the latent space."""
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def latent(paths, split, out_dir, as_json, quiet) -> None:
+    """Encode every drawing (z_mean), save the codes and plot the latent space.
+
+    The codes are written to disk as they are computed: run again with the same arguments after
+    an interruption, it continues where it stopped."""
     from .checkpoint import run_data
     from .latent import latent_map
 
     run_dir, data = _run_and_data(paths)
 
     drawings = run_data(run_dir, data)
+    shard = Shard.from_env()  # under torchrun each process encodes its share; the first plots
     result = latent_map(
         _model(run_dir),
-        drawings.split(split),
+        _split_view(drawings, split),
         _default_out(run_dir, out_dir),
         title=f"{split} drawings of {Path(drawings.source).name}",
+        job=_job(run_dir, drawings, split),
+        progress=not (quiet or as_json) and shard.main,
+        shard=shard,
     )
+    if not shard.main:
+        return
     lines = [
         f"encoded {result['n']} drawings into {result['latent_dim']}-D codes: {result['codes']}",
         f"wrote {result['plot']}",
@@ -713,6 +745,24 @@ def latent(paths, split, out_dir, as_json) -> None:
     if result["n_nonfinite"]:
         lines.insert(1, f"left out {result['n_nonfinite']} drawings whose codes are not finite")
     _finish(result, as_json, lines)
+
+
+def _split_view(drawings, split: str):
+    """A split's drawings, read from the file as they are needed (a whole category never in memory)."""
+    from .sources import DrawingSet
+
+    if split == "all":
+        return drawings.images
+    return DrawingSet.from_drawings([drawings], split)
+
+
+def _job(run_dir, drawings, split: str) -> dict:
+    """What a streamed result is of: a partial file of another job is not continued."""
+    from .checkpoint import WEIGHTS
+    from .data import data_fingerprint
+
+    model = Path(run_dir) / WEIGHTS
+    return {"data": data_fingerprint(drawings.source), "split": split, "model": data_fingerprint(model)}
 
 
 @main.command()
@@ -878,23 +928,34 @@ def anomalies(
     from .train import TrainConfig
 
     run_dir, data = _run_and_data(paths, data_required=True)
+    if mix_spec and Shard.from_env().world > 1:
+        raise click.UsageError("--mix runs in one process, not under torchrun")
     if sum(x is not None for x in (threshold, top, quantile)) > 1:
         raise click.UsageError("give at most one of --threshold, --top, --quantile")
     if latent_dim is not None and not train_on_mix:
         raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
     out_dir = _default_out(run_dir, out_dir)
     drawings = data_mod.load_drawings(data)
-    images = np.asarray(drawings.images) if split == "all" else drawings.split(split)
-    planted, model = None, None
+    images = _split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
+    planted, model, store = None, None, None
     lines = []
     if mix_spec:
-        images, planted = _plant(images, mix_spec, seed, drawings.format)
+        images, planted = _plant(images[:], mix_spec, seed, drawings.format)
         if train_on_mix:
             valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
             model = _train_on_mixture(run_dir, images, valid, train_on_mix, trim, latent_dim, out_dir, seed, as_json)
             lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
     elif train_on_mix:
         raise click.UsageError("--train-on-mix needs --mix")
+    else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
+        job = {**_job(run_dir, drawings, split), "score": kind, "seed": seed}
+        shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
+        store = Store(out_dir / PARTS, job, progress=not as_json and shard.main, shard=shard)
+        if not shard.main:
+            from .anomaly import scores
+
+            scores(_model(run_dir), images, kind, store=store)
+            return
     names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
     result = run_anomalies(
         model or _model(run_dir),
@@ -906,7 +967,10 @@ def anomalies(
         top=top,
         quantile=quantile,
         names=names,
+        store=store,
     )
+    if store is not None:
+        shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
     lines.append(
         f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
         f"threshold {result['threshold']:.2f})"

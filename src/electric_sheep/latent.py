@@ -21,6 +21,7 @@ from .errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
 from .model import VAE
 from .plots import latent_scatter_figure, pyplot, save_figure
+from .streaming import Shard, stream_rows
 from .train import encode_means
 
 ClusterMethod = Literal["kmeans", "dbscan"]
@@ -55,21 +56,49 @@ def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
     return PCA(n_components=2, random_state=0).fit_transform(codes), "PC"
 
 
-def latent_map(model: VAE, images_u8: np.ndarray, out_dir: Path, title: str = "latent space") -> dict[str, Any]:
-    """Encode every drawing, save the codes and the scatter; count and leave out non-finite codes."""
-    codes = encode(model, images_u8)
-    ok = finite_rows(codes)
-    plane, axis = to_plane(codes[ok])
+PLOT_MAX = 100_000  # codes drawn in the scatter; more only hide each other (a seeded sample)
+
+
+def latent_map(
+    model: VAE,
+    images_u8: np.ndarray,
+    out_dir: Path,
+    title: str = "latent space",
+    *,
+    job: dict | None = None,
+    progress: bool = False,
+    shard: Shard = Shard(),
+) -> dict[str, Any] | None:
+    """Encode every drawing into ``out_dir/codes.npy`` (streamed chunk by chunk; a killed run of
+    the same ``job`` continues), save the scatter; count and leave out non-finite codes. Under
+    torchrun (``shard``) every process encodes its share, and only the first plots and returns."""
     ensure_dir(out_dir)
-    codes_path = write_npy(out_dir / "codes.npy", codes)
-    fig = latent_scatter_figure(plane, title=f"{title} ({ok.sum()} drawings)")
+    codes_path = out_dir / "codes.npy"
+    width = model.config.latent_dim
+
+    def encoded(start: int, stop: int) -> np.ndarray:
+        return encode(model, np.asarray(images_u8[start:stop]))
+
+    job = job or {}
+    codes = stream_rows(
+        len(images_u8), encoded, codes_path, width=width, job=job, desc="encoding", progress=progress, shard=shard
+    )
+    if not shard.main:
+        return None
+    ok = finite_rows(codes)
+    shown = np.flatnonzero(ok)
+    if len(shown) > PLOT_MAX:
+        shown = np.sort(np.random.default_rng(0).choice(shown, PLOT_MAX, replace=False))
+    plane, axis = to_plane(np.asarray(codes[shown]))
+    what = f"{ok.sum():,} drawings" if len(shown) == ok.sum() else f"{len(shown):,} of {ok.sum():,} drawings"
+    fig = latent_scatter_figure(plane, title=f"{title} ({what})")
     _name_axes(fig.axes[0], axis)
     plot = save_figure(fig, out_dir / "latent.png")
     return {
         "n": int(len(codes)),
-        "n_plotted": int(ok.sum()),
+        "n_plotted": int(len(shown)),
         "n_nonfinite": int((~ok).sum()),
-        "latent_dim": int(codes.shape[1]),
+        "latent_dim": int(width),
         "codes": str(codes_path),
         "plot": str(plot),
     }

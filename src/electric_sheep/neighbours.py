@@ -102,25 +102,47 @@ def neighbourhood_scores(
     ``eligible``: (N,) bool, the drawings the reference is drawn from (default: all of them);
     ``reference_size``: at most this many of them, a seeded sample.
     """
+    score = neighbourhood_scorer(images_u8, describe, k, method, dims, seed, eligible, reference_size)
+    return score(0, len(images_u8))
+
+
+def neighbourhood_scorer(
+    images_u8: np.ndarray,
+    describe: Callable[[np.ndarray], np.ndarray],
+    k: int,
+    method: str = "lof",
+    dims: int | None = DIMS,
+    seed: int = 0,
+    eligible: np.ndarray | None = None,
+    reference_size: int = REFERENCE,
+) -> Callable[[int, int], np.ndarray]:
+    """:func:`neighbourhood_scores` of drawings start to stop, as ``score(start, stop)``: the
+    reference is described and indexed once, here; each call then reads only its own drawings."""
     n = len(images_u8)
-    if n < 2:
-        return np.zeros(n)
     if method not in METHODS:
         raise ValueError(f"unknown neighbourhood method {method!r}; choose {', '.join(METHODS)}")
     candidates = np.arange(n) if eligible is None else np.flatnonzero(eligible)
     ref = candidates[reference_ids(len(candidates), reference_size, seed)]
     if len(ref) < 2:  # no neighbourhood to compare with
-        return np.zeros(n)
+        return lambda start, stop: np.zeros(stop - start)
     described = describe(np.asarray(images_u8[ref]))
     project = _projection(described, dims, seed)
     hood = Neighbourhood(project(described), k)
-    out = np.empty(n)
-    out[ref] = hood.score(method, hood.neighbours)  # the reference's own neighbours are known already
-    rest = np.setdiff1d(np.arange(n), ref)
-    for s in batches(len(rest)):
-        points = project(describe(np.asarray(images_u8[rest[s]])))
-        out[rest[s]] = hood.score_points(method, points, np.full(len(points), -1))
-    return out
+    own = hood.score(method, hood.neighbours)  # the reference's own neighbours are known already
+
+    def score(start: int, stop: int) -> np.ndarray:
+        ids = np.arange(start, stop)
+        at = np.minimum(np.searchsorted(ref, ids), len(ref) - 1)
+        in_ref = ref[at] == ids
+        out = np.empty(len(ids))
+        out[in_ref] = own[at[in_ref]]
+        rest = np.flatnonzero(~in_ref)
+        for s in batches(len(rest)):
+            points = project(describe(np.asarray(images_u8[ids[rest[s]]])))
+            out[rest[s]] = hood.score_points(method, points, np.full(len(points), -1))
+        return out
+
+    return score
 
 
 def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -29,6 +29,7 @@ from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDi
 from .fileio import check_unlocked, ensure_dir, folder_lock
 from .model import SIDE, VAE, ModelConfig, build_model, fast_inference, make_model_config, training_layout
 from .prior import MAX_CODES, posterior_samples
+from .sources import DrawingSet, epoch_permutation, expand_sources, load_sources
 
 KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
 OptimizerName = Literal["adam", "rmsprop"]
@@ -61,6 +62,11 @@ class TrainConfig:
     # Mirror each drawing left to right at random (a sheep facing the other way is a sheep). False
     # here for runs saved before it existed; the default preset turns it on. Not for writing.
     flip: bool = False
+    # On a GPU, small batches leave it idle between kernel launches: train with batches of up to
+    # this many drawings there (0: batch_size everywhere); see for_device().
+    gpu_batch_size: int = 1024
+    compile: bool = False  # torch.compile the loss on a GPU
+    balance: bool = False  # several files: every category equally often in an epoch
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -69,8 +75,8 @@ class TrainConfig:
             raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}")
-        if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0:
-            raise ConfigError("kl_steep and threads must be >= 0 and lr > 0")
+        if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0 or self.gpu_batch_size < 0:
+            raise ConfigError("kl_steep, threads and gpu_batch_size must be >= 0 and lr > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +85,15 @@ class TrainConfig:
 # The original post trained with RMSprop (Keras defaults: lr 1e-3, rho 0.9), batch 8, 30 epochs,
 # KL annealing from epoch 10 over 10 epochs. The default preset trains larger batches with Adam.
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "seed": {"epochs": 30, "batch_size": 8, "lr": 1e-3, "optimizer": "rmsprop", "kl_start": 10, "kl_steep": 10},
+    "seed": {
+        "epochs": 30,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "optimizer": "rmsprop",
+        "kl_start": 10,
+        "kl_steep": 10,
+        "gpu_batch_size": 0,  # the post's batch of 8 everywhere
+    },
     # Free bits keep the code in use: the pixel head could otherwise explain the drawings alone.
     "default": {"free_bits": 1.0, "flip": True},
 }
@@ -99,6 +113,23 @@ def default_epochs(preset: str, cfg: TrainConfig, n_train: int) -> int:
     return max(cfg.epochs, math.ceil(MIN_STEPS / steps_per_epoch(n_train, cfg.batch_size)))
 
 
+# On a GPU an epoch keeps at least this many steps: larger batches on a small set would leave too
+# few updates for the same number of epochs.
+MIN_GPU_STEPS_PER_EPOCH = 100
+
+
+def for_device(cfg: TrainConfig, device: torch.device, n_train: int) -> TrainConfig:
+    """The settings a run trains with on ``device``: on CUDA, batches of up to ``gpu_batch_size``
+    (as many as keep MIN_GPU_STEPS_PER_EPOCH steps per epoch) and the learning rate scaled by the
+    square root of the batch ratio, Adam's rule (Malladi et al. 2022). The result is what config.json
+    records (gpu_batch_size 0), so a resumed run keeps it on any device."""
+    if device.type != "cuda" or not cfg.gpu_batch_size:
+        return cfg
+    batch = max(cfg.batch_size, min(cfg.gpu_batch_size, n_train // MIN_GPU_STEPS_PER_EPOCH))
+    lr = cfg.lr * math.sqrt(batch / cfg.batch_size)
+    return dataclasses.replace(cfg, batch_size=batch, lr=lr, gpu_batch_size=0)
+
+
 def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
     """The preset's training settings with ``overrides`` on top (None = keep the preset's).
 
@@ -111,6 +142,8 @@ def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
     if preset not in PRESET_TRAINING:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_TRAINING)}")
     values = {**PRESET_TRAINING[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if overrides.get("batch_size") is not None and overrides.get("gpu_batch_size") is None:
+        values["gpu_batch_size"] = 0  # a batch size asked for is kept on a GPU too
     return TrainConfig(**values)
 
 
@@ -128,6 +161,7 @@ def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
     if unknown:
         raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
     saved = {k: v for k, v in saved.items() if k != "device"}  # the machine's choice, not the run's
+    saved.setdefault("gpu_batch_size", 0)  # runs saved before GPU batches keep their batch size
     try:
         return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
     except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
@@ -274,10 +308,42 @@ def random_flip(x: torch.Tensor) -> torch.Tensor:
     return torch.where(flipped[:, None, None, None], x.flip(-1), x)
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffle of one epoch, a pure function of (seed, epoch): resume rebuilds it exactly."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
+class _Streamed:
+    """A DrawingSet as training reads it: batches gathered from its files' memory maps as they are
+    asked for on a CPU (the set never in the process's memory); on a GPU copied there once, in
+    chunks, as uint8."""
+
+    CHUNK = 65536
+
+    def __init__(self, drawings: DrawingSet, seed: int, balance: bool, device: torch.device) -> None:
+        self.drawings, self.seed, self.balance, self.device = drawings, seed, balance, device
+        self.on_device = None
+        if device.type == "cuda":
+            n = len(drawings)
+            self.on_device = torch.empty((n, SIDE, SIDE), dtype=torch.uint8, device=device)
+            for start in range(0, n, self.CHUNK):
+                part = drawings.take(np.arange(start, min(start + self.CHUNK, n)))
+                self.on_device[start : start + len(part)] = torch.from_numpy(part).to(device)
+
+    def __len__(self) -> int:  # an epoch's drawings: a balanced one rounds down to a multiple of the files
+        n, files = len(self.drawings), len(self.drawings.parts)
+        return n // files * files if self.balance else n
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.on_device is not None:
+            return self.on_device[idx.to(self.device)]
+        return torch.from_numpy(self.drawings.take(idx.cpu().numpy())).to(self.device)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        return torch.from_numpy(self.drawings.epoch_order(self.seed, epoch, self.balance))
+
+
+def _training_drawings(images: np.ndarray | DrawingSet, cfg: TrainConfig, device: torch.device):
+    """What training reads batches from: an array goes to the device whole, as before; a DrawingSet
+    (several files) is streamed (see _Streamed)."""
+    if isinstance(images, DrawingSet):
+        return _Streamed(images, cfg.seed, cfg.balance, device)
+    return torch.from_numpy(np.ascontiguousarray(images[: cfg.limit])).to(device)
 
 
 def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
@@ -336,7 +402,7 @@ StepCallback = Callable[[int, int], None]
 
 
 def train(
-    train_images: np.ndarray,
+    train_images: np.ndarray | DrawingSet,
     val_images: np.ndarray,
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -357,15 +423,18 @@ def train(
     Ctrl-C in the middle of an epoch, to the same result as an uninterrupted run.
     """
     run_dir = Path(run_dir)
-    check_drawings(train_images)
+    if not isinstance(train_images, DrawingSet):  # a DrawingSet's files were checked as they loaded
+        check_drawings(train_images)
     check_drawings(val_images)
     device = pick_device(cfg.device)
+    n_train = len(train_images) if isinstance(train_images, DrawingSet) else len(train_images[: cfg.limit])
+    cfg = for_device(cfg, device, n_train)
     dd = _init_distributed(device)
     # Only rank 0 writes; its lock keeps a second `sheep train` out of the folder until it ends.
     lock = folder_lock(run_dir, "a training run") if dd.main else contextlib.nullcontext()
     with lock, cpu_threads(cfg.threads if device.type == "cpu" else 0):
         torch.manual_seed(cfg.seed + dd.rank)
-        x_train = torch.from_numpy(np.ascontiguousarray(train_images[: cfg.limit])).to(device)
+        x_train = _training_drawings(train_images, cfg, device)
         x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
         if len(x_train) < 2 * dd.world:  # batch norm (seed preset) needs two drawings per batch
             raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
@@ -382,7 +451,7 @@ def train(
             pos, history = _Position(0, 0, _Position.empty_sums()), []
             if dd.main:
                 _start_run(run_dir, {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": data_info or {}})
-        step_fn = _step_module(model, device, dd)
+        step_fn = _step_module(model, device, dd, cfg.compile)
         writer = _tensorboard(run_dir, pos.epoch) if dd.main else None
         steps = steps_per_epoch(len(x_train), cfg.batch_size, dd.world)
         shortfall = kl_shortfall_warning(cfg, steps)
@@ -438,20 +507,22 @@ def _start_run(run_dir: Path, config: dict[str, Any]) -> None:
     ckpt.save_config(run_dir, config)
 
 
-def _step_module(model: VAE, device: torch.device, dd: _Dist) -> nn.Module:
+def _step_module(model: VAE, device: torch.device, dd: _Dist, compile_loss: bool = False) -> nn.Module:
     """The loss as a module; wrapped in DistributedDataParallel under torchrun."""
     step_fn: nn.Module = _LossModule(model)
     if dd.world > 1:
         step_fn = nn.parallel.DistributedDataParallel(
             step_fn, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if compile_loss and device.type == "cuda":
+        step_fn = torch.compile(step_fn)
     return step_fn
 
 
 def _run_epoch(
     step_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
-    x_train: torch.Tensor,
+    x_train: torch.Tensor | _Streamed,
     cfg: TrainConfig,
     pos: _Position,
     steps: int,
@@ -461,10 +532,15 @@ def _run_epoch(
     on_step: StepCallback | None,
 ) -> None:
     """The optimiser steps of epoch ``pos.epoch`` from step ``pos.step`` on, updating ``pos`` as it goes."""
-    device = x_train.device
+    device = next(step_fn.parameters()).device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     n_local = len(x_train) // dd.world  # every rank runs the same number of steps
-    perm = epoch_permutation(len(x_train), cfg.seed, pos.epoch)[dd.rank :: dd.world][:n_local]
+    order = (
+        x_train.order(pos.epoch)
+        if isinstance(x_train, _Streamed)
+        else epoch_permutation(len(x_train), cfg.seed, pos.epoch)
+    )
+    perm = order[dd.rank :: dd.world][:n_local].to(device)
     desc = f"epoch {pos.epoch + 1}/{cfg.epochs}"
     bar = tqdm(total=steps, initial=pos.step, desc=desc, leave=False, disable=not progress, unit="batch")
     t0 = time.perf_counter()
@@ -475,11 +551,12 @@ def _run_epoch(
             xb = random_flip(xb)
         with autocast:
             total, recon, kl, render = step_fn(xb, w, cfg.free_bits)
-        _check_finite(total, pos.epoch, step, run_dir, dd)
+        values = torch.stack([torch.as_tensor(v, device=device).float() for v in (total, recon, kl, render)])
+        values = values.detach().tolist()  # the step's one wait for the device
+        _check_finite(values[0], device, pos.epoch, step, run_dir, dd)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        values = [float(v.detach()) for v in (total, recon, kl, render)]
         for key, value in zip(("loss", "recon", "kl", "render"), values, strict=True):
             pos.sums[key] += value * len(xb)
         pos.sums["n"] += len(xb)
@@ -498,16 +575,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _check_finite(total: torch.Tensor, epoch: int, step: int, run_dir: Path, dd: _Dist) -> None:
+def _check_finite(total: float, device: torch.device, epoch: int, step: int, run_dir: Path, dd: _Dist) -> None:
     """Stop on NaN/inf before the bad step touches the weights; agree across processes."""
-    ok = torch.isfinite(total.detach()).float()
+    ok = math.isfinite(total)
     if dd.world > 1:
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    if ok.item() < 1:
+        flag = torch.tensor([float(ok)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        ok = flag.item() == 1
+    if not ok:
         last = ckpt.read_metrics(run_dir)
         kept = f"epoch {last[-1]['epoch']}" if last else "none yet"
         raise TrainingDiverged(
-            f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step}; training stopped, "
+            f"loss became {total} at epoch {epoch + 1}, step {step}; training stopped, "
             f"last good checkpoint in {run_dir}: {kept} (try a lower --lr)"
         )
 
@@ -528,8 +607,10 @@ def _finish_epoch(
     """Aggregate across processes, validate, log, checkpoint. Returns the epoch's metrics row."""
     terms = ("loss", "recon", "kl", "render")
     totals = torch.tensor([sums.get(key, 0.0) for key in (*terms, "n")], dtype=torch.float64)
-    if dd.world > 1:
+    if dd.world > 1:  # NCCL reduces tensors on the GPU only
+        totals = totals.to(x_val.device)
         dist.all_reduce(totals)
+        totals = totals.cpu()
     n = max(totals[-1].item(), 1.0)
     row: dict[str, Any] = {"epoch": epoch + 1, **{key: totals[i].item() / n for i, key in enumerate(terms)}}
     if model.renderer is None:
@@ -667,7 +748,7 @@ def _resumed_configs(
 
 
 def train_on_data(
-    data: str | Path,
+    data: str | Path | list[str],
     run_dir: str | Path,
     *,
     preset: str | None = None,
@@ -679,15 +760,15 @@ def train_on_data(
     progress: bool = True,
     log: Callable[[str], None] = print,
     split_seed: int = 0,
+    on_step: StepCallback | None = None,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
-    its valid split. ``overrides`` are :class:`TrainConfig` fields. None keeps the defaults: for a
-    new run the preset's (``default``; :data:`~electric_sheep.model.PRESET_MODEL`),
-    with ``resume`` the run's own settings. ``channels`` and ``hidden`` size the default preset; the
-    seed's layers are the post's."""
-    from .data import data_fingerprint, load_drawings
-
+    its valid split. Several files (a list; patterns are expanded) train as one set, streamed from
+    their memory maps, each drawing labelled by its file. ``overrides`` are :class:`TrainConfig`
+    fields. None keeps the defaults: for a new run the preset's (``default``;
+    :data:`~electric_sheep.model.PRESET_MODEL`), with ``resume`` the run's own settings.
+    ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's."""
     if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
         raise ConfigError(
             "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
@@ -707,29 +788,17 @@ def train_on_data(
     check_unlocked(run_dir, "a training run")  # before loading the data, which may take minutes
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
-    drawings = load_drawings(data, seed=split_seed)
-    if drawings.format == "picture":
-        warnings.warn(
-            f"{drawings.source}: pictures have no held-out split; validation is measured on the "
-            "training drawings themselves",
-            SheepWarning,
-            stacklevel=2,
-        )
-    source, fingerprint = str(Path(drawings.source).resolve()), data_fingerprint(drawings.source)
-    _check_same_data(run_dir, recorded, source, fingerprint)
-    train_images = drawings.split("train", limit=cfg.limit)
+    sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
+    if len(sources) > 1:
+        train_images, val_images, info = _several_files(sources, cfg, split_seed)
+    else:
+        train_images, val_images, info = _one_file(sources[0], cfg, split_seed)
+    _check_same_data(run_dir, recorded, info)
     if not resume and overrides.get("epochs") is None:
         cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
-    info = {
-        "source": source,
-        "format": drawings.format,
-        "split_seed": split_seed,
-        "n_train": int(len(train_images)),
-        "fingerprint": fingerprint,
-    }
     return train(
         train_images,
-        drawings.split("valid", limit=cfg.val_limit),  # only what validation uses is read
+        val_images,
         model_cfg,
         cfg,
         run_dir,
@@ -737,15 +806,70 @@ def train_on_data(
         data_info=info,
         progress=progress,
         log=log,
+        on_step=on_step,
     )
 
 
-def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], source: str, fingerprint: str) -> None:
-    """--resume goes on with the data it began with: the same fingerprint (size, head and tail),
-    wherever the file now lies; runs from before fingerprints compare the path."""
+def _one_file(data: str, cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
+    """(train drawings, validation drawings, what config.json records) of one file."""
+    from .data import data_fingerprint, load_drawings
+
+    drawings = load_drawings(data, seed=split_seed)
+    if drawings.format == "picture":
+        warnings.warn(
+            f"{drawings.source}: pictures have no held-out split; validation is measured on the "
+            "training drawings themselves",
+            SheepWarning,
+            stacklevel=3,
+        )
+    train_images = DrawingSet.from_drawings([drawings], "train", cfg.limit)  # read as batches need it
+    info = {
+        "source": str(Path(drawings.source).resolve()),
+        "format": drawings.format,
+        "split_seed": split_seed,
+        "n_train": int(len(train_images)),
+        "fingerprint": data_fingerprint(drawings.source),
+    }
+    return train_images, drawings.split("valid", limit=cfg.val_limit), info  # only what validation uses is read
+
+
+def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict]:
+    """The train splits of several files as one streamed DrawingSet (``limit``: of each file), the
+    validation drawings (an equal share of ``val_limit`` from each) and what config.json records."""
+    from .data import data_fingerprint
+
+    sets = load_sources(sources, seed=split_seed)  # every file checked before anything is trained
+    if any(d.format == "picture" for d in sets):
+        raise ConfigError("a folder of pictures trains alone, not among several files")
+    train_set = DrawingSet.from_drawings(sets, "train", cfg.limit)
+    per_file = None if cfg.val_limit is None else max(cfg.val_limit // len(sets), 1)
+    val_set = DrawingSet.from_drawings(sets, "valid", per_file)
+    files = [
+        {
+            "source": str(Path(d.source).resolve()),
+            "category": name,
+            "format": d.format,
+            "n_train": int(n),
+            "fingerprint": data_fingerprint(d.source),
+        }
+        for d, name, n in zip(sets, train_set.names, train_set.sizes, strict=True)
+    ]
+    info = {"sources": files, "split_seed": split_seed, "n_train": len(train_set), "balance": cfg.balance}
+    return train_set, val_set.take(np.arange(len(val_set))), info
+
+
+def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], info: dict[str, Any]) -> None:
+    """--resume goes on with the data it began with: the same files by fingerprint (size, head and
+    tail), wherever they now lie; runs from before fingerprints compare the path."""
+    if "sources" in recorded or "sources" in info:
+        before = [f.get("fingerprint") for f in recorded.get("sources", [recorded])] if recorded else None
+        now = [f["fingerprint"] for f in info.get("sources", [info])]
+        if before is not None and before != now:
+            raise ConfigError(f"{run_dir} was trained on other data; resume it with the same DATA, in the same order")
+        return
     trained_on = recorded.get("source")
     if "fingerprint" in recorded:
-        if recorded["fingerprint"] != fingerprint:
+        if recorded["fingerprint"] != info["fingerprint"]:
             raise ConfigError(f"{run_dir} was trained on other data ({trained_on}); resume it with the same DATA")
-    elif trained_on is not None and trained_on != source and Path(trained_on).exists():
+    elif trained_on is not None and trained_on != info["source"] and Path(trained_on).exists():
         raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")

@@ -1,0 +1,205 @@
+"""Scale: training (and screening) on numpy_bitmap files of 100,000 to 5,000,000 drawings.
+
+Builds synthetic `numpy_bitmap` files (N, 784) uint8, the Aaron sheep tiled, each copy shifted by
+up to 2 pixels each way, written once to a folder (`--folder`, default a temporary one), and
+measures for each size, each in a fresh process:
+
+  train      STEPS optimiser steps of `sheep train FILE` (the default preset, batch 32) over
+             the whole file's shuffle: images/s and the process's peak anonymous memory
+  latent     `sheep latent` encoding: drawings/s and peak anonymous memory (--what latent)
+  anomalies  the default anomaly score of every drawing (--what anomalies)
+  resume     `sheep anomalies` killed halfway through, then run again: the rerun's share of the
+             full time (--what resume)
+
+Peak anonymous memory is the largest `RssAnon` of /proc/PID/status, sampled every 20 ms: what the
+process allocated itself. The file's pages, mapped from disk, are the operating system's cache
+and do not count.
+
+    python benchmarks/scale.py [--sizes 100000 1000000 5000000] [--what train latent anomalies]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+STEPS = 2000  # optimiser steps timed per training measurement (after WARMUP)
+WARMUP = 100
+
+
+class PeakAnon:
+    """The largest RssAnon (MiB) of this process while the block runs, sampled in a thread."""
+
+    def __init__(self, every_s: float = 0.02) -> None:
+        self.every_s, self.peak, self._stop = every_s, 0.0, threading.Event()
+
+    @staticmethod
+    def now() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.now())
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> PeakAnon:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
+def build(path: Path, n: int, seed: int = 0) -> Path:
+    """A numpy_bitmap file of n tiled, shifted Aaron sheep, written in blocks (never whole in memory)."""
+    if path.is_file():
+        return path
+    from _common import data_path
+
+    from electric_sheep.data import load_drawings
+
+    sheep = load_drawings(data_path()).split("train")
+    rng = np.random.default_rng(seed)
+    part = path.with_suffix(".part.npy")
+    out = np.lib.format.open_memmap(part, mode="w+", dtype=np.uint8, shape=(n, 784))
+    for start in range(0, n, len(sheep)):
+        block = sheep[: min(len(sheep), n - start)]
+        dy, dx = rng.integers(-2, 3, size=2)
+        out[start : start + len(block)] = np.roll(block, (int(dy), int(dx)), axis=(1, 2)).reshape(len(block), 784)
+    out.flush()
+    del out
+    part.rename(path)
+    return path
+
+
+class _Enough(Exception):
+    pass
+
+
+def measure_train(file: Path) -> dict:
+    from electric_sheep.train import train_on_data
+
+    times: list[float] = []
+
+    def tick(epoch: int, step: int) -> None:
+        times.append(time.perf_counter())
+        if len(times) > WARMUP + STEPS:
+            raise _Enough
+
+    with tempfile.TemporaryDirectory() as run_dir, PeakAnon() as anon:
+        try:
+            train_on_data(file, Path(run_dir) / "run", epochs=1, progress=False, log=lambda s: None, on_step=tick)
+        except _Enough:
+            pass
+    seconds = times[-1] - times[WARMUP]
+    return {"per_s": STEPS * 32 / seconds, "peak_anon_mib": anon.peak, "n": STEPS * 32}
+
+
+def measure_latent(file: Path) -> dict:
+    from electric_sheep.cli import main
+
+    with tempfile.TemporaryDirectory() as out, PeakAnon() as anon:
+        t0 = time.perf_counter()
+        main(["latent", "--split", "all", str(file), "--out-dir", out, "--quiet"], standalone_mode=False)
+        seconds = time.perf_counter() - t0
+    n = len(np.load(file, mmap_mode="r"))
+    return {"per_s": n / seconds, "peak_anon_mib": anon.peak, "n": n}
+
+
+def measure_anomalies(file: Path) -> dict:
+    from electric_sheep.cli import main
+
+    with tempfile.TemporaryDirectory() as out, PeakAnon() as anon:
+        t0 = time.perf_counter()
+        main(["anomalies", "--split", "all", str(file), "--out-dir", out, "--json"], standalone_mode=False)
+        seconds = time.perf_counter() - t0
+    n = len(np.load(file, mmap_mode="r"))
+    return {"per_s": n / seconds, "peak_anon_mib": anon.peak, "n": n}
+
+
+def measure_resume(file: Path) -> dict:
+    """`sheep anomalies` killed (SIGKILL) halfway through its full time, then run again: the rerun's
+    time against a full run's. Reported as "per second" of the rerun, and the ratio in "n"."""
+    import signal
+
+    def command(out: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "electric_sheep",
+            "anomalies",
+            "--split",
+            "all",
+            str(file),
+            "--out-dir",
+            out,
+            "--json",
+        ]
+
+    with tempfile.TemporaryDirectory() as full, tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        subprocess.run(command(full), capture_output=True, check=True)
+        whole = time.perf_counter() - t0
+        child = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(whole / 2)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        t0 = time.perf_counter()
+        subprocess.run(command(out), capture_output=True, check=True)
+        rerun = time.perf_counter() - t0
+    return {"whole_s": whole, "rerun_s": rerun, "ratio": rerun / whole}
+
+
+MEASURES = {"train": measure_train, "latent": measure_latent, "anomalies": measure_anomalies, "resume": measure_resume}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
+    parser.add_argument("--what", nargs="+", choices=list(MEASURES), default=["train"])
+    parser.add_argument("--folder", type=Path, default=None, help="keep the synthetic files here (default: temp)")
+    parser.add_argument("--measure", choices=list(MEASURES), help=argparse.SUPPRESS)  # a child process
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(MEASURES[args.measure](args.file)))
+        return
+    from _common import machine
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.folder or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print("| drawings | file | what | per second | peak anonymous memory |\n|---|---|---|---|---|")
+        for n in args.sizes:
+            t0 = time.perf_counter()
+            file = build(folder / f"tiled-{n}.npy", n)
+            built = time.perf_counter() - t0
+            for what in args.what:
+                child = [sys.executable, __file__, "--measure", what, "--file", str(file)]
+                done = subprocess.run(child, capture_output=True, text=True, check=True)
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                size = f"{file.stat().st_size / 2**30:.2f} GiB" + (f" (built in {built:.0f} s)" if built > 1 else "")
+                if what == "resume":
+                    print(f"| {n:,} | {size} | anomalies killed at half time, rerun: {r['rerun_s']:.0f} s of "
+                          f"{r['whole_s']:.0f} s ({r['ratio']:.0%}) | | |", flush=True)  # fmt: skip
+                    continue
+                print(f"| {n:,} | {size} | {what} | {r['per_s']:,.0f} | {r['peak_anon_mib']:,.0f} MiB |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

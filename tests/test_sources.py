@@ -1,0 +1,178 @@
+"""Several files in one run: streamed from their memory maps, labelled, balanced, checked first."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_bitmap
+
+from electric_sheep.cli import main
+from electric_sheep.data import load_drawings
+from electric_sheep.errors import DataError
+from electric_sheep.sources import DrawingSet, expand_sources
+
+
+def _labelled(path, n, value):
+    """n drawings whose every pixel is ``value``: a drawing tells which file it came from."""
+    np.save(path, np.full((n, 784), value, dtype=np.uint8))
+    return path
+
+
+@pytest.fixture
+def three(tmp_path):
+    return [_labelled(tmp_path / f"{name}.npy", n, v) for name, n, v in (("a", 40, 10), ("b", 200, 20), ("c", 60, 30))]
+
+
+def test_a_set_of_files_reads_the_right_rows_and_labels(three):
+    sets = [load_drawings(p) for p in three]
+    ds = DrawingSet.from_drawings(sets, "train")
+    assert ds.names == ["a", "b", "c"] and len(ds) == sum(len(d.splits["train"]) for d in sets)
+    assert all(isinstance(d.images, np.memmap) for d in sets)  # mapped, not read
+    idx = np.random.default_rng(0).permutation(len(ds))[:50]
+    values = ds.take(idx)[:, 0, 0]
+    np.testing.assert_array_equal(values, np.array([10, 20, 30])[ds.labels(idx)])
+
+
+def test_epochs_are_seeded_and_balance_draws_every_category_equally(three):
+    ds = DrawingSet.from_drawings([load_drawings(p) for p in three], "train")
+    plain = ds.epoch_order(seed=1, epoch=3, balance=False)
+    assert sorted(plain) == list(range(len(ds)))
+    np.testing.assert_array_equal(plain, ds.epoch_order(seed=1, epoch=3, balance=False))
+    assert not np.array_equal(plain, ds.epoch_order(seed=1, epoch=4, balance=False))
+    balanced = ds.epoch_order(seed=1, epoch=3, balance=True)
+    counts = np.bincount(ds.labels(balanced), minlength=3)
+    assert counts.tolist() == [len(ds) // 3] * 3  # the small file repeats, the large one is subsampled
+
+
+def test_patterns_expand_and_a_file_given_twice_is_refused(three, tmp_path):
+    assert expand_sources([str(tmp_path / "*.npy")]) == [str(p) for p in three]
+    with pytest.raises(DataError, match="matches no file"):
+        expand_sources([str(tmp_path / "*.ndjson")])
+    with pytest.raises(DataError, match="more than once"):
+        expand_sources([str(three[0]), str(three[0])])
+
+
+def test_train_on_several_files_records_them_and_resumes_only_with_them(three, tmp_path):
+    out = tmp_path / "run"
+    common = ["--epochs", "1", "--batch-size", "16", "--quiet", "--out", str(out)]
+    r = CliRunner().invoke(main, ["train", *map(str, three), "--balance", *common])
+    assert r.exit_code == 0, r.output
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert [s["category"] for s in data["sources"]] == ["a", "b", "c"] and data["balance"] is True
+    assert data["n_train"] == sum(s["n_train"] for s in data["sources"])
+    r = CliRunner().invoke(main, ["train", *map(str, reversed(three)), "--resume", "--epochs", "2", "--out", str(out)])
+    assert r.exit_code == 2 and "same order" in r.output
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "*.npy"), "--resume", "--epochs", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other size"])
+def test_a_bad_file_among_several_is_named_before_anything_is_written(three, tmp_path, damage):
+    bad = tmp_path / "bad.npy"
+    if damage == "truncated":
+        write_bitmap(bad, n=100)
+        bad.write_bytes(bad.read_bytes()[:3000])
+    else:
+        np.save(bad, np.zeros((10, 28 * 32), dtype=np.uint8))
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(three[0]), str(bad), str(three[1]), "--out", str(out), "--quiet"])
+    assert r.exit_code == 2 and "bad.npy" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not out.exists()
+
+
+def test_streamed_rows_continue_after_a_kill_and_never_mix_jobs(tmp_path, monkeypatch):
+    from electric_sheep import streaming
+
+    monkeypatch.setenv(streaming.CHUNK_ENV, "10")
+    images = np.arange(95 * 784, dtype=np.int64).reshape(95, 28, 28).astype(np.uint8)
+    seen = []
+    quiet = {"width": 3, "desc": "", "progress": False}
+
+    def compute(start, stop, fail_after=None):
+        x = images[start:stop]
+        seen.append(len(x))
+        if fail_after is not None and len(seen) > fail_after:
+            raise KeyboardInterrupt
+        return x.reshape(len(x), -1)[:, :3].astype(np.float32)
+
+    target = tmp_path / "out" / "rows.npy"
+    job = {"data": "x", "split": "all"}
+    with pytest.raises(KeyboardInterrupt):
+        streaming.stream_rows(
+            len(images), lambda a, b: compute(a, b, 4), target, width=3, job=job, desc="", progress=False
+        )
+    assert not target.exists() and len(seen) == 5  # four chunks kept, the fifth lost
+    seen.clear()
+    rows = streaming.stream_rows(len(images), compute, target, job=job, **quiet)
+    assert sum(seen) == 95 - 40  # only what was left
+    np.testing.assert_array_equal(rows, images.reshape(95, -1)[:, :3])
+    assert sorted(p.name for p in target.parent.iterdir()) == ["rows.job.json", "rows.npy"]
+    seen.clear()
+    streaming.stream_rows(len(images), compute, target, job=job, **quiet)
+    assert seen == []  # finished: the same job is read back, not computed again
+    streaming.stream_rows(len(images), compute, target, job={**job, "model": "other"}, **quiet)
+    assert sum(seen) == 95  # another job's rows are never reused
+
+
+def test_latent_of_a_whole_file_scores_every_drawing(run, tmp_path):
+    data = write_bitmap(tmp_path / "many.npy", n=230)
+    r = CliRunner().invoke(main, ["latent", str(run), str(data), "--split", "all", "--out-dir", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert np.load(tmp_path / "o" / "codes.npy").shape[0] == 230 and "encoded 230 drawings" in r.output
+
+
+def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, monkeypatch):
+    from electric_sheep import neighbours, streaming
+
+    data = write_bitmap(tmp_path / "many.npy", n=400)
+    args = ["anomalies", str(run), str(data), "--split", "all", "--json"]
+    monkeypatch.setenv(streaming.CHUNK_ENV, "100")  # four chunks
+    r = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path / "clean")])
+    assert r.exit_code == 0, r.output
+    calls, original = [], neighbours.Neighbourhood.score_points
+
+    def dies_on_the_sixth(self, *a):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return original(self, *a)
+
+    monkeypatch.setattr(neighbours.Neighbourhood, "score_points", dies_on_the_sixth)
+    killed = tmp_path / "killed"
+    r = CliRunner().invoke(main, [*args, "--out-dir", str(killed)])
+    assert r.exit_code == 130 and not (killed / "anomaly_scores.csv").exists()
+    assert (killed / ".anomaly_parts" / "elbo-ink+code-ink.npy").exists()  # the model's pass was kept
+    monkeypatch.setattr(neighbours.Neighbourhood, "score_points", original)
+    r = CliRunner().invoke(main, [*args, "--out-dir", str(killed)])
+    assert r.exit_code == 0, r.output
+    assert not (killed / ".anomaly_parts").exists()
+    clean = np.loadtxt(tmp_path / "clean" / "anomaly_scores.csv", delimiter=",", skiprows=1)
+    again = np.loadtxt(killed / "anomaly_scores.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(again, clean)
+
+
+def test_two_processes_share_the_scoring_and_the_first_writes(run, tmp_path):
+    data = write_bitmap(tmp_path / "many.npy", n=400)
+    # Four chunks, two for each process; one thread each, as torchrun sets, so that sums agree bit for bit.
+    env = {**os.environ, "ELECTRIC_SHEEP_CHUNK": "100", "OMP_NUM_THREADS": "1"}
+    one = tmp_path / "one"
+    cmd = [sys.executable, "-m", "electric_sheep", "anomalies", str(run), str(data), "--split", "all"]
+    proc = subprocess.run([*cmd, "--out-dir", str(one)], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    two = tmp_path / "two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for command in (["anomalies", "--split", "all"], ["latent", "--split", "all", "--quiet"]):
+        cmd = [*torchrun, "-m", "electric_sheep", command[0], str(run), str(data), *command[1:], "--out-dir", str(two)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.count("wrote") >= 1 and "drawings" in proc.stdout
+    assert (two / "anomaly_scores.csv").read_text() == (one / "anomaly_scores.csv").read_text()
+    assert not (two / ".anomaly_parts").exists()
+    assert np.load(two / "codes.npy").shape[0] == 400 and (two / "latent.png").exists()
