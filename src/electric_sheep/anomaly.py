@@ -130,6 +130,31 @@ def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store:
     return np.mean([robust_z(p) for p in parts], axis=0)
 
 
+def resemblance(model: VAE, images_u8: np.ndarray, store: Store | None = None) -> np.ndarray | None:
+    """For a class-conditional model, the category each drawing most resembles: (N,) the index of
+    the one whose label explains it best (lowest elbo-ink); None for any other model."""
+    if not model.config.categories:
+        return None
+    from .model_scores import batched_model_scores
+
+    store, columns = store or Store(), []
+    for label, name in enumerate(model.config.categories):
+
+        def rows(start: int, stop: int, label: int = label) -> np.ndarray:
+            part = np.asarray(images_u8[start:stop])
+            return batched_model_scores(model, part, ("elbo-ink",), 1, 0, category=label)["elbo-ink"]
+
+        columns.append(store.column(f"elbo-ink@{name}", len(images_u8), rows))
+    return np.argmin(np.stack(columns, axis=1), axis=1)
+
+
+def screen(
+    model: VAE, images_u8: np.ndarray, kind: str, store: Store | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores, the category each drawing most resembles or None): what `sheep anomalies` computes."""
+    return scores(model, images_u8, kind, store=store), resemblance(model, images_u8, store)
+
+
 def robust_z(values: np.ndarray) -> np.ndarray:
     """(values - median) / (1.4826 * median absolute deviation): spreads from the typical drawing,
     in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal)."""
@@ -396,24 +421,23 @@ def run_anomalies(
     """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
     (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files).
     ``store``: see :func:`scores`."""
-    values = scores(model, images_u8, kind, store=store)
+    values, resembles = screen(model, images_u8, kind, store)
     cut, rule = threshold_for(values, threshold, top, quantile)
     flagged = values > cut
     ensure_dir(out_dir)
     worst = np.argsort(-values, kind="stable")[: min(gallery_size, int(flagged.sum()) or gallery_size)]
     if names is not None and len(names) != len(values):
         raise ValueError(f"{len(names)} names for {len(values)} drawings")
+    categories = model.config.categories
     rows = (  # a generator: millions of rows are written, never held
         [i, f"{v:.6g}", int(f)]
         + ([int(planted[i])] if planted is not None else [])
         + ([names[i]] if names is not None else [])
+        + ([categories[resembles[i]]] if resembles is not None else [])
         for i, (v, f) in enumerate(zip(values, flagged, strict=True))
     )
-    csv_path = write_csv(
-        out_dir / "anomaly_scores.csv",
-        ["index", "score", "flagged"] + (["planted"] if planted is not None else []) + (["name"] if names else []),
-        rows,
-    )
+    header = ["index", "score", "flagged"] + (["planted"] if planted is not None else []) + (["name"] if names else [])
+    csv_path = write_csv(out_dir / "anomaly_scores.csv", header + (["category"] if resembles is not None else []), rows)
     plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
     gallery = save_image(gallery_image(images_u8, values, worst, kind, planted, names), out_dir / "anomaly_gallery.png")
     result: dict[str, Any] = {
@@ -428,6 +452,9 @@ def run_anomalies(
         "plot": str(plot),
         "gallery": str(gallery),
     }
+    if resembles is not None:  # how many drawings most resemble each category
+        counts = np.bincount(resembles, minlength=len(categories))
+        result["resembles"] = {name: int(c) for name, c in zip(categories, counts, strict=True)}
     if planted is not None:
         result.update(detection_metrics(values, planted))
         result["n_planted"] = int(planted.sum())

@@ -328,6 +328,11 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
     default=None,
     help="Several files: draw every category equally often, whatever its size. Default off.",
 )
+@click.option(
+    "--conditional",
+    is_flag=True,
+    help="Several files: one class-conditional model, each file a category (`sheep draw --category`).",
+)
 @click.option("--seed", type=int, default=None, help="Default: 0 (with --resume: the run's).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option(
@@ -364,6 +369,7 @@ def train(
     lr,
     limit,
     balance,
+    conditional,
     seed,
     device,
     threads,
@@ -400,6 +406,7 @@ def train(
         lr=lr,
         limit=limit,
         balance=balance,
+        conditional=conditional,
         seed=seed,
         device=device,
         threads=threads,
@@ -519,6 +526,7 @@ def _warn_if_prior_unlearned(run_dir: Path) -> None:
 @click.option("--std", type=_Finite(0), default=None, help="Std of z (the post used 0.5). Default: the model's prior.")
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--category", default=None, help="What a class-conditional model draws (one of its categories).")
 @_out_option(Path("sheep.png"))
 @_json_option
 def draw(
@@ -528,6 +536,7 @@ def draw(
     std: float | None,
     temperature: float,
     seed: int,
+    category: str | None,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -540,7 +549,7 @@ def draw(
     gaussian = mean is not None or std is not None or model.prior is None
     if gaussian:
         _warn_if_prior_unlearned(run_dir)
-    images = draw_fn(model, count, mean, std, temperature, seed)
+    images = draw_fn(model, count, mean, std, temperature, seed, category)
     save_image(grid_image(images), out)
     m, s = (0.0 if mean is None else mean), (1.0 if std is None else std)
     source = (
@@ -553,10 +562,11 @@ def draw(
             "std": s if gaussian else None,
             "temperature": temperature,
             "seed": seed,
+            "category": category,
             "image": str(out),
         },
         as_json,
-        [f"wrote {out} ({count} drawings from {source})"],
+        [f"wrote {out} ({count} drawings{' of ' + category if category else ''} from {source})"],
     )
 
 
@@ -876,7 +886,7 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
     type=click.Choice([*data_mod.SPLITS, "all"]),
     default="train",
     show_default=True,
-    help="Which drawings of DATA to score; all: every drawing in the file.",
+    help="Which drawings of DATA to score (train: the 80% a model of DATA learned from); all: every drawing.",
 )
 @click.option(
     "--mix",
@@ -923,7 +933,10 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
 def anomalies(
     paths, split, mix_spec, train_on_mix, trim, latent_dim, kind, threshold, top, quantile, seed, out_dir, as_json
 ) -> None:
-    """Score drawings by reconstruction error and flag the ones that are probably not sheep."""
+    """Score drawings and flag the ones that are probably not sheep (default score: combined).
+
+    Scores are written to disk as they are computed: interrupted, the same command run again
+    continues where it stopped. Under torchrun the processes share the work."""
     from .anomaly import run_anomalies
     from .train import TrainConfig
 
@@ -952,9 +965,9 @@ def anomalies(
         shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
         store = Store(out_dir / PARTS, job, progress=not as_json and shard.main, shard=shard)
         if not shard.main:
-            from .anomaly import scores
+            from .anomaly import screen
 
-            scores(_model(run_dir), images, kind, store=store)
+            screen(_model(run_dir), images, kind, store)
             return
     names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
     result = run_anomalies(
@@ -971,6 +984,8 @@ def anomalies(
     )
     if store is not None:
         shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
+    if "resembles" in result:
+        lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
     lines.append(
         f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
         f"threshold {result['threshold']:.2f})"

@@ -24,14 +24,20 @@ def _device(model: VAE) -> torch.device:
 
 
 def decode_codes(
-    model: VAE, z: np.ndarray | torch.Tensor, seed: int = 0, noise: torch.Tensor | None = None
+    model: VAE,
+    z: np.ndarray | torch.Tensor,
+    seed: int = 0,
+    noise: torch.Tensor | None = None,
+    category: str | None = None,
 ) -> np.ndarray:
     """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches.
 
     A model with a pixel head samples each drawing's pixels with its own noise, drawn from
     ``seed``; or, given ``noise`` (M, 28, 28), drawing i uses noise[i % M], so that the drawings
-    of nearby codes (a path, a map) differ only as much as their codes.
+    of nearby codes (a path, a map) differ only as much as their codes. ``category``: what a
+    class-conditional model draws (its names: ``model.config.categories``).
     """
+    label = None if category is None else model.config.category_index(category)
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
     gen, device = torch.Generator().manual_seed(seed), _device(model)
     out = []
@@ -42,7 +48,8 @@ def decode_codes(
                 nb = torch.rand((len(zb), SIDE, SIDE), generator=gen)
             else:
                 nb = noise[torch.arange(i, i + len(zb)) % len(noise)]
-            out.append(model.decode(zb.to(device), nb.to(device))[:, 0].float().cpu())
+            y = None if label is None else torch.full((len(zb),), label, device=device)
+            out.append(model.decode(zb.to(device), nb.to(device), y)[:, 0].float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, SIDE, SIDE), np.float32)
 
 
@@ -68,16 +75,17 @@ def draw(
     std: float | None = None,
     temperature: float = 1.0,
     seed: int = 0,
+    category: str | None = None,
 ) -> np.ndarray:
     """``n`` new drawings: codes from the model's prior, or from N(mean, std^2) when either is given
-    (the post's way)."""
+    (the post's way); of ``category`` for a class-conditional model."""
     if mean is None and std is None:
         z = prior_codes(model, n, temperature, seed)
     else:
         z = sample_codes(
             model.config.latent_dim, n, 0.0 if mean is None else mean, 1.0 if std is None else std, temperature, seed
         )
-    return decode_codes(model, z, seed)
+    return decode_codes(model, z, seed, category=category)
 
 
 DREAM_HARMONICS = 3  # how wiggly a dream's path is: the slowest of its sinusoids goes round once

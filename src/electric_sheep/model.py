@@ -51,6 +51,8 @@ class ModelConfig:
     hidden: int = 128
     pixel_head: int = 0  # channels of the pixel head; 0: pixels independent given z
     fitted_prior: bool = False  # draw codes from a mixture fitted to them, not from N(0, I)
+    # Class-conditional (default preset): the category names given to encoder and decoder.
+    categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.preset not in ("seed", "default"):
@@ -61,8 +63,12 @@ class ModelConfig:
             raise ConfigError(f"channels must be two counts >= 1 and hidden >= 1, got {self.channels}, {self.hidden}")
         if self.pixel_head < 0:
             raise ConfigError(f"pixel_head must be >= 0, got {self.pixel_head}")
-        if self.preset == "seed" and (self.pixel_head or self.fitted_prior):
-            raise ConfigError("the seed preset is the post's model as written: no pixel head, no fitted prior")
+        if self.preset == "seed" and (self.pixel_head or self.fitted_prior or self.categories):
+            raise ConfigError(
+                "the seed preset is the post's model as written: no pixel head, no fitted prior, no categories"
+            )
+        if len(set(self.categories)) != len(self.categories):
+            raise ConfigError(f"categories must differ, got {', '.join(self.categories)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
@@ -72,14 +78,22 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         values = dict(values)
-        if "channels" in values:
-            values["channels"] = tuple(values["channels"])
+        for key in ("channels", "categories"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["channels"] = list(self.channels)
+        d["channels"], d["categories"] = list(self.channels), list(self.categories)
         return d
+
+    def category_index(self, name: str) -> int:
+        """The label of category ``name`` in a class-conditional model."""
+        if name not in self.categories:
+            have = f"its categories: {', '.join(self.categories)}" if self.categories else "it has no categories"
+            raise ConfigError(f"the model cannot draw {name!r}: {have}")
+        return self.categories.index(name)
 
 
 # What a new run of each preset starts from (its ModelConfig fields; the rest keep their defaults).
@@ -129,8 +143,9 @@ class VAE(nn.Module):
         self.renderer: Renderer | None = None
         self.prior: CodePrior | None = None
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 28, 28) -> mean, log_var, each (B, D)."""
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 28, 28) -> mean, log_var, each (B, D). ``y``: (B,) categories of a
+        class-conditional model (None: none given, see ConvVAE)."""
         h = self.encoder(x)
         return h[:, : self.config.latent_dim], h[:, self.config.latent_dim :]
 
@@ -149,20 +164,20 @@ class VAE(nn.Module):
         """z = mean + std * eps, eps ~ N(0, I): differentiable sampling (Kingma & Welling 2014)."""
         return mean + self.posterior_std(log_var) * torch.randn_like(mean)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) -> (B, 1, 28, 28) logits of the decoder before any pixel head."""
         return self.decoder(z)
 
-    def likelihood_logits(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def likelihood_logits(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of p(x | z), (B, 1, 28, 28): with a pixel head, each pixel's given the binarised
         ``x`` before it; without one, ``x`` is not needed."""
-        base = self.decode_logits(z)
+        base = self.decode_logits(z, y)
         return base if self.pixel_head is None else self.pixel_head(base, binarise(x))
 
-    def log_likelihood(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def log_likelihood(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(binarised x | z) summed per drawing, (B,): the likelihood every NLL and ELBO score uses."""
         x_bin = binarise(x)
-        return bernoulli_log_likelihood(self.likelihood_logits(z, x_bin).float(), x_bin)
+        return bernoulli_log_likelihood(self.likelihood_logits(z, x_bin, y).float(), x_bin)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) over the last dim: the fitted prior where there is one, else N(0, I)."""
@@ -182,22 +197,24 @@ class VAE(nn.Module):
             return eps
         return self.prior.transform(eps, self.prior.components(eps.shape[-2], generator))
 
-    def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) -> (B, 1, 28, 28) drawings in [0, 1]. With a pixel head the pixels are sampled
         with ``noise`` (B, 28, 28) (default: seed 0), so a code and its noise give one drawing."""
-        base = self.decode_logits(z)
+        base = self.decode_logits(z, y)
         if self.pixel_head is None:
             return torch.sigmoid(base)
         noise = pixel_noise(len(z), 0, z.device) if noise is None else noise
         return torch.sigmoid(self.renderer(self.pixel_head.sample(base, noise)))
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
-        mean, log_var = self.encode(x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+        mean, log_var = self.encode(x, y)
         z = self.reparameterize(mean, log_var)
-        logits = self.likelihood_logits(z, x)
+        logits = self.likelihood_logits(z, x, y)
         return VAEOutput(torch.sigmoid(logits), logits, mean, log_var, z)
 
-    def loss(self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0) -> LossTerms:
+    def loss(
+        self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0, y: torch.Tensor | None = None
+    ) -> LossTerms:
         """Run the model on ``x`` and return its loss terms; subclasses define the terms."""
         raise NotImplementedError
 
@@ -260,7 +277,9 @@ class SeedVAE(VAE):
         # log_var as log(std), while its KL term treats it as log(variance).
         return torch.exp(log_var)
 
-    def loss(self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0) -> LossTerms:
+    def loss(
+        self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0, y: torch.Tensor | None = None
+    ) -> LossTerms:
         """The post's loss: 2 * 28 * 28 * MSE(x, x_hat) + w * KL, KL averaged over latent dims."""
         out = self(x)
         recon = 2 * PIXELS * F.mse_loss(out.x_hat, x, reduction="none").flatten(1).mean(dim=1)
@@ -347,12 +366,37 @@ class ConvVAE(VAE):
             self.renderer = Renderer()
         if config.fitted_prior:
             self.prior = CodePrior(d)
+        # Class-conditional: a learned vector per category added to the dense layer on each side;
+        # the last row is "no category", so every caller that gives none still works.
+        self.category_in = self.category_out = None
+        if config.categories:
+            self.category_in = nn.Embedding(len(config.categories) + 1, h)
+            self.category_out = nn.Embedding(len(config.categories) + 1, h)
 
-    def loss(self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0) -> LossTerms:
+    def _labels(self, y: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """(B,) categories, "no category" where none is given."""
+        none = len(self.config.categories)
+        return torch.full((batch,), none, device=device, dtype=torch.long) if y is None else y.to(device).long()
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.category_in is None:
+            return super().encode(x, y)
+        dense = self.encoder[:6](x) + self.category_in(self._labels(y, len(x), x.device))  # (B, hidden)
+        h = self.encoder[6:](dense)
+        return h[:, : self.config.latent_dim], h[:, self.config.latent_dim :]
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.category_out is None:
+            return self.decoder(z)
+        return self.decoder[1:](self.decoder[0](z) + self.category_out(self._labels(y, len(z), z.device)))
+
+    def loss(
+        self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0, y: torch.Tensor | None = None
+    ) -> LossTerms:
         """Negative ELBO (nats per drawing): BCE summed over pixels + w * KL summed over dims.
         With a pixel head the drawing is binarised (the head models ink or paper), and the
         renderer's own loss joins the total."""
-        out = self(x)
+        out = self(x, y)
         target = x if self.pixel_head is None else binarise(x)
         recon = F.binary_cross_entropy_with_logits(out.logits, target, reduction="none").flatten(1).sum(dim=1).mean()
         kl_dims = self.kl_per_dim(out.mean, out.log_var)

@@ -14,34 +14,36 @@ BATCH = 1024  # fits the CPU caches: 4,096 was 2x slower
 
 
 def batched_model_scores(
-    model: VAE, images_u8: np.ndarray, kinds: tuple[str, ...], samples: int, seed: int
+    model: VAE, images_u8: np.ndarray, kinds: tuple[str, ...], samples: int, seed: int, category: int | None = None
 ) -> dict[str, np.ndarray]:
-    """Scores the model computes drawing by drawing, in batches of BATCH: one pass for all ``kinds``."""
+    """Scores the model computes drawing by drawing, in batches of BATCH: one pass for all ``kinds``.
+    ``category``: the label a class-conditional model is given (None: no category)."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     out: dict[str, list[torch.Tensor]] = {kind: [] for kind in kinds}
     with fast_inference(model):
         for i in range(0, len(images_u8), BATCH):
             x = as_batch(torch.from_numpy(np.array(images_u8[i : i + BATCH])).to(device))
-            for kind, values in _batch_scores(model, x, kinds, samples, gen).items():
+            y = None if category is None else torch.full((len(x),), category, device=device)
+            for kind, values in _batch_scores(model, x, kinds, samples, gen, y).items():
                 out[kind].append(values)
     return {kind: torch.cat(v).numpy() if v else np.zeros(0) for kind, v in out.items()}
 
 
 def _batch_scores(
-    model: VAE, x: torch.Tensor, kinds: tuple[str, ...], samples: int, gen: torch.Generator
+    model: VAE, x: torch.Tensor, kinds: tuple[str, ...], samples: int, gen: torch.Generator, y: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
     """Scores of one batch (B, 1, 28, 28) -> {kind: (B,) float64}. The networks may run in bf16
     (fast_inference); errors and likelihoods are summed in float32."""
-    mean, log_var = (t.float() for t in model.encode(x))
+    mean, log_var = (t.float() for t in model.encode(x, y))
     out = {}
     if "mse" in kinds:
-        out["mse"] = (model.decode(mean).float() - x).pow(2).flatten(1).sum(dim=1)
+        out["mse"] = (model.decode(mean, None, y).float() - x).pow(2).flatten(1).sum(dim=1)
     std = model.posterior_std(log_var)
     b, d = mean.shape
     z = (mean + std * torch.randn((samples, b, d), generator=gen, device=mean.device)).reshape(-1, d)
     x_bin = binarise(x).repeat(samples, 1, 1, 1)
-    base = model.decode_logits(z)
+    base = model.decode_logits(z, None if y is None else y.repeat(samples))
     kl = (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
     ink = x.flatten(1).sum(dim=1).clamp_min(1.0)  # in pixel units; blank = 1
     for kind in {"elbo", "elbo-ink", "code-ink"} & set(kinds):

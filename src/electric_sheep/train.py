@@ -228,8 +228,10 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, w: float, free_bits: float) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.loss(x, w, free_bits))
+    def forward(
+        self, x: torch.Tensor, w: float, free_bits: float, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.loss(x, w, free_bits, y))
 
 
 @dataclass
@@ -337,6 +339,31 @@ class _Streamed:
     def order(self, epoch: int) -> torch.Tensor:
         return torch.from_numpy(self.drawings.epoch_order(self.seed, epoch, self.balance))
 
+    def categories(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.drawings.labels(idx.cpu().numpy())).to(self.device)
+
+
+# A class-conditional model sees "no category" for this share of its training drawings, so that it
+# also draws and scores without one (the null label of classifier-free guidance, Ho & Salimans 2022).
+CATEGORY_DROPOUT = 0.1
+
+
+def _batch_categories(x_train, idx: torch.Tensor, step_fn: nn.Module) -> torch.Tensor | None:
+    """The categories of a batch for a class-conditional model (None for any other)."""
+    model = _unwrap(step_fn).model
+    if not model.config.categories or not isinstance(x_train, _Streamed):
+        return None
+    y = x_train.categories(idx)
+    dropped = torch.rand(len(y), device=y.device) < CATEGORY_DROPOUT
+    return torch.where(dropped, torch.full_like(y, len(model.config.categories)), y)
+
+
+def _unwrap(step_fn: nn.Module) -> nn.Module:
+    """The _LossModule inside torch.compile's and DistributedDataParallel's wrappers."""
+    while not isinstance(step_fn, _LossModule):
+        step_fn = getattr(step_fn, "_orig_mod", None) or step_fn.module
+    return step_fn
+
 
 def _training_drawings(images: np.ndarray | DrawingSet, cfg: TrainConfig, device: torch.device):
     """What training reads batches from: an array goes to the device whole, as before; a DrawingSet
@@ -365,10 +392,13 @@ def fit_prior(model: VAE, images_u8: torch.Tensor, seed: int, batch_size: int = 
     chosen = torch.randperm(len(images_u8), generator=torch.Generator().manual_seed(seed))[:MAX_CODES]
     was_training = model.training
     model.eval()
+    # A class-conditional model's codes hold what its category does not say: encode each with its own.
+    labelled = bool(model.config.categories) and isinstance(images_u8, _Streamed)
     with torch.no_grad():
-        parts = [
-            model.encode(as_batch(images_u8[chosen[i : i + batch_size]])) for i in range(0, len(chosen), batch_size)
-        ]
+        parts = []
+        for i in range(0, len(chosen), batch_size):
+            idx = chosen[i : i + batch_size]
+            parts.append(model.encode(as_batch(images_u8[idx]), images_u8.categories(idx) if labelled else None))
     model.train(was_training)
     mean, log_var = (torch.cat(p).float() for p in zip(*parts, strict=True))
     return model.prior.fit(posterior_samples(mean, log_var, seed), seed)
@@ -546,11 +576,13 @@ def _run_epoch(
     t0 = time.perf_counter()
     for step in range(pos.step, steps):
         w = kl_weight(cfg, pos.epoch, step, steps)
-        xb = as_batch(x_train[perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]])
+        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        xb = as_batch(x_train[idx])
         if cfg.flip:
             xb = random_flip(xb)
+        yb = _batch_categories(x_train, idx, step_fn)
         with autocast:
-            total, recon, kl, render = step_fn(xb, w, cfg.free_bits)
+            total, recon, kl, render = step_fn(xb, w, cfg.free_bits, yb)
         values = torch.stack([torch.as_tensor(v, device=device).float() for v in (total, recon, kl, render)])
         values = values.detach().tolist()  # the step's one wait for the device
         _check_finite(values[0], device, pos.epoch, step, run_dir, dd)
@@ -761,6 +793,7 @@ def train_on_data(
     log: Callable[[str], None] = print,
     split_seed: int = 0,
     on_step: StepCallback | None = None,
+    conditional: bool = False,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
@@ -768,7 +801,8 @@ def train_on_data(
     their memory maps, each drawing labelled by its file. ``overrides`` are :class:`TrainConfig`
     fields. None keeps the defaults: for a new run the preset's (``default``;
     :data:`~electric_sheep.model.PRESET_MODEL`), with ``resume`` the run's own settings.
-    ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's."""
+    ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's.
+    ``conditional``: several files train a class-conditional model, each file a category."""
     if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
         raise ConfigError(
             "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
@@ -793,6 +827,10 @@ def train_on_data(
         train_images, val_images, info = _several_files(sources, cfg, split_seed)
     else:
         train_images, val_images, info = _one_file(sources[0], cfg, split_seed)
+    if conditional and not resume:
+        if len(sources) < 2 or model_cfg.preset == "seed":
+            raise ConfigError("a class-conditional model is the default preset trained on two or more files")
+        model_cfg = dataclasses.replace(model_cfg, categories=tuple(train_images.names))
     _check_same_data(run_dir, recorded, info)
     if not resume and overrides.get("epochs") is None:
         cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
