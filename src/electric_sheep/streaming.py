@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .errors import ConfigError
 from .fileio import ensure_dir, write_json
 
 CHUNK = 65_536  # drawings per chunk: a few MB of input, flushed and recorded as one step
@@ -26,7 +27,10 @@ CHUNK_ENV = "ELECTRIC_SHEEP_CHUNK"  # overrides CHUNK (smaller: finer resumption
 
 
 def chunk_size() -> int:
-    return int(os.environ.get(CHUNK_ENV, CHUNK))
+    value = os.environ.get(CHUNK_ENV, str(CHUNK))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{CHUNK_ENV} must be a number of drawings >= 1, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
