@@ -128,3 +128,19 @@ def test_unknown_model_options_are_rejected():
         ModelConfig.from_dict({"preset": "default", "latnet_dim": 3})
     with pytest.raises(ConfigError, match="unknown preset"):
         ModelConfig(preset="big")  # type: ignore[arg-type]
+
+
+def test_fast_inference_gives_the_model_back_as_it_was():
+    from electric_sheep.model import fast_inference, make_model_config, training_layout
+
+    model = build_model(make_model_config("default"))
+    training_layout(model)
+    model.train()
+    before = {name: (p.is_contiguous(), p.is_contiguous(memory_format=torch.channels_last)) for name, p in
+              model.named_parameters()}  # fmt: skip
+    with fast_inference(model):
+        assert not model.training
+    assert model.training
+    after = {name: (p.is_contiguous(), p.is_contiguous(memory_format=torch.channels_last)) for name, p in
+             model.named_parameters()}  # fmt: skip
+    assert after == before

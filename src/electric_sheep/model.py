@@ -418,19 +418,27 @@ def bf16_supported(device: torch.device) -> bool:
 @contextlib.contextmanager
 def fast_inference(model: nn.Module) -> Iterator[None]:
     """Batch inference: eval mode, no autograd, channels-last layout and bf16 autocast where the
-    hardware has bf16 units (measured 10k -> 50k drawings/s encode+decode on an AMX CPU).
+    hardware has bf16 units (docs/performance.md). The model leaves the block in the mode and
+    layout it entered it in, so that training can go on.
 
     Only for drawing, encoding and anomaly scores; training, validation and the NLL of
     :mod:`electric_sheep.evaluate` stay in float32.
     """
     device = next(model.parameters()).device
     if device.type == "cpu":
-        keep_freed_memory()  # batches reuse freed memory instead of page-faulting it in: 1.35x
+        keep_freed_memory()  # batches reuse freed memory instead of page-faulting them in
+    was_training = model.training
+    contiguous = [p for p in model.parameters() if p.is_contiguous()]
     model.eval()
     model.to(memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_supported(device) else contextlib.nullcontext()
-    with torch.inference_mode(), autocast:
-        yield
+    try:
+        with torch.inference_mode(), autocast:
+            yield
+    finally:
+        model.train(was_training)
+        for p in contiguous:
+            p.data = p.data.contiguous()
 
 
 def training_layout(model: nn.Module) -> None:

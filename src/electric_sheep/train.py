@@ -375,14 +375,12 @@ def _training_drawings(images: np.ndarray | DrawingSet, cfg: TrainConfig, device
 
 def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """z_mean of every drawing, (N, D) float32, in batches (fast inference: see fast_inference)."""
-    was_training = model.training
     device = next(model.parameters()).device
     with fast_inference(model):
         out = [
             model.encode(as_batch(images_u8[i : i + batch_size].to(device)))[0].float().cpu()
             for i in range(0, len(images_u8), batch_size)
         ]
-    model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
 
 
@@ -656,7 +654,6 @@ def _finish_epoch(
         row.update(validate(model, x_val))
         history.append(row)
         codes = encode_means(model, x_val)
-        training_layout(model)  # back from the layout fast_inference set for encoding
         ckpt.save_latents(run_dir, epoch + 1, codes)
         _log_tensorboard(writer, model, x_val, codes, row)
         _save(run_dir, model, optimizer, epoch + 1, 0, None, history)
