@@ -18,9 +18,10 @@ from electric_sheep.checkpoint import load_model
 from electric_sheep.cli import main
 from electric_sheep.data import load_drawings
 from electric_sheep.errors import ConfigError
+from electric_sheep.infer import as_batch
 from electric_sheep.model import ModelConfig
 from electric_sheep.plots import PLANTED_RGB, grid_image
-from electric_sheep.train import as_batch, make_train_config, train
+from electric_sheep.train import make_train_config, train
 
 
 def test_draw_is_seeded_and_uses_the_requested_distribution(run):

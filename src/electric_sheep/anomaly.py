@@ -222,7 +222,7 @@ def scores(
     in memory)."""
     if kind not in SCORES:
         raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
-    from .train import check_drawings
+    from .infer import check_drawings
 
     check_drawings(images_u8)
     return SCORES[kind].compute(model, images_u8, samples, seed, store or Store())

@@ -15,7 +15,7 @@ Formats (detected from the file's first bytes, never only from its name):
 Stroke formats are rasterised once (see :mod:`electric_sheep.raster`) and cached on disk, keyed
 by the file's identity and the rendering settings, so a second load is a plain ``np.load``.
 Images stay uint8; normalisation to float32 [0, 1] happens per batch
-(:func:`electric_sheep.train.as_batch`).
+(:func:`electric_sheep.infer.as_batch`).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import torch
 from tqdm import tqdm
 
 from .errors import ConfigError, SheepError
+from .infer import as_batch
 from .model import VAE, gaussian_log_density
-from .train import as_batch
 
 DECODES_PER_CHUNK = 8192  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
 

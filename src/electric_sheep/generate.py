@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .infer import encode_means
 from .model import SIDE, VAE, fast_inference
 from .pixels import pixel_noise
-from .train import encode_means
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches (4,096 was 2x slower), bounded memory
 MANIFOLD_GRID = 20  # decodings per side of the manifold

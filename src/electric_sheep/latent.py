@@ -19,10 +19,10 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import ensure_dir, write_csv, write_json, write_npy
+from .infer import encode_means
 from .model import VAE
 from .plots import latent_scatter_figure, pyplot, save_figure
 from .streaming import Shard, stream_rows
-from .train import encode_means
 
 ClusterMethod = Literal["kmeans", "dbscan"]
 

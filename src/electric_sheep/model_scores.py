@@ -6,9 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .infer import as_batch
 from .model import VAE, bernoulli_log_likelihood, fast_inference
 from .pixels import binarise
-from .train import as_batch
 
 BATCH = 1024  # fits the CPU caches: 4,096 was 2x slower
 

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDiverged
 from .fileio import check_unlocked, ensure_dir, folder_lock
-from .model import SIDE, VAE, ModelConfig, build_model, fast_inference, make_model_config, training_layout
+from .infer import as_batch, check_drawings, encode_means
+from .model import SIDE, VAE, ModelConfig, build_model, make_model_config, training_layout
 from .prior import MAX_CODES, posterior_samples
 from .sources import DrawingSet, epoch_permutation, expand_sources, load_sources
 
@@ -286,24 +287,6 @@ def cpu_threads(n: int):
         torch.set_num_threads(before)
 
 
-def check_drawings(images: np.ndarray | torch.Tensor) -> None:
-    """Refuse what is not uint8 (N, 28, 28) drawings: floats already in [0, 1] would silently be
-    divided by 255 again, and flat or odd shapes fail deep inside a convolution."""
-    if images.dtype not in (np.uint8, torch.uint8):
-        raise ValueError(
-            f"expected uint8 drawings (0 = background, 255 = ink), got {images.dtype}: use the arrays "
-            "load_drawings gives, or (x * 255).round().astype(np.uint8) for floats in [0, 1]"
-        )
-    if tuple(images.shape[1:]) != (SIDE, SIDE):
-        raise ValueError(f"expected drawings of shape (N, 28, 28), got {tuple(images.shape)}")
-
-
-def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
-    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float32 in [0, 1]: normalised per batch, never the set."""
-    check_drawings(images_u8)
-    return images_u8.unsqueeze(1).float().div_(255.0)
-
-
 def random_flip(x: torch.Tensor) -> torch.Tensor:
     """Each drawing of (B, 1, 28, 28) mirrored left to right with probability 1/2."""
     flipped = torch.rand(len(x), device=x.device) < 0.5
@@ -371,17 +354,6 @@ def _training_drawings(images: np.ndarray | DrawingSet, cfg: TrainConfig, device
     if isinstance(images, DrawingSet):
         return _Streamed(images, cfg.seed, cfg.balance, device)
     return torch.from_numpy(np.ascontiguousarray(images[: cfg.limit])).to(device)
-
-
-def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-    """z_mean of every drawing, (N, D) float32, in batches (fast inference: see fast_inference)."""
-    device = next(model.parameters()).device
-    with fast_inference(model):
-        out = [
-            model.encode(as_batch(images_u8[i : i + batch_size].to(device)))[0].float().cpu()
-            for i in range(0, len(images_u8), batch_size)
-        ]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
 
 
 def fit_prior(model: VAE, images_u8: torch.Tensor, seed: int, batch_size: int = 1024) -> int:
