@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .errors import ConfigError, SheepError
 from .infer import as_batch
-from .model import VAE, gaussian_log_density
+from .model import VAE, gaussian_kl, gaussian_log_density
 
 DECODES_PER_CHUNK = 8192  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
 
@@ -50,7 +50,7 @@ def evaluate_model(
         sums["nelbo"] -= float(log_w.mean(dim=1).sum())
         sums["iwae_nll"] -= float((torch.logsumexp(log_w.double(), dim=1) - math.log(k)).sum())
         sums["mse"] += float((model.decode(mean) - x).pow(2).flatten(1).mean(dim=1).sum())
-        sums["kl"] += float(_gaussian_kl(mean, std).sum())
+        sums["kl"] += float(gaussian_kl(mean, std).sum())
     n = len(x_all)
     return {**{key: value / max(n, 1) for key, value in sums.items()}, "k": k, "n": n}
 
@@ -66,11 +66,6 @@ def _log_weights(
     log_pz = model.log_prior(z)  # (k, B): the prior new drawings are sampled from
     log_qz = gaussian_log_density(z, mean, std)
     return (log_px + log_pz - log_qz).T
-
-
-def _gaussian_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, std^2) || N(0, 1)) summed over dims, per drawing, with the std really used."""
-    return (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=1)
 
 
 def evaluate_run(

@@ -467,6 +467,12 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x_bin: torch.Tensor) -> torch
     return -F.binary_cross_entropy_with_logits(logits, x_bin, reduction="none").flatten(1).sum(dim=1)
 
 
+def gaussian_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)) summed over the last dim, with the std sampling really uses
+    (``VAE.posterior_std``): (B, D) -> (B,)."""
+    return (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=-1)
+
+
 def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """log N(z; mean, diag(std^2)) summed over the last dim."""
     return (-0.5 * ((z - mean) / std).pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
