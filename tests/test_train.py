@@ -363,3 +363,15 @@ def test_gpu_batches_scale_the_learning_rate_and_keep_steps_per_epoch():
     assert train_mod.for_device(seed, cuda, 1_000_000) == seed  # the post's batch of 8, as written
     asked = make_train_config("default", batch_size=64)
     assert train_mod.for_device(asked, cuda, 1_000_000).batch_size == 64  # a batch size asked for is kept
+
+
+def test_the_command_line_offers_every_registered_preset_and_schedule():
+    from electric_sheep.presets import PRESET_MODEL, PRESET_TRAINING
+    from electric_sheep.schedules import SCHEDULES
+
+    options = {p.name: p for p in main.commands["train"].params}
+    assert list(options["preset"].type.choices) == list(PRESET_MODEL) == list(PRESET_TRAINING)
+    assert list(options["kl_schedule"].type.choices) == list(SCHEDULES)
+    for name in SCHEDULES:  # each passes the training settings' validation and gives a weight in [0, 1]
+        cfg = make_train_config("default", kl_schedule=name)
+        assert all(0.0 <= kl_weight(cfg, epoch, 0, 10) <= 1.0 for epoch in range(cfg.epochs))

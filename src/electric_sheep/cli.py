@@ -21,6 +21,8 @@ from .anomaly import DEFAULT_SCORE, SCORES
 from .errors import SheepError, SheepWarning
 from .fileio import json_text
 from .plots import MAX_TILES
+from .presets import PRESET_MODEL
+from .schedules import SCHEDULES
 from .streaming import Shard, Store
 
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
@@ -263,7 +265,7 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 @click.argument("data", nargs=-1, required=True)
 @click.option(
     "--preset",
-    type=click.Choice(["default", "seed"]),
+    type=click.Choice(list(PRESET_MODEL)),
     default=None,
     help="Default: default (with --resume: the run's).",
 )
@@ -305,9 +307,9 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
 @click.option("--kl-steep", type=click.IntRange(0), default=None, help="Epochs over which it rises to 1.")
 @click.option(
     "--kl-schedule",
-    type=click.Choice(["epoch", "linear", "cyclical", "constant"]),
+    type=click.Choice(list(SCHEDULES)),
     default=None,
-    help="epoch: the post's callback (default); linear: per step; cyclical; constant 1.",
+    help="; ".join(f"{name}: {schedule.purpose}" for name, schedule in SCHEDULES.items()) + ".",
 )
 @click.option(
     "--free-bits", type=_Finite(0), default=None, help="Minimum KL in nats per latent dim. Default 1 (seed: 0)."

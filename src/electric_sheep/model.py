@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +29,10 @@ from torch import nn
 
 from .errors import ConfigError
 from .pixels import PixelHead, Renderer, binarise, pixel_noise
+from .presets import PRESET_MODEL
 from .prior import CodePrior
 from .runtime import keep_freed_memory
 
-Preset = Literal["seed", "default"]
 SIDE = 28
 PIXELS = SIDE * SIDE
 
@@ -43,7 +43,7 @@ class ModelConfig:
 
     # The defaults here are what a config.json that lacks a key meant when it was written; new
     # runs start from their preset's entry in PRESET_MODEL.
-    preset: Preset = "default"
+    preset: str = "default"  # a name in presets.PRESET_MODEL
     latent_dim: int = 2
     # Default preset: filters of the two strided convs and width of the dense layer between convs
     # and latent: narrow, so that scoring stays fast on a CPU (docs/performance.md, "Width").
@@ -55,8 +55,8 @@ class ModelConfig:
     categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.preset not in ("seed", "default"):
-            raise ConfigError(f"unknown preset {self.preset!r}; choose 'seed' or 'default'")
+        if self.preset not in PRESET_MODEL:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_MODEL)}")
         if self.latent_dim < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if len(self.channels) != 2 or min(self.channels) < 1 or self.hidden < 1:
@@ -94,13 +94,6 @@ class ModelConfig:
             have = f"its categories: {', '.join(self.categories)}" if self.categories else "it has no categories"
             raise ConfigError(f"the model cannot draw {name!r}: {have}")
         return self.categories.index(name)
-
-
-# What a new run of each preset starts from (its ModelConfig fields; the rest keep their defaults).
-PRESET_MODEL: dict[str, dict[str, Any]] = {
-    "seed": {},
-    "default": {"latent_dim": 16, "pixel_head": 16, "fitted_prior": True},
-}
 
 
 def make_model_config(preset: str = "default", **overrides: Any) -> ModelConfig:

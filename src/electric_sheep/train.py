@@ -29,10 +29,11 @@ from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDi
 from .fileio import check_unlocked, ensure_dir, folder_lock
 from .infer import as_batch, check_drawings, encode_means
 from .model import SIDE, VAE, ModelConfig, build_model, make_model_config, training_layout
+from .presets import PRESET_TRAINING
 from .prior import MAX_CODES, posterior_samples
+from .schedules import SCHEDULES
 from .sources import DrawingSet, epoch_permutation, expand_sources, load_sources
 
-KLSchedule = Literal["epoch", "linear", "cyclical", "constant"]
 OptimizerName = Literal["adam", "rmsprop"]
 
 
@@ -47,7 +48,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-3
     optimizer: OptimizerName = "adam"
-    kl_schedule: KLSchedule = "epoch"  # "epoch" = the post's callback; see kl_weight()
+    kl_schedule: str = "epoch"  # a name in schedules.SCHEDULES; "epoch" = the post's callback
     kl_start: int = 2
     kl_steep: int = 5
     kl_cycles: int = 4  # cyclical schedule only
@@ -72,8 +73,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("epochs must be >= 1 and batch_size >= 2 (batch norm needs two drawings)")
-        if self.kl_schedule not in ("epoch", "linear", "cyclical", "constant"):
-            raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}")
+        if self.kl_schedule not in SCHEDULES:
+            raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}")
         if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0 or self.gpu_batch_size < 0:
@@ -81,23 +82,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# The original post trained with RMSprop (Keras defaults: lr 1e-3, rho 0.9), batch 8, 30 epochs,
-# KL annealing from epoch 10 over 10 epochs. The default preset trains larger batches with Adam.
-PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "seed": {
-        "epochs": 30,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "optimizer": "rmsprop",
-        "kl_start": 10,
-        "kl_steep": 10,
-        "gpu_batch_size": 0,  # the post's batch of 8 everywhere
-    },
-    # Free bits keep the code in use: the pixel head could otherwise explain the drawings alone.
-    "default": {"free_bits": 1.0, "flip": True},
-}
 
 
 # The default preset trains at least this many steps: on a small set (the 800 Google sheep) its 20
@@ -170,31 +154,8 @@ def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
 
 
 def kl_weight(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
-    """The KL weight used at ``step`` of 0-based ``epoch``.
-
-    - ``epoch`` (the post's Keras callback): at the end of each epoch i, when i > kl_start, the
-      weight for the following epochs becomes min((i - kl_start) / kl_steep, 1); it starts at 0.
-    - ``linear``: the same ramp, but per step (fractional epochs), from kl_start over kl_steep.
-    - ``cyclical``: kl_cycles ramps from 0 to 1 over the run, each rising during its first half
-      then staying at 1 (Fu et al. 2019, "Cyclical Annealing Schedule", R = 0.5).
-    - ``constant``: always 1 (no annealing).
-    """
-    if cfg.kl_schedule == "constant":
-        return 1.0
-    if cfg.kl_schedule == "epoch":
-        last_finished = epoch - 1
-        if last_finished <= cfg.kl_start:
-            return 0.0
-        return 1.0 if cfg.kl_steep == 0 else min((last_finished - cfg.kl_start) / cfg.kl_steep, 1.0)
-    if cfg.kl_schedule == "linear":
-        t = epoch + step / max(steps_per_epoch, 1)
-        if cfg.kl_steep == 0:
-            return 1.0 if t >= cfg.kl_start else 0.0
-        return float(min(max((t - cfg.kl_start) / cfg.kl_steep, 0.0), 1.0))
-    total = cfg.epochs * max(steps_per_epoch, 1)
-    period = total / max(cfg.kl_cycles, 1)
-    tau = ((epoch * steps_per_epoch + step) % period) / period
-    return float(min(tau / 0.5, 1.0))
+    """The KL weight used at ``step`` of 0-based ``epoch`` (see :mod:`.schedules`)."""
+    return SCHEDULES[cfg.kl_schedule].weight(cfg, epoch, step, steps_per_epoch)
 
 
 def kl_shortfall_warning(cfg: TrainConfig, steps_per_epoch: int = 1) -> str | None:
@@ -769,7 +730,7 @@ def train_on_data(
     its valid split. Several files (a list; patterns are expanded) train as one set, streamed from
     their memory maps, each drawing labelled by its file. ``overrides`` are :class:`TrainConfig`
     fields. None keeps the defaults: for a new run the preset's (``default``;
-    :data:`~electric_sheep.model.PRESET_MODEL`), with ``resume`` the run's own settings.
+    :data:`~electric_sheep.presets.PRESET_MODEL`), with ``resume`` the run's own settings.
     ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's.
     ``conditional``: several files train a class-conditional model, each file a category."""
     if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
