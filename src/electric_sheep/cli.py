@@ -293,9 +293,8 @@ def dataset_summary(drawings: data_mod.Drawings) -> dict:
     callback=_channels,
     default=None,
     metavar="C1,C2",
-    help="Default preset: filters of its two strided convs. Default 8,24; 32,64 (with --hidden 256) reaches "
-    "a test NLL 1.3-2.8 nats lower after 20 epochs but scores ~4x slower on a CPU without bf16 units "
-    "(docs/performance.md).",
+    help="Default preset: filters of its two strided convs. Default 8,24; 32,64 (with --hidden 256) models "
+    "the drawings a little better and scores several times slower on a CPU (docs/performance.md).",
 )
 @click.option(
     "--hidden",

@@ -14,7 +14,7 @@ from .infer import encode_means
 from .model import SIDE, VAE, fast_inference
 from .pixels import pixel_noise
 
-BATCH = 1024  # drawings per forward pass: fits the CPU caches (4,096 was 2x slower), bounded memory
+BATCH = 1024  # drawings per forward pass: fits the CPU caches, bounded memory
 MANIFOLD_GRID = 20  # decodings per side of the manifold
 MANIFOLD_SPAN = 3.0  # half-width of the manifold's plane, in prior standard deviations
 

@@ -296,9 +296,8 @@ class _SameConvT(nn.Module):
 class SubPixelConvTranspose2d(nn.ConvTranspose2d):
     """ConvTranspose2d(kernel 4, stride 2, padding 1), computed as a 3x3 convolution to 4x the
     channels followed by a pixel shuffle (the "sub-pixel" form, Shi et al. 2016): the same numbers,
-    the same parameters and state_dict, but oneDNN runs it as an ordinary convolution. Profiled on
-    a 2-core CPU, the decoder's last layer (32 -> 1 channel) ran as a transposed convolution at
-    ~9 GFLOP/s and took a third of all inference time.
+    the same parameters and state_dict, but oneDNN runs it as an ordinary convolution, several
+    times faster than its transposed form (docs/performance.md).
 
     Output pixel (2a + r) of a row takes kernel rows 3 and 1 from input rows a-1 and a when r = 0,
     and kernel rows 2 and 0 from input rows a and a+1 when r = 1 (the same for columns), so phase
@@ -337,8 +336,7 @@ class ConvVAE(VAE):
         super().__init__()
         self.config = config
         c1, c2, h, d = *config.channels, config.hidden, config.latent_dim
-        # In place: no fresh tensor per activation. ReLUs were 8% of scoring time in a profile (2-core
-        # AVX2 EPYC); in place, scoring 7,400 drawings went from 1.19 to 1.14 s (median of 10, alternated).
+        # In place: no fresh tensor per activation, which scoring would allocate and free each batch.
         relu = partial(nn.ReLU, inplace=True)
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c1, 4, stride=2, padding=1), relu(),  # (B, c1, 14, 14)

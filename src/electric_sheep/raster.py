@@ -172,7 +172,7 @@ def _ink_mask(picture: Image.Image) -> np.ndarray:
         return _dark_or_light_ink(grey)
     # A big photo's pencil lines are several pixels wide, and the canvas is 224 px: a copy reduced
     # to at most PHOTO_SIDE (a 24-megapixel photo halved, its grain averaged down) keeps every
-    # line 4 px wide or more through the 3x3 median below, and is read 2.5-3x faster.
+    # line 4 px wide or more through the 3x3 median below, and is read faster.
     # The grain would cross the threshold in specks that stretch the bounding box: a 3x3 median
     # removes most, and what is left is dropped. Only then: on clean paper the median would erase
     # a 1-pixel line.

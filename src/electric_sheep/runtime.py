@@ -3,15 +3,11 @@
 PyTorch's CPU tensors come from the C library's ``malloc``. glibc serves blocks above a
 dynamic threshold with fresh ``mmap`` pages and hands the top of its heap back to the system
 as soon as more than twice that threshold is free. Batched inference allocates and frees tens
-of megabytes of activations per batch (one layer of the earlier 32-64 default alone: 1,024 x 32
-x 14 x 14 bf16 = 12.8 MB), so with glibc's defaults every batch paid for its memory again in page
-faults. Measured on a 2-core AMD EPYC, processes alternated: ``elbo-ink`` on the 7,400 Aaron
-sheep with that model, median of 12 passes, 20,900-22,200 drawings/s with the settings below
-against 15,100-18,400 without. Training (then in batches of 128) and the IWAE evaluation (whose
-chunks exceed the mmap threshold) did not change beyond this host's noise, so only
-``fast_inference`` applies them (a training run meets it at its first epoch's latent snapshot,
-which does it no harm). This is what the jemalloc/tcmalloc advice of PyTorch's CPU performance
-guide buys, without preloading another allocator.
+of megabytes of activations per batch, so with glibc's defaults every batch paid for its memory
+again in page faults. Only ``fast_inference`` applies the settings below: training and the IWAE
+evaluation gained nothing measurable from them (docs/performance.md, "The `features` score and
+the allocator"). This is what the jemalloc/tcmalloc advice of PyTorch's CPU performance guide
+buys, without preloading another allocator.
 """
 
 from __future__ import annotations

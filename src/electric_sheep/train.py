@@ -42,9 +42,8 @@ class TrainConfig:
     """Training settings. Defaults are the ``default`` preset's; see :data:`PRESET_TRAINING`."""
 
     epochs: int = 20
-    # Per process under torchrun. 32 rather than 128: four times the steps per epoch, which the
-    # narrow default model needs (test NLL after 2 epochs 229.7 against 234.1 with 64; 20 epochs
-    # 219.4 against 220.4), at 2,203 images/s on 2 cores still 58.7x the seed preset's speed.
+    # Per process under torchrun. 32 rather than 128: the narrow default model learns more from
+    # more, smaller steps per epoch (docs/performance.md, "Width").
     batch_size: int = 32
     lr: float = 2e-3
     optimizer: OptimizerName = "adam"
