@@ -284,6 +284,17 @@ class Mixture:
     source_index: np.ndarray  # (N,) index into the sheep (planted False) or the others (True)
 
 
+def warn_renderers_differ() -> None:
+    """Google's renderer and ours differ slightly: mixed, a detector could find the renderer rather
+    than the drawing."""
+    warnings.warn(
+        "mixing Google-rendered bitmaps with strokes rasterised here: the scores may partly tell the two "
+        "renderers apart rather than the drawings (mix like with like)",
+        SheepWarning,
+        stacklevel=2,
+    )
+
+
 def mix(sheep_u8: np.ndarray, other_u8: np.ndarray, fraction: float, seed: int = 0) -> Mixture:
     """Drop ``fraction`` x (number of sheep) drawings of ``other_u8`` among the sheep and shuffle.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import atomic_path, write_json, write_npy, write_text
 from .model import VAE, ModelConfig, build_model
 
@@ -228,6 +229,22 @@ def last_kl_weight(run_dir: str | Path) -> float | None:
     rows = read_metrics(run_dir)
     value = rows[-1].get("kl_weight") if rows and isinstance(rows[-1], dict) else None
     return float(value) if isinstance(value, int | float) else None
+
+
+def warn_if_prior_unlearned(run_dir: str | Path) -> None:
+    """A SheepWarning when the run ended before its KL weight reached 1: decoding samples of the
+    prior only makes sense once the codes follow it."""
+    try:
+        weight = last_kl_weight(run_dir)
+    except SheepError:  # a damaged metrics.jsonl: drawing does not need it
+        return
+    if weight is not None and weight < 1:
+        warnings.warn(
+            f"{run_dir} ended training with a KL weight of {weight:.2f} (of 1): its codes do not follow the "
+            "prior, so drawings decoded from it may be noise (train longer: --resume --epochs N)",
+            SheepWarning,
+            stacklevel=2,
+        )
 
 
 def _latents_path(run_dir: Path, epoch: int) -> Path:

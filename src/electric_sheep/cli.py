@@ -504,22 +504,6 @@ def _model(run_dir: Path):
     return load_model(run_dir)
 
 
-def _warn_if_prior_unlearned(run_dir: Path) -> None:
-    """Decoding samples of the prior only makes sense once the KL weight has reached 1."""
-    from .checkpoint import last_kl_weight
-
-    try:
-        weight = last_kl_weight(run_dir)
-    except SheepError:  # a damaged metrics.jsonl: drawing does not need it
-        return
-    if weight is not None and weight < 1:
-        click.echo(
-            f"warning: {_shown(str(run_dir))} ended training with a KL weight of {weight:.2f} (of 1): its codes do not "
-            "follow the prior, so drawings decoded from it may be noise (train longer: --resume --epochs N)",
-            err=True,
-        )
-
-
 @main.command()
 @_run_dir_arg
 @click.option("-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True)
@@ -543,13 +527,14 @@ def draw(
 ) -> None:
     """Draw new sheep: decode random codes from the model's prior (fitted to its codes, or
     N(0, 1)), or from z ~ N(MEAN, STD), into a grid."""
+    from .checkpoint import warn_if_prior_unlearned
     from .generate import draw as draw_fn
     from .plots import grid_image, save_image
 
     model = _model(run_dir)
     gaussian = mean is not None or std is not None or model.prior is None
     if gaussian:
-        _warn_if_prior_unlearned(run_dir)
+        warn_if_prior_unlearned(run_dir)
     images = draw_fn(model, count, mean, std, temperature, seed, category)
     save_image(grid_image(images), out)
     m, s = (0.0 if mean is None else mean), (1.0 if std is None else std)
@@ -582,12 +567,13 @@ def draw(
 def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:
     """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
     random paths through the prior."""
+    from .checkpoint import warn_if_prior_unlearned
     from .generate import dream as dream_fn
     from .plots import grid_image, save_animation
 
     model = _model(run_dir)
     if model.prior is None:  # a fitted prior follows the codes wherever they are
-        _warn_if_prior_unlearned(run_dir)
+        warn_if_prior_unlearned(run_dir)
     drawings = dream_fn(model, count, frames, seed)  # (frames, n, 28, 28)
     pictures = [grid_image(frame, ncols=count, scale=4) for frame in drawings]  # greyscale: small GIFs
     save_animation(pictures, out, ms, ms)
@@ -641,6 +627,7 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
 @_json_option
 def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     """The grid of decodings over the latent plane (first two principal directions for D > 2)."""
+    from .checkpoint import warn_if_prior_unlearned
     from .generate import manifold as manifold_fn
     from .latent import validation_codes
     from .plots import manifold_figure, save_figure
@@ -650,7 +637,7 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
         codes = validation_codes(model, run_dir)  # the plane of the codes' own spread
     else:
         codes = None
-        _warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-RANGE
+        warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-RANGE
     images = manifold_fn(model, grid, span, codes)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
     save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
@@ -1004,7 +991,7 @@ def anomalies(
 
 def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:
     """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
-    from .anomaly import mix
+    from .anomaly import mix, warn_renderers_differ
 
     other_path, _, frac = mix_spec.rpartition(":")
     try:
@@ -1013,12 +1000,7 @@ def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tu
         raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
     other = data_mod.load_drawings(other_path)
     if (data_format == "bitmap") != (other.format == "bitmap"):
-        # Google's renderer and ours differ slightly; a detector could find the renderer, not the drawing.
-        click.echo(
-            "warning: mixing Google-rendered bitmaps with strokes rasterised here: the scores may partly "
-            "tell the two renderers apart rather than the drawings (mix like with like)",
-            err=True,
-        )
+        warn_renderers_differ()
     mixture = mix(images, np.asarray(other.images), fraction, seed)  # may warn: fewer than asked for
     return mixture.images, mixture.planted
 
