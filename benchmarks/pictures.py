@@ -30,7 +30,8 @@ from _common import SHARED
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from electric_sheep.raster import ink_strokes_to_strokes, picture_to_bitmap, render
+from electric_sheep.pictures import picture_to_bitmap
+from electric_sheep.raster import ink_strokes_to_strokes, render
 
 PAPER, INK = 230.0, 25.0  # grey levels of a photographed sheet and pencil line in full light
 PAGE = (800, 600)  # photo size in pixels (width, height)

@@ -161,7 +161,7 @@ def _picture(strokes, size=(600, 450), width=4, paper="white", ink="black", mode
 def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
     """Any size, pen, paper colour, transparent background or light: the same 28x28 drawing as
     render()."""
-    from electric_sheep.raster import picture_to_bitmap
+    from electric_sheep.pictures import picture_to_bitmap
 
     strokes = [np.array([[0, 0], [60, 0], [60, 40], [0, 40], [0, 0]], float), np.array([[10, 40], [10, 70]], float)]
     reference = render(strokes).astype(float)

@@ -9,7 +9,7 @@ Formats (detected from the file's first bytes, never only from its name):
 - ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
 - ``picture``: your own drawings as pictures (PNG, JPEG, GIF, BMP, WebP, TIFF): one file, or a
   folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
-  (:func:`electric_sheep.raster.picture_to_bitmap`). Pictures are for using a model: every split
+  (:func:`electric_sheep.pictures.picture_to_bitmap`). Pictures are for using a model: every split
   holds all of them.
 
 Stroke formats are rasterised once (see :mod:`electric_sheep.raster`) and cached on disk, keyed
@@ -39,7 +39,8 @@ from tqdm import tqdm
 from .errors import DataError, OutputError, SheepWarning
 from .fileio import atomic_path
 from .npz import npz_names, read_npz
-from .raster import RasterConfig, ink_strokes_to_strokes, picture_to_bitmap, render, stroke3_to_strokes
+from .pictures import picture_to_bitmap
+from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
 
 Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture"]
 SPLITS = ("train", "valid", "test")
