@@ -1,0 +1,207 @@
+"""The anomalies command: scoring, flagging, mixing, training on the mixture."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import data as data_mod
+from ..anomaly import DEFAULT_SCORE, SCORES
+from ..streaming import Shard, Store
+from .common import (
+    PARTS,
+    _default_out,
+    _finish,
+    _Finite,
+    _job,
+    _json_option,
+    _model,
+    _out_dir_option,
+    _run_and_data,
+    _split_view,
+    main,
+)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, metavar="[RUN_DIR] DATA")
+@click.option(
+    "--split",
+    type=click.Choice([*data_mod.SPLITS, "all"]),
+    default="train",
+    show_default=True,
+    help="Which drawings of DATA to score (train: the 80% a model of DATA learned from); all: every drawing.",
+)
+@click.option(
+    "--mix",
+    "mix_spec",
+    default=None,
+    metavar="OTHER_DATA:FRACTION",
+    help="Plant drawings of OTHER_DATA among DATA, FRACTION of its count, and measure detection.",
+)
+@click.option(
+    "--train-on-mix",
+    type=click.IntRange(1),
+    default=None,
+    metavar="EPOCHS",
+    help="The honest case: first train a fresh model (RUN_DIR's preset) on the mixture itself.",
+)
+@click.option(
+    "--trim",
+    type=_Finite(0, 1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="With --train-on-mix: set aside this share that a first model finds least typical (code-ink), "
+    "then train a second model on the rest (0: train once).",
+)
+@click.option(
+    "--latent-dim",
+    type=click.IntRange(1),
+    default=None,
+    help="With --train-on-mix: the fresh model's latent size (default: RUN_DIR's).",
+)
+@click.option(
+    "--score",
+    "kind",
+    type=click.Choice(list(SCORES)),
+    default=DEFAULT_SCORE,
+    show_default=True,
+    help="; ".join(f"{name}: {score.purpose}" for name, score in SCORES.items()) + ".",
+)
+@click.option("--threshold", type=_Finite(), default=None, help="Flag scores above T (the post: MSE > 300).")
+@click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
+@click.option("--quantile", type=_Finite(0, 1), default=None, help="Flag scores above this quantile (0.99).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_out_dir_option
+@_json_option
+def anomalies(
+    paths, split, mix_spec, train_on_mix, trim, latent_dim, kind, threshold, top, quantile, seed, out_dir, as_json
+) -> None:
+    """Score drawings and flag the ones that are probably not sheep (default score: combined).
+
+    Scores are written to disk as they are computed: interrupted, the same command run again
+    continues where it stopped. Under torchrun the processes share the work."""
+    from ..anomaly import run_anomalies
+    from ..train import TrainConfig
+
+    run_dir, data = _run_and_data(paths, data_required=True)
+    if mix_spec and Shard.from_env().world > 1:
+        raise click.UsageError("--mix runs in one process, not under torchrun")
+    if sum(x is not None for x in (threshold, top, quantile)) > 1:
+        raise click.UsageError("give at most one of --threshold, --top, --quantile")
+    if latent_dim is not None and not train_on_mix:
+        raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
+    out_dir = _default_out(run_dir, out_dir)
+    drawings = data_mod.load_drawings(data)
+    images = _split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
+    planted, model, store = None, None, None
+    lines = []
+    if mix_spec:
+        images, planted = _plant(images[:], mix_spec, seed, drawings.format)
+        if train_on_mix:
+            valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
+            model = _train_on_mixture(run_dir, images, valid, train_on_mix, trim, latent_dim, out_dir, seed, as_json)
+            lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
+    elif train_on_mix:
+        raise click.UsageError("--train-on-mix needs --mix")
+    else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
+        job = {**_job(run_dir, drawings, split), "score": kind, "seed": seed}
+        shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
+        store = Store(out_dir / PARTS, job, progress=not as_json and shard.main, shard=shard)
+        if not shard.main:
+            from ..anomaly import screen
+
+            screen(_model(run_dir), images, kind, store)
+            return
+    names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
+    result = run_anomalies(
+        model or _model(run_dir),
+        images,
+        out_dir,
+        kind=kind,
+        planted=planted,
+        threshold=threshold,
+        top=top,
+        quantile=quantile,
+        names=names,
+        store=store,
+    )
+    if store is not None:
+        shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
+    if "resembles" in result:
+        lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
+    lines.append(
+        f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
+        f"threshold {result['threshold']:.2f})"
+    )
+    if planted is not None:
+        lines.append(
+            f"planted {result['n_planted']}: AUROC {result['auroc']:.4f}, average precision "
+            f"{result['average_precision']:.4f}, precision at {result['k']} {result['precision_at_k']:.4f}"
+        )
+    if names:
+        lines.append("highest scores: " + ", ".join(result["worst_names"][: min(5, result["n_flagged"] or 5)]))
+    lines += [f"wrote {result['plot']}", f"wrote {result['gallery']}", f"wrote {result['csv']}"]
+    _finish(result, as_json, lines)
+
+
+def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:
+    """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
+    from ..anomaly import mix, warn_renderers_differ
+
+    other_path, _, frac = mix_spec.rpartition(":")
+    try:
+        fraction = float(frac)
+    except ValueError:
+        raise click.BadParameter(f"expected OTHER_DATA:FRACTION, got {mix_spec!r}", param_hint="--mix") from None
+    other = data_mod.load_drawings(other_path)
+    if (data_format == "bitmap") != (other.format == "bitmap"):
+        warn_renderers_differ()
+    mixture = mix(images, np.asarray(other.images), fraction, seed)  # may warn: fewer than asked for
+    return mixture.images, mixture.planted
+
+
+def _train_on_mixture(
+    run_dir: Path, images, val_images, epochs: int, trim: float, latent_dim, out_dir: Path, seed: int, quiet: bool
+):
+    """Train a fresh model like RUN_DIR's on the contaminated drawings (trimmed); return it.
+
+    It trains in a temporary folder beside OUT_DIR/mixture_run and replaces that folder only when
+    done, so Ctrl-C or an error keeps the mixture run of an earlier call."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from ..anomaly import train_on_mixture
+    from ..checkpoint import read_model_config
+    from ..fileio import ensure_dir
+
+    model_cfg = read_model_config(run_dir)
+    if latent_dim is not None:
+        model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
+    ensure_dir(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
+    try:
+        model = train_on_mixture(
+            images,
+            val_images,
+            model_cfg,
+            tmp,
+            epochs=epochs,
+            trim=trim,
+            seed=seed,
+            progress=not quiet,
+            log=(lambda s: None) if quiet else click.echo,
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    mix_run = out_dir / "mixture_run"
+    old = mix_run.rename(tmp.with_name(tmp.name + "-old")) if mix_run.exists() else None
+    tmp.rename(mix_run)  # a moment with no mixture_run, never one with neither run on disk
+    if old is not None:
+        shutil.rmtree(old)
+    return model

@@ -1,0 +1,247 @@
+"""What every command shares: the group that turns errors and warnings into one line, options, helpers."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import warnings
+from functools import partial
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import data as data_mod
+from ..errors import SheepError, SheepWarning
+from ..fileio import json_text
+
+PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
+
+
+class _Group(click.Group):
+    """Turn every :class:`SheepError` into one line on stderr and exit status 2, no traceback,
+    every :class:`SheepWarning` into one "warning: ..." line on stderr, when it happens, and
+    Ctrl-C into exit status 130 (what was saved stays saved)."""
+
+    def invoke(self, ctx: click.Context):
+        with warnings.catch_warnings():  # restores Python's own warning display afterwards
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            try:
+                return super().invoke(ctx)
+            except SheepError as e:
+                click.echo(f"error: {_shown(str(e))}", err=True)
+                sys.exit(2)
+            except KeyboardInterrupt:
+                click.echo("stopped by Ctrl-C", err=True)
+                sys.exit(130)
+
+
+def _shown(message: str) -> str:
+    """``message`` with the built-in model's folder (deep inside the installed package) named as
+    what it is to the user."""
+    from ..checkpoint import builtin_run_dir
+
+    return message.replace(str(builtin_run_dir()), "the built-in model")
+
+
+def _one_line_warnings(show):
+    """A ``warnings.showwarning`` that prints our warnings as one line and leaves others to ``show``."""
+
+    def display(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SheepWarning):
+            click.echo(f"warning: {_shown(str(message))}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return display
+
+
+class _Finite(click.FloatRange):
+    """A float in range that is also finite: nan slips through click's range checks, inf through
+    open upper bounds, and either would give a blank picture or a matplotlib traceback."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _epoch_list(ctx, param, value: str | None) -> list[int] | None:
+    """--epochs 5,10,15,20 as a list of integers (None when not given)."""
+    if value is None:
+        return None
+    try:
+        return [int(e) for e in value.split(",") if e.strip()]
+    except ValueError:
+        raise click.BadParameter(f"give comma-separated integers, e.g. 5,10,15,20; got {value!r}") from None
+
+
+def _channels(ctx, param, value: str | None) -> tuple[int, int] | None:
+    """--channels 16,32 as the default preset's two filter counts (None when not given)."""
+    if value is None:
+        return None
+    try:
+        c1, c2 = (int(c) for c in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"give two comma-separated integers, e.g. 16,32; got {value!r}") from None
+    if min(c1, c2) < 1:
+        raise click.BadParameter(f"filter counts must be >= 1, got {value!r}")
+    return c1, c2
+
+
+def _out_option(default: Path | None, kind: str = "picture", help: str | None = None):
+    """-o/--out for a picture, figure or animation: its suffix checked while parsing, before any
+    work is done (an unknown one is a one-line error)."""
+    from ..plots import figure_format, picture_format
+
+    checks = {"picture": picture_format, "figure": figure_format, "animation": partial(picture_format, animated=True)}
+    check = checks[kind]
+
+    def checked(ctx, param, value: Path | None) -> Path | None:
+        if value is not None:
+            check(value)
+        return value
+
+    return click.option(
+        "-o", "--out", type=click.Path(path_type=Path), default=default, show_default=default is not None,
+        callback=checked, help=help,
+    )  # fmt: skip
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="electric-sheep")
+def main() -> None:
+    """electric-sheep: teach a computer to recognise, remember and draw sheep."""
+
+
+_run_dir_arg = click.argument(
+    "run_dir", type=click.Path(path_type=Path), required=False, callback=lambda c, p, v: _run(v)
+)
+_run_and_data_args = click.argument("paths", nargs=-1, metavar="[RUN_DIR] [DATA]")
+
+
+def _run(run_dir: Path | None) -> Path:
+    """RUN_DIR, or the pretrained sheep shipped with the package when none is given."""
+    from ..checkpoint import builtin_run_dir
+
+    return Path(run_dir) if run_dir is not None else builtin_run_dir()
+
+
+def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
+    """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA (a file,
+    or a folder of pictures: one of figures beside our JSON and CSV files is a mistyped RUN_DIR)."""
+    from ..checkpoint import is_run_dir
+
+    if len(paths) > 2:
+        raise click.UsageError("expected at most RUN_DIR and DATA")
+    if len(paths) == 2:
+        return Path(paths[0]), paths[1]
+    if len(paths) == 1 and is_run_dir(paths[0]):
+        if data_required:
+            raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
+        return Path(paths[0]), None
+    if len(paths) == 1 and Path(paths[0]).is_dir() and not data_mod.is_picture_folder(Path(paths[0])):
+        from ..errors import DataError
+
+        raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
+    if data_required and not paths:
+        raise click.UsageError("missing DATA")
+    return _run(None), (paths[0] if paths else None)
+
+
+def _default_out(run_dir: Path, out_dir: Path | None) -> Path:
+    """--out-dir, else RUN_DIR/analysis, else (built-in model, read-only) ./sheep-analysis."""
+    if out_dir is not None:
+        return out_dir
+    return Path("sheep-analysis") if _is_builtin(run_dir) else run_dir / "analysis"
+
+
+def _is_builtin(run_dir: Path) -> bool:
+    """The pretrained run inside the package: read-only, its files are the model card's."""
+    from ..checkpoint import builtin_run_dir
+
+    return run_dir.resolve() == builtin_run_dir().resolve()
+
+
+def _cache_option(f):
+    return click.option(
+        "--dir",
+        "cache_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Cache folder (default ${data_mod.CACHE_ENV} or ~/.cache/electric-sheep).",
+    )(f)
+
+
+def _out_dir_option(f):
+    return click.option(
+        "--out-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Where figures and numbers go (default RUN_DIR/analysis).",
+    )(f)
+
+
+def _json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")(f)
+
+
+def _pick_options(f):
+    f = click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)(f)
+    return click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")(f)
+
+
+def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag: str) -> np.ndarray:
+    """The split's drawings, after checking that the requested indices exist."""
+    from ..checkpoint import run_data
+
+    images = run_data(run_dir, data, how="--data DATA").split(split)
+    bad = [i for i in indices if i >= len(images)]
+    if bad:
+        raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images)} drawings")
+    return images
+
+
+def _finish(result: dict, as_json: bool, lines: list[str]) -> None:
+    """Print either the JSON object alone or the human lines (always saying where files went);
+    on stderr when a file went to standard output (``-o /dev/stdout``), to keep it whole."""
+    err = any(_is_stdout(v) for v in result.values() if isinstance(v, str))
+    if as_json:
+        click.echo(json_text(result), err=err)
+    else:
+        for line in lines:
+            click.echo(line, err=err)
+
+
+def _is_stdout(path: str) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, io.UnsupportedOperation):  # no such file, or stdout is not a real file
+        return False
+
+
+def _model(run_dir: Path):
+    from ..checkpoint import load_model
+
+    return load_model(run_dir)
+
+
+def _split_view(drawings, split: str):
+    """A split's drawings, read from the file as they are needed (a whole category never in memory)."""
+    from ..sources import DrawingSet
+
+    if split == "all":
+        return drawings.images
+    return DrawingSet.from_drawings([drawings], split)
+
+
+def _job(run_dir, drawings, split: str) -> dict:
+    """What a streamed result is of: a partial file of another job is not continued."""
+    from ..checkpoint import WEIGHTS
+    from ..data import data_fingerprint
+
+    model = Path(run_dir) / WEIGHTS
+    return {"data": data_fingerprint(drawings.source), "split": split, "model": data_fingerprint(model)}

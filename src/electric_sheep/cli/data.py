@@ -1,0 +1,89 @@
+"""Commands about data: download, show, info."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .. import data as data_mod
+from ..plots import MAX_TILES
+from .common import _cache_option, _finish, _out_option, main
+
+
+@main.command()
+@click.argument("category", required=False)
+@click.option("--format", "fmt", type=click.Choice(list(data_mod.FILE_FORMATS)), default="bitmap", show_default=True)
+@_cache_option
+@click.option("--list", "list_", is_flag=True, help="List the 345 official categories and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the path (or the list) as JSON.")
+def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool, as_json: bool) -> None:
+    """Download CATEGORY from the official Quick, Draw! storage into the cache."""
+    from ..download import download as do_download
+
+    if list_:
+        names = data_mod.categories()
+        click.echo(json.dumps(names) if as_json else "\n".join(names))
+        return
+    if not category:
+        raise click.UsageError("give a CATEGORY (or --list)")
+    path = do_download(category, fmt, cache_dir)
+    _finish({"path": str(path), "category": category, "format": fmt}, as_json, [f"{path}"])
+
+
+@main.command()
+@click.argument("data")
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@click.option(
+    "-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True, help="How many drawings."
+)
+@_out_option(Path("grid.png"))
+@click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")
+@_cache_option
+def show(
+    data: str, split: str, count: int, out: Path, recognized: bool | None, as_json: bool, cache_dir: Path | None
+) -> None:
+    """Write a PNG grid of the first drawings of DATA (a file or a downloaded category)."""
+    from ..plots import grid_image, save_image
+
+    drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
+    images = drawings.split(split, limit=count)
+    save_image(grid_image(images), out)
+    result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
+    _finish(result, as_json, [f"wrote {out} ({len(images)} {split} drawings from {drawings.source})"])
+
+
+@main.command()
+@click.argument("data")
+@click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_cache_option
+def info(data: str, recognized: bool | None, as_json: bool, cache_dir: Path | None) -> None:
+    """Count, split sizes, format and mean ink per drawing of DATA."""
+    drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
+    summary = dataset_summary(drawings)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{summary['path']}\n  format: {summary['format']}\n  drawings: {summary['count']}")
+    splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+    click.echo(f"  splits: {splits}" + (" (pictures: each split holds all of them)" if "files" in summary else ""))
+    click.echo(f"  mean ink per drawing: {summary['mean_ink']:.2f} / 255 per pixel")
+    if "files" in summary:
+        files = summary["files"]
+        click.echo(f"  files: {', '.join(files[:5])}" + (f" ... ({len(files)} in all)" if len(files) > 5 else ""))
+
+
+def dataset_summary(drawings: data_mod.Drawings) -> dict:
+    """The numbers ``sheep info`` prints."""
+    return {
+        "path": str(drawings.source),
+        "format": drawings.format,
+        "count": len(drawings),
+        "splits": {k: int(len(v)) for k, v in drawings.splits.items()},
+        "mean_ink": drawings.mean_ink(),
+        "skipped": drawings.skipped,
+        **({"files": list(drawings.meta["files"])} if "files" in drawings.meta else {}),
+    }

@@ -1,0 +1,174 @@
+"""Commands about the latent space: latent, snapshots, clusters."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from .. import data as data_mod
+from ..streaming import Shard
+from .common import (
+    _default_out,
+    _epoch_list,
+    _finish,
+    _job,
+    _json_option,
+    _model,
+    _out_dir_option,
+    _out_option,
+    _run_and_data,
+    _run_and_data_args,
+    _run_dir_arg,
+    _split_view,
+    main,
+)
+
+
+@main.command()
+@_run_and_data_args
+@click.option(
+    "--split",
+    type=click.Choice([*data_mod.SPLITS, "all"]),
+    default="train",
+    show_default=True,
+    help="The drawings to encode; all: every drawing in the file.",
+)
+@_out_dir_option
+@_json_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def latent(paths, split, out_dir, as_json, quiet) -> None:
+    """Encode every drawing (z_mean), save the codes and plot the latent space.
+
+    The codes are written to disk as they are computed: run again with the same arguments after
+    an interruption, it continues where it stopped."""
+    from ..checkpoint import run_data
+    from ..latent import latent_map
+
+    run_dir, data = _run_and_data(paths)
+
+    drawings = run_data(run_dir, data)
+    shard = Shard.from_env()  # under torchrun each process encodes its share; the first plots
+    result = latent_map(
+        _model(run_dir),
+        _split_view(drawings, split),
+        _default_out(run_dir, out_dir),
+        title=f"{split} drawings of {Path(drawings.source).name}",
+        job=_job(run_dir, drawings, split),
+        progress=not (quiet or as_json) and shard.main,
+        shard=shard,
+    )
+    if not shard.main:
+        return
+    lines = [
+        f"encoded {result['n']} drawings into {result['latent_dim']}-D codes: {result['codes']}",
+        f"wrote {result['plot']}",
+    ]
+    if result["n_nonfinite"]:
+        lines.insert(1, f"left out {result['n_nonfinite']} drawings whose codes are not finite")
+    _finish(result, as_json, lines)
+
+
+@main.command()
+@_run_dir_arg
+@click.option(
+    "--epochs",
+    callback=_epoch_list,
+    help="Comma-separated epochs to show [default: the post's 5,10,15,20 the run saved].",
+)
+@_out_option(None, "figure", "Default OUT_DIR/latent_epochs.png.")
+@click.option("--gif", is_flag=True, help="Also animate every saved epoch: latent_epochs.gif beside the PNG.")
+@_out_dir_option
+@_json_option
+def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
+    """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
+    from ..latent import snapshots as snapshots_fn
+    from ..latent import snapshots_animation
+
+    out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
+    result = snapshots_fn(run_dir, epochs, out)
+    lines = [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"]
+    if gif:
+        animated = snapshots_animation(run_dir, out.with_suffix(".gif"))
+        result["animation"] = animated["animation"]
+        lines.append(f"wrote {animated['animation']} ({len(animated['epochs'])} epochs, one per frame)")
+    _finish(result, as_json, lines)
+
+
+def _pair(kind):
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            lo, hi = (kind(v) for v in value.split(":"))
+        except ValueError:
+            raise click.BadParameter(f"expected LOW:HIGH, got {value!r}") from None
+        if not (lo <= hi and lo > 0 and math.isfinite(hi)):  # also refuses nan and inf
+            raise click.BadParameter(f"expected finite numbers 0 < LOW <= HIGH, got {value!r}")
+        return lo, hi
+
+    return parse
+
+
+@main.command()
+@_run_and_data_args
+@click.option("--method", type=click.Choice(["kmeans", "dbscan"]), default="kmeans", show_default=True)
+@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@click.option("--k", type=click.IntRange(2), default=None, help="k-means: clusters (default: the elbow).")
+@click.option("--k-range", default="2:10", show_default=True, callback=_pair(int), help="k-means: elbow range.")
+@click.option(
+    "--eps", "eps_range", default="0.02:1.0", show_default=True, callback=_pair(float), help="DBSCAN: eps search range."
+)
+@click.option(
+    "--min-samples",
+    "ms_range",
+    default="5:50",
+    show_default=True,
+    callback=_pair(int),
+    help="DBSCAN: min_samples search range.",
+)
+@click.option("--trials", type=click.IntRange(1), default=40, show_default=True, help="DBSCAN: random trials.")
+@click.option(
+    "--clusters",
+    "n_clusters",
+    type=click.IntRange(1),
+    default=None,
+    help="Pick the setting that finds this many clusters.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_out_dir_option
+@_json_option
+def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json) -> None:
+    """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
+    from ..checkpoint import run_data
+    from ..latent import clusters as clusters_fn
+
+    run_dir, data = _run_and_data(paths)
+    images = run_data(run_dir, data).split(split)
+    result = clusters_fn(
+        _model(run_dir),
+        images,
+        _default_out(run_dir, out_dir),
+        method,
+        k=k,
+        k_range=k_range,
+        eps_range=eps_range,
+        min_samples_range=ms_range,
+        trials=trials,
+        n_clusters=n_clusters,
+        seed=seed,
+        progress=not as_json,
+    )
+    if method == "kmeans":
+        head = f"k-means with k = {result['k']} on {result['n']} codes; elbow plot {result['elbow_plot']}"
+    else:
+        head = (
+            f"DBSCAN eps = {result['eps']:.3f}, min_samples = {result['min_samples']}: {result['clusters']} "
+            f"clusters, {result['noise_fraction']:.1%} noise, silhouette {result['silhouette']:.3f} "
+            f"({result['rule']}); table {result['table']}"
+        )
+    sizes = ", ".join(f"{'noise' if c < 0 else c}: {s}" for c, s in result["cluster_sizes"].items())
+    _finish(
+        result, as_json, [head, f"cluster sizes: {sizes}", f"wrote {result['scatter']}", f"wrote {result['gallery']}"]
+    )
