@@ -284,6 +284,41 @@ class Mixture:
     source_index: np.ndarray  # (N,) index into the sheep (planted False) or the others (True)
 
 
+def mixture_run(
+    images_u8: np.ndarray,
+    val_u8: np.ndarray,
+    model_cfg: ModelConfig,
+    out_dir: str | Path,
+    *,
+    epochs: int,
+    trim: float = TRIM,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> VAE:
+    """:func:`train_on_mixture` into ``out_dir/mixture_run``: trained in a temporary folder beside
+    it, which replaces it only when done, so Ctrl-C or an error keeps an earlier call's run."""
+    import shutil
+    import tempfile
+
+    out_dir = Path(out_dir)
+    ensure_dir(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
+    try:
+        model = train_on_mixture(
+            images_u8, val_u8, model_cfg, tmp, epochs=epochs, trim=trim, seed=seed, progress=progress, log=log
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    target = out_dir / "mixture_run"
+    old = target.rename(tmp.with_name(tmp.name + "-old")) if target.exists() else None
+    tmp.rename(target)  # a moment with no mixture_run, never one with neither run on disk
+    if old is not None:
+        shutil.rmtree(old)
+    return model
+
+
 def warn_renderers_differ() -> None:
     """Google's renderer and ours differ slightly: mixed, a detector could find the renderer rather
     than the drawing."""

@@ -83,6 +83,19 @@ class Drawings:
         return total / max(n, 1)
 
 
+def summary(drawings: Drawings) -> dict[str, object]:
+    """What ``sheep info`` prints: path, format, count, split sizes, mean ink, skipped, files."""
+    return {
+        "path": str(drawings.source),
+        "format": drawings.format,
+        "count": len(drawings),
+        "splits": {k: int(len(v)) for k, v in drawings.splits.items()},
+        "mean_ink": drawings.mean_ink(),
+        "skipped": drawings.skipped,
+        **({"files": list(drawings.meta["files"])} if "files" in drawings.meta else {}),
+    }
+
+
 # --------------------------------------------------------------------------- categories & cache
 
 

@@ -167,41 +167,17 @@ def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tu
 def _train_on_mixture(
     run_dir: Path, images, val_images, epochs: int, trim: float, latent_dim, out_dir: Path, seed: int, quiet: bool
 ):
-    """Train a fresh model like RUN_DIR's on the contaminated drawings (trimmed); return it.
-
-    It trains in a temporary folder beside OUT_DIR/mixture_run and replaces that folder only when
-    done, so Ctrl-C or an error keeps the mixture run of an earlier call."""
+    """A fresh model like RUN_DIR's (``--latent-dim`` overriding its latent size), trained on the
+    contaminated drawings into OUT_DIR/mixture_run; returns it."""
     import dataclasses
-    import shutil
-    import tempfile
 
-    from ..anomaly import train_on_mixture
+    from ..anomaly import mixture_run
     from ..checkpoint import read_model_config
-    from ..fileio import ensure_dir
 
     model_cfg = read_model_config(run_dir)
     if latent_dim is not None:
         model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
-    ensure_dir(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
-    try:
-        model = train_on_mixture(
-            images,
-            val_images,
-            model_cfg,
-            tmp,
-            epochs=epochs,
-            trim=trim,
-            seed=seed,
-            progress=not quiet,
-            log=(lambda s: None) if quiet else click.echo,
-        )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    mix_run = out_dir / "mixture_run"
-    old = mix_run.rename(tmp.with_name(tmp.name + "-old")) if mix_run.exists() else None
-    tmp.rename(mix_run)  # a moment with no mixture_run, never one with neither run on disk
-    if old is not None:
-        shutil.rmtree(old)
-    return model
+    log = (lambda s: None) if quiet else click.echo
+    return mixture_run(
+        images, val_images, model_cfg, out_dir, epochs=epochs, trim=trim, seed=seed, progress=not quiet, log=log
+    )

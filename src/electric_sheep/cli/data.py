@@ -63,7 +63,7 @@ def show(
 def info(data: str, recognized: bool | None, as_json: bool, cache_dir: Path | None) -> None:
     """Count, split sizes, format and mean ink per drawing of DATA."""
     drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
-    summary = dataset_summary(drawings)
+    summary = data_mod.summary(drawings)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -74,16 +74,3 @@ def info(data: str, recognized: bool | None, as_json: bool, cache_dir: Path | No
     if "files" in summary:
         files = summary["files"]
         click.echo(f"  files: {', '.join(files[:5])}" + (f" ... ({len(files)} in all)" if len(files) > 5 else ""))
-
-
-def dataset_summary(drawings: data_mod.Drawings) -> dict:
-    """The numbers ``sheep info`` prints."""
-    return {
-        "path": str(drawings.source),
-        "format": drawings.format,
-        "count": len(drawings),
-        "splits": {k: int(len(v)) for k, v in drawings.splits.items()},
-        "mean_ink": drawings.mean_ink(),
-        "skipped": drawings.skipped,
-        **({"files": list(drawings.meta["files"])} if "files" in drawings.meta else {}),
-    }
