@@ -91,7 +91,7 @@ class _Enough(Exception):
 
 
 def measure_train(file: Path) -> dict:
-    from electric_sheep.train import train_on_data
+    from electric_sheep.train_data import train_on_data
 
     times: list[float] = []
 

@@ -160,7 +160,7 @@ def test_resume_recognises_its_data_by_content_not_path(tmp_path):
 def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypatch):
     from electric_sheep.data import Drawings
     from electric_sheep.sources import DrawingSet
-    from electric_sheep.train import train_on_data
+    from electric_sheep.train_data import train_on_data
 
     data = tmp_path / "big.npy"
     np.save(data, np.zeros((30_000, 784), np.uint8))  # a valid split of 3,000 drawings
@@ -174,7 +174,8 @@ def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypat
 
     monkeypatch.setattr(Drawings, "split", spy)
     given = []
-    monkeypatch.setattr("electric_sheep.train.train", lambda *a, **k: given.append(a) or [])  # the reading is measured
+    # The reading is what is measured, not the training.
+    monkeypatch.setattr("electric_sheep.train_data.train", lambda *a, **k: given.append(a) or [])
     train_on_data(data, tmp_path / "run", limit=64, epochs=1, progress=False, log=lambda s: None)
     assert read == {"valid": 2000}  # the training drawings are not read up front: batches read them
     train_set = given[0][0]

@@ -8,15 +8,14 @@ TensorBoard, atomic checkpoints, exact resume, NaN stops and Ctrl-C.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,154 +24,23 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, DataError, SheepError, SheepWarning, TrainingDiverged
-from .fileio import check_unlocked, ensure_dir, folder_lock
+from .errors import ConfigError, SheepError, SheepWarning, TrainingDiverged
+from .fileio import ensure_dir, folder_lock
 from .infer import as_batch, check_drawings, encode_means
-from .model import SIDE, VAE, ModelConfig, build_model, make_model_config, training_layout
-from .presets import PRESET_TRAINING
+from .model import SIDE, VAE, ModelConfig, build_model, training_layout
 from .prior import MAX_CODES, posterior_samples
-from .schedules import SCHEDULES
-from .sources import DrawingSet, epoch_permutation, expand_sources, load_sources
-
-OptimizerName = Literal["adam", "rmsprop"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings. Defaults are the ``default`` preset's; see :data:`PRESET_TRAINING`."""
-
-    epochs: int = 20
-    # Per process under torchrun. 32 rather than 128: the narrow default model learns more from
-    # more, smaller steps per epoch (docs/performance.md, "Width").
-    batch_size: int = 32
-    lr: float = 2e-3
-    optimizer: OptimizerName = "adam"
-    kl_schedule: str = "epoch"  # a name in schedules.SCHEDULES; "epoch" = the post's callback
-    kl_start: int = 2
-    kl_steep: int = 5
-    kl_cycles: int = 4  # cyclical schedule only
-    free_bits: float = 0.0  # minimum KL (nats) per latent dim; 0 = off
-    limit: int | None = None  # train on the first N drawings of the train split
-    val_limit: int | None = 2000  # validate on at most this many drawings (speed)
-    seed: int = 0
-    device: str | None = None  # None: CUDA when present, else CPU
-    # CPU threads while training (0: torch's default, all cores). One thread is somewhat slower on
-    # an idle machine but keeps its speed when another program takes a core, where threads that
-    # wait for each other at every operation lose most of theirs (docs/performance.md).
-    threads: int = 1
-    # Mirror each drawing left to right at random (a sheep facing the other way is a sheep). False
-    # here for runs saved before it existed; the default preset turns it on. Not for writing.
-    flip: bool = False
-    # On a GPU, small batches leave it idle between kernel launches: train with batches of up to
-    # this many drawings there (0: batch_size everywhere); see for_device().
-    gpu_batch_size: int = 1024
-    compile: bool = False  # torch.compile the loss on a GPU
-    balance: bool = False  # several files: every category equally often in an epoch
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError("epochs must be >= 1 and batch_size >= 2 (batch norm needs two drawings)")
-        if self.kl_schedule not in SCHEDULES:
-            raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.optimizer not in ("adam", "rmsprop"):
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}")
-        if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0 or self.gpu_batch_size < 0:
-            raise ConfigError("kl_steep, threads and gpu_batch_size must be >= 0 and lr > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# The default preset trains at least this many steps: on a small set (the 800 Google sheep) its 20
-# epochs would stop long before its validation NLL does.
-MIN_STEPS = 2000
-
-
-def default_epochs(preset: str, cfg: TrainConfig, n_train: int) -> int:
-    """The epochs a run trains when none are asked for: ``cfg.epochs``, and for the default preset
-    more where that is fewer than MIN_STEPS optimiser steps on ``n_train`` drawings (the seed
-    trains the post's 30)."""
-    if preset != "default":
-        return cfg.epochs
-    return max(cfg.epochs, math.ceil(MIN_STEPS / steps_per_epoch(n_train, cfg.batch_size)))
-
-
-# On a GPU an epoch keeps at least this many steps: larger batches on a small set would leave too
-# few updates for the same number of epochs.
-MIN_GPU_STEPS_PER_EPOCH = 100
-
-
-def for_device(cfg: TrainConfig, device: torch.device, n_train: int) -> TrainConfig:
-    """The settings a run trains with on ``device``: on CUDA, batches of up to ``gpu_batch_size``
-    (as many as keep MIN_GPU_STEPS_PER_EPOCH steps per epoch) and the learning rate scaled by the
-    square root of the batch ratio, Adam's rule (Malladi et al. 2022). The result is what config.json
-    records (gpu_batch_size 0), so a resumed run keeps it on any device."""
-    if device.type != "cuda" or not cfg.gpu_batch_size:
-        return cfg
-    batch = max(cfg.batch_size, min(cfg.gpu_batch_size, n_train // MIN_GPU_STEPS_PER_EPOCH))
-    lr = cfg.lr * math.sqrt(batch / cfg.batch_size)
-    return dataclasses.replace(cfg, batch_size=batch, lr=lr, gpu_batch_size=0)
-
-
-def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
-    """The preset's training settings with ``overrides`` on top (None = keep the preset's).
-
-    Unknown keys are rejected, so a typo in a script fails loudly instead of being ignored.
-    """
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
-    if preset not in PRESET_TRAINING:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_TRAINING)}")
-    values = {**PRESET_TRAINING[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("batch_size") is not None and overrides.get("gpu_batch_size") is None:
-        values["gpu_batch_size"] = 0  # a batch size asked for is kept on a GPU too
-    return TrainConfig(**values)
-
-
-def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
-    """The run's saved training settings with ``overrides`` on top (None = keep the run's).
-
-    A resumed run goes on as it started (its --lr, --kl-start, --seed ...), not with the preset's
-    defaults, unless an override says otherwise (typically more ``epochs``).
-    """
-    path = Path(run_dir) / ckpt.CONFIG
-    saved = ckpt.read_config(run_dir).get("train")
-    if not isinstance(saved, dict):
-        raise DataError(path, 'has no "train" settings to resume with')
-    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
-    saved = {k: v for k, v in saved.items() if k != "device"}  # the machine's choice, not the run's
-    saved.setdefault("gpu_batch_size", 0)  # runs saved before GPU batches keep their batch size
-    try:
-        return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
-    except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
-        raise DataError(path, f"invalid training settings ({e})") from None
-
-
-def kl_weight(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
-    """The KL weight used at ``step`` of 0-based ``epoch`` (see :mod:`.schedules`)."""
-    return SCHEDULES[cfg.kl_schedule].weight(cfg, epoch, step, steps_per_epoch)
-
-
-def kl_shortfall_warning(cfg: TrainConfig, steps_per_epoch: int = 1) -> str | None:
-    """A message when the KL weight has not reached 1 by the last step, else None.
-
-    Until it does, the loss does not pull the codes towards the prior N(0, I), so drawings decoded
-    from prior samples (``sheep draw``) may not look like the data: a common surprise on a short
-    trial run (the default schedule starts after epoch 2 and needs 8 epochs to reach 1).
-    """
-    final = kl_weight(cfg, cfg.epochs - 1, steps_per_epoch - 1, steps_per_epoch)
-    if final >= 1.0:
-        return None
-    return (
-        f"the KL weight only reaches {final:.2f} (of 1) by the last of {cfg.epochs} epochs "
-        f"(--kl-start {cfg.kl_start}, --kl-steep {cfg.kl_steep}): the codes will not follow the prior, "
-        "so drawings sampled by `sheep draw` may not look like the data; train longer or lower "
-        "--kl-start/--kl-steep"
-    )
+from .sources import DrawingSet, epoch_permutation
+from .train_config import (  # noqa: F401  (the training settings, also reached through this module)
+    MIN_STEPS,
+    TrainConfig,
+    default_epochs,
+    for_device,
+    kl_shortfall_warning,
+    kl_weight,
+    make_train_config,
+    resume_train_config,
+    steps_per_epoch,
+)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -686,157 +554,3 @@ def _summary_line(row: dict[str, Any], epochs: int) -> str:
         f"epoch {row['epoch']:>3}/{epochs}  loss {row['loss']:.2f}  recon {row['recon']:.2f}  kl {row['kl']:.3f}"
         f"  kl_w {row['kl_weight']:.2f}  val_loss {row['val_loss']:.2f}  {row['images_per_s']:.0f} img/s"
     )
-
-
-def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
-    """Optimiser steps per epoch for n drawings (a last batch of one drawing is dropped)."""
-    n_local = n // world
-    return max(n_local // batch_size + (1 if n_local % batch_size >= 2 else 0), 1)
-
-
-def _resumed_configs(
-    run_dir: str | Path, model_options: dict[str, Any], overrides: dict[str, Any]
-) -> tuple[ModelConfig, TrainConfig]:
-    """The run's own model and training settings; a model option that contradicts them is an error."""
-    model_cfg = ckpt.read_model_config(run_dir)
-    for name, value in model_options.items():
-        if value is not None and value != getattr(model_cfg, name):
-            raise ConfigError(
-                f"{run_dir} has {name} {getattr(model_cfg, name)}; --resume keeps it "
-                "(drop that option, or start a new run with another --out)"
-            )
-    return model_cfg, resume_train_config(run_dir, **overrides)
-
-
-def train_on_data(
-    data: str | Path | list[str],
-    run_dir: str | Path,
-    *,
-    preset: str | None = None,
-    latent_dim: int | None = None,
-    channels: tuple[int, int] | None = None,
-    hidden: int | None = None,
-    pixel_head: int | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-    split_seed: int = 0,
-    on_step: StepCallback | None = None,
-    conditional: bool = False,
-    **overrides: Any,
-) -> list[dict[str, Any]]:
-    """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
-    its valid split. Several files (a list; patterns are expanded) train as one set, streamed from
-    their memory maps, each drawing labelled by its file. ``overrides`` are :class:`TrainConfig`
-    fields. None keeps the defaults: for a new run the preset's (``default``;
-    :data:`~electric_sheep.presets.PRESET_MODEL`), with ``resume`` the run's own settings.
-    ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's.
-    ``conditional``: several files train a class-conditional model, each file a category."""
-    if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
-        raise ConfigError(
-            "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
-        )
-    model_options = {
-        "preset": preset,
-        "latent_dim": latent_dim,
-        "channels": channels,
-        "hidden": hidden,
-        "pixel_head": pixel_head,
-    }
-    if resume:
-        model_cfg, cfg = _resumed_configs(run_dir, model_options, overrides)
-    else:
-        model_cfg = make_model_config(preset or "default", **{k: v for k, v in model_options.items() if k != "preset"})
-        cfg = make_train_config(model_cfg.preset, **overrides)
-    check_unlocked(run_dir, "a training run")  # before loading the data, which may take minutes
-    recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
-    split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
-    sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
-    if len(sources) > 1:
-        train_images, val_images, info = _several_files(sources, cfg, split_seed)
-    else:
-        train_images, val_images, info = _one_file(sources[0], cfg, split_seed)
-    if conditional and not resume:
-        if len(sources) < 2 or model_cfg.preset == "seed":
-            raise ConfigError("a class-conditional model is the default preset trained on two or more files")
-        model_cfg = dataclasses.replace(model_cfg, categories=tuple(train_images.names))
-    _check_same_data(run_dir, recorded, info)
-    if not resume and overrides.get("epochs") is None:
-        cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
-    return train(
-        train_images,
-        val_images,
-        model_cfg,
-        cfg,
-        run_dir,
-        resume=resume,
-        data_info=info,
-        progress=progress,
-        log=log,
-        on_step=on_step,
-    )
-
-
-def _one_file(data: str, cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
-    """(train drawings, validation drawings, what config.json records) of one file."""
-    from .data import data_fingerprint, load_drawings
-
-    drawings = load_drawings(data, seed=split_seed)
-    if drawings.format == "picture":
-        warnings.warn(
-            f"{drawings.source}: pictures have no held-out split; validation is measured on the "
-            "training drawings themselves",
-            SheepWarning,
-            stacklevel=3,
-        )
-    train_images = DrawingSet.from_drawings([drawings], "train", cfg.limit)  # read as batches need it
-    info = {
-        "source": str(Path(drawings.source).resolve()),
-        "format": drawings.format,
-        "split_seed": split_seed,
-        "n_train": int(len(train_images)),
-        "fingerprint": data_fingerprint(drawings.source),
-    }
-    return train_images, drawings.split("valid", limit=cfg.val_limit), info  # only what validation uses is read
-
-
-def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict]:
-    """The train splits of several files as one streamed DrawingSet (``limit``: of each file), the
-    validation drawings (an equal share of ``val_limit`` from each) and what config.json records."""
-    from .data import data_fingerprint
-
-    sets = load_sources(sources, seed=split_seed)  # every file checked before anything is trained
-    if any(d.format == "picture" for d in sets):
-        raise ConfigError("a folder of pictures trains alone, not among several files")
-    train_set = DrawingSet.from_drawings(sets, "train", cfg.limit)
-    per_file = None if cfg.val_limit is None else max(cfg.val_limit // len(sets), 1)
-    val_set = DrawingSet.from_drawings(sets, "valid", per_file)
-    files = [
-        {
-            "source": str(Path(d.source).resolve()),
-            "category": name,
-            "format": d.format,
-            "n_train": int(n),
-            "fingerprint": data_fingerprint(d.source),
-        }
-        for d, name, n in zip(sets, train_set.names, train_set.sizes, strict=True)
-    ]
-    info = {"sources": files, "split_seed": split_seed, "n_train": len(train_set), "balance": cfg.balance}
-    return train_set, val_set.take(np.arange(len(val_set))), info
-
-
-def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], info: dict[str, Any]) -> None:
-    """--resume goes on with the data it began with: the same files by fingerprint (size, head and
-    tail), wherever they now lie; runs from before fingerprints compare the path."""
-    if "sources" in recorded or "sources" in info:
-        before = [f.get("fingerprint") for f in recorded.get("sources", [recorded])] if recorded else None
-        now = [f["fingerprint"] for f in info.get("sources", [info])]
-        if before is not None and before != now:
-            raise ConfigError(f"{run_dir} was trained on other data; resume it with the same DATA, in the same order")
-        return
-    trained_on = recorded.get("source")
-    if "fingerprint" in recorded:
-        if recorded["fingerprint"] != info["fingerprint"]:
-            raise ConfigError(f"{run_dir} was trained on other data ({trained_on}); resume it with the same DATA")
-    elif trained_on is not None and trained_on != info["source"] and Path(trained_on).exists():
-        raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
