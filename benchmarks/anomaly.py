@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 from _common import SHARED, data_path, machine
 
-from electric_sheep.anomaly import DEFAULT_SCORE, SCORES, mix, scores, train_on_mixture
+from electric_sheep.anomaly import DEFAULT_SCORE, SCORES, scores
 from electric_sheep.data import default_cache_dir, load_drawings
+from electric_sheep.mixtures import mix, train_on_mixture
 from electric_sheep.model import make_model_config
 
 RAW = ("car", "cat", "pig", "cow", "airplane")

@@ -226,12 +226,12 @@ def test_errors_about_the_builtin_model_do_not_show_the_package_folder(tmp_path)
 
 
 def test_ctrl_c_during_train_on_mix_exits_130(tmp_path, monkeypatch):
-    import electric_sheep.anomaly as anomaly
+    import electric_sheep.mixtures as mixtures
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(anomaly, "train_on_mixture", interrupted)
+    monkeypatch.setattr(mixtures, "train_on_mixture", interrupted)
     sheep = write_bitmap(tmp_path / "sheep.npy", n=40)
     other = write_bitmap(tmp_path / "other.npy", n=10, seed=1)
     out = tmp_path / "out"

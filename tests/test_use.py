@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.cluster import DBSCAN, KMeans
 from test_train import blobs
 
-from electric_sheep import anomaly, generate, latent
+from electric_sheep import anomaly, anomaly_outputs, generate, latent, mixtures
 from electric_sheep.checkpoint import load_model
 from electric_sheep.cli import main
 from electric_sheep.data import load_drawings
@@ -154,7 +154,7 @@ def test_dbscan_search_keeps_min_samples_within_the_drawings():
 def test_mix_plants_known_labels_and_caps_with_a_warning():
     sheep, other = blobs(100), np.full((5, 28, 28), 255, np.uint8)
     with pytest.warns(UserWarning, match="holds only 5"):
-        m = anomaly.mix(sheep, other, 0.2, seed=0)
+        m = mixtures.mix(sheep, other, 0.2, seed=0)
     assert len(m.images) == 105 and m.planted.sum() == 5
     assert (m.images[m.planted] == 255).all() and not (m.images[~m.planted] == 255).all(axis=(1, 2)).any()
     metrics = anomaly.detection_metrics(m.planted.astype(float) + 0.0, m.planted)
@@ -165,10 +165,10 @@ def test_planted_drawings_rank_above_sheep(run, tmp_path):
     model = load_model(run)
     rects = blobs(200, seed=9)
     noise = np.random.default_rng(0).integers(0, 256, (10, 28, 28)).astype(np.uint8)  # scribbles all over
-    m = anomaly.mix(rects, noise, 0.05, seed=1)
+    m = mixtures.mix(rects, noise, 0.05, seed=1)
     # not "features": ten noise images neighbour each other in feature space (its documented limit)
     for kind in ("combined", "mse", "elbo", "elbo-ink", "code-ink"):
-        result = anomaly.run_anomalies(model, m.images, tmp_path, kind=kind, planted=m.planted, top=10)
+        result = anomaly_outputs.run_anomalies(model, m.images, tmp_path, kind=kind, planted=m.planted, top=10)
         assert result["auroc"] > 0.99 and result["precision_at_k"] >= 0.9, (kind, result)
     rows = (tmp_path / "anomaly_scores.csv").read_text().splitlines()
     assert rows[0] == "index,score,flagged,planted" and len(rows) == 211
@@ -180,12 +180,12 @@ def test_anomaly_gallery_frames_planted_drawings_in_red():
     planted = np.zeros(12, bool)
     planted[10] = True  # the second highest score
     worst = np.argsort(-values)[:4]  # 11, 10, 9, 8
-    img = np.asarray(anomaly.gallery_image(images, values, worst, "mse", planted).convert("RGB")).astype(int)
+    img = np.asarray(anomaly_outputs.gallery_image(images, values, worst, "mse", planted).convert("RGB")).astype(int)
     red = (np.abs(img - np.array(PLANTED_RGB)) < 10).all(axis=2)
     cols = np.flatnonzero(red.any(axis=0))
     tile = 28 * 3 + 2 * 3  # 28 px and a 2 px gap, x3, in 8 columns
     assert cols.min() >= tile and cols.max() < 2 * tile + 3  # only the second tile is red
-    bare = np.asarray(anomaly.gallery_image(images, values, worst, "mse")).astype(int)
+    bare = np.asarray(anomaly_outputs.gallery_image(images, values, worst, "mse")).astype(int)
     assert bare.shape == img.shape and not (np.abs(bare - np.array(PLANTED_RGB)) < 10).all(axis=2).any()
     with pytest.raises(ValueError, match="3 labels for 4 drawings"):
         grid_image(images[:4], labels=["a", "b", "c"])
@@ -223,20 +223,20 @@ def crosses(n: int, seed: int = 0) -> np.ndarray:
 
 def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_path):
     sheep = blobs(300, seed=5)
-    m = anomaly.mix(sheep, crosses(30, seed=1), 0.1, seed=0)
-    model = anomaly.train_on_mixture(
+    m = mixtures.mix(sheep, crosses(30, seed=1), 0.1, seed=0)
+    model = mixtures.train_on_mixture(
         m.images, sheep[:32], ModelConfig(), tmp_path / "mix", epochs=5, trim=0.2, progress=False, log=lambda s: None,
         batch_size=32, kl_start=0, kl_steep=2,
     )  # fmt: skip
     kept = np.load(tmp_path / "mix" / "kept.npy")
     assert kept.shape == (330,) and kept.sum() == pytest.approx(0.8 * 330, abs=1)
-    first = anomaly.scores(load_model(tmp_path / "mix" / "stage1"), m.images, anomaly.TRIM_SCORE)
+    first = anomaly.scores(load_model(tmp_path / "mix" / "stage1"), m.images, mixtures.TRIM_SCORE)
     np.testing.assert_array_equal(kept, first <= np.quantile(first, 0.8))  # the top 20% set aside
     assert kept[m.planted].mean() < 0.5 < kept[~m.planted].mean()  # mostly the crosses
     assert json.loads((tmp_path / "mix" / "config.json").read_text())["data"]["n_train"] == kept.sum()
     assert anomaly.scores(model, m.images).shape == (330,)  # the stage-2 model is the one returned
     with pytest.raises(anomaly.ConfigError, match="trim"):
-        anomaly.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
+        mixtures.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
 
 
 def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkeypatch):
@@ -337,7 +337,7 @@ def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
         (run_dir / "model.safetensors").write_bytes(b"half-written")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(anomaly, "train_on_mixture", interrupted)
+    monkeypatch.setattr(mixtures, "train_on_mixture", interrupted)
     res = r.invoke(main, [*mix, "--train-on-mix", "2", "--latent-dim", "5", "--out-dir", str(tmp_path / "honest")])
     assert res.exit_code != 0  # Ctrl-C while retraining keeps the earlier mixture run whole, leaves no temp folder
     assert load_model(tmp_path / "honest" / "mixture_run").config.latent_dim == 3
@@ -383,11 +383,11 @@ def test_real_sheep_and_omniglot(shared, tmp_path):
     """A model trained for a few epochs on real Aaron sheep ranks planted Omniglot symbols first."""
     sheep = load_drawings(shared / "aaron_sheep.npz")
     omni = load_drawings(shared / "omniglot.npz")
-    m = anomaly.mix(sheep.split("train", limit=3000), omni.split("test"), 0.05, seed=0)
+    m = mixtures.mix(sheep.split("train", limit=3000), omni.split("test"), 0.05, seed=0)
     cfg = make_train_config("default", epochs=4, kl_start=0, kl_steep=2, val_limit=200)
     train(m.images, sheep.split("valid"), ModelConfig(), cfg, tmp_path / "run", progress=False, log=lambda s: None)
     model = load_model(tmp_path / "run")
-    result = anomaly.run_anomalies(model, m.images, tmp_path, planted=m.planted)
+    result = anomaly_outputs.run_anomalies(model, m.images, tmp_path, planted=m.planted)
     assert result["score"] == "combined"  # the library's default is the CLI's
     assert result["auroc"] > 0.95 and result["precision_at_k"] > 0.6, result
     plain = anomaly.detection_metrics(anomaly.scores(model, m.images, "mse"), m.planted)
@@ -403,8 +403,8 @@ def test_real_hard_case_default_score(shared, tmp_path):
     others = np.concatenate(
         [np.asarray(load_drawings(bitmaps / f"{a}.npy").images) for a in ("cat", "dog", "rabbit", "duck")]
     )
-    m = anomaly.mix(np.asarray(sheep.images), others, 0.1, seed=0)
-    model = anomaly.train_on_mixture(
+    m = mixtures.mix(np.asarray(sheep.images), others, 0.1, seed=0)
+    model = mixtures.train_on_mixture(
         m.images, sheep.split("valid"), ModelConfig(latent_dim=8), tmp_path / "mix", epochs=30,
         progress=False, log=lambda s: None,
     )  # fmt: skip

@@ -84,7 +84,7 @@ def anomalies(
 
     Scores are written to disk as they are computed: interrupted, the same command run again
     continues where it stopped. Under torchrun the processes share the work."""
-    from ..anomaly import run_anomalies
+    from ..anomaly_outputs import run_anomalies
     from ..train import TrainConfig
 
     run_dir, data = _run_and_data(paths, data_required=True)
@@ -150,7 +150,7 @@ def anomalies(
 
 def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:
     """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
-    from ..anomaly import mix, warn_renderers_differ
+    from ..mixtures import mix, warn_renderers_differ
 
     other_path, _, frac = mix_spec.rpartition(":")
     try:
@@ -171,8 +171,8 @@ def _train_on_mixture(
     contaminated drawings into OUT_DIR/mixture_run; returns it."""
     import dataclasses
 
-    from ..anomaly import mixture_run
     from ..checkpoint import read_model_config
+    from ..mixtures import mixture_run
 
     model_cfg = read_model_config(run_dir)
     if latent_dim is not None:
