@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,3 +30,25 @@ def data_path(name: str = "aaron_sheep.npz") -> Path:
     if not path.is_file():
         raise SystemExit(f"benchmark data not found: {path} (the benchmarks read ../shared/data)")
     return path
+
+
+class Sampled:
+    """Values of ``read()`` sampled in a thread every ``every_s`` seconds while the block runs
+    (once more at its end), in ``samples``."""
+
+    def __init__(self, read: Callable[[], float], every_s: float) -> None:
+        self.read, self.every_s, self.samples, self._stop = read, every_s, [], threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append(self.read())
+
+    def __enter__(self) -> Sampled:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self.read())

@@ -25,43 +25,27 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import Sampled
 
 STEPS = 2000  # optimiser steps timed per training measurement (after WARMUP)
 WARMUP = 100
 
 
-class PeakAnon:
-    """The largest RssAnon (MiB) of this process while the block runs, sampled in a thread."""
+def rss_anon_mib() -> float:
+    """This process's anonymous resident memory (MiB), from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    def __init__(self, every_s: float = 0.02) -> None:
-        self.every_s, self.peak, self._stop = every_s, 0.0, threading.Event()
 
-    @staticmethod
-    def now() -> float:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            self._stop.wait(self.every_s)
-
-    def __enter__(self) -> PeakAnon:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.now())
+def peak_anon() -> Sampled:
+    """The largest RssAnon while the block runs: ``max(result.samples)``."""
+    return Sampled(rss_anon_mib, every_s=0.02)
 
 
 def build(path: Path, n: int, seed: int = 0) -> Path:
@@ -100,35 +84,33 @@ def measure_train(file: Path) -> dict:
         if len(times) > WARMUP + STEPS:
             raise _Enough
 
-    with tempfile.TemporaryDirectory() as run_dir, PeakAnon() as anon:
+    with tempfile.TemporaryDirectory() as run_dir, peak_anon() as anon:
         try:
             train_on_data(file, Path(run_dir) / "run", epochs=1, progress=False, log=lambda s: None, on_step=tick)
         except _Enough:
             pass
     seconds = times[-1] - times[WARMUP]
-    return {"per_s": STEPS * 32 / seconds, "peak_anon_mib": anon.peak, "n": STEPS * 32}
+    return {"per_s": STEPS * 32 / seconds, "peak_anon_mib": max(anon.samples), "n": STEPS * 32}
+
+
+def _measure_command(file: Path, command: list[str]) -> dict:
+    """A `sheep` command over every drawing of ``file``, in this process: drawings/s, peak memory."""
+    from electric_sheep.cli import main
+
+    with tempfile.TemporaryDirectory() as out, peak_anon() as anon:
+        t0 = time.perf_counter()
+        main([*command, "--split", "all", str(file), "--out-dir", out], standalone_mode=False)
+        seconds = time.perf_counter() - t0
+    n = len(np.load(file, mmap_mode="r"))
+    return {"per_s": n / seconds, "peak_anon_mib": max(anon.samples), "n": n}
 
 
 def measure_latent(file: Path) -> dict:
-    from electric_sheep.cli import main
-
-    with tempfile.TemporaryDirectory() as out, PeakAnon() as anon:
-        t0 = time.perf_counter()
-        main(["latent", "--split", "all", str(file), "--out-dir", out, "--quiet"], standalone_mode=False)
-        seconds = time.perf_counter() - t0
-    n = len(np.load(file, mmap_mode="r"))
-    return {"per_s": n / seconds, "peak_anon_mib": anon.peak, "n": n}
+    return _measure_command(file, ["latent", "--quiet"])
 
 
 def measure_anomalies(file: Path) -> dict:
-    from electric_sheep.cli import main
-
-    with tempfile.TemporaryDirectory() as out, PeakAnon() as anon:
-        t0 = time.perf_counter()
-        main(["anomalies", "--split", "all", str(file), "--out-dir", out, "--json"], standalone_mode=False)
-        seconds = time.perf_counter() - t0
-    n = len(np.load(file, mmap_mode="r"))
-    return {"per_s": n / seconds, "peak_anon_mib": anon.peak, "n": n}
+    return _measure_command(file, ["anomalies", "--json"])
 
 
 def measure_resume(file: Path) -> dict:

@@ -31,13 +31,12 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
 import numpy as np
 import torch
-from _common import data_path, machine
+from _common import Sampled, data_path, machine
 
 from electric_sheep.checkpoint import load_model
 from electric_sheep.data import load_drawings
@@ -147,29 +146,6 @@ def busy_table(train_set, val, n: int, repeats: int) -> None:
         print(f"{name:>16} {idle:10.0f} {busy:10.0f}  {busy / idle:10.0%}")
 
 
-class _Utilisation:
-    """The GPU's utilisation (percent of time a kernel ran), sampled in a thread while the block runs."""
-
-    def __init__(self, every_s: float = 0.2) -> None:
-        self.every_s, self.samples, self._stop = every_s, [], threading.Event()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.samples.append(torch.cuda.utilization())
-
-    def __enter__(self) -> _Utilisation:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def mean(self) -> float:
-        return statistics.mean(self.samples) if self.samples else float("nan")
-
-
 def gpu_table(train_set, val) -> None:
     """Images/s of the default preset on CUDA per batch size, with and without torch.compile."""
     if not torch.cuda.is_available():
@@ -186,11 +162,11 @@ def gpu_table(train_set, val) -> None:
                 "default", epochs=2, batch_size=batch, gpu_batch_size=0, compile=compiled, val_limit=64,
                 kl_schedule="constant", lr=2e-3 * (batch / 32) ** 0.5, device="cuda",
             )  # fmt: skip
-            with tempfile.TemporaryDirectory() as run_dir, _Utilisation() as busy:
+            with tempfile.TemporaryDirectory() as run_dir, Sampled(torch.cuda.utilization, 0.2) as busy:
                 history = train(images, val, make_model_config("default"), cfg, run_dir, progress=False,
                                 log=lambda s: None)  # fmt: skip
             print(f"{batch:6d} {cfg.lr:8.4f} {str(compiled):>8} {history[-1]['images_per_s']:10.0f} "
-                  f"{busy.mean():8.0f}%", flush=True)  # fmt: skip
+                  f"{statistics.mean(busy.samples):8.0f}%", flush=True)  # fmt: skip
 
 
 def main() -> None:

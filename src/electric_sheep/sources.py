@@ -61,12 +61,13 @@ class DrawingSet:
         parts = [(d.images, d.splits[split][:limit]) for d in sets]
         return cls(parts, [source_name(d) for d in sets])
 
-    @property
-    def sizes(self) -> np.ndarray:
-        return np.array([len(rows) for _, rows in self.parts], dtype=np.int64)
+    def __post_init__(self) -> None:
+        self.sizes = np.array([len(rows) for _, rows in self.parts], dtype=np.int64)
+        self.ends = np.cumsum(self.sizes)  # the global index after each file's last drawing
+        self.starts = self.ends - self.sizes
 
     def __len__(self) -> int:
-        return int(self.sizes.sum())
+        return int(self.ends[-1]) if len(self.ends) else 0
 
     dtype = np.dtype(np.uint8)
 
@@ -82,7 +83,7 @@ class DrawingSet:
 
     def labels(self, idx: np.ndarray) -> np.ndarray:
         """The file (category) of each global index."""
-        return np.searchsorted(np.cumsum(self.sizes), idx, side="right")
+        return np.searchsorted(self.ends, idx, side="right")
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         """The drawings at global indices ``idx``, (len(idx), 28, 28) uint8, in that order. Each
@@ -90,11 +91,10 @@ class DrawingSet:
         idx = np.asarray(idx, dtype=np.int64)
         out = np.empty((len(idx), 28, 28), dtype=np.uint8)
         labels = self.labels(idx)
-        starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         for k in np.unique(labels):
             where = np.flatnonzero(labels == k)
             images, rows = self.parts[k]
-            wanted = rows[idx[where] - starts[k]]
+            wanted = rows[idx[where] - self.starts[k]]
             order = np.argsort(wanted, kind="stable")
             out[where[order]] = np.asarray(images[wanted[order]]).reshape(-1, 28, 28)
         return out
@@ -107,10 +107,9 @@ class DrawingSet:
             return epoch_permutation(len(self), seed, epoch).numpy()
         rng = np.random.default_rng([seed, epoch])
         each = len(self) // len(self.parts)
-        starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         picks = [
             start + (rng.permutation(size)[:each] if size >= each else rng.integers(0, size, each))
-            for start, size in zip(starts, self.sizes, strict=True)
+            for start, size in zip(self.starts, self.sizes, strict=True)
         ]
         return rng.permutation(np.concatenate(picks))
 

@@ -30,6 +30,7 @@ from .infer import as_batch, check_drawings, encode_means
 from .model import SIDE, VAE, ModelConfig, build_model, training_layout
 from .prior import MAX_CODES, posterior_samples
 from .sources import DrawingSet, epoch_permutation
+from .streaming import CHUNK
 from .train_config import (  # noqa: F401  (the training settings, also reached through this module)
     MIN_STEPS,
     TrainConfig,
@@ -126,16 +127,14 @@ class _Streamed:
     asked for on a CPU (the set never in the process's memory); on a GPU copied there once, in
     chunks, as uint8."""
 
-    CHUNK = 65536
-
     def __init__(self, drawings: DrawingSet, seed: int, balance: bool, device: torch.device) -> None:
         self.drawings, self.seed, self.balance, self.device = drawings, seed, balance, device
         self.on_device = None
         if device.type == "cuda":
             n = len(drawings)
             self.on_device = torch.empty((n, SIDE, SIDE), dtype=torch.uint8, device=device)
-            for start in range(0, n, self.CHUNK):
-                part = drawings.take(np.arange(start, min(start + self.CHUNK, n)))
+            for start in range(0, n, CHUNK):
+                part = drawings.take(np.arange(start, min(start + CHUNK, n)))
                 self.on_device[start : start + len(part)] = torch.from_numpy(part).to(device)
 
     def __len__(self) -> int:  # an epoch's drawings: a balanced one rounds down to a multiple of the files

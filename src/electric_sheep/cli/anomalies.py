@@ -22,19 +22,14 @@ from .common import (
     _out_dir_option,
     _run_and_data,
     _split_view,
+    _whole_file_split,
     main,
 )
 
 
 @main.command()
 @click.argument("paths", nargs=-1, metavar="[RUN_DIR] DATA")
-@click.option(
-    "--split",
-    type=click.Choice([*data_mod.SPLITS, "all"]),
-    default="train",
-    show_default=True,
-    help="Which drawings of DATA to score (train: the 80% a model of DATA learned from); all: every drawing.",
-)
+@_whole_file_split("Which drawings of DATA to score (train: the 80% a model of DATA learned from); all: every drawing.")
 @click.option(
     "--mix",
     "mix_spec",

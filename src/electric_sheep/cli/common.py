@@ -229,6 +229,13 @@ def _model(run_dir: Path):
     return load_model(run_dir)
 
 
+def _whole_file_split(help: str):
+    """--split for the commands that can also take every drawing in the file (``all``)."""
+    return click.option(
+        "--split", type=click.Choice([*data_mod.SPLITS, "all"]), default="train", show_default=True, help=help
+    )
+
+
 def _split_view(drawings, split: str):
     """A split's drawings, read from the file as they are needed (a whole category never in memory)."""
     from ..sources import DrawingSet

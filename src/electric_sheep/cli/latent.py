@@ -22,19 +22,14 @@ from .common import (
     _run_and_data_args,
     _run_dir_arg,
     _split_view,
+    _whole_file_split,
     main,
 )
 
 
 @main.command()
 @_run_and_data_args
-@click.option(
-    "--split",
-    type=click.Choice([*data_mod.SPLITS, "all"]),
-    default="train",
-    show_default=True,
-    help="The drawings to encode; all: every drawing in the file.",
-)
+@_whole_file_split("The drawings to encode; all: every drawing in the file.")
 @_out_dir_option
 @_json_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
