@@ -40,10 +40,12 @@ from _common import Sampled, data_path, machine
 
 from electric_sheep.checkpoint import load_model
 from electric_sheep.data import load_drawings
+from electric_sheep.devices import seed_process
 from electric_sheep.errors import SheepWarning
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import build_model, count_parameters, make_model_config
 from electric_sheep.train import make_train_config, train
+from electric_sheep.trainer import OnStep, fit
 
 QUALITY_EPOCHS = 3
 EVERY_STEPS = 20  # the default preset's evaluations: 640 drawings apart
@@ -91,8 +93,8 @@ def seed_quality(train_set, val, test) -> tuple[float, float]:
 
 def seconds_to_reach(preset: str, target: float, train_set, val, test, max_epochs: int = 20) -> float | None:
     """Training seconds until ``preset``'s test NLL is at most ``target`` (None: not within max_epochs)."""
-    model_cfg = make_model_config(preset)
-    model = build_model(model_cfg)
+    seed_process(0)
+    model = build_model(make_model_config(preset))
     clock = _Clock()
     reached: list[float] = []
 
@@ -109,13 +111,10 @@ def seconds_to_reach(preset: str, target: float, train_set, val, test, max_epoch
         clock.resume()
 
     cfg = make_train_config(preset, epochs=max_epochs, val_limit=64)
-    with tempfile.TemporaryDirectory() as run_dir:
-        try:
-            train(
-                train_set, val, model_cfg, cfg, run_dir, progress=False, log=lambda s: None, on_step=check, model=model
-            )
-        except _Reached:
-            return reached[0]
+    try:
+        fit(model, train_set, val, cfg, [OnStep(check)])
+    except _Reached:
+        return reached[0]
     return None
 
 

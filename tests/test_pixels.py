@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from electric_sheep import generate
+from electric_sheep.batches import random_flip
 from electric_sheep.errors import ConfigError
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import build_model, make_model_config
 from electric_sheep.pixels import PixelHead, Renderer, pixel_noise
 from electric_sheep.prior import CodePrior
-from electric_sheep.train import fit_prior, random_flip
+from electric_sheep.trainer import fit_prior
 
 
 def _head(seed: int = 0) -> PixelHead:

@@ -13,19 +13,20 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from electric_sheep import checkpoint as ckpt
-from electric_sheep import train as train_mod
+from electric_sheep import train_config as train_mod
 from electric_sheep.cli import main
 from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
 from electric_sheep.evaluate import evaluate_model
 from electric_sheep.model import ModelConfig
-from electric_sheep.train import (
+from electric_sheep.train import train
+from electric_sheep.train_config import (
     TrainConfig,
     kl_shortfall_warning,
     kl_weight,
     make_train_config,
-    resume_train_config,
-    train,
 )
+from electric_sheep.train_data import resume_train_config
+from electric_sheep.trainer import Callback, OnStep
 
 
 def blobs(n: int, seed: int = 0) -> np.ndarray:
@@ -42,7 +43,7 @@ def blobs(n: int, seed: int = 0) -> np.ndarray:
 FAST = dict(batch_size=16, val_limit=32, lr=1e-3)
 
 
-def _train(run_dir, epochs=2, resume=False, on_step=None, preset="default", **kw):
+def _train(run_dir, epochs=2, resume=False, on_step=None, preset="default", callbacks=(), **kw):
     cfg = make_train_config(preset, epochs=epochs, **{**FAST, **kw})
     return train(
         blobs(96),
@@ -53,7 +54,7 @@ def _train(run_dir, epochs=2, resume=False, on_step=None, preset="default", **kw
         resume=resume,
         progress=False,
         log=lambda s: None,
-        on_step=on_step,
+        callbacks=[*callbacks, *([OnStep(on_step)] if on_step else [])],
     )
 
 
@@ -144,26 +145,18 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import electric_sheep.train as tr
-
     _train(tmp_path, epochs=1)
     good = _weights(tmp_path)
-    captured = {}
-    original = tr.build_optimizer
 
-    def spy(model, cfg):
-        captured["model"] = model
-        return original(model, cfg)
+    class Diverge(Callback):  # corrupt the weights as a diverging optimiser would
+        def on_step(self, state):
+            if state.epoch == 1 and state.step == 2:
+                with torch.no_grad():
+                    for p in state.model.parameters():
+                        p.fill_(float("nan"))
 
-    def diverge(epoch, step):  # corrupt the weights as a diverging optimiser would
-        if epoch == 1 and step == 1:
-            with torch.no_grad():
-                for p in captured["model"].parameters():
-                    p.fill_(float("nan"))
-
-    monkeypatch.setattr(tr, "build_optimizer", spy)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good checkpoint.*epoch 1"):
-        _train(tmp_path, epochs=3, resume=True, on_step=diverge)
+        _train(tmp_path, epochs=3, resume=True, callbacks=[Diverge()])
     after = _weights(tmp_path)
     assert all(torch.equal(good[k], after[k]) for k in good)
     assert len(ckpt.read_metrics(tmp_path)) == 1

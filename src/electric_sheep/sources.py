@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from .batches import epoch_permutation
 from .errors import DataError
 
 if TYPE_CHECKING:
@@ -112,12 +112,6 @@ class DrawingSet:
             for start, size in zip(self.starts, self.sizes, strict=True)
         ]
         return rng.permutation(np.concatenate(picks))
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffle of one epoch, a pure function of (seed, epoch): resume rebuilds it exactly."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
 
 
 def load_sources(sources: list[str], *, seed: int = 0) -> list[Drawings]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from . import checkpoint as ckpt
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .presets import PRESET_TRAINING
 from .schedules import SCHEDULES
 
@@ -111,27 +109,6 @@ def make_train_config(preset: str, **overrides: Any) -> TrainConfig:
     if overrides.get("batch_size") is not None and overrides.get("gpu_batch_size") is None:
         values["gpu_batch_size"] = 0  # a batch size asked for is kept on a GPU too
     return TrainConfig(**values)
-
-
-def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
-    """The run's saved training settings with ``overrides`` on top (None = keep the run's).
-
-    A resumed run goes on as it started (its --lr, --kl-start, --seed ...), not with the preset's
-    defaults, unless an override says otherwise (typically more ``epochs``).
-    """
-    path = Path(run_dir) / ckpt.CONFIG
-    saved = ckpt.read_config(run_dir).get("train")
-    if not isinstance(saved, dict):
-        raise DataError(path, 'has no "train" settings to resume with')
-    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
-    saved = {k: v for k, v in saved.items() if k != "device"}  # the machine's choice, not the run's
-    saved.setdefault("gpu_batch_size", 0)  # runs saved before GPU batches keep their batch size
-    try:
-        return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
-    except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
-        raise DataError(path, f"invalid training settings ({e})") from None
 
 
 def kl_weight(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:

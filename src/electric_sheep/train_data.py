@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import checkpoint as ckpt
-from .errors import ConfigError, SheepWarning
+from .errors import ConfigError, DataError, SheepWarning
 from .fileio import check_unlocked
 from .model import ModelConfig, make_model_config
 from .sources import DrawingSet, expand_sources, load_sources
-from .train import StepCallback, train
-from .train_config import TrainConfig, default_epochs, make_train_config, resume_train_config
+from .train import train
+from .train_config import TrainConfig, default_epochs, make_train_config
+from .trainer import Callback
 
 
 def _resumed_configs(
@@ -47,7 +48,7 @@ def train_on_data(
     progress: bool = True,
     log: Callable[[str], None] = print,
     split_seed: int = 0,
-    on_step: StepCallback | None = None,
+    callbacks: Sequence[Callback] = (),
     conditional: bool = False,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
@@ -99,7 +100,7 @@ def train_on_data(
         data_info=info,
         progress=progress,
         log=log,
-        on_step=on_step,
+        callbacks=callbacks,
     )
 
 
@@ -166,3 +167,24 @@ def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], info: dict[s
             raise ConfigError(f"{run_dir} was trained on other data ({trained_on}); resume it with the same DATA")
     elif trained_on is not None and trained_on != info["source"] and Path(trained_on).exists():
         raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
+
+
+def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
+    """The run's saved training settings with ``overrides`` on top (None = keep the run's).
+
+    A resumed run goes on as it started (its --lr, --kl-start, --seed ...), not with the preset's
+    defaults, unless an override says otherwise (typically more ``epochs``).
+    """
+    path = Path(run_dir) / ckpt.CONFIG
+    saved = ckpt.read_config(run_dir).get("train")
+    if not isinstance(saved, dict):
+        raise DataError(path, 'has no "train" settings to resume with')
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+    saved = {k: v for k, v in saved.items() if k != "device"}  # the machine's choice, not the run's
+    saved.setdefault("gpu_batch_size", 0)  # runs saved before GPU batches keep their batch size
+    try:
+        return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
+        raise DataError(path, f"invalid training settings ({e})") from None

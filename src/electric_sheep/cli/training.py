@@ -136,7 +136,7 @@ def train(
 
     DATA: one file or category, or several (`sheep train sheep cat dog`, paths, or a pattern such
     as 'data/*.npy'): they train as one set, read from disk as batches need them."""
-    from ..train import is_main_process
+    from ..devices import is_main_process
     from ..train_data import train_on_data
 
     run_dir = run_dir or Path("runs") / (preset or "default")
