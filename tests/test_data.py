@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
 
-from electric_sheep import data
+from electric_sheep import data, formats
 from electric_sheep.cli import main
 from electric_sheep.raster import RasterConfig, render, stroke3_to_strokes
 
@@ -26,7 +26,7 @@ def test_bitmap_is_memory_mapped_and_split_reproducibly(tmp_path):
     assert sorted(np.concatenate(list(d.splits.values())).tolist()) == list(range(50))
     again = data.load_drawings(path, seed=3)
     other = data.load_drawings(path, seed=4)
-    assert all(np.array_equal(d.splits[k], again.splits[k]) for k in data.SPLITS)
+    assert all(np.array_equal(d.splits[k], again.splits[k]) for k in formats.SPLITS)
     assert not np.array_equal(d.splits["train"], other.splits["train"])
     assert d.split("train", limit=7).shape == (7, 28, 28)
 
@@ -37,11 +37,11 @@ def test_format_detected_from_content_not_name(tmp_path):
     path.rename(renamed)
     assert data.load_drawings(renamed).format == "bitmap"
     nd = write_ndjson(tmp_path / "a.txt")
-    assert data.detect_format(nd) == "ndjson"
+    assert formats.detect_format(nd) == "ndjson"
     b = write_bin(tmp_path / "a.data")
-    assert data.detect_format(b) == "bin"
+    assert formats.detect_format(b) == "bin"
     s = write_sketchrnn(tmp_path / "s.bin")
-    assert data.detect_format(s) == "sketchrnn"
+    assert formats.detect_format(s) == "sketchrnn"
 
 
 @pytest.mark.parametrize("raw", [False, True])
@@ -82,7 +82,7 @@ def test_bin_format(tmp_path):
     d = data.load_drawings(path)
     assert d.format == "bin" and d.images.shape == (6, 28, 28)
     assert len(data.load_drawings(path, recognized=True)) == 3
-    records = list(data.iter_bin(path))
+    records = list(formats.iter_bin(path))
     assert records[0]["countrycode"] == "US" and records[0]["key_id"] == 1000
     assert records[0]["strokes"][0][:, 0].tolist() == [10, 200, 200, 10, 10]
 
@@ -102,7 +102,7 @@ def test_stroke_cache_makes_second_load_a_plain_read(tmp_path):
     second = data.load_drawings(path)
     assert "cached" in second.meta
     np.testing.assert_array_equal(first.images, second.images)
-    assert all(np.array_equal(first.splits[k], second.splits[k]) for k in data.SPLITS)
+    assert all(np.array_equal(first.splits[k], second.splits[k]) for k in formats.SPLITS)
 
 
 def test_unwritable_cache_only_skips_caching(tmp_path):
@@ -256,7 +256,7 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
         d = data.load_drawings(tmp_path)
     assert d.format == "picture" and d.images.shape == (2, 28, 28) and d.skipped == 2
     assert d.meta["files"] == ["a_square.jpg", "b_square.png"]
-    assert all(d.splits[k].tolist() == [0, 1] for k in data.SPLITS)
+    assert all(d.splits[k].tolist() == [0, 1] for k in formats.SPLITS)
     r = CliRunner().invoke(main, ["info", str(tmp_path), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["files"] == ["a_square.jpg", "b_square.png"], r.output
     assert "warning: " in r.stderr and "skipped 2 blank or unreadable picture(s)" in r.stderr
@@ -282,7 +282,7 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
 
 def test_long_rasterising_shows_progress(tmp_path, monkeypatch, capsys):
     """A big stroke file or folder of pictures shows a progress bar (after PROGRESS_AFTER_S; here 0)."""
-    monkeypatch.setattr(data, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(formats, "PROGRESS_AFTER_S", 0.0)
     data.load_drawings(write_ndjson(tmp_path / "s.ndjson", n=5), use_cache=False)
     data.load_drawings(write_sketchrnn(tmp_path / "s.npz"), use_cache=False)
     err = capsys.readouterr().err

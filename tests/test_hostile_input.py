@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson, write_sketchrnn
 from PIL import Image
 
-from electric_sheep import data
+from electric_sheep import data, formats
 from electric_sheep.cli import main
 from electric_sheep.errors import DataError
 from electric_sheep.npz import read_npz
@@ -67,7 +67,7 @@ def test_a_pickled_payload_in_an_npz_never_runs(tmp_path, where):
         result = CliRunner().invoke(main, args)
         _one_line(result, str(evil), "would need pickle to read (the callable io.open)", "refused")
     with pytest.raises(DataError, match="would need pickle"):
-        data.check_file(evil)  # what `sheep download` checks a fetched file with
+        formats.check_file(evil)  # what `sheep download` checks a fetched file with
     assert not marker.exists()
     assert not (tmp_path / "grid.png").exists()
 
@@ -193,7 +193,7 @@ def test_huge_grids_are_refused_before_any_work(tmp_path):
 
 
 def test_pictures_over_the_size_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_PICTURE_PIXELS", 1_000_000)  # the same rule, on pictures quick to make
+    monkeypatch.setattr(formats, "MAX_PICTURE_PIXELS", 1_000_000)  # the same rule, on pictures quick to make
     img = Image.new("L", (1600, 1200), 255)
     img.paste(0, (400, 300, 1200, 900))
     img.save(tmp_path / "big.png")
@@ -201,7 +201,7 @@ def test_pictures_over_the_size_limit(tmp_path, monkeypatch):
     _one_line(result, "big.png", "1600 x 1200 pixels is over the limit")
     img.save(tmp_path / "big.jpg", quality=95)  # a JPEG is decoded at a reduced scale instead
     with Image.open(tmp_path / "big.jpg") as picture:
-        data._reduce_on_decode(picture)
+        formats._reduce_on_decode(picture)
         assert picture.size == (800, 600)
     assert len(data.load_drawings(tmp_path / "big.jpg")) == 1
 

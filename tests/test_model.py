@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from electric_sheep.errors import ConfigError
+from electric_sheep.layers import SubPixelConvTranspose2d
 from electric_sheep.model import (
     ConvVAE,
     ModelConfig,
     SeedVAE,
-    SubPixelConvTranspose2d,
     build_model,
     count_parameters,
     training_layout,
@@ -131,7 +131,8 @@ def test_unknown_model_options_are_rejected():
 
 
 def test_fast_inference_gives_the_model_back_as_it_was():
-    from electric_sheep.model import fast_inference, make_model_config, training_layout
+    from electric_sheep.infer import fast_inference
+    from electric_sheep.model import make_model_config, training_layout
 
     model = build_model(make_model_config("default"))
     training_layout(model)

@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.cluster import DBSCAN, KMeans
 from test_train import blobs
 
-from electric_sheep import anomaly, anomaly_outputs, generate, latent, mixtures
+from electric_sheep import anomaly, anomaly_outputs, cluster_outputs, generate, latent, latent_figures, mixtures
 from electric_sheep.checkpoint import load_model
 from electric_sheep.cli import main
 from electric_sheep.data import load_drawings
@@ -107,7 +107,7 @@ def test_non_finite_codes_are_dropped_and_counted(run, tmp_path, monkeypatch):
         return codes
 
     monkeypatch.setattr(latent, "encode", with_infinities)
-    result = latent.latent_map(model, blobs(20), tmp_path)
+    result = latent_figures.latent_map(model, blobs(20), tmp_path)
     assert result["n"] == 20 and result["n_nonfinite"] == 3 and result["n_plotted"] == 17
     assert Image.open(result["plot"]).size[0] > 100
 
@@ -115,12 +115,12 @@ def test_non_finite_codes_are_dropped_and_counted(run, tmp_path, monkeypatch):
 def test_kmeans_and_dbscan_match_scikit_learn(run, tmp_path):
     model = load_model(run)
     images = blobs(300, seed=5)
-    km = latent.clusters(model, images, tmp_path, "kmeans", k=3, progress=False)
+    km = cluster_outputs.clusters(model, images, tmp_path, "kmeans", k=3, progress=False)
     codes = np.load(km["codes"])
     np.testing.assert_array_equal(np.load(km["labels"]), KMeans(3, n_init=10, random_state=0).fit_predict(codes))
     assert sorted(km["elbow"]) == list(range(2, 11))
     assert all(a >= b for a, b in zip(list(km["elbow"].values()), list(km["elbow"].values())[1:], strict=False))
-    db = latent.clusters(model, images, tmp_path, "dbscan", trials=8, progress=False)
+    db = cluster_outputs.clusters(model, images, tmp_path, "dbscan", trials=8, progress=False)
     np.testing.assert_array_equal(np.load(db["codes"]), codes)
     expected = DBSCAN(eps=db["eps"], min_samples=db["min_samples"]).fit_predict(codes)
     np.testing.assert_array_equal(np.load(db["labels"]), expected)
@@ -128,7 +128,7 @@ def test_kmeans_and_dbscan_match_scikit_learn(run, tmp_path):
     table = (tmp_path / "dbscan_search.csv").read_text().splitlines()
     assert table[0] == "eps,min_samples,clusters,noise_fraction,silhouette" and len(table) == 9
     with pytest.raises(ConfigError, match="unknown clustering method 'spectral'"):
-        latent.clusters(model, images, tmp_path, "spectral")
+        cluster_outputs.clusters(model, images, tmp_path, "spectral")
 
 
 def test_best_dbscan_trial_rule():
@@ -254,15 +254,15 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkey
     res = CliRunner().invoke(main, ["snapshots", str(run), "--epochs", "5,99", "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["epochs"] == [5], res.output
     assert "no codes saved after epoch(s) 99 (saved: 1-30); showing 5" in res.stderr  # not silently left out
-    images, epochs, dropped = latent.snapshot_frames(run)
+    images, epochs, dropped = latent_figures.snapshot_frames(run)
     assert epochs == list(range(1, 31)) and dropped == 0 and len({im.size for im in images}) == 1
-    monkeypatch.setattr(latent, "MAX_FRAMES", 4)  # a long run: epochs spread over it, first and last kept
-    assert latent.snapshot_frames(run)[1] == [1, 11, 20, 30]
-    lo, hi = latent._frame_limits([np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[-1.0, 0.5]])])
+    monkeypatch.setattr(latent_figures, "MAX_FRAMES", 4)  # a long run: epochs spread over it, first and last kept
+    assert latent_figures.snapshot_frames(run)[1] == [1, 11, 20, 30]
+    lo, hi = latent_figures._frame_limits([np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[-1.0, 0.5]])])
     assert (lo < [-0.9, -0.05]).all() and (hi > [0.9, 1.9]).all()  # holds every frame's codes
     plane = np.random.default_rng(0).normal(size=(50, 2))
     flipped = plane * [1.0, -1.0]  # PCA may flip an axis from one epoch to the next
-    assert np.array_equal(latent._agree_in_sign(flipped, plane), plane)
+    assert np.array_equal(latent_figures._agree_in_sign(flipped, plane), plane)
 
 
 def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):

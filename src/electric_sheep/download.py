@@ -16,9 +16,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .data import cached_category_path, check_category, check_file
+from .data import cached_category_path, check_category
 from .errors import DataError, DownloadError
 from .fileio import ensure_dir
+from .formats import check_file
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
 BASE_URL_ENV = "ELECTRIC_SHEEP_BASE_URL"  # a mirror, or a local server in tests

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .elbo import gaussian_kl, gaussian_log_density
 from .errors import ConfigError, SheepError
 from .infer import as_batch
-from .model import VAE, gaussian_kl, gaussian_log_density
+from .model import VAE
 
 DECODES_PER_CHUNK = 8192  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .infer import encode_means
-from .model import SIDE, VAE, fast_inference
+from .infer import encode_means, fast_inference
+from .model import SIDE, VAE
 from .pixels import pixel_noise
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches, bounded memory

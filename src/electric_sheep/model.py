@@ -16,9 +16,6 @@ Images are (B, 1, 28, 28) float32 in [0, 1]; latent codes are (B, D).
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Any, NamedTuple
@@ -27,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .elbo import bernoulli_log_likelihood, gaussian_log_density, kl_objective
 from .errors import ConfigError
+from .layers import SameConvT, SubPixelConvTranspose2d
 from .pixels import PixelHead, Renderer, binarise, pixel_noise
 from .presets import PRESET_MODEL
 from .prior import CodePrior
-from .runtime import keep_freed_memory
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -217,16 +215,6 @@ class VAE(nn.Module):
         return -0.5 * (1 + log_var - mean.pow(2) - log_var.exp())
 
 
-def _kl_objective(kl_dims: torch.Tensor, free_bits: float, reduce_dims: str) -> torch.Tensor:
-    """The KL that is minimised. With free bits (Kingma et al. 2016, "Improved Variational
-    Inference with Inverse Autoregressive Flow", eq. 15) each dim's batch-mean KL below
-    ``free_bits`` nats costs nothing, so the encoder is not pushed into posterior collapse."""
-    per_dim = kl_dims.mean(dim=0)  # (D,)
-    if free_bits > 0:
-        per_dim = torch.clamp(per_dim, min=free_bits)
-    return per_dim.mean() if reduce_dims == "mean" else per_dim.sum()
-
-
 class SeedVAE(VAE):
     """The original post's Keras model in PyTorch, layer for layer."""
 
@@ -258,9 +246,9 @@ class SeedVAE(VAE):
             nn.Unflatten(1, (80, SIDE, SIDE)),
             # Keras Conv2DTranspose(4, strides=1, padding='same'): PyTorch pads 1, gives 29x29,
             # and TensorFlow's 'same' drops the last row and column.
-            _SameConvT(80, 80), nn.ReLU(),
-            _SameConvT(80, 40), nn.ReLU(),
-            _SameConvT(40, 20), nn.ReLU(),
+            SameConvT(80, 80), nn.ReLU(),
+            SameConvT(80, 40), nn.ReLU(),
+            SameConvT(40, 20), nn.ReLU(),
             nn.ConvTranspose2d(20, 10, 4, stride=2, padding=1), nn.ReLU(),  # -> (B, 10, 56, 56)
             nn.Conv2d(10, 1, 4, stride=2, padding=1),  # -> (B, 1, 28, 28) logits; sigmoid in decode
         )  # fmt: skip
@@ -277,50 +265,9 @@ class SeedVAE(VAE):
         out = self(x)
         recon = 2 * PIXELS * F.mse_loss(out.x_hat, x, reduction="none").flatten(1).mean(dim=1)
         kl_dims = self.kl_per_dim(out.mean, out.log_var)
-        kl_obj = _kl_objective(kl_dims, free_bits, "mean")
+        kl_obj = kl_objective(kl_dims, free_bits, "mean")
         recon = recon.mean()
         return LossTerms(recon + kl_weight * kl_obj, recon, kl_dims.mean(dim=1).mean(), torch.zeros_like(recon))
-
-
-class _SameConvT(nn.Module):
-    """A stride-1 4x4 transposed conv with TensorFlow's 'same' output size (in = out)."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.conv = nn.ConvTranspose2d(c_in, c_out, 4, stride=1, padding=1)  # (H, W) -> (H+1, W+1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)[:, :, :-1, :-1]
-
-
-class SubPixelConvTranspose2d(nn.ConvTranspose2d):
-    """ConvTranspose2d(kernel 4, stride 2, padding 1), computed as a 3x3 convolution to 4x the
-    channels followed by a pixel shuffle (the "sub-pixel" form, Shi et al. 2016): the same numbers,
-    the same parameters and state_dict, but oneDNN runs it as an ordinary convolution, several
-    times faster than its transposed form (docs/performance.md).
-
-    Output pixel (2a + r) of a row takes kernel rows 3 and 1 from input rows a-1 and a when r = 0,
-    and kernel rows 2 and 0 from input rows a and a+1 when r = 1 (the same for columns), so phase
-    r's 3x3 kernel (offsets -1, 0, +1) holds 4x4 kernel rows ``_TAPS[r]``, 4 meaning zero.
-    """
-
-    _TAPS = ((3, 1, 4), (4, 2, 0))
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__(c_in, c_out, 4, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, c_in, H, W) -> (B, c_out, 2H, 2W)."""
-        taps = torch.tensor(self._TAPS, device=x.device)
-        w = F.pad(self.weight, (0, 1, 0, 1))  # (c_in, c_out, 5, 5): row and column 4 are zero
-        k = w[:, :, taps][..., taps]  # (c_in, c_out, r_y, 3, r_x, 3)
-        k = k.permute(1, 2, 4, 0, 3, 5).reshape(self.out_channels * 4, self.in_channels, 3, 3)
-        y = F.conv2d(x, k, self.bias.repeat_interleave(4), padding=1)  # (B, c_out * 4, H, W)
-        # The pixel shuffle as one reshape-permute-copy: the same numbers as F.pixel_shuffle(y, 2),
-        # whose channels-last path took 3.5-4.4 ms per 1,024-drawing batch against 1.0-2.0 ms for this.
-        b, _, rows, cols = y.shape
-        y = y.reshape(b, self.out_channels, 2, 2, rows, cols).permute(0, 1, 4, 2, 5, 3)  # (B, c, H, r_y, W, r_x)
-        return y.reshape(b, self.out_channels, 2 * rows, 2 * cols)
 
 
 class ConvVAE(VAE):
@@ -392,44 +339,8 @@ class ConvVAE(VAE):
         recon = F.binary_cross_entropy_with_logits(out.logits, target, reduction="none").flatten(1).sum(dim=1).mean()
         kl_dims = self.kl_per_dim(out.mean, out.log_var)
         render = self.renderer.loss(x) if self.renderer is not None else torch.zeros_like(recon)
-        total = recon + kl_weight * _kl_objective(kl_dims, free_bits, "sum") + render
+        total = recon + kl_weight * kl_objective(kl_dims, free_bits, "sum") + render
         return LossTerms(total, recon, kl_dims.sum(dim=1).mean(), render)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bfloat16 matrix units make inference faster here: CUDA, or a CPU with AVX-512 BF16/AMX."""
-    if device.type == "cuda":
-        return True
-    try:
-        return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-@contextlib.contextmanager
-def fast_inference(model: nn.Module) -> Iterator[None]:
-    """Batch inference: eval mode, no autograd, channels-last layout and bf16 autocast where the
-    hardware has bf16 units (docs/performance.md). The model leaves the block in the mode and
-    layout it entered it in, so that training can go on.
-
-    Only for drawing, encoding and anomaly scores; training, validation and the NLL of
-    :mod:`electric_sheep.evaluate` stay in float32.
-    """
-    device = next(model.parameters()).device
-    if device.type == "cpu":
-        keep_freed_memory()  # batches reuse freed memory instead of page-faulting them in
-    was_training = model.training
-    contiguous = [p for p in model.parameters() if p.is_contiguous()]
-    model.eval()
-    model.to(memory_format=torch.channels_last)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_supported(device) else contextlib.nullcontext()
-    try:
-        with torch.inference_mode(), autocast:
-            yield
-    finally:
-        model.train(was_training)
-        for p in contiguous:
-            p.data = p.data.contiguous()
 
 
 def training_layout(model: nn.Module) -> None:
@@ -451,19 +362,3 @@ def build_model(config: ModelConfig) -> VAE:
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters (what Keras' summary calls "Trainable params")."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def bernoulli_log_likelihood(logits: torch.Tensor, x_bin: torch.Tensor) -> torch.Tensor:
-    """log p(x | z) for binary x under Bernoulli(sigmoid(logits)), summed per drawing: (B,)."""
-    return -F.binary_cross_entropy_with_logits(logits, x_bin, reduction="none").flatten(1).sum(dim=1)
-
-
-def gaussian_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, std^2) || N(0, 1)) summed over the last dim, with the std sampling really uses
-    (``VAE.posterior_std``): (B, D) -> (B,)."""
-    return (0.5 * (std.pow(2) + mean.pow(2) - 1) - torch.log(std)).sum(dim=-1)
-
-
-def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """log N(z; mean, diag(std^2)) summed over the last dim."""
-    return (-0.5 * ((z - mean) / std).pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(dim=-1)

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .infer import as_batch
-from .model import VAE, bernoulli_log_likelihood, fast_inference, gaussian_kl
+from .elbo import bernoulli_log_likelihood, gaussian_kl
+from .infer import as_batch, fast_inference
+from .model import VAE
 from .pixels import binarise
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches

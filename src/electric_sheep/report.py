@@ -18,12 +18,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import checkpoint as ckpt
+from .cluster_outputs import clusters
 from .data import Drawings
 from .errors import DataError
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .fileio import write_text
 from .generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, dream, manifold, reconstruct
-from .latent import FRAME_MS, HOLD_LAST_MS, clusters, encode, snapshot_frames, snapshots_figure
+from .latent import encode
+from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
 from .model import VAE
 from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure
 

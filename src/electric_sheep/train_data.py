@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
+from .devices import is_main_process
 from .errors import ConfigError, DataError, SheepWarning
 from .fileio import check_unlocked
 from .model import ModelConfig, make_model_config
@@ -75,7 +76,8 @@ def train_on_data(
     else:
         model_cfg = make_model_config(preset or "default", **{k: v for k, v in model_options.items() if k != "preset"})
         cfg = make_train_config(model_cfg.preset, **overrides)
-    check_unlocked(run_dir, "a training run")  # before loading the data, which may take minutes
+    if is_main_process():  # before loading the data, which may take minutes; rank 0 then takes the lock
+        check_unlocked(run_dir, "a training run")
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])

@@ -16,6 +16,7 @@ import numpy as np
 from .. import data as data_mod
 from ..errors import SheepError, SheepWarning
 from ..fileio import json_text
+from ..formats import is_picture_folder
 
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
 
@@ -143,7 +144,7 @@ def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[
         if data_required:
             raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
         return Path(paths[0]), None
-    if len(paths) == 1 and Path(paths[0]).is_dir() and not data_mod.is_picture_folder(Path(paths[0])):
+    if len(paths) == 1 and Path(paths[0]).is_dir() and not is_picture_folder(Path(paths[0])):
         from ..errors import DataError
 
         raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")

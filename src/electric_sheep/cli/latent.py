@@ -39,7 +39,7 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
     The codes are written to disk as they are computed: run again with the same arguments after
     an interruption, it continues where it stopped."""
     from ..checkpoint import run_data
-    from ..latent import latent_map
+    from ..latent_figures import latent_map
 
     run_dir, data = _run_and_data(paths)
 
@@ -78,8 +78,8 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
 @_json_option
 def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
     """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
-    from ..latent import snapshots as snapshots_fn
-    from ..latent import snapshots_animation
+    from ..latent_figures import snapshots as snapshots_fn
+    from ..latent_figures import snapshots_animation
 
     out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
     result = snapshots_fn(run_dir, epochs, out)
@@ -137,7 +137,7 @@ def _pair(kind):
 def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json) -> None:
     """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
     from ..checkpoint import run_data
-    from ..latent import clusters as clusters_fn
+    from ..cluster_outputs import clusters as clusters_fn
 
     run_dir, data = _run_and_data(paths)
     images = run_data(run_dir, data).split(split)
