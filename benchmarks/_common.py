@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from electric_sheep.runtime import OPT_OUT, keep_freed_memory
+from electric_sheep.core.runtime import OPT_OUT, keep_freed_memory
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 from _common import SHARED, data_path, machine
 
-from electric_sheep.anomaly import DEFAULT_SCORE, SCORES, scores
-from electric_sheep.data import default_cache_dir, load_drawings
-from electric_sheep.mixtures import mix, train_on_mixture
-from electric_sheep.model import make_model_config
+from electric_sheep.analysis.anomaly import DEFAULT_SCORE, SCORES, scores
+from electric_sheep.core.model import make_model_config
+from electric_sheep.data.drawings import default_cache_dir, load_drawings
+from electric_sheep.runs.mixtures import mix, train_on_mixture
 
 RAW = ("car", "cat", "pig", "cow", "airplane")
 EPOCHS = {"google": 30, "aaron": 10}  # as `--train-on-mix 30`; 10 on the 7,400 Aaron sheep is 2,300 steps

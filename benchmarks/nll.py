@@ -17,11 +17,11 @@ import time
 
 from _common import data_path, machine
 
-from electric_sheep.checkpoint import load_model
-from electric_sheep.data import load_drawings
-from electric_sheep.evaluate import evaluate_model
-from electric_sheep.model import ModelConfig
-from electric_sheep.train import make_train_config, train
+from electric_sheep.analysis.evaluate import evaluate_model
+from electric_sheep.core.model import ModelConfig
+from electric_sheep.data.drawings import load_drawings
+from electric_sheep.runs.checkpoint import load_model
+from electric_sheep.runs.training import make_train_config, train
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """How well pictures of drawings read: the 23 real Quick, Draw! sheep of ``raw/sheep.ndjson``
 drawn as pictures (drawing-app exports and simulated phone photos under uneven light), each
-compared with the same strokes rendered by `electric_sheep.raster.render`.
+compared with the same strokes rendered by `electric_sheep.data.raster.render`.
 
 Prints, per kind of picture, the pixel correlation with the stroke rendering (min / median over
 the 23 sheep), the ink as a share of the rendering's, and milliseconds per picture; then the time
@@ -30,8 +30,8 @@ from _common import SHARED
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from electric_sheep.pictures import picture_to_bitmap
-from electric_sheep.raster import ink_strokes_to_strokes, render
+from electric_sheep.data.pictures import picture_to_bitmap
+from electric_sheep.data.raster import ink_strokes_to_strokes, render
 
 PAPER, INK = 230.0, 25.0  # grey levels of a photographed sheet and pencil line in full light
 PAGE = (800, 600)  # photo size in pixels (width, height)

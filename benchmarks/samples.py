@@ -28,13 +28,13 @@ from _common import SHARED, machine
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from electric_sheep.checkpoint import builtin_run_dir, load_model
-from electric_sheep.data import data_fingerprint, default_cache_dir, load_drawings
-from electric_sheep.evaluate import evaluate_model
-from electric_sheep.generate import draw
-from electric_sheep.model import make_model_config
-from electric_sheep.quality import frechet_distance, grey_share, kernel_distance
-from electric_sheep.train import default_epochs, make_train_config, train
+from electric_sheep.analysis.evaluate import evaluate_model
+from electric_sheep.analysis.generate import draw
+from electric_sheep.analysis.quality import frechet_distance, grey_share, kernel_distance
+from electric_sheep.core.model import make_model_config
+from electric_sheep.data.drawings import data_fingerprint, default_cache_dir, load_drawings
+from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+from electric_sheep.runs.training import default_epochs, make_train_config, train
 
 CATEGORIES = ("sheep", "cat", "dog", "rabbit", "duck")
 BITMAPS = SHARED / "quickdraw" / "bitmap"

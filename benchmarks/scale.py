@@ -54,7 +54,7 @@ def build(path: Path, n: int, seed: int = 0) -> Path:
         return path
     from _common import data_path
 
-    from electric_sheep.data import load_drawings
+    from electric_sheep.data.drawings import load_drawings
 
     sheep = load_drawings(data_path()).split("train")
     rng = np.random.default_rng(seed)
@@ -75,7 +75,7 @@ class _Enough(Exception):
 
 
 def measure_train(file: Path) -> dict:
-    from electric_sheep.train_data import train_on_data
+    from electric_sheep.runs.train_data import train_on_data
 
     times: list[float] = []
 

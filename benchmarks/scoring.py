@@ -3,7 +3,7 @@
 Trains each model briefly (the weights do not change the speed): the default preset (8 and 24
 filters, a dense layer of 128, a pixel head), the same without its pixel head, that widened to the
 earlier default's 32, 64 and 256 (`--channels 32,64 --hidden 256`), and the seed; then times
-`electric_sheep.anomaly.scores` over the whole training split, best of several repeats.
+`electric_sheep.analysis.anomaly.scores` over the whole training split, best of several repeats.
 `--synthetic N` then scores N drawings (the Aaron sheep tiled, each shifted by up to 2 pixels,
 written once to a memory-mapped temporary file) with the default score, and reports the time and
 the process's peak resident memory.
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from _common import data_path, machine
 
-from electric_sheep.anomaly import DEFAULT_SCORE, scores
-from electric_sheep.checkpoint import load_model
-from electric_sheep.data import load_drawings
-from electric_sheep.latent import encode
-from electric_sheep.model import make_model_config
-from electric_sheep.train import make_train_config, train
+from electric_sheep.analysis.anomaly import DEFAULT_SCORE, scores
+from electric_sheep.analysis.latent import encode
+from electric_sheep.core.model import make_model_config
+from electric_sheep.data.drawings import load_drawings
+from electric_sheep.runs.checkpoint import load_model
+from electric_sheep.runs.training import make_train_config, train
 
 
 def best_time(fn, repeats: int) -> float:

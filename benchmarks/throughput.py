@@ -1,7 +1,7 @@
 """Training throughput of the seed and default presets, measured in the same run.
 
 Each preset trains on the same first N Aaron sheep with its own batch size and optimiser, through
-the real training loop (`electric_sheep.train.train`), and we report the images/s it logs (the
+the real training loop (`electric_sheep.runs.training.train`), and we report the images/s it logs (the
 optimiser steps only, validation excluded). The default preset is repeated and its median kept,
 because one pass over N images takes it about a second.
 
@@ -38,14 +38,14 @@ import numpy as np
 import torch
 from _common import Sampled, data_path, machine
 
-from electric_sheep.checkpoint import load_model
-from electric_sheep.data import load_drawings
-from electric_sheep.devices import seed_process
+from electric_sheep.analysis.evaluate import evaluate_model
+from electric_sheep.core.devices import seed_process
+from electric_sheep.core.model import build_model, count_parameters, make_model_config
+from electric_sheep.core.trainer import OnStep, fit
+from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import SheepWarning
-from electric_sheep.evaluate import evaluate_model
-from electric_sheep.model import build_model, count_parameters, make_model_config
-from electric_sheep.train import make_train_config, train
-from electric_sheep.trainer import OnStep, fit
+from electric_sheep.runs.checkpoint import load_model
+from electric_sheep.runs.training import make_train_config, train
 
 QUALITY_EPOCHS = 3
 EVERY_STEPS = 20  # the default preset's evaluations: 640 drawings apart

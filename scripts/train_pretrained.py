@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save_file
 
-from electric_sheep.anomaly import scores
-from electric_sheep.checkpoint import CHECKSUM, load_model, tensors_digest
-from electric_sheep.data import load_drawings
-from electric_sheep.evaluate import evaluate_model
-from electric_sheep.model import count_parameters, make_model_config
-from electric_sheep.sketchbook import REFERENCE_SCORES, SCORE
-from electric_sheep.train import make_train_config, train
+from electric_sheep.analysis.anomaly import scores
+from electric_sheep.analysis.evaluate import evaluate_model
+from electric_sheep.analysis.sketchbook import REFERENCE_SCORES, SCORE
+from electric_sheep.core.model import count_parameters, make_model_config
+from electric_sheep.data.drawings import load_drawings
+from electric_sheep.runs.checkpoint import CHECKSUM, load_model, tensors_digest
+from electric_sheep.runs.training import make_train_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "bitmap" / "sheep.npy"

@@ -40,9 +40,9 @@ def shared() -> Path:
 def run(tmp_path_factory):
     from test_train import blobs
 
-    from electric_sheep.data import load_drawings
-    from electric_sheep.model import ModelConfig
-    from electric_sheep.train import make_train_config, train
+    from electric_sheep.core.model import ModelConfig
+    from electric_sheep.data.drawings import load_drawings
+    from electric_sheep.runs.training import make_train_config, train
 
     """A small default-preset run on synthetic rectangles, with the post's annealing to w = 1."""
     root = tmp_path_factory.mktemp("run")

@@ -11,8 +11,8 @@ from app_driver import answer_after, chromium_missing, draw, house_strokes, imag
 from app_driver import sheep_strokes as sheep
 from click.testing import CliRunner
 
-from electric_sheep import sketchbook as sb
-from electric_sheep.checkpoint import builtin_run_dir, load_model
+from electric_sheep.analysis import sketchbook as sb
+from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -141,7 +141,7 @@ def test_app_in_a_real_browser(shared):
 
 
 def test_surprise_draws_the_sampled_code_itself(reference):
-    from electric_sheep.app import on_point, on_surprise
+    from electric_sheep.render.app import on_point, on_surprise
 
     x, y, seed, code = on_surprise(reference, 1.0, 3)
     assert seed == 4 and len(code) == reference.model.config.latent_dim

@@ -89,7 +89,7 @@ def test_a_run_without_recorded_data_says_how_to_give_it(tmp_path):
     for args, how in [(["clusters"], "give DATA:"), (["reconstruct"], "give --data DATA:")]:
         r = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path)])
         assert r.exit_code == 2 and how in r.output and len(r.output.strip().splitlines()) == 1, r.output
-    from electric_sheep.checkpoint import builtin_run_dir
+    from electric_sheep.runs.checkpoint import builtin_run_dir
 
     r = CliRunner().invoke(main, ["anomalies", str(builtin_run_dir())])  # a run folder, no drawings to score
     assert r.exit_code == 2 and "missing DATA: give the drawings after RUN_DIR" in r.output, r.output

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
 
-from electric_sheep import data, formats
 from electric_sheep.cli import main
-from electric_sheep.raster import RasterConfig, render, stroke3_to_strokes
+from electric_sheep.data import drawings as data
+from electric_sheep.data import formats
+from electric_sheep.data.raster import RasterConfig, render, stroke3_to_strokes
 
 
 def test_bitmap_is_memory_mapped_and_split_reproducibly(tmp_path):
@@ -161,7 +162,7 @@ def _picture(strokes, size=(600, 450), width=4, paper="white", ink="black", mode
 def test_a_picture_becomes_the_bitmap_its_strokes_would_render_to():
     """Any size, pen, paper colour, transparent background or light: the same 28x28 drawing as
     render()."""
-    from electric_sheep.pictures import picture_to_bitmap
+    from electric_sheep.data.pictures import picture_to_bitmap
 
     strokes = [np.array([[0, 0], [60, 0], [60, 40], [0, 40], [0, 0]], float), np.array([[10, 40], [10, 70]], float)]
     reference = render(strokes).astype(float)

@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from electric_sheep import data
-from electric_sheep.download import category_url, download
+from electric_sheep.data import drawings as data
+from electric_sheep.data.download import category_url, download
 from electric_sheep.errors import DownloadError
 
 

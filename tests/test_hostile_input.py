@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson, write_sketchrnn
 from PIL import Image
 
-from electric_sheep import data, formats
 from electric_sheep.cli import main
+from electric_sheep.data import drawings as data
+from electric_sheep.data import formats
+from electric_sheep.data.npz import read_npz
 from electric_sheep.errors import DataError
-from electric_sheep.npz import read_npz
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -186,7 +187,7 @@ def test_huge_grids_are_refused_before_any_work(tmp_path):
     for args in (["draw", "-n", "100000000"], ["dream", "-n", "1000"], ["manifold", "--grid", "10000"]):
         result = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "x.png")])
         assert result.exit_code == 2 and "is not in the range" in result.output, result.output
-    from electric_sheep.plots import MAX_TILES, grid_image
+    from electric_sheep.render.plots import MAX_TILES, grid_image
 
     with pytest.raises(Exception, match="over the limit"):
         grid_image(np.zeros((MAX_TILES + 1, 28, 28), np.uint8))
@@ -218,7 +219,7 @@ def test_skipped_pictures_are_named(tmp_path):
 
 
 def test_errors_about_the_builtin_model_do_not_show_the_package_folder(tmp_path):
-    from electric_sheep.checkpoint import builtin_run_dir
+    from electric_sheep.runs.checkpoint import builtin_run_dir
 
     result = CliRunner().invoke(main, ["clusters", "--out-dir", str(tmp_path)])
     line = _one_line(result, "the built-in model", "give DATA")
@@ -226,7 +227,7 @@ def test_errors_about_the_builtin_model_do_not_show_the_package_folder(tmp_path)
 
 
 def test_ctrl_c_during_train_on_mix_exits_130(tmp_path, monkeypatch):
-    import electric_sheep.mixtures as mixtures
+    import electric_sheep.runs.mixtures as mixtures
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -253,7 +254,7 @@ def test_what_the_tour_writes_is_ignored_by_git():
 
 def test_json_files_stay_strict_json(tmp_path):
     """NaN and infinity are not JSON: a number that is not defined is written as null."""
-    from electric_sheep.fileio import write_json
+    from electric_sheep.runs.fileio import write_json
 
     write_json(tmp_path / "r.json", {"silhouette": float("nan"), "n": [1.5, float("inf")]})
     written = json.loads((tmp_path / "r.json").read_text(), parse_constant=_refuse)

@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from electric_sheep.errors import ConfigError
-from electric_sheep.layers import SubPixelConvTranspose2d
-from electric_sheep.model import (
+from electric_sheep.core.layers import SubPixelConvTranspose2d
+from electric_sheep.core.model import (
     ConvVAE,
     ModelConfig,
     SeedVAE,
@@ -17,6 +16,7 @@ from electric_sheep.model import (
     count_parameters,
     training_layout,
 )
+from electric_sheep.errors import ConfigError
 
 
 def test_seed_preset_has_the_posts_keras_parameter_count():
@@ -131,8 +131,8 @@ def test_unknown_model_options_are_rejected():
 
 
 def test_fast_inference_gives_the_model_back_as_it_was():
-    from electric_sheep.infer import fast_inference
-    from electric_sheep.model import make_model_config, training_layout
+    from electric_sheep.core.infer import fast_inference
+    from electric_sheep.core.model import make_model_config, training_layout
 
     model = build_model(make_model_config("default"))
     training_layout(model)

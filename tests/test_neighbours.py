@@ -9,10 +9,10 @@ from skimage.feature import hog as skimage_hog
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from test_train import blobs
 
-from electric_sheep import anomaly
+from electric_sheep.analysis import anomaly
+from electric_sheep.analysis.descriptors import blurred, hog
+from electric_sheep.analysis.neighbours import neighbourhood_scores, reference_ids
 from electric_sheep.cli import main
-from electric_sheep.descriptors import blurred, hog
-from electric_sheep.neighbours import neighbourhood_scores, reference_ids
 
 
 def flat(x: np.ndarray) -> np.ndarray:
@@ -20,7 +20,7 @@ def flat(x: np.ndarray) -> np.ndarray:
 
 
 def test_hog_is_scikit_images_for_a_whole_batch(shared):
-    from electric_sheep.data import load_drawings
+    from electric_sheep.data.drawings import load_drawings
 
     drawings = np.concatenate([blobs(20), np.asarray(load_drawings(shared / "quickdraw/bitmap/sheep.npy").images[:80])])
     expected = np.stack([skimage_hog(d / 255.0, 9, (4, 4), (2, 2)) for d in drawings])
@@ -65,7 +65,7 @@ def test_drawings_left_out_of_the_reference_stand_out_even_as_a_group():
 def test_default_score_ranks_intruders_with_more_ink_and_with_less_first(run):
     """A scribble that inks half the canvas and a lone short stroke, among rectangles: both are
     ranked first, whichever way they differ from the drawings around them."""
-    from electric_sheep.checkpoint import load_model
+    from electric_sheep.runs.checkpoint import load_model
 
     model = load_model(run)
     rects = blobs(300, seed=11)
@@ -91,7 +91,7 @@ def test_cli_offers_every_registered_score_and_defaults_to_the_library_default()
 
 @pytest.mark.parametrize("bad", [np.zeros((3, 784), np.uint8), np.zeros((3, 28, 28), np.float32)])
 def test_every_score_refuses_what_is_not_drawings(run, bad):
-    from electric_sheep.checkpoint import load_model
+    from electric_sheep.runs.checkpoint import load_model
 
     with pytest.raises(ValueError, match="expected"):
         anomaly.scores(load_model(run), bad, "hog")

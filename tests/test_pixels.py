@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from electric_sheep import generate
-from electric_sheep.batches import random_flip
+from electric_sheep.analysis import generate
+from electric_sheep.analysis.evaluate import evaluate_model
+from electric_sheep.core.batches import random_flip
+from electric_sheep.core.model import build_model, make_model_config
+from electric_sheep.core.pixels import PixelHead, Renderer, pixel_noise
+from electric_sheep.core.prior import CodePrior
+from electric_sheep.core.trainer import fit_prior
 from electric_sheep.errors import ConfigError
-from electric_sheep.evaluate import evaluate_model
-from electric_sheep.model import build_model, make_model_config
-from electric_sheep.pixels import PixelHead, Renderer, pixel_noise
-from electric_sheep.prior import CodePrior
-from electric_sheep.trainer import fit_prior
 
 
 def _head(seed: int = 0) -> PixelHead:
@@ -137,8 +137,8 @@ def test_random_flip_mirrors_about_half_the_drawings():
 
 
 def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
-    from electric_sheep.model import ModelConfig
-    from electric_sheep.train import TrainConfig
+    from electric_sheep.core.model import ModelConfig
+    from electric_sheep.runs.training import TrainConfig
 
     old = ModelConfig.from_dict({"preset": "default", "latent_dim": 2, "channels": [8, 24], "hidden": 128})
     model = build_model(old)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from electric_sheep.quality import frechet_distance, grey_share, kernel_distance
+from electric_sheep.analysis.quality import frechet_distance, grey_share, kernel_distance
 
 MIX = np.random.default_rng(99).standard_normal((8, 8)) * 0.5  # one distribution: correlated features
 

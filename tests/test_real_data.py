@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from electric_sheep import data
 from electric_sheep.cli import main
+from electric_sheep.data import drawings as data
 
 FILES = [
     "quickdraw/bitmap/sheep.npy",

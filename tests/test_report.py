@@ -13,8 +13,8 @@ import pytest
 from app_driver import CHROMIUM, FLAGS
 from PIL import Image
 
-from electric_sheep.checkpoint import builtin_run_dir, load_model, read_config
-from electric_sheep.model import count_parameters
+from electric_sheep.core.model import count_parameters
+from electric_sheep.runs.checkpoint import builtin_run_dir, load_model, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

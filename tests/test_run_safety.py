@@ -18,10 +18,10 @@ from conftest import write_bitmap
 from safetensors.torch import load_file, save_file
 from test_train import _train, _weights
 
-from electric_sheep import checkpoint as ckpt
 from electric_sheep.cli import main
 from electric_sheep.errors import DataError
-from electric_sheep.fileio import FolderInUse, folder_lock
+from electric_sheep.runs import checkpoint as ckpt
+from electric_sheep.runs.fileio import FolderInUse, folder_lock
 
 
 def _one_line(result, *needles: str) -> str:
@@ -46,7 +46,7 @@ def test_a_second_writer_is_refused_at_once(tmp_path):
 def test_the_lock_dies_with_its_process(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from electric_sheep.fileio import folder_lock\nwith folder_lock({str(run)!r}):\n"
+        [sys.executable, "-c", f"from electric_sheep.runs.fileio import folder_lock\nwith folder_lock({str(run)!r}):\n"
          "    print('locked', flush=True)\n    import time; time.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -158,9 +158,9 @@ def test_resume_recognises_its_data_by_content_not_path(tmp_path):
 
 
 def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypatch):
-    from electric_sheep.data import Drawings
-    from electric_sheep.sources import DrawingSet
-    from electric_sheep.train_data import train_on_data
+    from electric_sheep.data.drawings import Drawings
+    from electric_sheep.data.sources import DrawingSet
+    from electric_sheep.runs.train_data import train_on_data
 
     data = tmp_path / "big.npy"
     np.save(data, np.zeros((30_000, 784), np.uint8))  # a valid split of 3,000 drawings
@@ -175,7 +175,7 @@ def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypat
     monkeypatch.setattr(Drawings, "split", spy)
     given = []
     # The reading is what is measured, not the training.
-    monkeypatch.setattr("electric_sheep.train_data.train", lambda *a, **k: given.append(a) or [])
+    monkeypatch.setattr("electric_sheep.runs.train_data.train", lambda *a, **k: given.append(a) or [])
     train_on_data(data, tmp_path / "run", limit=64, epochs=1, progress=False, log=lambda s: None)
     assert read == {"valid": 2000}  # the training drawings are not read up front: batches read them
     train_set = given[0][0]
@@ -194,7 +194,7 @@ def test_training_runs_on_one_thread_by_default_and_restores_torch(tmp_path):
 
 
 def test_non_finite_results_are_an_error_not_an_eval_json(tmp_path, monkeypatch):
-    import electric_sheep.evaluate as evaluate
+    import electric_sheep.analysis.evaluate as evaluate
 
     data = write_bitmap(tmp_path / "sheep.npy", n=60)
     _train(tmp_path / "run", epochs=1)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from electric_sheep import runtime
+from electric_sheep.core import runtime
 
 glibc = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's"
@@ -19,7 +19,7 @@ glibc = pytest.mark.skipif(
 # for it with mmap, and how many freed bytes its heap still holds afterwards.
 PROBE = """
 import ctypes, sys, torch
-from electric_sheep.runtime import keep_freed_memory
+from electric_sheep.core.runtime import keep_freed_memory
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from conftest import write_bitmap
 
 from electric_sheep.cli import main
-from electric_sheep.data import load_drawings
+from electric_sheep.data.drawings import load_drawings
+from electric_sheep.data.sources import DrawingSet, expand_sources
 from electric_sheep.errors import DataError
-from electric_sheep.sources import DrawingSet, expand_sources
 
 
 def _labelled(path, n, value):
@@ -88,7 +88,7 @@ def test_a_bad_file_among_several_is_named_before_anything_is_written(three, tmp
 
 
 def test_streamed_rows_continue_after_a_kill_and_never_mix_jobs(tmp_path, monkeypatch):
-    from electric_sheep import streaming
+    from electric_sheep.runs import streaming
 
     monkeypatch.setenv(streaming.CHUNK_ENV, "10")
     images = np.arange(95 * 784, dtype=np.int64).reshape(95, 28, 28).astype(np.uint8)
@@ -129,7 +129,8 @@ def test_latent_of_a_whole_file_scores_every_drawing(run, tmp_path):
 
 
 def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, monkeypatch):
-    from electric_sheep import neighbours, streaming
+    from electric_sheep.analysis import neighbours
+    from electric_sheep.runs import streaming
 
     data = write_bitmap(tmp_path / "many.npy", n=400)
     args = ["anomalies", str(run), str(data), "--split", "all", "--json"]
@@ -195,8 +196,8 @@ def _across(picture):
 
 
 def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawings_resemble(tmp_path):
-    from electric_sheep.checkpoint import load_model
-    from electric_sheep.generate import draw
+    from electric_sheep.analysis.generate import draw
+    from electric_sheep.runs.checkpoint import load_model
 
     flat, tall = _bars(tmp_path / "flat.npy", 300, True, 0), _bars(tmp_path / "tall.npy", 300, False, 1)
     run = tmp_path / "run"

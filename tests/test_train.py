@@ -12,21 +12,21 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from electric_sheep import checkpoint as ckpt
-from electric_sheep import train_config as train_mod
+from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.cli import main
-from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
-from electric_sheep.evaluate import evaluate_model
-from electric_sheep.model import ModelConfig
-from electric_sheep.train import train
-from electric_sheep.train_config import (
+from electric_sheep.core import train_config as train_mod
+from electric_sheep.core.model import ModelConfig
+from electric_sheep.core.train_config import (
     TrainConfig,
     kl_shortfall_warning,
     kl_weight,
     make_train_config,
 )
-from electric_sheep.train_data import resume_train_config
-from electric_sheep.trainer import Callback, OnStep
+from electric_sheep.core.trainer import Callback, OnStep
+from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
+from electric_sheep.runs import checkpoint as ckpt
+from electric_sheep.runs.train_data import resume_train_config
+from electric_sheep.runs.training import train
 
 
 def blobs(n: int, seed: int = 0) -> np.ndarray:
@@ -359,8 +359,8 @@ def test_gpu_batches_scale_the_learning_rate_and_keep_steps_per_epoch():
 
 
 def test_the_command_line_offers_every_registered_preset_and_schedule():
-    from electric_sheep.presets import PRESET_MODEL, PRESET_TRAINING
-    from electric_sheep.schedules import SCHEDULES
+    from electric_sheep.core.presets import PRESET_MODEL, PRESET_TRAINING
+    from electric_sheep.core.schedules import SCHEDULES
 
     options = {p.name: p for p in main.commands["train"].params}
     assert list(options["preset"].type.choices) == list(PRESET_MODEL) == list(PRESET_TRAINING)

@@ -13,15 +13,17 @@ from PIL import Image
 from sklearn.cluster import DBSCAN, KMeans
 from test_train import blobs
 
-from electric_sheep import anomaly, anomaly_outputs, cluster_outputs, generate, latent, latent_figures, mixtures
-from electric_sheep.checkpoint import load_model
+from electric_sheep.analysis import anomaly, generate, latent
 from electric_sheep.cli import main
-from electric_sheep.data import load_drawings
+from electric_sheep.core.infer import as_batch
+from electric_sheep.core.model import ModelConfig
+from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import ConfigError
-from electric_sheep.infer import as_batch
-from electric_sheep.model import ModelConfig
-from electric_sheep.plots import PLANTED_RGB, grid_image
-from electric_sheep.train import make_train_config, train
+from electric_sheep.render import anomaly_outputs, cluster_outputs, latent_figures
+from electric_sheep.render.plots import PLANTED_RGB, grid_image
+from electric_sheep.runs import mixtures
+from electric_sheep.runs.checkpoint import load_model
+from electric_sheep.runs.training import make_train_config, train
 
 
 def test_draw_is_seeded_and_uses_the_requested_distribution(run):
@@ -277,7 +279,7 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     assert result["n"] == 3 and result["worst_names"][0] in {"doodle0.png", "doodle1.png", "doodle2.png"}
     from PIL import ImageFont
 
-    from electric_sheep.plots import LABEL_PX, _fit
+    from electric_sheep.render.plots import LABEL_PX, _fit
 
     font = ImageFont.load_default(size=LABEL_PX)
     assert _fit("car0  2.24", font, 80) == "car0  2.24"

@@ -1,8 +1,15 @@
 """electric-sheep: a variational autoencoder that learns to draw Quick, Draw! sheep.
 
-The library is split by concern: :mod:`~electric_sheep.data` and :mod:`~electric_sheep.raster`
-read drawings, :mod:`~electric_sheep.model` holds the VAEs, :mod:`~electric_sheep.train` trains
-them, :mod:`~electric_sheep.evaluate` measures them; the ``sheep`` CLI is a thin layer on top.
+The library is split by concern, each layer using only those above it:
+
+- :mod:`~electric_sheep.core`: the models (``core.model``), the terms of the ELBO, KL schedules,
+  batched inference and the training loop ``core.trainer.fit``, on tensors only;
+- :mod:`~electric_sheep.data`: drawings from every format (``data.drawings.load_drawings``);
+- :mod:`~electric_sheep.runs`: run folders (``runs.training.train``, ``runs.checkpoint.load_model``);
+- :mod:`~electric_sheep.analysis`: evaluation, generation, latent space, anomaly scores;
+- :mod:`~electric_sheep.render`: figures, the report, the explorer, the app;
+- :mod:`~electric_sheep.cli`: the ``sheep`` command, a thin layer on top.
+
 Nothing heavy is imported here, so ``import electric_sheep`` is instant.
 """
 

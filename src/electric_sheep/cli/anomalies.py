@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import data as data_mod
-from ..anomaly import DEFAULT_SCORE, SCORES
-from ..streaming import Shard, Store
+from ..analysis.anomaly import DEFAULT_SCORE, SCORES
+from ..data import drawings as data_mod
+from ..runs.streaming import Shard, Store
 from .common import (
     PARTS,
     _default_out,
@@ -79,8 +79,8 @@ def anomalies(
 
     Scores are written to disk as they are computed: interrupted, the same command run again
     continues where it stopped. Under torchrun the processes share the work."""
-    from ..anomaly_outputs import run_anomalies
-    from ..train import TrainConfig
+    from ..render.anomaly_outputs import run_anomalies
+    from ..runs.training import TrainConfig
 
     run_dir, data = _run_and_data(paths, data_required=True)
     if mix_spec and Shard.from_env().world > 1:
@@ -107,7 +107,7 @@ def anomalies(
         shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
         store = Store(out_dir / PARTS, job, progress=not as_json and shard.main, shard=shard)
         if not shard.main:
-            from ..anomaly import screen
+            from ..analysis.anomaly import screen
 
             screen(_model(run_dir), images, kind, store)
             return
@@ -145,7 +145,7 @@ def anomalies(
 
 def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:
     """--mix OTHER_DATA:FRACTION: drawings of OTHER_DATA planted among ``images``; (mixture, planted mask)."""
-    from ..mixtures import mix, warn_renderers_differ
+    from ..runs.mixtures import mix, warn_renderers_differ
 
     other_path, _, frac = mix_spec.rpartition(":")
     try:
@@ -166,8 +166,8 @@ def _train_on_mixture(
     contaminated drawings into OUT_DIR/mixture_run; returns it."""
     import dataclasses
 
-    from ..checkpoint import read_model_config
-    from ..mixtures import mixture_run
+    from ..runs.checkpoint import read_model_config
+    from ..runs.mixtures import mixture_run
 
     model_cfg = read_model_config(run_dir)
     if latent_dim is not None:

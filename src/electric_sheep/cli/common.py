@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import data as data_mod
+from ..data import drawings as data_mod
+from ..data.formats import is_picture_folder
 from ..errors import SheepError, SheepWarning
-from ..fileio import json_text
-from ..formats import is_picture_folder
+from ..runs.fileio import json_text
 
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
 
@@ -42,7 +42,7 @@ class _Group(click.Group):
 def _shown(message: str) -> str:
     """``message`` with the built-in model's folder (deep inside the installed package) named as
     what it is to the user."""
-    from ..checkpoint import builtin_run_dir
+    from ..runs.checkpoint import builtin_run_dir
 
     return message.replace(str(builtin_run_dir()), "the built-in model")
 
@@ -96,7 +96,7 @@ def _channels(ctx, param, value: str | None) -> tuple[int, int] | None:
 def _out_option(default: Path | None, kind: str = "picture", help: str | None = None):
     """-o/--out for a picture, figure or animation: its suffix checked while parsing, before any
     work is done (an unknown one is a one-line error)."""
-    from ..plots import figure_format, picture_format
+    from ..render.plots import figure_format, picture_format
 
     checks = {"picture": picture_format, "figure": figure_format, "animation": partial(picture_format, animated=True)}
     check = checks[kind]
@@ -126,7 +126,7 @@ _run_and_data_args = click.argument("paths", nargs=-1, metavar="[RUN_DIR] [DATA]
 
 def _run(run_dir: Path | None) -> Path:
     """RUN_DIR, or the pretrained sheep shipped with the package when none is given."""
-    from ..checkpoint import builtin_run_dir
+    from ..runs.checkpoint import builtin_run_dir
 
     return Path(run_dir) if run_dir is not None else builtin_run_dir()
 
@@ -134,7 +134,7 @@ def _run(run_dir: Path | None) -> Path:
 def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
     """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA (a file,
     or a folder of pictures: one of figures beside our JSON and CSV files is a mistyped RUN_DIR)."""
-    from ..checkpoint import is_run_dir
+    from ..runs.checkpoint import is_run_dir
 
     if len(paths) > 2:
         raise click.UsageError("expected at most RUN_DIR and DATA")
@@ -162,7 +162,7 @@ def _default_out(run_dir: Path, out_dir: Path | None) -> Path:
 
 def _is_builtin(run_dir: Path) -> bool:
     """The pretrained run inside the package: read-only, its files are the model card's."""
-    from ..checkpoint import builtin_run_dir
+    from ..runs.checkpoint import builtin_run_dir
 
     return run_dir.resolve() == builtin_run_dir().resolve()
 
@@ -197,7 +197,7 @@ def _pick_options(f):
 
 def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag: str) -> np.ndarray:
     """The split's drawings, after checking that the requested indices exist."""
-    from ..checkpoint import run_data
+    from ..runs.checkpoint import run_data
 
     images = run_data(run_dir, data, how="--data DATA").split(split)
     bad = [i for i in indices if i >= len(images)]
@@ -225,7 +225,7 @@ def _is_stdout(path: str) -> bool:
 
 
 def _model(run_dir: Path):
-    from ..checkpoint import load_model
+    from ..runs.checkpoint import load_model
 
     return load_model(run_dir)
 
@@ -239,7 +239,7 @@ def _whole_file_split(help: str):
 
 def _split_view(drawings, split: str):
     """A split's drawings, read from the file as they are needed (a whole category never in memory)."""
-    from ..sources import DrawingSet
+    from ..data.sources import DrawingSet
 
     if split == "all":
         return drawings.images
@@ -248,8 +248,8 @@ def _split_view(drawings, split: str):
 
 def _job(run_dir, drawings, split: str) -> dict:
     """What a streamed result is of: a partial file of another job is not continued."""
-    from ..checkpoint import WEIGHTS
-    from ..data import data_fingerprint
+    from ..data.drawings import data_fingerprint
+    from ..runs.checkpoint import WEIGHTS
 
     model = Path(run_dir) / WEIGHTS
     return {"data": data_fingerprint(drawings.source), "split": split, "model": data_fingerprint(model)}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import data as data_mod
-from ..plots import MAX_TILES
+from ..data import drawings as data_mod
+from ..render.plots import MAX_TILES
 from .common import _cache_option, _finish, _out_option, main
 
 
@@ -20,7 +20,7 @@ from .common import _cache_option, _finish, _out_option, main
 @click.option("--json", "as_json", is_flag=True, help="Print the path (or the list) as JSON.")
 def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool, as_json: bool) -> None:
     """Download CATEGORY from the official Quick, Draw! storage into the cache."""
-    from ..download import download as do_download
+    from ..data.download import download as do_download
 
     if list_:
         names = data_mod.categories()
@@ -46,7 +46,7 @@ def show(
     data: str, split: str, count: int, out: Path, recognized: bool | None, as_json: bool, cache_dir: Path | None
 ) -> None:
     """Write a PNG grid of the first drawings of DATA (a file or a downloaded category)."""
-    from ..plots import grid_image, save_image
+    from ..render.plots import grid_image, save_image
 
     drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
     images = drawings.split(split, limit=count)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..plots import MAX_TILES
+from ..render.plots import MAX_TILES
 from .common import (
     _default_out,
     _finish,
@@ -47,9 +47,9 @@ def draw(
 ) -> None:
     """Draw new sheep: decode random codes from the model's prior (fitted to its codes, or
     N(0, 1)), or from z ~ N(MEAN, STD), into a grid."""
-    from ..checkpoint import warn_if_prior_unlearned
-    from ..generate import draw as draw_fn
-    from ..plots import grid_image, save_image
+    from ..analysis.generate import draw as draw_fn
+    from ..render.plots import grid_image, save_image
+    from ..runs.checkpoint import warn_if_prior_unlearned
 
     model = _model(run_dir)
     gaussian = mean is not None or std is not None or model.prior is None
@@ -87,9 +87,9 @@ def draw(
 def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:
     """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
     random paths through the prior."""
-    from ..checkpoint import warn_if_prior_unlearned
-    from ..generate import dream as dream_fn
-    from ..plots import grid_image, save_animation
+    from ..analysis.generate import dream as dream_fn
+    from ..render.plots import grid_image, save_animation
+    from ..runs.checkpoint import warn_if_prior_unlearned
 
     model = _model(run_dir)
     if model.prior is None:  # a fitted prior follows the codes wherever they are
@@ -115,8 +115,8 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
 @_json_option
 def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) -> None:
     """Decode the straight line between the latent codes of two drawings."""
-    from ..generate import interpolate as interp
-    from ..plots import grid_image, save_image
+    from ..analysis.generate import interpolate as interp
+    from ..render.plots import grid_image, save_image
 
     images = _pick(run_dir, data, split, [start, end], "--from/--to")
     frames = interp(_model(run_dir), images[start], images[end], steps)
@@ -147,10 +147,10 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
 @_json_option
 def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     """The grid of decodings over the latent plane (first two principal directions for D > 2)."""
-    from ..checkpoint import warn_if_prior_unlearned
-    from ..generate import manifold as manifold_fn
-    from ..latent import validation_codes
-    from ..plots import manifold_figure, save_figure
+    from ..analysis.generate import manifold as manifold_fn
+    from ..analysis.latent import validation_codes
+    from ..render.plots import manifold_figure, save_figure
+    from ..runs.checkpoint import warn_if_prior_unlearned
 
     model = _model(run_dir)
     if model.config.latent_dim > 2:
@@ -199,9 +199,9 @@ def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str])
 @click.pass_context
 def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir, as_json) -> None:
     """Originals beside their reconstructions (and optionally sharpened reconstructions)."""
-    from ..generate import reconstruct as recon_fn
-    from ..generate import sharpen as sharpen_fn
-    from ..plots import reconstruction_figure, save_figure
+    from ..analysis.generate import reconstruct as recon_fn
+    from ..analysis.generate import sharpen as sharpen_fn
+    from ..render.plots import reconstruction_figure, save_figure
 
     run_dir, indices = _trailing_indices(run_dir, indices, ctx.args)
     images = _pick(run_dir, data, split, indices, "--index")

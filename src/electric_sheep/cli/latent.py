@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import data as data_mod
-from ..streaming import Shard
+from ..data import drawings as data_mod
+from ..runs.streaming import Shard
 from .common import (
     _default_out,
     _epoch_list,
@@ -38,8 +38,8 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
 
     The codes are written to disk as they are computed: run again with the same arguments after
     an interruption, it continues where it stopped."""
-    from ..checkpoint import run_data
-    from ..latent_figures import latent_map
+    from ..render.latent_figures import latent_map
+    from ..runs.checkpoint import run_data
 
     run_dir, data = _run_and_data(paths)
 
@@ -78,8 +78,8 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
 @_json_option
 def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
     """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
-    from ..latent_figures import snapshots as snapshots_fn
-    from ..latent_figures import snapshots_animation
+    from ..render.latent_figures import snapshots as snapshots_fn
+    from ..render.latent_figures import snapshots_animation
 
     out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
     result = snapshots_fn(run_dir, epochs, out)
@@ -136,8 +136,8 @@ def _pair(kind):
 @_json_option
 def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json) -> None:
     """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
-    from ..checkpoint import run_data
-    from ..cluster_outputs import clusters as clusters_fn
+    from ..render.cluster_outputs import clusters as clusters_fn
+    from ..runs.checkpoint import run_data
 
     run_dir, data = _run_and_data(paths)
     images = run_data(run_dir, data).split(split)

@@ -23,7 +23,7 @@ from .common import _epoch_list, _finish, _Finite, _json_option, _run_and_data, 
 @_json_option
 def report(paths, out, epochs, seed, as_json) -> None:
     """One self-contained HTML report: curves, latent space, samples, clusters, anomalies, explorer."""
-    from ..report import build_report
+    from ..render.report import build_report
 
     run_dir, data = _run_and_data(paths)
     result = build_report(run_dir, out, data, epochs=epochs, seed=seed, progress=not as_json)
@@ -40,10 +40,10 @@ def report(paths, out, epochs, seed, as_json) -> None:
 @_json_option
 def explore(paths, out, grid, span, as_json) -> None:
     """A standalone page to explore the latent plane with the pointer (no server needed)."""
-    from ..checkpoint import load_model, run_data
-    from ..explorer import explorer_payload, standalone_page
-    from ..fileio import write_text
-    from ..latent import encode
+    from ..analysis.latent import encode
+    from ..render.explorer import explorer_payload, standalone_page
+    from ..runs.checkpoint import load_model, run_data
+    from ..runs.fileio import write_text
 
     run_dir, data = _run_and_data(paths)
     model = load_model(run_dir)
@@ -51,7 +51,7 @@ def explore(paths, out, grid, span, as_json) -> None:
         originals = run_data(run_dir, data).split("valid", limit=600)
         codes = encode(model, originals)
     except SheepError:
-        from ..checkpoint import last_latents
+        from ..runs.checkpoint import last_latents
 
         saved = last_latents(run_dir)
         originals, codes = None, (saved if saved is not None else np.zeros((0, model.config.latent_dim)))
@@ -67,7 +67,7 @@ def explore(paths, out, grid, span, as_json) -> None:
 @_json_option
 def app(run_dir, data, port, host, as_json) -> None:
     """Draw a sheep in the browser and see what the model makes of it (pip install 'electric-sheep[app]')."""
-    from ..app import serve
+    from ..render.app import serve
 
     def ready(url: str) -> None:
         _finish(

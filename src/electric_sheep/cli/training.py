@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from .. import data as data_mod
-from ..fileio import json_text
-from ..presets import PRESET_MODEL
-from ..schedules import SCHEDULES
+from ..core.presets import PRESET_MODEL
+from ..core.schedules import SCHEDULES
+from ..data import drawings as data_mod
+from ..runs.fileio import json_text
 from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run_and_data, _run_and_data_args, main
 
 
@@ -136,8 +136,8 @@ def train(
 
     DATA: one file or category, or several (`sheep train sheep cat dog`, paths, or a pattern such
     as 'data/*.npy'): they train as one set, read from disk as batches need them."""
-    from ..devices import is_main_process
-    from ..train_data import train_on_data
+    from ..core.devices import is_main_process
+    from ..runs.train_data import train_on_data
 
     run_dir = run_dir or Path("runs") / (preset or "default")
     history = train_on_data(
@@ -185,7 +185,7 @@ def train(
 def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> None:
     """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json
     (for the built-in model, to ./sheep-analysis/eval.json)."""
-    from ..evaluate import evaluate_run
+    from ..analysis.evaluate import evaluate_run
 
     run_dir, data = _run_and_data(paths)
     # The built-in model's eval.json is its model card's figure: write beside the user instead.

@@ -1,0 +1,1 @@
+"""What a trained model tells: held-out likelihood, new drawings, codes and clusters, anomaly scores."""

@@ -1,0 +1,246 @@
+"""Anomaly detection: which drawings are probably not sheep.
+
+Scores, per drawing, higher = more anomalous (the registry ``SCORES`` says what each is for):
+
+- ``combined`` (default): the mean of three that look at a drawing in different ways, each as a
+  robust z-score (spreads from the typical drawing): ``elbo-ink``, ``hog`` and ``pixels``. A
+  score that reads only the likelihood misses intruders the model generalises to, one that reads
+  only neighbours misses intruders that are many and alike; standardised evidence from any of the
+  three counts, so it holds whether intruders carry less ink than a sheep or more.
+- ``elbo-ink``: the negative ELBO per unit of ink. Raw errors grow with the ink, so a simple
+  drawing of another kind would look more sheep-like than an elaborate sheep; per unit of ink the
+  question is "how badly is each stroke explained?".
+- ``code-ink``: the same with every pixel drawn from the code alone (the decoder without its pixel
+  head, which continues any line it is shown and so explains symbols as well as sheep). It decides
+  which drawings are typical: the reference of the neighbourhood scores, and what trimmed training
+  keeps.
+- ``hog`` and ``pixels``: the local outlier factor (Breunig et al. 2000) of a drawing's stroke
+  directions (HOG) or blurred pixels among the typical drawings (see :mod:`.neighbours`).
+- ``elbo``, ``mse`` (the post's summed squared error) and ``features`` (distance to the nearest
+  drawings in the encoder's last feature map; Bergman et al. 2020).
+
+Planting other drawings among the sheep and training on the mixture: :mod:`.mixtures`; the plot,
+gallery and CSV of ``sheep anomalies``: :mod:`.anomaly_outputs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..runs.streaming import Store
+
+if TYPE_CHECKING:  # the torch-side modules load when a score is computed, not when the CLI starts
+    from ..core.model import VAE
+
+NEIGHBOURS = 20  # k of the features score
+LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
+TYPICAL = 0.8  # share of the drawings that neighbourhood scores compare with
+
+
+@dataclass(frozen=True)
+class Score:
+    """One anomaly score (higher = more anomalous): how it is computed and what it is for."""
+
+    # (model, uint8 images, samples, seed, store) -> (N,); the store keeps the costly columns
+    compute: Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]
+    axis: str  # the scores plot's y axis
+    purpose: str  # one line for --help and README
+
+
+def _model_columns(
+    model: VAE, images_u8: np.ndarray, kinds: tuple[str, ...], samples: int, seed: int, store: Store
+) -> dict[str, np.ndarray]:
+    """The model's scores ``kinds`` of every drawing, from one pass over them, kept in ``store``."""
+    from .model_scores import batched_model_scores
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        values = batched_model_scores(model, np.asarray(images_u8[start:stop]), kinds, samples, seed)
+        return np.stack([values[k] for k in kinds], axis=1)
+
+    table = store.column("+".join(kinds), len(images_u8), rows, width=len(kinds))
+    return {k: (table if len(kinds) == 1 else table[:, i]) for i, k in enumerate(kinds)}
+
+
+def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
+    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
+        return _model_columns(model, images_u8, (kind,), samples, seed, store)[kind]
+
+    return compute
+
+
+def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
+    def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
+        code_ink = _model_columns(model, images_u8, ("code-ink",), samples, seed, store)["code-ink"]
+        return _outlier_factor(images_u8, describe, _typical(code_ink), seed, store)
+
+    return compute
+
+
+def typical_drawings(model: VAE, images_u8: np.ndarray, samples: int = 1, seed: int = 0) -> np.ndarray:
+    """(N,) bool: the TYPICAL share of the drawings whose code explains them best (lowest
+    code-ink), the reference that neighbourhood scores compare every drawing with. Intruders that
+    neighbour each other (many of one kind) are left out of it, so they stand out, not hide."""
+    return _typical(_model_score("code-ink")(model, images_u8, samples, seed, Store()))
+
+
+def _typical(code_ink: np.ndarray) -> np.ndarray:
+    return code_ink <= np.quantile(code_ink, TYPICAL) if len(code_ink) else np.zeros(0, bool)
+
+
+def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, seed: int, store: Store) -> np.ndarray:
+    from .descriptors import DESCRIPTORS
+    from .neighbours import neighbourhood_scorer
+
+    score = neighbourhood_scorer(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
+    return store.column(f"lof-{describe}", len(images_u8), score)
+
+
+def _features(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
+    from .model_scores import unit_features
+    from .neighbours import neighbourhood_scorer
+
+    score = neighbourhood_scorer(images_u8, partial(unit_features, model), NEIGHBOURS, "knn", seed=seed)
+    return store.column("features", len(images_u8), score)
+
+
+def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
+    """The mean of elbo-ink and the hog and pixels outlier factors (against one typical
+    reference), each as a robust z-score among the drawings scored."""
+    if not len(images_u8):
+        return np.zeros(0)
+    both = _model_columns(model, images_u8, ("elbo-ink", "code-ink"), samples, seed, store)  # one pass
+    typical = _typical(both["code-ink"])
+    parts = [both["elbo-ink"]]
+    parts += [_outlier_factor(images_u8, describe, typical, seed, store) for describe in ("hog", "blurred")]
+    return np.mean([robust_z(p) for p in parts], axis=0)
+
+
+def resemblance(model: VAE, images_u8: np.ndarray, store: Store | None = None) -> np.ndarray | None:
+    """For a class-conditional model, the category each drawing most resembles: (N,) the index of
+    the one whose label explains it best (lowest elbo-ink); None for any other model."""
+    if not model.config.categories:
+        return None
+    from .model_scores import batched_model_scores
+
+    store, columns = store or Store(), []
+    for label, name in enumerate(model.config.categories):
+
+        def rows(start: int, stop: int, label: int = label) -> np.ndarray:
+            part = np.asarray(images_u8[start:stop])
+            return batched_model_scores(model, part, ("elbo-ink",), 1, 0, category=label)["elbo-ink"]
+
+        columns.append(store.column(f"elbo-ink@{name}", len(images_u8), rows))
+    return np.argmin(np.stack(columns, axis=1), axis=1)
+
+
+def screen(
+    model: VAE, images_u8: np.ndarray, kind: str, store: Store | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores, the category each drawing most resembles or None): what `sheep anomalies` computes."""
+    return scores(model, images_u8, kind, store=store), resemblance(model, images_u8, store)
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(values - median) / (1.4826 * median absolute deviation): spreads from the typical drawing,
+    in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal)."""
+    centre = np.median(values)
+    spread = 1.4826 * np.median(np.abs(values - centre))
+    return (values - centre) / max(spread, np.finfo(float).tiny)
+
+
+SCORES: dict[str, Score] = {
+    "combined": Score(
+        _combined,
+        "mean robust z-score of elbo-ink, hog and pixels",
+        "the mean of elbo-ink, hog and pixels, each in spreads from the typical drawing: holds whether "
+        "intruders carry less ink than a sheep or more",
+    ),
+    "elbo-ink": Score(
+        _model_score("elbo-ink"),
+        "negative ELBO per unit of ink (nats)",
+        "how badly the model explains each stroke",
+    ),
+    "code-ink": Score(
+        _model_score("code-ink"),
+        "negative ELBO per unit of ink, pixels from the code alone (nats)",
+        "how little of each stroke the drawing's code explains (the decoder without its pixel head)",
+    ),
+    "hog": Score(
+        _neighbourhood_score("hog"),
+        f"local outlier factor of its stroke directions (HOG, k = {LOF_NEIGHBOURS})",
+        "how unusual its stroke directions are among its nearest drawings",
+    ),
+    "pixels": Score(
+        _neighbourhood_score("blurred"),
+        f"local outlier factor of its blurred pixels (k = {LOF_NEIGHBOURS})",
+        "how unusual its shape is among its nearest drawings",
+    ),
+    "elbo": Score(
+        _model_score("elbo"),
+        "negative ELBO (nats)",
+        "the negative ELBO: high for more ink or detail than a sheep",
+    ),
+    "mse": Score(
+        _model_score("mse"),
+        "summed squared error",
+        "the post's summed squared reconstruction error",
+    ),
+    "features": Score(
+        _features,
+        f"mean distance to {NEIGHBOURS} nearest (unit-length encoder features)",
+        "distance to the nearest drawings in what the encoder sees",
+    ),
+}
+DEFAULT_SCORE = "combined"
+
+
+def scores(
+    model: VAE,
+    images_u8: np.ndarray,
+    kind: str = DEFAULT_SCORE,
+    samples: int = 1,
+    seed: int = 0,
+    store: Store | None = None,
+) -> np.ndarray:
+    """Anomaly score of every drawing, (N,) float64 (see SCORES). ``store``: keep the costly
+    per-drawing columns in a folder as they are computed, so that a killed run continues (default:
+    in memory)."""
+    if kind not in SCORES:
+        raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
+    from ..core.infer import check_drawings
+
+    check_drawings(images_u8)
+    return SCORES[kind].compute(model, images_u8, samples, seed, store or Store())
+
+
+def threshold_for(
+    values: np.ndarray, threshold: float | None = None, top: int | None = None, quantile: float | None = None
+) -> tuple[float, str]:
+    """The score above which a drawing is flagged, and how it was chosen (default: quantile 0.99)."""
+    if threshold is not None:
+        return float(threshold), f"score > {threshold:g}"
+    if top is not None:
+        top = min(max(top, 1), len(values))
+        return float(np.sort(values)[-top]) - 1e-12, f"top {top}"
+    q = 0.99 if quantile is None else quantile
+    return float(np.quantile(values, q)), f"above the {q:g} quantile"
+
+
+def detection_metrics(values: np.ndarray, planted: np.ndarray) -> dict[str, float]:
+    """AUROC, average precision, and precision among the top-k scores with k = number planted."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    k = int(planted.sum())
+    top = np.argsort(-values, kind="stable")[:k]
+    return {
+        "auroc": float(roc_auc_score(planted, values)),
+        "average_precision": float(average_precision_score(planted, values)),
+        "precision_at_k": float(planted[top].mean()) if k else float("nan"),
+        "k": k,
+    }

@@ -1,0 +1,151 @@
+"""The latent space: codes of real drawings, their plane, and their clusters (k-means with the elbow,
+DBSCAN by a random search); the pictures are in :mod:`.latent_figures`.
+
+The post plotted z_mean of its training sheep after epochs 5, 10, 15 and 20, then clustered the
+plane with k-means (elbow method) and DBSCAN (random search over eps and min_samples) and looked
+at the drawings in each cluster: sheep with legs against sheep without.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..core.infer import encode_means
+from ..core.model import VAE
+from ..errors import SheepError
+from ..runs import checkpoint as ckpt
+
+ClusterMethod = Literal["kmeans", "dbscan"]
+
+
+def encode(model: VAE, images_u8: np.ndarray) -> np.ndarray:
+    """z_mean of each drawing, (N, D) float32."""
+    return encode_means(model, torch.from_numpy(np.ascontiguousarray(images_u8)))
+
+
+def validation_codes(model: VAE, run_dir: str | Path) -> np.ndarray | None:
+    """Codes (z_mean) of a run's validation drawings: encoded from the data it was trained on, else
+    those saved after its last epoch (a run trained on in-memory drawings records no data file)."""
+    try:
+        return encode(model, ckpt.run_data(run_dir).split("valid"))
+    except SheepError:
+        return ckpt.last_latents(run_dir)
+
+
+def finite_rows(codes: np.ndarray) -> np.ndarray:
+    """Boolean mask of codes with no NaN/inf (the post had to drop infinite codes)."""
+    return np.isfinite(codes).all(axis=1)
+
+
+def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
+    """2-D view of finite codes: themselves for D <= 2, else their first two principal components
+    (with fewer than two codes there are no principal components: their first two dimensions)."""
+    if codes.shape[1] <= 2 or len(codes) < 2:
+        return codes[:, :2], "z"
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=0).fit_transform(codes), "PC"
+
+
+def elbow(codes: np.ndarray, ks: list[int], seed: int = 0) -> list[float]:
+    """Mean within-cluster sum of squares (k-means inertia / N) for each k."""
+    from sklearn.cluster import KMeans
+
+    return [float(KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes).inertia_ / len(codes)) for k in ks]
+
+
+def kmeans(codes: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(codes)
+
+
+@dataclass(frozen=True)
+class DBSCANTrial:
+    eps: float
+    min_samples: int
+    clusters: int
+    noise: float  # fraction of points labelled noise
+    silhouette: float  # on the non-noise points; NaN with fewer than 2 clusters
+
+
+def dbscan_search(
+    codes: np.ndarray,
+    eps_range: tuple[float, float],
+    min_samples_range: tuple[int, int],
+    trials: int = 40,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[DBSCANTrial]:
+    """Random search over eps (log-uniform) and min_samples (uniform integers)."""
+    from sklearn.cluster import DBSCAN
+
+    rng = np.random.default_rng(seed)
+    # A core point needs min_samples drawings around it: more than there are finds nothing.
+    hi = max(2, min(min_samples_range[1], len(codes)))
+    lo = min(min_samples_range[0], hi)
+    results = []
+    for _ in tqdm(range(trials), desc="DBSCAN search", disable=not progress, leave=False):
+        eps = float(np.exp(rng.uniform(np.log(eps_range[0]), np.log(eps_range[1]))))
+        min_samples = int(rng.integers(lo, hi + 1))
+        labels = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(codes)
+        results.append(_trial(codes, labels, eps, min_samples, seed))
+    return results
+
+
+def _trial(codes: np.ndarray, labels: np.ndarray, eps: float, min_samples: int, seed: int) -> DBSCANTrial:
+    from sklearn.metrics import silhouette_score
+
+    clustered = labels >= 0
+    n_clusters = len(set(labels[clustered].tolist()))
+    sil = float("nan")
+    if n_clusters >= 2:
+        # Sampled: the exact score is O(N^2) in memory and time on 7,400 codes.
+        sil = float(
+            silhouette_score(
+                codes[clustered], labels[clustered], sample_size=min(2000, int(clustered.sum())), random_state=seed
+            )
+        )
+    return DBSCANTrial(eps, min_samples, n_clusters, float(1 - clustered.mean()), sil)
+
+
+MAX_NOISE = 0.25  # a clustering that calls more than a quarter of the sheep noise explains too little
+
+
+def best_trial(trials: list[DBSCANTrial], clusters: int | None = None) -> DBSCANTrial:
+    """The trial :func:`choose_trial` picks."""
+    return choose_trial(trials, clusters)[0]
+
+
+def choose_trial(trials: list[DBSCANTrial], clusters: int | None = None) -> tuple[DBSCANTrial, str]:
+    """The rule, and which branch of it applied: among trials with 2+ clusters (or exactly
+    ``clusters``) and at most 25% noise, the highest silhouette; failing that, the trial with the
+    least noise among those with 2+ clusters (or the requested count); failing that, the one with
+    the least noise."""
+    count = f"exactly {clusters} clusters" if clusters is not None else "2+ clusters"
+
+    def wanted(t: DBSCANTrial) -> bool:
+        return t.clusters == clusters if clusters is not None else t.clusters >= 2
+
+    good = [t for t in trials if wanted(t) and t.noise <= MAX_NOISE and np.isfinite(t.silhouette)]
+    if good:
+        return max(good, key=lambda t: t.silhouette), f"highest silhouette among {count} with <= {MAX_NOISE:.0%} noise"
+    fallback = [t for t in trials if wanted(t)]
+    if fallback:
+        return min(fallback, key=lambda t: t.noise), f"none with {count} and <= {MAX_NOISE:.0%} noise: least noise"
+    return min(trials, key=lambda t: t.noise), f"no trial found {count}: least noise; widen the ranges or add trials"
+
+
+def elbow_k(ks: list[int], wcss: list[float]) -> int:
+    """The elbow: the k farthest below the straight line from the first to the last point."""
+    x, y = np.asarray(ks, float), np.asarray(wcss, float)
+    if len(x) < 3:
+        return int(x[0])
+    xn, yn = (x - x[0]) / (x[-1] - x[0]), (y - y[-1]) / max(y[0] - y[-1], 1e-12)
+    return int(x[np.argmax((1 - xn) - yn)])

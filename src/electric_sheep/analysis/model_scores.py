@@ -1,0 +1,63 @@
+"""Anomaly scores that the model computes drawing by drawing (see :mod:`.anomaly`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.elbo import bernoulli_log_likelihood, gaussian_kl
+from ..core.infer import as_batch, fast_inference
+from ..core.model import VAE
+from ..core.pixels import binarise
+
+BATCH = 1024  # drawings per forward pass: fits the CPU caches
+
+
+def batched_model_scores(
+    model: VAE, images_u8: np.ndarray, kinds: tuple[str, ...], samples: int, seed: int, category: int | None = None
+) -> dict[str, np.ndarray]:
+    """Scores the model computes drawing by drawing, in batches of BATCH: one pass for all ``kinds``.
+    ``category``: the label a class-conditional model is given (None: no category)."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out: dict[str, list[torch.Tensor]] = {kind: [] for kind in kinds}
+    with fast_inference(model):
+        for i in range(0, len(images_u8), BATCH):
+            x = as_batch(torch.from_numpy(np.array(images_u8[i : i + BATCH])).to(device))
+            y = None if category is None else torch.full((len(x),), category, device=device)
+            for kind, values in _batch_scores(model, x, kinds, samples, gen, y).items():
+                out[kind].append(values)
+    return {kind: torch.cat(v).numpy() if v else np.zeros(0) for kind, v in out.items()}
+
+
+def _batch_scores(
+    model: VAE, x: torch.Tensor, kinds: tuple[str, ...], samples: int, gen: torch.Generator, y: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """Scores of one batch (B, 1, 28, 28) -> {kind: (B,) float64}. The networks may run in bf16
+    (fast_inference); errors and likelihoods are summed in float32."""
+    mean, log_var = (t.float() for t in model.encode(x, y))
+    out = {}
+    if "mse" in kinds:
+        out["mse"] = (model.decode(mean, None, y).float() - x).pow(2).flatten(1).sum(dim=1)
+    std = model.posterior_std(log_var)
+    b, d = mean.shape
+    z = (mean + std * torch.randn((samples, b, d), generator=gen, device=mean.device)).reshape(-1, d)
+    x_bin = binarise(x).repeat(samples, 1, 1, 1)
+    base = model.decode_logits(z, None if y is None else y.repeat(samples))
+    kl = gaussian_kl(mean, std)
+    ink = x.flatten(1).sum(dim=1).clamp_min(1.0)  # in pixel units; blank = 1
+    for kind in {"elbo", "elbo-ink", "code-ink"} & set(kinds):
+        logits = base if kind == "code-ink" or model.pixel_head is None else model.pixel_head(base, x_bin)
+        nelbo = -bernoulli_log_likelihood(logits.float(), x_bin).reshape(samples, b).mean(dim=0) + kl
+        out[kind] = nelbo if kind == "elbo" else nelbo / ink
+    return {kind: v.double().cpu() for kind, v in out.items()}
+
+
+def unit_features(model: VAE, images_u8: np.ndarray) -> np.ndarray:
+    """The encoder's last feature map of each drawing, at unit length, (B, C * 49) float32: the
+    distance between two is then a monotone function of their cosine similarity."""
+    device = next(model.parameters()).device
+    with fast_inference(model):
+        f = model.features(as_batch(torch.from_numpy(np.ascontiguousarray(images_u8)).to(device))).float()
+    return F.normalize(f, dim=1).cpu().numpy()

@@ -1,0 +1,1 @@
+"""The model and its training, on tensors only: no files, no command line, no figures."""

@@ -1,0 +1,79 @@
+"""Batched inference that training, evaluation and every command share: uint8 drawings in,
+the model's numbers out, the model given back as it was (see ``fast_inference``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .model import SIDE, VAE
+from .runtime import keep_freed_memory
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 matrix units make inference faster here: CUDA, or a CPU with AVX-512 BF16/AMX."""
+    if device.type == "cuda":
+        return True
+    try:
+        return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@contextlib.contextmanager
+def fast_inference(model: nn.Module) -> Iterator[None]:
+    """Batch inference: eval mode, no autograd, channels-last layout and bf16 autocast where the
+    hardware has bf16 units (docs/performance.md). The model leaves the block in the mode and
+    layout it entered it in, so that training can go on.
+
+    Only for drawing, encoding and anomaly scores; training, validation and the NLL of
+    :mod:`electric_sheep.analysis.evaluate` stay in float32.
+    """
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_freed_memory()  # batches reuse freed memory instead of page-faulting them in
+    was_training = model.training
+    contiguous = [p for p in model.parameters() if p.is_contiguous()]
+    model.eval()
+    model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_supported(device) else contextlib.nullcontext()
+    try:
+        with torch.inference_mode(), autocast:
+            yield
+    finally:
+        model.train(was_training)
+        for p in contiguous:
+            p.data = p.data.contiguous()
+
+
+def check_drawings(images: np.ndarray | torch.Tensor) -> None:
+    """Refuse what is not uint8 (N, 28, 28) drawings: floats already in [0, 1] would silently be
+    divided by 255 again, and flat or odd shapes fail deep inside a convolution."""
+    if images.dtype not in (np.uint8, torch.uint8):
+        raise ValueError(
+            f"expected uint8 drawings (0 = background, 255 = ink), got {images.dtype}: use the arrays "
+            "load_drawings gives, or (x * 255).round().astype(np.uint8) for floats in [0, 1]"
+        )
+    if tuple(images.shape[1:]) != (SIDE, SIDE):
+        raise ValueError(f"expected drawings of shape (N, 28, 28), got {tuple(images.shape)}")
+
+
+def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
+    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float32 in [0, 1]: normalised per batch, never the set."""
+    check_drawings(images_u8)
+    return images_u8.unsqueeze(1).float().div_(255.0)
+
+
+def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """z_mean of every drawing, (N, D) float32, in batches (fast inference: see fast_inference)."""
+    device = next(model.parameters()).device
+    with fast_inference(model):
+        out = [
+            model.encode(as_batch(images_u8[i : i + batch_size].to(device)))[0].float().cpu()
+            for i in range(0, len(images_u8), batch_size)
+        ]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)

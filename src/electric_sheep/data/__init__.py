@@ -1,0 +1,1 @@
+"""Drawings in: every Quick, Draw! format, rasterising strokes, pictures, downloads, several files."""

@@ -1,0 +1,282 @@
+"""Drawings from any official Quick, Draw! format (see :mod:`.formats`), pictures or a downloaded
+category, as (N, 28, 28) uint8 with seeded splits.
+
+Formats (detected from the file's first bytes, never only from its name):
+
+- ``bitmap``: Google's ``numpy_bitmap`` ``.npy``, shape (N, 784) uint8, memory-mapped so that
+  even the full 345-category set never has to fit in memory.
+- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
+- ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
+- ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
+- ``picture``: your own drawings as pictures (PNG, JPEG, GIF, BMP, WebP, TIFF): one file, or a
+  folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
+  (:func:`electric_sheep.data.pictures.picture_to_bitmap`). Pictures are for using a model: every split
+  holds all of them.
+
+Stroke formats are rasterised once (see :mod:`electric_sheep.data.raster`) and cached on disk, keyed
+by the file's identity and the rendering settings, so a second load is a plain ``np.load``.
+Images stay uint8; normalisation to float32 [0, 1] happens per batch
+(:func:`electric_sheep.core.infer.as_batch`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, OutputError, SheepWarning
+from ..runs.fileio import atomic_path
+from .formats import (
+    SPLITS,
+    Format,
+    detect_format,
+    picture_files,
+    read_bin,
+    read_bitmap,
+    read_ndjson,
+    read_pictures,
+    read_sketchrnn,
+)
+from .raster import RasterConfig
+
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test for files that come without splits
+CACHE_ENV = "ELECTRIC_SHEEP_CACHE"
+
+
+@dataclass
+class Drawings:
+    """A set of 28x28 drawings and its train/valid/test split.
+
+    ``images`` is (N, 28, 28) uint8, 0 = background, 255 = ink; it may be a read-only memory map.
+    ``splits`` maps each split name to sorted indices into ``images``.
+    """
+
+    images: np.ndarray
+    splits: dict[str, np.ndarray]
+    format: Format
+    source: Path
+    skipped: int = 0  # malformed stroke drawings, or blank/unreadable pictures, that were skipped
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def split(self, name: str, limit: int | None = None) -> np.ndarray:
+        """The uint8 images of one split (its first ``limit`` drawings if given), in memory."""
+        if name not in self.splits:
+            raise DataError(self.source, f"no split {name!r} (have {', '.join(self.splits)})")
+        idx = self.splits[name][:limit] if limit is not None else self.splits[name]
+        return np.ascontiguousarray(self.images[idx])
+
+    def mean_ink(self) -> float:
+        """Mean pixel value (0-255) over all drawings: how much ink a drawing has on average."""
+        total, n = 0.0, len(self)
+        for start in range(0, n, 65536):  # chunked: never loads a huge memmap at once
+            total += float(self.images[start : start + 65536].astype(np.float64).mean(axis=(1, 2)).sum())
+        return total / max(n, 1)
+
+
+def summary(drawings: Drawings) -> dict[str, object]:
+    """What ``sheep info`` prints: path, format, count, split sizes, mean ink, skipped, files."""
+    return {
+        "path": str(drawings.source),
+        "format": drawings.format,
+        "count": len(drawings),
+        "splits": {k: int(len(v)) for k, v in drawings.splits.items()},
+        "mean_ink": drawings.mean_ink(),
+        "skipped": drawings.skipped,
+        **({"files": list(drawings.meta["files"])} if "files" in drawings.meta else {}),
+    }
+
+
+def categories() -> list[str]:
+    """The 345 official Quick, Draw! category names, shipped with the package."""
+    text = resources.files("electric_sheep").joinpath("categories.txt").read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def check_category(name: str) -> str:
+    """Return the official spelling of ``name`` or raise with a "did you mean" suggestion."""
+    cats = categories()
+    by_lower = {c.lower(): c for c in cats}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+    raise DataError(name, f"not a Quick, Draw! category{hint} (see `sheep download --list`)")
+
+
+def default_cache_dir() -> Path:
+    """``$ELECTRIC_SHEEP_CACHE``, else ``$XDG_CACHE_HOME/electric-sheep``, else ``~/.cache/...``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "electric-sheep"
+
+
+FILE_FORMATS: dict[str, str] = {  # download format -> file suffix
+    "bitmap": ".npy",
+    "sketchrnn": ".npz",
+    "simplified": ".ndjson",
+    "binary": ".bin",
+    "raw": ".ndjson",
+}
+
+
+def cached_category_path(category: str, fmt: str, cache_dir: Path | None = None) -> Path:
+    """Where ``sheep download`` puts ``category`` in format ``fmt``."""
+    root = cache_dir or default_cache_dir()
+    return root / "quickdraw" / fmt / f"{category}{FILE_FORMATS[fmt]}"
+
+
+def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
+    """A path to an existing file, or a category name already downloaded into the cache."""
+    path = Path(source).expanduser()
+    if path.is_file() or path.is_dir():  # a folder may hold pictures (detect_format says)
+        return path
+    looks_like_path = os.sep in str(source) or path.suffix != ""
+    if looks_like_path:
+        raise DataError(path, "no such file")
+    category = check_category(str(source))
+    for fmt in FILE_FORMATS:  # the order is the preference: bitmaps need no rasterising
+        candidate = cached_category_path(category, fmt, cache_dir)
+        if candidate.is_file():
+            return candidate
+    root = cache_dir or default_cache_dir()
+    raise DataError(category, f"not downloaded yet (looked in {root}); run `sheep download {category!r}`")
+
+
+FINGERPRINT_BYTES = 2**20  # a data file's fingerprint reads this much of its head and of its tail
+
+
+def data_fingerprint(source: str | Path) -> str:
+    """A cheap identity of a data file, wherever it lies: SHA-256 of its size, its first and its
+    last MiB (for a folder of pictures: of each picture's name and bytes, in order)."""
+    path = Path(source)
+    digest = hashlib.sha256()
+    for file in picture_files(path) if path.is_dir() else [path]:
+        size = file.stat().st_size
+        digest.update(f"{file.name if path.is_dir() else ''}|{size}|".encode())
+        with open(file, "rb") as f:
+            digest.update(f.read(FINGERPRINT_BYTES))
+            if size > FINGERPRINT_BYTES:
+                f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def load_drawings(
+    source: str | Path,
+    *,
+    recognized: bool | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    raster: RasterConfig = RasterConfig(),
+) -> Drawings:
+    """Load drawings from any Quick, Draw! format, pictures, or a downloaded category name.
+
+    ``recognized`` keeps only drawings the game recognised (True) or did not (False); it applies
+    to the stroke formats, which carry that flag. ``seed`` fixes the train/valid/test split of
+    formats that come without one. Skipped drawings are counted in ``skipped`` and announced with
+    a :class:`~electric_sheep.errors.SheepWarning`.
+    """
+    path = resolve_source(source, cache_dir)
+    fmt = detect_format(path)
+    if fmt == "bitmap":
+        images = read_bitmap(path)
+        return Drawings(images, seeded_splits(len(images), seed), "bitmap", path)
+    if fmt == "picture":  # a few of the user's own: quick to convert, not cached
+        files = [path] if path.is_file() else picture_files(path)
+        images, kept = read_pictures(files, raster, strict=path.is_file())
+        if len(images) == 0:
+            raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
+        every = np.arange(len(images))  # a picture is for using a model, not for holding out
+        names = [f.name for f in kept]
+        left_out = [f.name for f in files if f not in kept]
+        meta = {"files": names, "skipped_files": left_out}
+        return _announce(Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(left_out), meta))
+    cache_file = _raster_cache_file(path, fmt, recognized, raster, cache_dir)
+    if use_cache and cache_file.is_file():
+        cached = _read_raster_cache(cache_file)
+        if cached is not None:
+            images, splits, skipped = cached
+            if splits is None:
+                splits = seeded_splits(len(images), seed)
+            return _announce(Drawings(images, splits, fmt, path, skipped=skipped, meta={"cached": str(cache_file)}))
+    splits: dict[str, np.ndarray] | None = None  # only sketch-rnn files carry their own split
+    if fmt == "sketchrnn":
+        images, splits = read_sketchrnn(path, raster)
+        skipped = 0
+    elif fmt == "ndjson":
+        images, skipped = read_ndjson(path, recognized, raster)
+    else:
+        images, skipped = read_bin(path, recognized, raster)
+    if len(images) == 0:
+        raise DataError(path, "holds no drawings" + (f" ({skipped} malformed skipped)" if skipped else ""))
+    if use_cache:
+        _write_raster_cache(cache_file, images, splits, skipped)
+    if splits is None:
+        splits = seeded_splits(len(images), seed)
+    return _announce(Drawings(images, splits, fmt, path, skipped=skipped))
+
+
+def _announce(drawings: Drawings) -> Drawings:
+    """Warn (SheepWarning, pointing at load_drawings' caller) when drawings were skipped."""
+    if drawings.skipped:
+        what = "blank or unreadable picture(s)" if drawings.format == "picture" else "malformed drawing(s)"
+        names = list(drawings.meta.get("skipped_files", []))
+        listed = f": {', '.join(names[:5])}" if names else ""
+        listed += f" and {len(names) - 5} more" if len(names) > 5 else ""
+        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}{listed}", SheepWarning, stacklevel=3)
+    return drawings
+
+
+def seeded_splits(
+    n: int, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS
+) -> dict[str, np.ndarray]:
+    """A reproducible random train/valid/test partition of ``range(n)``; each split sorted so
+    that a memory-mapped file is read in order."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_valid = int(round(fractions[1] * n))
+    parts = (perm[:n_train], perm[n_train : n_train + n_valid], perm[n_train + n_valid :])
+    return {name: np.sort(p) for name, p in zip(SPLITS, parts, strict=True)}
+
+
+def _raster_cache_file(
+    path: Path, fmt: str, recognized: bool | None, raster: RasterConfig, cache_dir: Path | None
+) -> Path:
+    st = path.stat()
+    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{fmt}|{recognized}|{raster.cache_key()}"
+    digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
+    return (cache_dir or default_cache_dir()) / "raster" / f"{path.stem}-{digest}.npz"
+
+
+def _write_raster_cache(target: Path, images: np.ndarray, splits: dict[str, np.ndarray] | None, skipped: int) -> None:
+    arrays = {"images": images, "skipped": np.array(skipped)}
+    for name, idx in (splits or {}).items():
+        arrays[f"split_{name}"] = idx
+    try:
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    except (OSError, OutputError):
+        pass  # a read-only cache must not stop the user: the data is loaded, only not cached
+
+
+def _read_raster_cache(target: Path) -> tuple[np.ndarray, dict[str, np.ndarray] | None, int] | None:
+    try:
+        with np.load(target, allow_pickle=False) as z:
+            images = z["images"]
+            splits = {k[len("split_") :]: z[k] for k in z.files if k.startswith("split_")} or None
+            return images, splits, int(z["skipped"])
+    except Exception:  # a damaged cache file is rebuilt, never fatal
+        return None

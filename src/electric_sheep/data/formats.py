@@ -1,0 +1,358 @@
+"""The Quick, Draw! file formats: which one a file is (from its first bytes, never only from its
+name) and how each is read into (N, 28, 28) uint8 drawings.
+
+- ``bitmap``: Google's ``numpy_bitmap`` ``.npy``, shape (N, 784) uint8, memory-mapped so that
+  even the full 345-category set never has to fit in memory.
+- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
+- ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
+- ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
+- ``picture``: your own drawings as pictures (PNG, JPEG, GIF, BMP, WebP, TIFF): one file, or a
+  folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
+  (:func:`electric_sheep.data.pictures.picture_to_bitmap`).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from numpy.lib import format as npy_format
+from tqdm import tqdm
+
+from ..errors import DataError
+from .npz import npz_names, read_npz
+from .pictures import picture_to_bitmap
+from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
+
+Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture"]
+
+SPLITS = ("train", "valid", "test")
+PIXELS = 28 * 28
+
+
+PROGRESS_AFTER_S = 2.0  # rasterising shows a progress bar once it has taken this long (big files)
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+_LFS_MAGIC = b"version https://git-lfs"
+
+
+def _is_picture(head: bytes) -> bool:
+    """Does ``head`` start like a picture file Pillow reads (PNG, JPEG, GIF, BMP, WebP, TIFF)?"""
+    if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    # BMP: "BM" then a known DIB header size at byte 14 (two letters alone could begin a .bin key id)
+    return head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in (12, 40, 52, 56, 108, 124)
+
+
+def picture_files(folder: Path) -> list[Path]:
+    """The picture files directly inside ``folder``, in file-name order (the drawings' order)."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            try:
+                with open(path, "rb") as f:
+                    if _is_picture(f.read(32)):
+                        found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+OUTPUT_SUFFIXES = (".json", ".jsonl", ".csv", ".npy", ".html", ".safetensors")  # what our commands write
+
+
+def is_picture_folder(folder: Path) -> bool:
+    """Does ``folder`` look like a folder of drawings: pictures, and none of the files our commands
+    write beside their figures (a folder of figures with JSON and CSV is more likely our output)?"""
+    if not folder.is_dir() or not picture_files(folder):
+        return False
+    return not any(p.suffix.lower() in OUTPUT_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def detect_format(path: Path) -> Format:
+    """Tell the format from the content; raise a one-line DataError for anything unreadable."""
+    if path.is_dir():
+        if not picture_files(path):
+            raise DataError(path, "is a folder without pictures (PNG, JPEG, GIF, BMP, WebP, TIFF), not a data file")
+        return "picture"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a data file") from None
+    except OSError as e:
+        raise DataError(path, f"cannot be read ({e.strerror})") from None
+    if not head:
+        raise DataError(path, "is empty")
+    if head.startswith(_NPY_MAGIC):
+        return "bitmap"
+    if head.startswith(_ZIP_MAGIC):
+        return "sketchrnn"
+    if _is_picture(head):
+        return "picture"
+    if head.startswith(_LFS_MAGIC):
+        raise DataError(path, "is a Git LFS pointer, not the data (run `git lfs pull` or download the real file)")
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")) or b"<html" in stripped[:512]:
+        raise DataError(path, "is an HTML page, not data (a web page was saved instead of the raw file)")
+    if stripped.startswith(b"{"):
+        return "ndjson"
+    if _looks_like_bin(head):
+        return "bin"
+    raise DataError(
+        path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin, sketch-rnn .npz or a picture)"
+    )
+
+
+def _looks_like_bin(head: bytes) -> bool:
+    """Does ``head`` start with a plausible binary-format drawing record?"""
+    try:
+        _key, country, recognized, _ts, n_strokes = struct.unpack_from("<Q2sbIH", head, 0)
+    except struct.error:
+        return False
+    plausible_country = all(65 <= c <= 90 or c in (0, 32) for c in country)  # "GB", "US", or blank
+    return plausible_country and recognized in (0, 1) and 0 < n_strokes < 2000
+
+
+def check_file(path: Path) -> Format:
+    """Check that ``path`` is a readable data file: cheaply (header and first record) except for
+    sketch-rnn files, whose arrays are parsed whole since a pickle stream has no cheap check."""
+    fmt = detect_format(path)
+    if fmt == "bitmap":
+        read_bitmap(path)  # memory-mapped: reads the header, checks shape and size
+    elif fmt == "sketchrnn":
+        if not read_npz(path, SPLITS):  # parsed whole, without pickle: a hostile file is refused here
+            raise DataError(path, "has none of the keys train/valid/test")
+    elif fmt == "picture":
+        read_pictures(path if path.is_file() else picture_files(path)[0], strict=True)
+    elif fmt == "ndjson":
+        first = next(iter_ndjson(path), None)
+        if first is None or first[0] is None:
+            raise DataError(path, "first line is not a Quick, Draw! JSON drawing")
+    else:
+        next(iter_bin(path), None)
+    return fmt
+
+
+def read_bitmap(path: Path) -> np.ndarray:
+    """Memory-map a ``numpy_bitmap`` file and check it is (N, 784) uint8."""
+    if _npy_holds_objects(path):
+        raise DataError(path, "holds Python objects (dtype object), which would need pickle to read: refused")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise DataError(path, f"truncated or corrupt .npy file ({e})") from None
+    except OSError as e:
+        raise DataError(path, f"cannot be read as .npy ({e})") from None
+    if arr.dtype != np.uint8:
+        raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink)")
+    rows_of_pixels = arr.ndim == 2 and arr.shape[1] == PIXELS  # the official layout
+    images = arr.ndim == 3 and arr.shape[1:] == (28, 28)
+    if not (rows_of_pixels or images):
+        raise DataError(path, f"shape is {tuple(arr.shape)}, expected (N, 784) rows of 28x28 pixels")
+    if len(arr) == 0:  # as for the stroke formats: nothing to train on, show or score
+        raise DataError(path, "holds no drawings")
+    return arr.reshape(-1, 28, 28)
+
+
+def _npy_holds_objects(path: Path) -> bool:
+    """Does the ``.npy`` header announce an object dtype? (False when the header is unreadable:
+    np.load then says what is wrong.)"""
+    try:
+        with open(path, "rb") as f:
+            version = npy_format.read_magic(f)
+            read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            return read(f)[2].hasobject
+    except (ValueError, OSError, EOFError):
+        return False
+
+
+def read_pictures(
+    files: Path | list[Path], raster: RasterConfig = RasterConfig(), strict: bool = False
+) -> tuple[np.ndarray, list[Path]]:
+    """Convert picture files to (N, 28, 28) uint8 drawings; return them and the files kept.
+
+    A blank or unreadable picture is skipped, or with ``strict`` (a single file given as DATA) an
+    error naming it."""
+    images, kept = [], []
+    files = [files] if isinstance(files, Path) else files
+    with _progress("reading pictures", len(files)) as bar:
+        for file in files:
+            bar.update()
+            bitmap = _read_picture(file, raster, strict)
+            if bitmap is not None:
+                images.append(bitmap)
+                kept.append(file)
+    side = raster.side
+    return (np.stack(images) if images else np.zeros((0, side, side), np.uint8)), kept
+
+
+def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray | None:
+    """One picture file as a bitmap; None (with ``strict``, an error) when blank or unreadable."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as picture:  # reads the header only: the size is known before decoding
+            _reduce_on_decode(picture)
+            upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
+            bitmap = picture_to_bitmap(upright, raster)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
+        if strict:
+            raise DataError(file, f"cannot be read as a picture ({e})") from None
+        return None
+    if bitmap is None and strict:
+        raise DataError(file, "shows no drawing (blank: no ink stands out from the paper)")
+    return bitmap
+
+
+MAX_PICTURE_PIXELS = 40_000_000  # decoding memory grows with the pixels: above this, refused (docs/pictures.md)
+
+
+def _reduce_on_decode(picture) -> None:
+    """Keep a picture's decoding within MAX_PICTURE_PIXELS: a larger JPEG is decoded at 1/2, 1/4
+    or 1/8 scale (``Image.draft``); any other picture that large is refused (a ValueError)."""
+    pixels = picture.width * picture.height
+    if pixels <= MAX_PICTURE_PIXELS:
+        return
+    if picture.format == "JPEG":
+        scale = next((s for s in (2, 4, 8) if pixels / s**2 <= MAX_PICTURE_PIXELS), 8)
+        picture.draft(picture.mode, (picture.width // scale, picture.height // scale))
+    if picture.width * picture.height > MAX_PICTURE_PIXELS:
+        raise ValueError(
+            f"{picture.width} x {picture.height} pixels is over the limit of {MAX_PICTURE_PIXELS // 10**6} "
+            "megapixels; scale it down first"
+        )
+
+
+def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rasterise a sketch-rnn ``.npz``, keeping its own train/valid/test split."""
+    parts = read_npz(path, SPLITS)  # object arrays rebuilt without pickle: no file can run code
+    if not parts:
+        raise DataError(path, f"has none of the keys train/valid/test (has {', '.join(npz_names(path)) or 'none'})")
+    images, splits, start = [], {}, 0
+    for name, drawings in parts.items():
+        try:
+            rendered = []
+            with _progress(f"rasterising {name}", len(drawings)) as bar:
+                for d in drawings:
+                    rendered.append(render(stroke3_to_strokes(d), raster))
+                    bar.update()
+        except (IndexError, ValueError, TypeError) as e:
+            raise DataError(path, f"split {name!r} is not stroke-3 data ({e})") from None
+        images.extend(rendered)
+        splits[name] = np.arange(start, start + len(rendered))
+        start += len(rendered)
+    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
+    return stacked, splits
+
+
+def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[dict | None, int]]:
+    """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or not isinstance(rec.get("drawing"), list):
+                    raise ValueError("no 'drawing' list")
+            except (ValueError, RecursionError):  # not JSON, not a drawing, or nested past Python's limit
+                yield None, lineno
+                continue
+            if recognized is not None and bool(rec.get("recognized", True)) != recognized:
+                continue
+            yield rec, lineno
+
+
+def read_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
+    """Rasterise a simplified or raw ``.ndjson`` file line by line; count malformed lines."""
+    images, skipped = [], 0
+    with _progress("rasterising") as bar:
+        for rec, _lineno in iter_ndjson(path, recognized):
+            bar.update()
+            try:
+                strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
+            except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a coordinate of 400 digits
+                strokes = []
+            if _drawable(strokes):
+                images.append(render(strokes, raster))
+            else:  # a malformed line, or a drawing without a point
+                skipped += 1
+    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
+    return stacked, skipped
+
+
+def iter_bin(path: Path) -> Iterator[dict]:
+    """Parse the binary simplified format record by record.
+
+    Layout (little-endian): key_id u64, countrycode 2 chars, recognized i8, timestamp u32,
+    n_strokes u16, then per stroke n_points u16, x u8[n_points], y u8[n_points].
+    """
+    data = path.read_bytes()
+    pos, n = 0, len(data)
+    while pos < n:
+        start = pos
+        try:
+            key, country, recognized, ts, n_strokes = struct.unpack_from("<Q2sbIH", data, pos)
+            pos += 17
+            strokes = []
+            for _ in range(n_strokes):
+                (n_points,) = struct.unpack_from("<H", data, pos)
+                pos += 2
+                if pos + 2 * n_points > n:
+                    raise struct.error("stroke runs past the end")
+                xy = np.frombuffer(data, np.uint8, 2 * n_points, pos).reshape(2, n_points)
+                pos += 2 * n_points
+                strokes.append(xy.T.astype(np.float64))
+        except struct.error:
+            raise DataError(path, f"truncated or corrupt .bin drawing at byte {start}") from None
+        yield {
+            "key_id": key,
+            "countrycode": country.decode("ascii", "replace"),
+            "recognized": bool(recognized),
+            "timestamp": ts,
+            "strokes": strokes,
+        }
+
+
+def _progress(desc: str, total: int | None = None) -> tqdm:
+    """A progress bar on stderr that appears only if the work lasts over PROGRESS_AFTER_S (a full
+    category file takes minutes to rasterise; a small one stays quiet). Use it in a ``with``, so
+    that it is closed however the loop ends, an error included; call ``update()`` per drawing."""
+    return tqdm(desc=desc, total=total, unit="drawing", delay=PROGRESS_AFTER_S, leave=False)
+
+
+def _drawable(strokes: list[np.ndarray]) -> bool:
+    """At least one point and only finite coordinates: anything else would render as a blank."""
+    points = [s for s in strokes if len(s)]
+    return bool(points) and all(np.isfinite(s).all() for s in points)
+
+
+def read_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
+    """Rasterise a ``.bin`` file record by record; count drawings without a single point as skipped."""
+    images, skipped = [], 0
+    with _progress("rasterising") as bar:
+        for rec in iter_bin(path):
+            bar.update()
+            if recognized is not None and rec["recognized"] != recognized:
+                continue
+            if _drawable(rec["strokes"]):
+                images.append(render(rec["strokes"], raster))
+            else:
+                skipped += 1
+    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
+    return stacked, skipped

@@ -1,0 +1,147 @@
+"""What ``sheep anomalies`` writes: the scores plot with its threshold, the gallery of the worst and a
+CSV of every score, computed by :func:`.anomaly.screen`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..runs.fileio import ensure_dir, write_csv, write_json
+from .plots import grid_image, pyplot, save_figure, save_image
+
+if TYPE_CHECKING:
+    from ..core.model import VAE
+
+from ..analysis.anomaly import DEFAULT_SCORE, SCORES, detection_metrics, screen, threshold_for
+from ..runs.streaming import Store
+
+GALLERY_COLUMNS = 8  # the gallery of the worst drawings: 64 of them make a square
+
+
+PLOT_MAX = 200_000  # dots in the scores plot: every flagged or planted drawing, and a sample of the rest
+
+
+def _plotted(values: np.ndarray, threshold: float, planted: np.ndarray | None) -> np.ndarray:
+    """Indices of the drawings the scores plot shows: all, or past PLOT_MAX the flagged and planted
+    ones and a seeded sample of the others."""
+    if len(values) <= PLOT_MAX:
+        return np.arange(len(values))
+    must = (values > threshold) | (planted if planted is not None else False)
+    others = np.flatnonzero(~must)
+    sample = np.random.default_rng(0).choice(others, min(len(others), PLOT_MAX), replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(must), sample]))
+
+
+def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, planted: np.ndarray | None = None):
+    """Scores in data order with the threshold line; planted drawings in red when known."""
+    plt = pyplot()
+    n, n_flagged = len(values), int((values > threshold).sum())
+
+    fig, ax = plt.subplots(figsize=(11, 4))
+    idx = _plotted(values, threshold, planted)
+    values = values[idx]
+    planted = None if planted is None else planted[idx]
+    size = float(np.clip(3000 / max(len(values), 1), 3, 30))  # thousands of dots stay fine; a handful shows
+    if planted is None:
+        ax.scatter(idx, values, s=size, color="#3b6ea5", label="drawings", linewidths=0)
+    else:
+        ax.scatter(idx[~planted], values[~planted], s=size, color="#3b6ea5", label="sheep", linewidths=0)
+        ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
+    ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.1f} ({rule})")
+    ax.set_xlabel("drawing (data order)")
+    ax.set_ylabel(SCORES[kind].axis, fontsize=8 if len(SCORES[kind].axis) > 50 else None)
+    ax.set_title(f"anomaly scores: {n_flagged:,} of {n:,} flagged" + (f" ({len(idx):,} shown)" if len(idx) < n else ""))
+    # Beside the axes, not inside: the highest scores, the ones a user looks for, would hide under it.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, markerscale=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def gallery_image(
+    images_u8: np.ndarray,
+    values: np.ndarray,
+    worst: np.ndarray,
+    kind: str,
+    planted: np.ndarray | None = None,
+    names: list[str] | None = None,
+):
+    """The highest-scoring drawings, highest first, each labelled with its index (or its name,
+    e.g. a picture file's) and score.
+
+    Planted drawings (when known) get a red frame, so a glance shows what the detector caught.
+    """
+    title = f"the {len(worst)} highest {kind} scores, highest first ({'name' if names else '#index'} score)"
+    if planted is not None:
+        title += f"; planted in red: {int(planted[worst].sum())} of {len(worst)}"
+    labels = [
+        f"{Path(names[i]).stem if names else f'#{i}'}  {values[i]:.{2 if abs(values[i]) < 100 else 0}f}" for i in worst
+    ]
+    return grid_image(
+        images_u8[worst],
+        ncols=GALLERY_COLUMNS,
+        title=title,
+        labels=labels,
+        highlight=planted[worst] if planted is not None else None,
+    )
+
+
+def run_anomalies(
+    model: VAE,
+    images_u8: np.ndarray,
+    out_dir: Path,
+    *,
+    kind: str = DEFAULT_SCORE,
+    planted: np.ndarray | None = None,
+    threshold: float | None = None,
+    top: int | None = None,
+    quantile: float | None = None,
+    gallery_size: int = 64,
+    names: list[str] | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
+    (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files).
+    ``store``: see :func:`scores`."""
+    values, resembles = screen(model, images_u8, kind, store)
+    cut, rule = threshold_for(values, threshold, top, quantile)
+    flagged = values > cut
+    ensure_dir(out_dir)
+    worst = np.argsort(-values, kind="stable")[: min(gallery_size, int(flagged.sum()) or gallery_size)]
+    if names is not None and len(names) != len(values):
+        raise ValueError(f"{len(names)} names for {len(values)} drawings")
+    categories = model.config.categories
+    rows = (  # a generator: millions of rows are written, never held
+        [i, f"{v:.6g}", int(f)]
+        + ([int(planted[i])] if planted is not None else [])
+        + ([names[i]] if names is not None else [])
+        + ([categories[resembles[i]]] if resembles is not None else [])
+        for i, (v, f) in enumerate(zip(values, flagged, strict=True))
+    )
+    header = ["index", "score", "flagged"] + (["planted"] if planted is not None else []) + (["name"] if names else [])
+    csv_path = write_csv(out_dir / "anomaly_scores.csv", header + (["category"] if resembles is not None else []), rows)
+    plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
+    gallery = save_image(gallery_image(images_u8, values, worst, kind, planted, names), out_dir / "anomaly_gallery.png")
+    result: dict[str, Any] = {
+        "score": kind,
+        "n": int(len(values)),
+        "threshold": cut,
+        "rule": rule,
+        "n_flagged": int(flagged.sum()),
+        "worst": worst[:10].tolist(),
+        **({"worst_names": [names[i] for i in worst[:10]]} if names is not None else {}),
+        "csv": str(csv_path),
+        "plot": str(plot),
+        "gallery": str(gallery),
+    }
+    if resembles is not None:  # how many drawings most resemble each category
+        counts = np.bincount(resembles, minlength=len(categories))
+        result["resembles"] = {name: int(c) for name, c in zip(categories, counts, strict=True)}
+    if planted is not None:
+        result.update(detection_metrics(values, planted))
+        result["n_planted"] = int(planted.sum())
+        result["flagged_planted"] = int((flagged & planted).sum())
+    write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
+    return result

@@ -1,0 +1,131 @@
+"""What ``sheep clusters`` writes: the codes and labels, the scatter, the gallery, the elbow or the
+DBSCAN search table, and the numbers as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+
+from ..analysis.latent import (
+    ClusterMethod,
+    choose_trial,
+    dbscan_search,
+    elbow,
+    elbow_k,
+    encode,
+    finite_rows,
+    kmeans,
+    to_plane,
+)
+from ..core.model import VAE
+from ..errors import ConfigError
+from ..runs.fileio import ensure_dir, write_csv, write_json, write_npy
+from .latent_figures import cluster_gallery, elbow_figure
+from .plots import latent_scatter_figure, save_figure
+
+
+def clusters(
+    model: VAE,
+    images_u8: np.ndarray,
+    out_dir: Path,
+    method: ClusterMethod = "kmeans",
+    *,
+    k: int | None = None,
+    k_range: tuple[int, int] = (2, 10),
+    eps_range: tuple[float, float] = (0.02, 1.0),
+    min_samples_range: tuple[int, int] = (5, 50),
+    trials: int = 40,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Cluster the finite codes of ``images_u8`` and write the plots, gallery and numbers."""
+    if method not in get_args(ClusterMethod):
+        raise ConfigError(f"unknown clustering method {method!r}; choose {' or '.join(get_args(ClusterMethod))}")
+    codes = encode(model, images_u8)
+    ok = finite_rows(codes)
+    codes, images = codes[ok], images_u8[ok]
+    plane, _ = to_plane(codes)
+    ensure_dir(out_dir)
+    # Only the finite codes, so they line up with the labels (`sheep latent` keeps codes.npy whole).
+    codes_path = write_npy(out_dir / f"{method}_codes.npy", codes)
+    result: dict[str, Any] = {
+        "method": method,
+        "n": int(len(codes)),
+        "n_nonfinite": int((~ok).sum()),
+        "codes": str(codes_path),
+    }
+    if method == "kmeans":
+        labels, info, title = _kmeans_clustering(codes, out_dir, k or n_clusters, k_range, seed)
+    else:
+        labels, info, title = _dbscan_clustering(
+            codes, out_dir, eps_range, min_samples_range, trials, n_clusters, seed, progress
+        )
+    result.update(info)
+    write_npy(out_dir / f"{method}_labels.npy", labels)
+    sizes = {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))}
+    scatter = save_figure(latent_scatter_figure(plane, title=title, labels=labels), out_dir / f"{method}_scatter.png")
+    gallery = save_figure(cluster_gallery(images, labels, seed=seed, title=title), out_dir / f"{method}_gallery.png")
+    result.update(
+        {
+            "cluster_sizes": sizes,
+            "scatter": str(scatter),
+            "gallery": str(gallery),
+            "labels": str(out_dir / f"{method}_labels.npy"),
+        }
+    )
+    write_json(out_dir / f"{method}.json", result)
+    return result
+
+
+def _kmeans_clustering(
+    codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """k-means with k given or chosen by the elbow: (labels, numbers for the JSON, plot title)."""
+    n = len(codes)
+    ks = list(range(k_range[0], min(k_range[1], n - 1) + 1))  # more drawings than clusters, for each k
+    if not ks or (k is not None and k > n):
+        raise ConfigError(f"k-means needs more drawings than clusters: {n} drawings for k = {k or k_range[0]}")
+    wcss = elbow(codes, ks, seed)
+    chosen = k or elbow_k(ks, wcss)
+    info = {
+        "k": chosen,
+        "elbow": dict(zip(ks, wcss, strict=True)),
+        "elbow_plot": str(save_figure(elbow_figure(ks, wcss, chosen), out_dir / "kmeans_elbow.png")),
+    }
+    return kmeans(codes, chosen, seed), info, f"k-means, k = {chosen}"
+
+
+def _dbscan_clustering(
+    codes: np.ndarray,
+    out_dir: Path,
+    eps_range: tuple[float, float],
+    min_samples_range: tuple[int, int],
+    trials: int,
+    n_clusters: int | None,
+    seed: int,
+    progress: bool,
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """DBSCAN after a random search over its parameters: (labels, numbers for the JSON, title)."""
+    from sklearn.cluster import DBSCAN
+
+    table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
+    best, rule = choose_trial(table, n_clusters)
+    labels = DBSCAN(eps=best.eps, min_samples=best.min_samples).fit_predict(codes)
+    table_path = write_csv(
+        out_dir / "dbscan_search.csv",
+        ["eps", "min_samples", "clusters", "noise_fraction", "silhouette"],
+        [[t.eps, t.min_samples, t.clusters, t.noise, t.silhouette] for t in table],
+    )
+    info = {
+        "eps": best.eps,
+        "min_samples": best.min_samples,
+        "clusters": best.clusters,
+        "noise_fraction": best.noise,
+        "silhouette": best.silhouette,
+        "rule": rule,
+        "table": str(table_path),
+    }
+    return labels, info, f"DBSCAN, eps = {best.eps:.3f}, min_samples = {best.min_samples}"

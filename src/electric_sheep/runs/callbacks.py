@@ -1,0 +1,217 @@
+"""What a training run keeps, as callbacks of :func:`.trainer.fit`: the run folder's checkpoints
+(and resuming from them), the validation codes of every epoch, TensorBoard, progress. Only the
+first process writes or prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from ..errors import ConfigError, SheepError
+from .fileio import ensure_dir
+from ..core.infer import as_batch, encode_means
+from ..core.trainer import Callback, FitState, empty_sums
+
+
+class Checkpoint(Callback):
+    """Starts the run folder (``config.json``) or, with ``resume``, restores its last checkpoint,
+    even one Ctrl-C saved in the middle of an epoch; saves every epoch, and an interrupted one."""
+
+    def __init__(self, run_dir: Path, data_info: dict[str, Any], resume: bool, log) -> None:
+        self.run_dir, self.data_info, self.resume, self.log = run_dir, data_info, resume, log
+        self.history: list[dict[str, Any]] = []
+
+    def on_start(self, state: FitState) -> None:
+        self.history = state.history
+        if self.resume:
+            self._restore(state)
+            if state.epoch >= state.config.epochs and state.procs.main:
+                done = f"{state.epoch} epoch" + ("s" if state.epoch != 1 else "")
+                self.log(f"{self.run_dir} has already trained {done}: nothing to do (ask for more with --epochs)")
+        elif state.procs.main:
+            ensure_dir(self.run_dir)
+            if (self.run_dir / ckpt.WEIGHTS).exists():
+                raise SheepError(
+                    f"{self.run_dir} already holds a run; use --resume to continue it or choose another --out"
+                )
+            config = {"model": state.model.config.to_dict(), "train": state.config.to_dict(), "data": self.data_info}
+            ckpt.save_config(self.run_dir, config)
+
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
+        if state.procs.main:
+            self._save(state, state.epoch + 1, 0, None)
+
+    def on_interrupt(self, state: FitState) -> None:
+        if state.procs.main and state.step > 0:  # save the interrupted epoch so --resume continues it
+            self._save(state, state.epoch, state.step, state.sums)
+            self.log(
+                f"interrupted: saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in "
+                f"{self.run_dir}; --resume continues from there"
+            )
+
+    def last_good(self) -> str:
+        """Which epoch the folder's last checkpoint holds, for a message."""
+        last = ckpt.read_metrics(self.run_dir)
+        return f"epoch {last[-1]['epoch']}" if last else "none yet"
+
+    def _save(self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None) -> None:
+        """One checkpoint: committed by the training state's rename (it holds everything), then the
+        weights and metrics that users read, each file atomically."""
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state()
+        extra = {"epoch": epoch, "step": step, "partial": partial}
+        ckpt.save_training_state(self.run_dir, state.optimizer, extra, rng, state.model, state.history)
+        self._save_readable(state.model, epoch, step, state.history)
+
+    def _save_readable(self, model, epoch: int, step: int, history: list[dict[str, Any]]) -> None:
+        """The weights and metrics users read, as the training state has them."""
+        ckpt.save_weights(model, self.run_dir, {"epoch": str(epoch), "step": str(step)})
+        ckpt.write_metrics(self.run_dir, history)
+
+    def _restore(self, state: FitState) -> None:
+        """The last checkpoint into the model, the optimiser, the RNG and the state."""
+        saved = ckpt.read_config(self.run_dir)
+        self._check_same_run(saved, state)
+        saved_state = ckpt.load_training_state(self.run_dir)
+        saved_state.restore_model(state.model, self.run_dir)
+        state.optimizer.load_state_dict(saved_state.optimizer)
+        epoch, step = int(saved_state.extra["epoch"]), int(saved_state.extra["step"])
+        _restore_rng(saved_state.rng, state, epoch)
+        if state.procs.main:
+            saved["train"] = state.config.to_dict()  # e.g. more --epochs than before
+            ckpt.save_config(self.run_dir, saved)
+        history = ckpt.read_metrics(self.run_dir) if saved_state.history is None else saved_state.history
+        if state.procs.main and saved_state.history is not None:  # mend a save cut between its files
+            self._save_readable(state.model, epoch, step, history)
+        state.epoch, state.step, state.history = epoch, step, history
+        self.history = history
+        state.sums = saved_state.extra.get("partial") or empty_sums()
+
+    def _check_same_run(self, saved: dict[str, Any], state: FitState) -> None:
+        if saved["model"] != state.model.config.to_dict():
+            raise ConfigError(
+                f"{self.run_dir}: the saved model config differs from the one asked for; resume with the same"
+            )
+        trained_with = saved.get("train", {}).get("optimizer", state.config.optimizer)
+        if trained_with != state.config.optimizer:
+            raise ConfigError(f"{self.run_dir} was trained with {trained_with}; resume with the same optimizer")
+
+
+def _restore_rng(rng: dict[str, torch.Tensor], state: FitState, epoch: int) -> None:
+    if state.procs.world == 1:
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"])
+    else:  # each process had its own stream; only rank 0's was saved, derive the others from it
+        torch.manual_seed(state.config.seed + state.procs.rank + 7919 * epoch)
+
+
+class LatentSnapshots(Callback):
+    """The validation drawings' codes after every epoch (``latents/epoch_NNN.npy``): the latent
+    space over training."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
+        if state.procs.main:
+            ckpt.save_latents(self.run_dir, row["epoch"], encode_means(state.model, state.x_val))
+
+
+class TensorBoard(Callback):
+    """Scalars for every loss term and the KL weight; reconstructions, samples and the latent
+    scatter, every epoch, in the run folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.writer = run_dir, None
+
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
+        if not state.procs.main:
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a crashed run logged after its last checkpoint.
+            start = state.epoch
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=start + 1 if start else None)
+        _log_epoch(self.writer, state.model, state.x_val, row)
+
+    def on_end(self, state: FitState) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
+    from ..render.plots import grid_image, latent_scatter_figure
+
+    e = row["epoch"]
+    for key in ("loss", "recon", "kl", "render", "val_loss", "val_recon", "val_kl", "val_render"):
+        if key in row:
+            writer.add_scalar(f"loss/{key}", row[key], e)
+    writer.add_scalar("kl_weight", row["kl_weight"], e)
+    writer.add_scalar("images_per_s", row["images_per_s"], e)
+    originals = x_val[:16]
+    recon, samples = _pictures(model, originals, e)
+    pairs = np.concatenate([originals.cpu().numpy() / 255.0, recon])  # originals row(s), then reconstructions
+    writer.add_image(
+        "reconstructions", np.asarray(grid_image(pairs, ncols=16, scale=2, invert=True)), e, dataformats="HW"
+    )
+    writer.add_image("samples", np.asarray(grid_image(samples, ncols=8, scale=2, invert=True)), e, dataformats="HW")
+    codes = encode_means(model, x_val)
+    writer.add_figure("latent_space", latent_scatter_figure(codes, title=f"validation codes after epoch {e}"), e)
+    writer.flush()
+
+
+@torch.no_grad()
+def _pictures(model, originals: torch.Tensor, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstructions of ``originals`` and 32 new drawings (seeded by the epoch), in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    recon = model.decode(model.encode(as_batch(originals))[0]).float().cpu()[:, 0].numpy()
+    z = model.sample_codes(32, torch.Generator().manual_seed(epoch)).to(device)
+    samples = model.decode(z).float().cpu()[:, 0].numpy()
+    model.train()
+    return recon, samples
+
+
+class Progress(Callback):
+    """A progress bar over each epoch's steps (``bar``) and one summary line per epoch (``log``)."""
+
+    def __init__(self, log=print, bar: bool = True) -> None:
+        self.log, self.show_bar, self.bar = log, bar, None
+
+    def on_epoch_start(self, state: FitState) -> None:
+        desc = f"epoch {state.epoch + 1}/{state.config.epochs}"
+        disable = not (self.show_bar and state.procs.main)
+        self.bar = tqdm(total=state.steps, initial=state.step, desc=desc, leave=False, disable=disable, unit="batch")
+
+    def on_step(self, state: FitState) -> None:
+        self.bar.update(1)
+        if (state.step - 1) % 20 == 0:
+            from ..core.train_config import kl_weight
+
+            w = kl_weight(state.config, state.epoch, state.step - 1, state.steps)
+            self.bar.set_postfix(loss=f"{state.last_loss:.2f}", kl_w=f"{w:.2f}")
+
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
+        self._close()
+        if state.procs.main:
+            self.log(
+                f"epoch {row['epoch']:>3}/{state.config.epochs}  loss {row['loss']:.2f}  recon {row['recon']:.2f}"
+                f"  kl {row['kl']:.3f}  kl_w {row['kl_weight']:.2f}  val_loss {row['val_loss']:.2f}"
+                f"  {row['images_per_s']:.0f} img/s"
+            )
+
+    def on_interrupt(self, state: FitState) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

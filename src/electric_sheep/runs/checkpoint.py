@@ -1,0 +1,305 @@
+"""Run folders that rebuild themselves: ``config.json`` beside safetensors weights.
+
+A run folder holds::
+
+    config.json                  model, training and data settings (load = build from this)
+    model.safetensors            the weights (and batch-norm statistics), never pickle
+    training_state.safetensors   optimiser state and RNG state, to resume exactly
+    metrics.jsonl                one JSON object per finished epoch
+    latents/epoch_NNN.npy        validation-set codes (z_mean) after each epoch
+    events.out.tfevents.*        TensorBoard logs
+
+Every file is written atomically (temporary name, then rename), so a crash or Ctrl-C while
+saving leaves the previous checkpoint intact. ``training_state.safetensors`` is the checkpoint
+itself: it also holds the weights and the metrics history, so that one rename commits an epoch;
+``--resume`` restores from it alone and rewrites the other two files, mending a save that was cut
+between files. Each safetensors file carries a SHA-256 of its tensors in its header, checked on
+load, and weights that are not finite are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..errors import ConfigError, DataError, SheepError, SheepWarning
+from .fileio import atomic_path, write_json, write_npy, write_text
+from ..core.model import VAE, ModelConfig, build_model
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "training_state.safetensors"
+METRICS = "metrics.jsonl"
+LATENTS = "latents"
+CHECKSUM = "sha256"  # key of the tensors' checksum in a safetensors header
+
+
+def save_weights(model: VAE, run_dir: Path, meta: dict[str, str] | None = None) -> Path:
+    """Write the model's state dict (parameters and buffers) as safetensors, with its checksum."""
+    return _save_tensors(_state_tensors(model), run_dir / WEIGHTS, meta or {})
+
+
+def _state_tensors(model: VAE) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], target: Path, meta: dict[str, str]) -> Path:
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata={**meta, CHECKSUM: tensors_digest(tensors)})
+    return target
+
+
+def _load_tensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and header metadata of a safetensors file, checked against its checksum (files
+    written before checksums were stored have none to check) and for non-finite numbers."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise DataError(path, f"cannot be read as {what} ({e})") from None
+    if CHECKSUM in meta and tensors_digest(tensors) != meta[CHECKSUM]:
+        raise DataError(path, "is damaged: its tensors do not match the checksum saved with them")
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise DataError(path, f"holds non-finite numbers (NaN or infinity) in {bad[0]}")
+    return tensors, meta
+
+
+def save_config(run_dir: Path, config: dict[str, Any]) -> Path:
+    return write_json(run_dir / CONFIG, config)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.json``; a clear error when the folder is not a run."""
+    path = Path(run_dir) / CONFIG
+    if Path(run_dir).is_file():  # e.g. drawings given where RUN_DIR goes
+        raise DataError(run_dir, "is a file, not a run folder (RUN_DIR is the folder `sheep train` writes)")
+    if not path.is_file():
+        raise DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise DataError(path, 'has no "model" settings (was it written by `sheep train`?)')
+    return config
+
+
+def read_model_config(run_dir: str | Path) -> ModelConfig:
+    """The run's model settings; an error naming ``config.json`` when they are invalid."""
+    values = read_config(run_dir)["model"]
+    try:
+        return ModelConfig.from_dict(values)
+    except (ConfigError, TypeError, ValueError) as e:  # unknown keys, wrong types or values
+        raise DataError(Path(run_dir) / CONFIG, f"invalid model settings ({e})") from None
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
+    """Build the model from ``config.json`` and load its weights, in eval mode."""
+    run_dir = Path(run_dir)
+    model = build_model(read_model_config(run_dir))
+    return load_weights(model, run_dir).to(device).eval()
+
+
+def load_weights(model: VAE, run_dir: Path) -> VAE:
+    """Load ``RUN_DIR/model.safetensors`` into ``model`` (any dtype on disk; cast on copy)."""
+    weights = Path(run_dir) / WEIGHTS
+    if not weights.is_file():
+        raise DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)")
+    state, _ = _load_tensors(weights, "safetensors")
+    return _into_model(model, state, weights)
+
+
+def _into_model(model: VAE, state: dict[str, torch.Tensor], path: Path) -> VAE:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataError(path, f"does not match config.json ({str(e).splitlines()[0]})") from None
+    return model
+
+
+def save_training_state(
+    run_dir: Path,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, Any],
+    rng: dict[str, torch.Tensor],
+    model: VAE,
+    history: list[dict[str, Any]],
+) -> Path:
+    """The whole checkpoint in one file: weights, optimiser tensors and RNG states as tensors;
+    the metrics history and everything else as JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _state_tensors(model).items()}
+    scalars: dict[str, Any] = {}
+    for pid, st in sd["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    for name, value in rng.items():
+        tensors[f"rng.{name}"] = value.contiguous()
+    body = {"param_groups": sd["param_groups"], "scalars": scalars, "history": history, **extra}
+    return _save_tensors(tensors, run_dir / STATE, {"json": json.dumps(body)})
+
+
+@dataclass
+class TrainingState:
+    """What ``--resume`` needs: the checkpoint of :func:`save_training_state`."""
+
+    optimizer: dict[str, Any]  # an optimiser state dict
+    rng: dict[str, torch.Tensor]
+    extra: dict[str, Any]  # epoch, step, partial sums of an interrupted epoch, ...
+    weights: dict[str, torch.Tensor] | None  # None in runs saved before the state held them
+    history: list[dict[str, Any]] | None
+
+    def restore_model(self, model: VAE, run_dir: Path) -> VAE:
+        """The checkpoint's weights into ``model`` (older runs: from ``model.safetensors``)."""
+        if self.weights is None:
+            return load_weights(model, run_dir)
+        return _into_model(model, self.weights, run_dir / STATE)
+
+
+def load_training_state(run_dir: Path) -> TrainingState:
+    path = run_dir / STATE
+    if not path.is_file():
+        raise DataError(run_dir, f"has no {STATE} to resume from")
+    tensors, header = _load_tensors(path, "a training state")
+    try:
+        meta = json.loads(header["json"])
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        for key, value in meta.pop("scalars").items():
+            pid, name = key.split(".", 1)
+            state.setdefault(int(pid), {})[name] = value
+        optimizer = {"state": state, "param_groups": meta.pop("param_groups")}
+        if not all(isinstance(meta.get(key), int) for key in ("epoch", "step")):
+            raise ValueError("no epoch and step")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(path, f"cannot be read as a training state ({type(e).__name__}: {e})") from None
+    rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")} or None
+    return TrainingState(optimizer, rng, meta, weights, meta.pop("history", None))
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> Path:
+    """Rewrite ``metrics.jsonl`` whole (atomically), so a resumed run never duplicates epochs."""
+    return write_text(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"line {lineno} is not valid JSON ({e.msg})") from None
+    return rows
+
+
+def last_kl_weight(run_dir: str | Path) -> float | None:
+    """The KL weight of the run's last trained epoch, or None when its metrics do not say."""
+    rows = read_metrics(run_dir)
+    value = rows[-1].get("kl_weight") if rows and isinstance(rows[-1], dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def warn_if_prior_unlearned(run_dir: str | Path) -> None:
+    """A SheepWarning when the run ended before its KL weight reached 1: decoding samples of the
+    prior only makes sense once the codes follow it."""
+    try:
+        weight = last_kl_weight(run_dir)
+    except SheepError:  # a damaged metrics.jsonl: drawing does not need it
+        return
+    if weight is not None and weight < 1:
+        warnings.warn(
+            f"{run_dir} ended training with a KL weight of {weight:.2f} (of 1): its codes do not follow the "
+            "prior, so drawings decoded from it may be noise (train longer: --resume --epochs N)",
+            SheepWarning,
+            stacklevel=2,
+        )
+
+
+def _latents_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / LATENTS / f"epoch_{epoch:03d}.npy"
+
+
+def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
+    return write_npy(_latents_path(run_dir, epoch), codes.astype(np.float32))
+
+
+def latent_epochs(run_dir: str | Path) -> list[int]:
+    """The epochs after which validation codes were saved, in order."""
+    stems = (p.stem for p in (Path(run_dir) / LATENTS).glob("epoch_*.npy"))
+    return sorted(int(s[len("epoch_") :]) for s in stems if s[len("epoch_") :].isdigit())
+
+
+def last_latents(run_dir: str | Path) -> np.ndarray | None:
+    """The codes saved after the run's last epoch, or None when it saved none."""
+    saved = latent_epochs(run_dir)
+    return load_latents(run_dir, saved[-1]) if saved else None
+
+
+def load_latents(run_dir: str | Path, epoch: int) -> np.ndarray:
+    """The (N, latent_dim) codes saved after ``epoch``; an error naming the file when damaged."""
+    path = _latents_path(Path(run_dir), epoch)
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # truncated, pickled or not .npy at all
+        raise DataError(path, "is not a readable .npy array of latent codes") from None
+    if codes.ndim != 2:
+        raise DataError(path, f"shape is {codes.shape}, expected (N, latent_dim)")
+    return codes
+
+
+def builtin_run_dir() -> Path:
+    """The pretrained sheep shipped inside the package (see its MODEL_CARD.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("electric_sheep").joinpath("pretrained")))
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
+def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DATA"):
+    """The drawings a command should use: DATA if given, else the data the run was trained on
+    (with the same split seed). Returns :class:`electric_sheep.data.drawings.Drawings`. ``how`` is how the
+    user gives DATA, for the message when neither exists (an argument, or ``--data DATA``)."""
+    from ..data.drawings import load_drawings
+
+    info = read_config(Path(run_dir)).get("data", {})
+    source = data or info.get("source")
+    if source is None and "sources" in info:
+        raise DataError(run_dir, f"give {how}: the run was trained on several files; name the one to use")
+    if source is None:
+        raise DataError(run_dir, f"give {how}: the run does not record the data it was trained on")
+    return load_drawings(source, seed=info.get("split_seed", 0))

@@ -1,0 +1,219 @@
+"""Atomic file writes: a crash or Ctrl-C never leaves a half-written file behind.
+
+Everything electric-sheep saves goes through :func:`atomic_path`: write to a temporary name in
+the same folder, then ``os.replace`` it over the target (atomic on POSIX and Windows); through a
+symlink to the file it names, and into a device or pipe (``-o /dev/stdout``) as a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputError
+
+
+def ensure_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) if needed; an :class:`OutputError` naming it if not possible."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where the folder or one of its parents goes
+        raise OutputError(folder, "cannot be created as a folder: a file is in the way") from None
+    except OSError as e:
+        raise OutputError(folder, f"cannot be created ({e.strerror or e})") from None
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes ``target``.
+
+    A regular file (or a new name) is replaced atomically: the temporary file sits beside it and
+    is renamed over it. A symlink is followed, so the file it points to is replaced and the link
+    stays. Anything else that exists (a terminal, ``/dev/stdout``, a pipe) is never replaced: the
+    finished bytes are streamed into it. Failing to write (a folder of that name, no permission,
+    a full disk) raises an :class:`OutputError` naming ``target``; what was there is left as it was.
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise OutputError(target, "is a folder; give the name of a file to write")
+    if _is_special(target):
+        with _streamed(target) as tmp:
+            yield tmp
+        return
+    final = Path(os.path.realpath(target)) if target.is_symlink() else target
+    with _replaced(final, shown=target) as tmp:
+        yield tmp
+
+
+def _is_special(target: Path) -> bool:
+    """Does ``target`` exist (after symlinks) as something other than a regular file?"""
+    try:
+        return not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:  # nothing there yet, or a dangling link: a new file is written
+        return False
+
+
+@contextlib.contextmanager
+def _replaced(final: Path, shown: Path) -> Iterator[Path]:
+    """A temporary file beside ``final``, renamed over it on success (errors name ``shown``)."""
+    ensure_dir(final.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as e:
+        raise OutputError(shown, f"cannot be written ({e.strerror or e})") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
+        os.replace(tmp_path, final)
+    except OSError as e:  # e.g. the disk filled up while writing
+        raise OutputError(shown, f"cannot be written ({e.strerror or e})") from None
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def _streamed(target: Path) -> Iterator[Path]:
+    """A private temporary file whose finished bytes are then copied into the device or pipe
+    ``target``, which keeps its place: nothing half-made ever reaches it."""
+    fd, tmp = tempfile.mkstemp(prefix="electric-sheep-", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except OSError as e:  # /dev/full, a closed pipe ...
+        raise OutputError(target, f"cannot be written ({e.strerror or e})") from None
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(target: str | Path, text: str) -> Path:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json(target: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (a number that is not finite as null)."""
+    return write_text(target, json_text(obj, indent=2) + "\n")
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as strict JSON: NaN and infinity, which JSON lacks (``json.dumps`` would write them
+    anyway, and other readers reject the file), become null, "not defined"."""
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_npy(target: str | Path, array: np.ndarray) -> Path:
+    """Save one array as ``.npy`` atomically."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+    return Path(target)
+
+
+def write_csv(target: str | Path, header: list[str], rows) -> Path:
+    """Write a CSV table (header, then rows) atomically."""
+    with atomic_path(target) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(target)
+
+
+LOCK_FILE = ".lock"
+
+
+class FolderInUse(OutputError):
+    """Another process is writing into the folder (it holds the folder's lock)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
+    """Hold an OS lock on ``folder`` (created if needed) while the block runs.
+
+    The lock is the kernel's (``flock``; ``msvcrt.locking`` on Windows): it is released when the
+    block ends or the process dies however it dies, so a stale lock file never blocks anyone. A
+    second writer fails at once with :class:`FolderInUse`, naming the holder's process id.
+    """
+    folder = ensure_dir(folder)
+    path = folder / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise OutputError(folder, f"cannot be locked ({e.strerror or e})") from None
+    try:
+        if not _try_lock(fd):
+            raise FolderInUse(folder, f"is in use: {_holder(path)} is writing {what} into it; wait or choose another")
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield folder
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def check_unlocked(folder: str | Path, what: str = "a run") -> None:
+    """Fail now with :class:`FolderInUse` if another process holds ``folder``'s lock (a cheap
+    look before long work such as loading data); an absent folder is free."""
+    if (Path(folder) / LOCK_FILE).exists():
+        with folder_lock(folder, what):
+            pass
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = path.read_text().strip()
+    except OSError:
+        pid = ""
+    return f"process {pid}" if pid.isdigit() else "another process"

@@ -1,0 +1,151 @@
+"""Drawings of another kind planted among the sheep (``mix``), with labels, so that AUROC, average
+precision and precision at the number planted can be measured; and the honest case, a model trained
+on the contaminated drawings themselves, made robust by trimming (``train_on_mixture``)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError, SheepWarning
+from .fileio import ensure_dir, write_npy
+
+if TYPE_CHECKING:
+    from ..core.model import VAE, ModelConfig
+
+from ..analysis.anomaly import scores
+
+TRIM = 0.2  # share set aside by trimmed training
+TRIM_SCORE = "code-ink"  # what trimmed training sets aside by: it finds groups of intruders
+
+
+def train_on_mixture(
+    images_u8: np.ndarray,
+    val_u8: np.ndarray,
+    model_cfg: ModelConfig,
+    run_dir: str | Path,
+    *,
+    epochs: int,
+    trim: float = TRIM,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> VAE:
+    """The honest case: train on contaminated drawings, robustly, and return the model.
+
+    Trimmed training (a trimmed-likelihood estimator in two stages): stage 1 trains on every
+    drawing; the ``trim`` share it finds least typical (TRIM_SCORE) is set aside, and stage 2
+    trains a fresh model on the rest. Trained on everything, a model learns to explain the
+    intruders too, and they stop standing out. ``trim=0`` trains once. Stage 1 is kept in
+    ``run_dir/stage1``, the kept mask in ``run_dir/kept.npy``; ``run_dir`` itself is the stage-2
+    run. ``overrides`` are further
+    :class:`~electric_sheep.core.train_config.TrainConfig` fields (batch_size, kl_start, ...).
+    """
+    from .checkpoint import load_model
+    from .training import make_train_config, train
+
+    if not 0 <= trim < 1:
+        raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
+    run_dir = Path(run_dir)
+    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
+    info = {"source": None, "note": "anomaly mixture", "n_train": int(len(images_u8))}
+    first_dir = run_dir / "stage1" if trim > 0 else run_dir
+    if trim > 0:
+        log(f"stage 1 of 2: training on all {len(images_u8)} drawings")
+    train(images_u8, val_u8, model_cfg, cfg, first_dir, data_info=info, progress=progress, log=log)
+    first = load_model(first_dir)
+    if trim == 0:
+        return first
+    values = scores(first, images_u8, TRIM_SCORE)
+    kept = values <= np.quantile(values, 1 - trim)
+    write_npy(run_dir / "kept.npy", kept)
+    log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} least anomalous ({1 - trim:.0%})")
+    info.update(n_train=int(kept.sum()), trim=trim)
+    train(images_u8[kept], val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
+    return load_model(run_dir)
+
+
+@dataclass
+class Mixture:
+    """Sheep with planted drawings of another kind, shuffled; ``planted`` marks the intruders."""
+
+    images: np.ndarray  # (N, 28, 28) uint8
+    planted: np.ndarray  # (N,) bool
+    source_index: np.ndarray  # (N,) index into the sheep (planted False) or the others (True)
+
+
+def mixture_run(
+    images_u8: np.ndarray,
+    val_u8: np.ndarray,
+    model_cfg: ModelConfig,
+    out_dir: str | Path,
+    *,
+    epochs: int,
+    trim: float = TRIM,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> VAE:
+    """:func:`train_on_mixture` into ``out_dir/mixture_run``: trained in a temporary folder beside
+    it, which replaces it only when done, so Ctrl-C or an error keeps an earlier call's run."""
+    import shutil
+    import tempfile
+
+    out_dir = Path(out_dir)
+    ensure_dir(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
+    try:
+        model = train_on_mixture(
+            images_u8, val_u8, model_cfg, tmp, epochs=epochs, trim=trim, seed=seed, progress=progress, log=log
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    target = out_dir / "mixture_run"
+    old = target.rename(tmp.with_name(tmp.name + "-old")) if target.exists() else None
+    tmp.rename(target)  # a moment with no mixture_run, never one with neither run on disk
+    if old is not None:
+        shutil.rmtree(old)
+    return model
+
+
+def warn_renderers_differ() -> None:
+    """Google's renderer and ours differ slightly: mixed, a detector could find the renderer rather
+    than the drawing."""
+    warnings.warn(
+        "mixing Google-rendered bitmaps with strokes rasterised here: the scores may partly tell the two "
+        "renderers apart rather than the drawings (mix like with like)",
+        SheepWarning,
+        stacklevel=2,
+    )
+
+
+def mix(sheep_u8: np.ndarray, other_u8: np.ndarray, fraction: float, seed: int = 0) -> Mixture:
+    """Drop ``fraction`` x (number of sheep) drawings of ``other_u8`` among the sheep and shuffle.
+
+    When ``other_u8`` holds fewer, all of them are used and a warning says so.
+    """
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"the --mix fraction must be in (0, 1], got {fraction:g}")
+    rng = np.random.default_rng(seed)
+    wanted = max(1, int(round(fraction * len(sheep_u8))))
+    n_other = min(wanted, len(other_u8))
+    if n_other < wanted:
+        warnings.warn(
+            f"asked for {wanted} planted drawings ({fraction:g} of {len(sheep_u8)}) but the other data "
+            f"holds only {len(other_u8)}: planting {n_other}",
+            SheepWarning,
+            stacklevel=2,
+        )
+    chosen = np.sort(rng.choice(len(other_u8), size=n_other, replace=False))
+    images = np.concatenate([sheep_u8, other_u8[chosen]])
+    planted = np.concatenate([np.zeros(len(sheep_u8), bool), np.ones(n_other, bool)])
+    source = np.concatenate([np.arange(len(sheep_u8)), chosen])
+    order = rng.permutation(len(images))
+    return Mixture(np.ascontiguousarray(images[order]), planted[order], source[order])

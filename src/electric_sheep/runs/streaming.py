@@ -1,0 +1,156 @@
+"""Per-drawing results of a whole file, computed batch by batch into a .npy on disk, resumable.
+
+``stream_rows`` fills ``target`` (N rows) by calling ``compute(start, stop)`` on consecutive
+chunks of the drawings. The rows go into ``target.partial.npy``, a memory map, and how far it got
+into ``target.partial.RANK.json`` after every chunk, so that a run killed halfway and started again
+with the same job continues where it stopped. Only when every row is written does the file take
+its name (with ``target.job.json`` beside it, saying what it holds). Under torchrun the ranks share
+the chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import ConfigError
+from .fileio import ensure_dir, write_json
+
+CHUNK = 65_536  # drawings per chunk: a few MB of input, flushed and recorded as one step
+CHUNK_ENV = "ELECTRIC_SHEEP_CHUNK"  # overrides CHUNK (smaller: finer resumption, more shards)
+
+
+def chunk_size() -> int:
+    value = os.environ.get(CHUNK_ENV, str(CHUNK))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{CHUNK_ENV} must be a number of drawings >= 1, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of the work under torchrun: chunk j is computed by rank j % world."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def from_env(cls) -> Shard:
+        """RANK and WORLD_SIZE as torchrun sets them (one process: rank 0 of 1)."""
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("gloo")  # CPU tensors only: a barrier, no data
+            dist.barrier()
+
+
+def stream_rows(
+    n: int,
+    compute: Callable[[int, int], np.ndarray],
+    target: Path | None,
+    *,
+    width: int,
+    job: dict,
+    desc: str,
+    progress: bool = True,
+    shard: Shard = Shard(),
+) -> np.ndarray:
+    """(n, width) rows, ``compute(start, stop)`` giving rows start to stop, on disk at ``target``
+    as float32 (returned as a read-only memory map); ``target`` None: in memory, not resumable.
+    ``job`` says what is computed (data, model, split ...): a partial file of another job is
+    started afresh, never mixed in, and a finished one is reused. Under torchrun (``shard``) every
+    rank computes its own chunks into the one file, and all return it once it is whole."""
+    if target is None:  # in memory: one call, as the caller would have made it
+        return np.asarray(compute(0, n)).reshape(n, width)
+    target = Path(target)
+    ensure_dir(target.parent)
+    job = {**job, "n": n, "width": width, "world": shard.world, "chunk": chunk_size()}
+    finished, rows_path, header = (target.with_name(target.stem + suffix) for suffix in _SUFFIXES)
+    if _same_job(finished, job) and target.is_file():
+        return np.load(target, mmap_mode="r")
+    state = target.with_name(f"{target.stem}.partial.{shard.rank}.json")
+    if shard.main and not (rows_path.is_file() and _same_job(header, job)):  # start afresh
+        for old in target.parent.glob(f"{target.stem}.partial.*.json"):
+            old.unlink()
+        np.lib.format.open_memmap(rows_path, mode="w+", dtype=np.float32, shape=(n, width)).flush()
+        write_json(header, job)
+    shard.barrier()
+    _fill(rows_path, compute, state, job, shard, desc, progress and shard.main)
+    shard.barrier()
+    if shard.main:
+        os.replace(rows_path, target)
+        write_json(finished, job)
+        for old in [header, *target.parent.glob(f"{target.stem}.partial.*.json")]:
+            old.unlink(missing_ok=True)
+    shard.barrier()
+    return np.load(target, mmap_mode="r")
+
+
+_SUFFIXES = (".job.json", ".partial.npy", ".partial.json")  # finished marker, rows so far, their job
+
+
+def _fill(rows_path: Path, compute, state: Path, job: dict, shard: Shard, desc: str, progress: bool) -> None:
+    """Compute this rank's chunks not yet done into the partial file, recording each in ``state``."""
+    rows = np.load(rows_path, mmap_mode="r+")
+    n, width = rows.shape
+    chunk = chunk_size()
+    mine = list(range(shard.rank * chunk, n, shard.world * chunk))
+    done = _chunks_done(state, job)
+    left = sum(min(chunk, n - start) for start in mine[done:])
+    with tqdm(total=left, desc=desc, unit="drawing", disable=not progress, leave=False) as bar:
+        for k, start in enumerate(mine[done:], start=done + 1):
+            stop = min(start + chunk, n)
+            rows[start:stop] = np.asarray(compute(start, stop), np.float32).reshape(stop - start, width)
+            rows.flush()
+            write_json(state, {**job, "done": k})
+            bar.update(stop - start)
+
+
+def _same_job(path: Path, job: dict) -> bool:
+    try:
+        return json.loads(path.read_text()) == job
+    except (OSError, ValueError):
+        return False
+
+
+def _chunks_done(state: Path, job: dict) -> int:
+    """This rank's chunks already written by an interrupted run of the same job."""
+    try:
+        recorded = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return 0
+    done = recorded.pop("done", 0)
+    return done if recorded == job and isinstance(done, int) and done >= 0 else 0
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where per-drawing columns go: a folder (streamed to disk, resumable) or, with ``folder``
+    None, memory."""
+
+    folder: Path | None = None
+    job: dict = field(default_factory=dict)
+    progress: bool = False
+    shard: Shard = Shard()
+
+    def column(self, name: str, n: int, compute: Callable[[int, int], np.ndarray], width: int = 1) -> np.ndarray:
+        """(n,) or (n, width) values of ``compute(start, stop)``, kept as ``folder/name.npy``."""
+        target = None if self.folder is None else Path(self.folder) / f"{name}.npy"
+        rows = stream_rows(
+            n, compute, target, width=width, job=self.job, desc=name, progress=self.progress, shard=self.shard
+        )
+        return np.asarray(rows[:, 0] if width == 1 else rows, dtype=np.float64)

@@ -1,0 +1,192 @@
+"""Training from data files: load and check them, stream them, and record what a run was trained on
+(so that ``--resume`` goes on with the same data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from ..core.devices import is_main_process
+from ..errors import ConfigError, DataError, SheepWarning
+from .fileio import check_unlocked
+from ..core.model import ModelConfig, make_model_config
+from ..data.sources import DrawingSet, expand_sources, load_sources
+from .training import train
+from ..core.train_config import TrainConfig, default_epochs, make_train_config
+from ..core.trainer import Callback
+
+
+def _resumed_configs(
+    run_dir: str | Path, model_options: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[ModelConfig, TrainConfig]:
+    """The run's own model and training settings; a model option that contradicts them is an error."""
+    model_cfg = ckpt.read_model_config(run_dir)
+    for name, value in model_options.items():
+        if value is not None and value != getattr(model_cfg, name):
+            raise ConfigError(
+                f"{run_dir} has {name} {getattr(model_cfg, name)}; --resume keeps it "
+                "(drop that option, or start a new run with another --out)"
+            )
+    return model_cfg, resume_train_config(run_dir, **overrides)
+
+
+def train_on_data(
+    data: str | Path | list[str],
+    run_dir: str | Path,
+    *,
+    preset: str | None = None,
+    latent_dim: int | None = None,
+    channels: tuple[int, int] | None = None,
+    hidden: int | None = None,
+    pixel_head: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    split_seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    conditional: bool = False,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
+    """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
+    its valid split. Several files (a list; patterns are expanded) train as one set, streamed from
+    their memory maps, each drawing labelled by its file. ``overrides`` are :class:`TrainConfig`
+    fields. None keeps the defaults: for a new run the preset's (``default``;
+    :data:`~electric_sheep.core.presets.PRESET_MODEL`), with ``resume`` the run's own settings.
+    ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's.
+    ``conditional``: several files train a class-conditional model, each file a category."""
+    if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
+        raise ConfigError(
+            "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
+        )
+    model_options = {
+        "preset": preset,
+        "latent_dim": latent_dim,
+        "channels": channels,
+        "hidden": hidden,
+        "pixel_head": pixel_head,
+    }
+    if resume:
+        model_cfg, cfg = _resumed_configs(run_dir, model_options, overrides)
+    else:
+        model_cfg = make_model_config(preset or "default", **{k: v for k, v in model_options.items() if k != "preset"})
+        cfg = make_train_config(model_cfg.preset, **overrides)
+    if is_main_process():  # before loading the data, which may take minutes; rank 0 then takes the lock
+        check_unlocked(run_dir, "a training run")
+    recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
+    split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
+    sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
+    if len(sources) > 1:
+        train_images, val_images, info = _several_files(sources, cfg, split_seed)
+    else:
+        train_images, val_images, info = _one_file(sources[0], cfg, split_seed)
+    if conditional and not resume:
+        if len(sources) < 2 or model_cfg.preset == "seed":
+            raise ConfigError("a class-conditional model is the default preset trained on two or more files")
+        model_cfg = dataclasses.replace(model_cfg, categories=tuple(train_images.names))
+    _check_same_data(run_dir, recorded, info)
+    if not resume and overrides.get("epochs") is None:
+        cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
+    return train(
+        train_images,
+        val_images,
+        model_cfg,
+        cfg,
+        run_dir,
+        resume=resume,
+        data_info=info,
+        progress=progress,
+        log=log,
+        callbacks=callbacks,
+    )
+
+
+def _one_file(data: str, cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
+    """(train drawings, validation drawings, what config.json records) of one file."""
+    from ..data.drawings import data_fingerprint, load_drawings
+
+    drawings = load_drawings(data, seed=split_seed)
+    if drawings.format == "picture":
+        warnings.warn(
+            f"{drawings.source}: pictures have no held-out split; validation is measured on the "
+            "training drawings themselves",
+            SheepWarning,
+            stacklevel=3,
+        )
+    train_images = DrawingSet.from_drawings([drawings], "train", cfg.limit)  # read as batches need it
+    info = {
+        "source": str(Path(drawings.source).resolve()),
+        "format": drawings.format,
+        "split_seed": split_seed,
+        "n_train": int(len(train_images)),
+        "fingerprint": data_fingerprint(drawings.source),
+    }
+    return train_images, drawings.split("valid", limit=cfg.val_limit), info  # only what validation uses is read
+
+
+def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict]:
+    """The train splits of several files as one streamed DrawingSet (``limit``: of each file), the
+    validation drawings (an equal share of ``val_limit`` from each) and what config.json records."""
+    from ..data.drawings import data_fingerprint
+
+    sets = load_sources(sources, seed=split_seed)  # every file checked before anything is trained
+    if any(d.format == "picture" for d in sets):
+        raise ConfigError("a folder of pictures trains alone, not among several files")
+    train_set = DrawingSet.from_drawings(sets, "train", cfg.limit)
+    per_file = None if cfg.val_limit is None else max(cfg.val_limit // len(sets), 1)
+    val_set = DrawingSet.from_drawings(sets, "valid", per_file)
+    files = [
+        {
+            "source": str(Path(d.source).resolve()),
+            "category": name,
+            "format": d.format,
+            "n_train": int(n),
+            "fingerprint": data_fingerprint(d.source),
+        }
+        for d, name, n in zip(sets, train_set.names, train_set.sizes, strict=True)
+    ]
+    info = {"sources": files, "split_seed": split_seed, "n_train": len(train_set), "balance": cfg.balance}
+    return train_set, val_set.take(np.arange(len(val_set))), info
+
+
+def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], info: dict[str, Any]) -> None:
+    """--resume goes on with the data it began with: the same files by fingerprint (size, head and
+    tail), wherever they now lie; runs from before fingerprints compare the path."""
+    if "sources" in recorded or "sources" in info:
+        before = [f.get("fingerprint") for f in recorded.get("sources", [recorded])] if recorded else None
+        now = [f["fingerprint"] for f in info.get("sources", [info])]
+        if before is not None and before != now:
+            raise ConfigError(f"{run_dir} was trained on other data; resume it with the same DATA, in the same order")
+        return
+    trained_on = recorded.get("source")
+    if "fingerprint" in recorded:
+        if recorded["fingerprint"] != info["fingerprint"]:
+            raise ConfigError(f"{run_dir} was trained on other data ({trained_on}); resume it with the same DATA")
+    elif trained_on is not None and trained_on != info["source"] and Path(trained_on).exists():
+        raise ConfigError(f"{run_dir} was trained on {trained_on}; resume it with the same DATA")
+
+
+def resume_train_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
+    """The run's saved training settings with ``overrides`` on top (None = keep the run's).
+
+    A resumed run goes on as it started (its --lr, --kl-start, --seed ...), not with the preset's
+    defaults, unless an override says otherwise (typically more ``epochs``).
+    """
+    path = Path(run_dir) / ckpt.CONFIG
+    saved = ckpt.read_config(run_dir).get("train")
+    if not isinstance(saved, dict):
+        raise DataError(path, 'has no "train" settings to resume with')
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+    saved = {k: v for k, v in saved.items() if k != "device"}  # the machine's choice, not the run's
+    saved.setdefault("gpu_batch_size", 0)  # runs saved before GPU batches keep their batch size
+    try:
+        return TrainConfig(**{**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    except (TypeError, ConfigError) as e:  # settings from another version, or hand-edited
+        raise DataError(path, f"invalid training settings ({e})") from None

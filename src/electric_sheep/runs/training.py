@@ -1,0 +1,61 @@
+"""Training into a run folder: :func:`.trainer.fit` with the callbacks that keep a run
+(checkpoints and resume, latent snapshots, TensorBoard, progress), under the folder's lock."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.batches import is_streamed
+from .callbacks import Checkpoint, LatentSnapshots, Progress, TensorBoard
+from ..core.devices import is_main_process, pick_device, seed_process
+from ..errors import TrainingDiverged
+from .fileio import folder_lock
+from ..core.infer import check_drawings
+from ..core.model import ModelConfig, build_model
+from ..data.sources import DrawingSet
+from ..core.train_config import TrainConfig, make_train_config  # noqa: F401  (reached through this module too)
+from ..core.trainer import Callback, fit
+
+
+def train(
+    train_images: np.ndarray | DrawingSet,
+    val_images: np.ndarray,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    data_info: dict[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    callbacks: Sequence[Callback] = (),
+) -> list[dict[str, Any]]:
+    """Train a new VAE of ``model_cfg`` on uint8 (N, 28, 28) drawings into ``run_dir`` and return
+    the metrics history. ``log``: where each epoch's line goes; ``progress``: a bar over its steps.
+    With ``resume`` the run continues from ``run_dir``'s last checkpoint, even one saved by Ctrl-C
+    in the middle of an epoch, to the same result as an uninterrupted run. ``callbacks`` run
+    after the run's own (see :class:`.trainer.Callback`)."""
+    run_dir = Path(run_dir)
+    # Bad drawings or an unknown or absent device stop before the run folder is made.
+    for images in (val_images,) if is_streamed(train_images) else (train_images, val_images):
+        check_drawings(images)
+    pick_device(cfg.device)
+    # Only rank 0 writes; its lock keeps a second `sheep train` out of the folder until it ends.
+    lock = folder_lock(run_dir, "a training run") if is_main_process() else contextlib.nullcontext()
+    checkpoint = Checkpoint(run_dir, data_info or {}, resume, log)
+    keep = [LatentSnapshots(run_dir), TensorBoard(run_dir), checkpoint, Progress(log, bar=progress)]
+    with lock:
+        seed_process(cfg.seed)
+        model = build_model(model_cfg)
+        try:
+            fit(model, train_images, val_images, cfg, [*keep, *callbacks])
+        except TrainingDiverged as e:
+            raise TrainingDiverged(
+                f"{e}, last good checkpoint in {run_dir}: {checkpoint.last_good()} (try a lower --lr)"
+            ) from None
+    return checkpoint.history
