@@ -19,9 +19,10 @@ from _common import data_path, machine
 
 from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.core.model import ModelConfig
+from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.runs.checkpoint import load_model
-from electric_sheep.runs.training import make_train_config, train
+from electric_sheep.runs.training import train
 
 
 def main() -> None:

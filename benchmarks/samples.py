@@ -32,9 +32,10 @@ from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.analysis.generate import draw
 from electric_sheep.analysis.quality import frechet_distance, grey_share, kernel_distance
 from electric_sheep.core.model import make_model_config
+from electric_sheep.core.train_config import default_epochs, make_train_config
 from electric_sheep.data.drawings import data_fingerprint, default_cache_dir, load_drawings
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
-from electric_sheep.runs.training import default_epochs, make_train_config, train
+from electric_sheep.runs.training import train
 
 CATEGORIES = ("sheep", "cat", "dog", "rabbit", "duck")
 BITMAPS = SHARED / "quickdraw" / "bitmap"

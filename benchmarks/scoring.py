@@ -25,9 +25,10 @@ from _common import data_path, machine
 from electric_sheep.analysis.anomaly import DEFAULT_SCORE, scores
 from electric_sheep.analysis.latent import encode
 from electric_sheep.core.model import make_model_config
+from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.runs.checkpoint import load_model
-from electric_sheep.runs.training import make_train_config, train
+from electric_sheep.runs.training import train
 
 
 def best_time(fn, repeats: int) -> float:

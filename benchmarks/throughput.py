@@ -41,11 +41,12 @@ from _common import Sampled, data_path, machine
 from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.core.devices import seed_process
 from electric_sheep.core.model import build_model, count_parameters, make_model_config
+from electric_sheep.core.train_config import make_train_config
 from electric_sheep.core.trainer import OnStep, fit
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import SheepWarning
 from electric_sheep.runs.checkpoint import load_model
-from electric_sheep.runs.training import make_train_config, train
+from electric_sheep.runs.training import train
 
 QUALITY_EPOCHS = 3
 EVERY_STEPS = 20  # the default preset's evaluations: 640 drawings apart

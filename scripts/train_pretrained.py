@@ -26,9 +26,10 @@ from electric_sheep.analysis.anomaly import scores
 from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.analysis.sketchbook import REFERENCE_SCORES, SCORE
 from electric_sheep.core.model import count_parameters, make_model_config
+from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.runs.checkpoint import CHECKSUM, load_model, tensors_digest
-from electric_sheep.runs.training import make_train_config, train
+from electric_sheep.runs.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "bitmap" / "sheep.npy"

@@ -41,8 +41,9 @@ def run(tmp_path_factory):
     from test_train import blobs
 
     from electric_sheep.core.model import ModelConfig
+    from electric_sheep.core.train_config import make_train_config
     from electric_sheep.data.drawings import load_drawings
-    from electric_sheep.runs.training import make_train_config, train
+    from electric_sheep.runs.training import train
 
     """A small default-preset run on synthetic rectangles, with the post's annealing to w = 1."""
     root = tmp_path_factory.mktemp("run")

@@ -138,7 +138,7 @@ def test_random_flip_mirrors_about_half_the_drawings():
 
 def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
     from electric_sheep.core.model import ModelConfig
-    from electric_sheep.runs.training import TrainConfig
+    from electric_sheep.core.train_config import TrainConfig
 
     old = ModelConfig.from_dict({"preset": "default", "latent_dim": 2, "channels": [8, 24], "hidden": 128})
     model = build_model(old)

@@ -15,14 +15,15 @@ from safetensors.torch import load_file
 from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.cli import main
 from electric_sheep.core import train_config as train_mod
-from electric_sheep.core.model import ModelConfig
+from electric_sheep.core.devices import seed_process
+from electric_sheep.core.model import ModelConfig, build_model
 from electric_sheep.core.train_config import (
     TrainConfig,
     kl_shortfall_warning,
     kl_weight,
     make_train_config,
 )
-from electric_sheep.core.trainer import Callback, OnStep
+from electric_sheep.core.trainer import Callback, OnStep, fit
 from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
 from electric_sheep.runs import checkpoint as ckpt
 from electric_sheep.runs.train_data import resume_train_config
@@ -368,3 +369,29 @@ def test_the_command_line_offers_every_registered_preset_and_schedule():
     for name in SCHEDULES:  # each passes the training settings' validation and gives a weight in [0, 1]
         cfg = make_train_config("default", kl_schedule=name)
         assert all(0.0 <= kl_weight(cfg, epoch, 0, 10) <= 1.0 for epoch in range(cfg.epochs))
+
+
+def test_fit_trains_in_memory_and_returns_the_model(tmp_path, monkeypatch):
+    """The loop needs no run folder: no file is written, the model comes back trained, and a
+    callback sees every step and epoch."""
+    monkeypatch.chdir(tmp_path)
+    seed_process(0)
+    model = build_model(ModelConfig())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = {"steps": 0, "rows": []}
+
+    class Count(Callback):
+        def on_step(self, state):
+            seen["steps"] += 1
+
+        def on_epoch_end(self, state, row):
+            seen["rows"].append(row)
+
+    cfg = make_train_config("default", epochs=2, **FAST)
+    trained = fit(model, blobs(96), blobs(32, seed=1), cfg, [Count()])
+    assert trained is model and list(tmp_path.iterdir()) == []
+    assert seen["steps"] == 2 * train_mod.steps_per_epoch(96, cfg.batch_size) and [
+        r["epoch"] for r in seen["rows"]
+    ] == [1, 2]
+    assert seen["rows"][1]["val_loss"] < seen["rows"][0]["val_loss"]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -17,13 +17,14 @@ from electric_sheep.analysis import anomaly, generate, latent
 from electric_sheep.cli import main
 from electric_sheep.core.infer import as_batch
 from electric_sheep.core.model import ModelConfig
+from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import ConfigError
 from electric_sheep.render import anomaly_outputs, cluster_outputs, latent_figures
 from electric_sheep.render.plots import PLANTED_RGB, grid_image
 from electric_sheep.runs import mixtures
 from electric_sheep.runs.checkpoint import load_model
-from electric_sheep.runs.training import make_train_config, train
+from electric_sheep.runs.training import train
 
 
 def test_draw_is_seeded_and_uses_the_requested_distribution(run):

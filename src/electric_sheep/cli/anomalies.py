@@ -79,8 +79,8 @@ def anomalies(
 
     Scores are written to disk as they are computed: interrupted, the same command run again
     continues where it stopped. Under torchrun the processes share the work."""
+    from ..core.train_config import TrainConfig
     from ..render.anomaly_outputs import run_anomalies
-    from ..runs.training import TrainConfig
 
     run_dir, data = _run_and_data(paths, data_required=True)
     if mix_spec and Shard.from_env().world > 1:

@@ -48,7 +48,8 @@ def train_on_mixture(
     :class:`~electric_sheep.core.train_config.TrainConfig` fields (batch_size, kl_start, ...).
     """
     from .checkpoint import load_model
-    from .training import make_train_config, train
+    from ..core.train_config import make_train_config
+    from .training import train
 
     if not 0 <= trim < 1:
         raise ConfigError(f"trim must be in [0, 1), got {trim:g}")

@@ -18,7 +18,7 @@ from .fileio import folder_lock
 from ..core.infer import check_drawings
 from ..core.model import ModelConfig, build_model
 from ..data.sources import DrawingSet
-from ..core.train_config import TrainConfig, make_train_config  # noqa: F401  (reached through this module too)
+from ..core.train_config import TrainConfig
 from ..core.trainer import Callback, fit
 
 
