@@ -194,38 +194,47 @@ def load_drawings(
         images = read_bitmap(path)
         return Drawings(images, seeded_splits(len(images), seed), "bitmap", path)
     if fmt == "picture":  # a few of the user's own: quick to convert, not cached
-        files = [path] if path.is_file() else picture_files(path)
-        images, kept = read_pictures(files, raster, strict=path.is_file())
-        if len(images) == 0:
-            raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
-        every = np.arange(len(images))  # a picture is for using a model, not for holding out
-        names = [f.name for f in kept]
-        left_out = [f.name for f in files if f not in kept]
-        meta = {"files": names, "skipped_files": left_out}
-        return _announce(Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(left_out), meta))
+        return _announce(_load_pictures(path, raster))
     cache_file = _raster_cache_file(path, fmt, recognized, raster, cache_dir)
-    if use_cache and cache_file.is_file():
-        cached = _read_raster_cache(cache_file)
-        if cached is not None:
-            images, splits, skipped = cached
-            if splits is None:
-                splits = seeded_splits(len(images), seed)
-            return _announce(Drawings(images, splits, fmt, path, skipped=skipped, meta={"cached": str(cache_file)}))
-    splits: dict[str, np.ndarray] | None = None  # only sketch-rnn files carry their own split
+    cached = _read_raster_cache(cache_file) if use_cache and cache_file.is_file() else None
+    if cached is not None:
+        images, splits, skipped = cached
+        meta = {"cached": str(cache_file)}
+    else:
+        images, splits, skipped = _rasterise(path, fmt, recognized, raster)
+        meta = {}
+        if use_cache:
+            _write_raster_cache(cache_file, images, splits, skipped)
+    splits = seeded_splits(len(images), seed) if splits is None else splits
+    return _announce(Drawings(images, splits, fmt, path, skipped=skipped, meta=meta))
+
+
+def _load_pictures(path: Path, raster: RasterConfig) -> Drawings:
+    """A picture or a folder of them; every split holds all of them (they are for using a model)."""
+    files = [path] if path.is_file() else picture_files(path)
+    images, kept = read_pictures(files, raster, strict=path.is_file())
+    if len(images) == 0:
+        raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
+    every = np.arange(len(images))
+    left_out = [f.name for f in files if f not in kept]
+    meta = {"files": [f.name for f in kept], "skipped_files": left_out}
+    return Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(left_out), meta)
+
+
+def _rasterise(
+    path: Path, fmt: Format, recognized: bool | None, raster: RasterConfig
+) -> tuple[np.ndarray, dict[str, np.ndarray] | None, int]:
+    """A stroke file's drawings, its own split (sketch-rnn files only) and how many were skipped."""
+    splits, skipped = None, 0
     if fmt == "sketchrnn":
         images, splits = read_sketchrnn(path, raster)
-        skipped = 0
     elif fmt == "ndjson":
         images, skipped = read_ndjson(path, recognized, raster)
     else:
         images, skipped = read_bin(path, recognized, raster)
     if len(images) == 0:
         raise DataError(path, "holds no drawings" + (f" ({skipped} malformed skipped)" if skipped else ""))
-    if use_cache:
-        _write_raster_cache(cache_file, images, splits, skipped)
-    if splits is None:
-        splits = seeded_splits(len(images), seed)
-    return _announce(Drawings(images, splits, fmt, path, skipped=skipped))
+    return images, splits, skipped
 
 
 def _announce(drawings: Drawings) -> Drawings:

@@ -22,6 +22,22 @@ from ..core.train_config import TrainConfig, default_epochs, make_train_config
 from ..core.trainer import Callback
 
 
+def _configs(
+    run_dir: str | Path, resume: bool, model_options: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training settings: the preset's with the options on top, or the run's own."""
+    shaped = any(model_options[k] is not None for k in ("channels", "hidden", "pixel_head"))
+    if shaped and model_options["preset"] == "seed":
+        raise ConfigError(
+            "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
+        )
+    if resume:
+        return _resumed_configs(run_dir, model_options, overrides)
+    options = {k: v for k, v in model_options.items() if k != "preset"}
+    model_cfg = make_model_config(model_options["preset"] or "default", **options)
+    return model_cfg, make_train_config(model_cfg.preset, **overrides)
+
+
 def _resumed_configs(
     run_dir: str | Path, model_options: dict[str, Any], overrides: dict[str, Any]
 ) -> tuple[ModelConfig, TrainConfig]:
@@ -60,10 +76,6 @@ def train_on_data(
     :data:`~electric_sheep.core.presets.PRESET_MODEL`), with ``resume`` the run's own settings.
     ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's.
     ``conditional``: several files train a class-conditional model, each file a category."""
-    if (channels is not None or hidden is not None or pixel_head is not None) and preset == "seed":
-        raise ConfigError(
-            "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
-        )
     model_options = {
         "preset": preset,
         "latent_dim": latent_dim,
@@ -71,20 +83,13 @@ def train_on_data(
         "hidden": hidden,
         "pixel_head": pixel_head,
     }
-    if resume:
-        model_cfg, cfg = _resumed_configs(run_dir, model_options, overrides)
-    else:
-        model_cfg = make_model_config(preset or "default", **{k: v for k, v in model_options.items() if k != "preset"})
-        cfg = make_train_config(model_cfg.preset, **overrides)
+    model_cfg, cfg = _configs(run_dir, resume, model_options, overrides)
     if is_main_process():  # before loading the data, which may take minutes; rank 0 then takes the lock
         check_unlocked(run_dir, "a training run")
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
-    if len(sources) > 1:
-        train_images, val_images, info = _several_files(sources, cfg, split_seed)
-    else:
-        train_images, val_images, info = _one_file(sources[0], cfg, split_seed)
+    train_images, val_images, info = (_several_files if len(sources) > 1 else _one_file)(sources, cfg, split_seed)
     if conditional and not resume:
         if len(sources) < 2 or model_cfg.preset == "seed":
             raise ConfigError("a class-conditional model is the default preset trained on two or more files")
@@ -106,10 +111,11 @@ def train_on_data(
     )
 
 
-def _one_file(data: str, cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
-    """(train drawings, validation drawings, what config.json records) of one file."""
+def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
+    """(train drawings, validation drawings, what config.json records) of the one file in ``sources``."""
     from ..data.drawings import data_fingerprint, load_drawings
 
+    data = sources[0]
     drawings = load_drawings(data, seed=split_seed)
     if drawings.format == "picture":
         warnings.warn(
