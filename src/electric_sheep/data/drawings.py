@@ -1,17 +1,7 @@
 """Drawings from any official Quick, Draw! format (see :mod:`.formats`), pictures or a downloaded
 category, as (N, 28, 28) uint8 with seeded splits.
 
-Formats (detected from the file's first bytes, never only from its name):
-
-- ``bitmap``: Google's ``numpy_bitmap`` ``.npy``, shape (N, 784) uint8, memory-mapped so that
-  even the full 345-category set never has to fit in memory.
-- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
-- ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
-- ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
-- ``picture``: your own drawings as pictures (PNG, JPEG, GIF, BMP, WebP, TIFF): one file, or a
-  folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
-  (:func:`electric_sheep.data.pictures.picture_to_bitmap`). Pictures are for using a model: every split
-  holds all of them.
+Pictures are for using a model: every split holds all of them.
 
 Stroke formats are rasterised once (see :mod:`electric_sheep.data.raster`) and cached on disk, keyed
 by the file's identity and the rendering settings, so a second load is a plain ``np.load``.
