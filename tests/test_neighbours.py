@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scipy.ndimage import gaussian_filter
 from skimage.feature import hog as skimage_hog
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from test_train import blobs
@@ -19,14 +20,15 @@ def flat(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1).astype(np.float32)
 
 
-def test_hog_is_scikit_images_for_a_whole_batch(shared):
+def test_descriptors_are_scikit_images_and_scipys_for_a_whole_batch(shared):
     from electric_sheep.data.drawings import load_drawings
 
     drawings = np.concatenate([blobs(20), np.asarray(load_drawings(shared / "quickdraw/bitmap/sheep.npy").images[:80])])
     expected = np.stack([skimage_hog(d / 255.0, 9, (4, 4), (2, 2)) for d in drawings])
     np.testing.assert_allclose(hog(drawings), expected, atol=1e-6)
     assert hog(drawings[:0]).shape == (0, expected.shape[1])
-    assert blurred(drawings).shape == (100, 784)
+    expected = gaussian_filter(drawings / np.float32(255), (0, 1.5, 1.5)).reshape(100, 784)
+    np.testing.assert_allclose(blurred(drawings), expected, atol=1e-6)
 
 
 def test_local_outlier_factor_is_scikit_learns():

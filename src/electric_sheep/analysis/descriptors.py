@@ -12,6 +12,7 @@ Both take (B, 28, 28) uint8 and return (B, D) float32.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -35,26 +36,36 @@ def hog(images_u8: np.ndarray) -> np.ndarray:
 
 def _hog_batch(x: torch.Tensor) -> torch.Tensor:
     """(B, H, W) uint8 -> (B, features) float32."""
-    x = x.to(torch.int16)
+    x = x.to(torch.int32)
     g_row, g_col = torch.zeros_like(x), torch.zeros_like(x)
     g_row[:, 1:-1] = x[:, 2:] - x[:, :-2]  # central differences, zero on the border, as scikit-image
     g_col[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
-    # In float64 from the exact integer differences, so that no angle falls in a neighbouring bin.
-    angle = torch.rad2deg(torch.atan2(g_row.double(), g_col.double())) % 180
-    bins = (angle // (180 / ORIENTATIONS)).long()  # (B, H, W)
-    magnitude = torch.hypot(g_row.float(), g_col.float()) / 255.0
-    return _normalised_blocks(_cell_histograms(bins, magnitude))
+    bins, magnitudes = _gradient_tables()
+    pair = (g_row + 255) * 511 + (g_col + 255)  # every gradient is a pair of integers in [-255, 255]
+    return _normalised_blocks(_cell_histograms(bins[pair], magnitudes[pair]))
+
+
+@functools.cache
+def _gradient_tables() -> tuple[torch.Tensor, torch.Tensor]:
+    """Orientation bin and magnitude of each of the 511 x 511 integer gradients, looked up rather
+    than computed per pixel. The angle is taken in float64 from the exact integers, so that none
+    falls in a neighbouring bin."""
+    g = torch.arange(-255, 256, dtype=torch.float64)
+    g_row, g_col = g[:, None].expand(511, 511), g[None, :].expand(511, 511)
+    angle = torch.rad2deg(torch.atan2(g_row, g_col)) % 180
+    bins = (angle // (180 / ORIENTATIONS)).long().flatten()
+    return bins, (torch.hypot(g_row.float(), g_col.float()) / 255.0).flatten()
 
 
 def _cell_histograms(bins: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """(B, H, W) orientation bins and gradient magnitudes -> (B, H/CELL, W/CELL, O): the mean
-    magnitude per cell and bin, summed in one pass (bincount) rather than over O planes."""
+    magnitude per cell and bin, summed in one pass (scatter_add) rather than over O planes."""
     b, h, w = bins.shape
     rows, cols = h // CELL, w // CELL
     cell = (torch.arange(h) // CELL)[:, None] * cols + (torch.arange(w) // CELL)[None, :]  # (H, W)
-    slot = (torch.arange(b)[:, None, None] * (rows * cols) + cell) * ORIENTATIONS + bins
-    sums = torch.bincount(slot.flatten(), weights=magnitude.flatten(), minlength=b * rows * cols * ORIENTATIONS)
-    return sums.reshape(b, rows, cols, ORIENTATIONS).float() / (CELL * CELL)
+    slot = (cell * ORIENTATIONS + bins).reshape(b, -1)
+    sums = torch.zeros(b, rows * cols * ORIENTATIONS).scatter_add_(1, slot, magnitude.reshape(b, -1))
+    return sums.reshape(b, rows, cols, ORIENTATIONS) / (CELL * CELL)
 
 
 def _normalised_blocks(cells: torch.Tensor) -> torch.Tensor:
@@ -76,8 +87,16 @@ def _hog_size(shape: tuple[int, ...]) -> int:
 
 def blurred(images_u8: np.ndarray) -> np.ndarray:
     """(B, H, W) uint8 -> (B, H * W) float32 pixels in [0, 1] under a Gaussian blur."""
-    x = np.asarray(images_u8, dtype=np.float32) / 255.0
-    return gaussian_filter(x, (0, BLUR_SIGMA, BLUR_SIGMA)).reshape(len(x), -1)
+    x = torch.from_numpy(np.asarray(images_u8)).float().div_(255.0)
+    rows, cols = (_blur_matrix(side) for side in x.shape[1:])
+    return (rows.T @ x @ cols).reshape(len(x), -1).numpy()
+
+
+@functools.cache
+def _blur_matrix(side: int) -> torch.Tensor:
+    """(side, side) M such that x @ M blurs the rows of x as ``scipy.ndimage.gaussian_filter``
+    does (its borders reflected): the blur is linear, so it is two small matrix products."""
+    return torch.from_numpy(gaussian_filter(np.eye(side), (0, BLUR_SIGMA)).astype(np.float32))
 
 
 DESCRIPTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"hog": hog, "blurred": blurred}

@@ -83,12 +83,7 @@ def anomalies(
     from ..render.anomaly_outputs import run_anomalies
 
     run_dir, data = _run_and_data(paths, data_required=True)
-    if mix_spec and Shard.from_env().world > 1:
-        raise click.UsageError("--mix runs in one process, not under torchrun")
-    if sum(x is not None for x in (threshold, top, quantile)) > 1:
-        raise click.UsageError("give at most one of --threshold, --top, --quantile")
-    if latent_dim is not None and not train_on_mix:
-        raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
+    _check_options(mix_spec, train_on_mix, latent_dim, (threshold, top, quantile))
     out_dir = _default_out(run_dir, out_dir)
     drawings = data_mod.load_drawings(data)
     images = _split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
@@ -100,8 +95,6 @@ def anomalies(
             valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
             model = _train_on_mixture(run_dir, images, valid, train_on_mix, trim, latent_dim, out_dir, seed, as_json)
             lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
-    elif train_on_mix:
-        raise click.UsageError("--train-on-mix needs --mix")
     else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
         job = {**_job(run_dir, drawings, split), "score": kind, "seed": seed}
         shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
@@ -126,6 +119,24 @@ def anomalies(
     )
     if store is not None:
         shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
+    _finish(result, as_json, lines + _summary(result, planted, names))
+
+
+def _check_options(mix_spec, train_on_mix, latent_dim, thresholds: tuple) -> None:
+    """Options that contradict each other: one line before anything is read."""
+    if mix_spec and Shard.from_env().world > 1:
+        raise click.UsageError("--mix runs in one process, not under torchrun")
+    if sum(x is not None for x in thresholds) > 1:
+        raise click.UsageError("give at most one of --threshold, --top, --quantile")
+    if train_on_mix and not mix_spec:
+        raise click.UsageError("--train-on-mix needs --mix")
+    if latent_dim is not None and not train_on_mix:
+        raise click.UsageError("--latent-dim sets the model that --train-on-mix trains; give --train-on-mix too")
+
+
+def _summary(result: dict, planted: np.ndarray | None, names: list[str] | None) -> list[str]:
+    """What `sheep anomalies` prints after its work: what was flagged, how well, where it went."""
+    lines = []
     if "resembles" in result:
         lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
     lines.append(
@@ -139,8 +150,7 @@ def anomalies(
         )
     if names:
         lines.append("highest scores: " + ", ".join(result["worst_names"][: min(5, result["n_flagged"] or 5)]))
-    lines += [f"wrote {result['plot']}", f"wrote {result['gallery']}", f"wrote {result['csv']}"]
-    _finish(result, as_json, lines)
+    return lines + [f"wrote {result['plot']}", f"wrote {result['gallery']}", f"wrote {result['csv']}"]
 
 
 def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tuple[np.ndarray, np.ndarray]:

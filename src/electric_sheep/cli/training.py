@@ -106,32 +106,7 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
 @click.option(
     "--json", "as_json", is_flag=True, help="At the end, print the run folder and each epoch's metrics as JSON."
 )
-def train(
-    data: str,
-    preset: str,
-    epochs,
-    latent_dim,
-    pixel_head,
-    channels,
-    hidden,
-    kl_start,
-    kl_steep,
-    kl_schedule,
-    free_bits,
-    flip,
-    batch_size,
-    lr,
-    limit,
-    balance,
-    conditional,
-    seed,
-    device,
-    threads,
-    run_dir,
-    resume,
-    quiet,
-    as_json,
-) -> None:
+def train(data: tuple[str, ...], run_dir, resume: bool, quiet: bool, as_json: bool, **settings) -> None:
     """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder.
 
     DATA: one file or category, or several (`sheep train sheep cat dog`, paths, or a pattern such
@@ -139,33 +114,10 @@ def train(
     from ..core.devices import is_main_process
     from ..runs.train_data import train_on_data
 
-    run_dir = run_dir or Path("runs") / (preset or "default")
-    history = train_on_data(
-        list(data),
-        run_dir,
-        preset=preset,
-        latent_dim=latent_dim,
-        pixel_head=pixel_head,
-        channels=channels,
-        hidden=hidden,
-        resume=resume,
-        progress=not (quiet or as_json),
-        log=(lambda line: None) if as_json else click.echo,
-        epochs=epochs,
-        kl_start=kl_start,
-        kl_steep=kl_steep,
-        kl_schedule=kl_schedule,
-        free_bits=free_bits,
-        flip=flip,
-        batch_size=batch_size,
-        lr=lr,
-        limit=limit,
-        balance=balance,
-        conditional=conditional,
-        seed=seed,
-        device=device,
-        threads=threads,
-    )
+    run_dir = run_dir or Path("runs") / (settings["preset"] or "default")
+    # every other option is a model or TrainConfig setting of the same name
+    progress, log = not (quiet or as_json), (lambda line: None) if as_json else click.echo
+    history = train_on_data(list(data), run_dir, resume=resume, progress=progress, log=log, **settings)
     if is_main_process():
         result = {"run_dir": str(run_dir), "epochs": len(history), "history": history}
         quoted = shlex.quote(str(run_dir))  # the hints below can be pasted into a shell
