@@ -7,14 +7,13 @@ import math
 import pytest
 import torch
 
-from electric_sheep.core.layers import SubPixelConvTranspose2d
+from electric_sheep.core.layers import SubPixelConvTranspose2d, training_layout
 from electric_sheep.core.model import (
     ConvVAE,
     ModelConfig,
     SeedVAE,
     build_model,
     count_parameters,
-    training_layout,
 )
 from electric_sheep.errors import ConfigError
 
@@ -132,7 +131,7 @@ def test_unknown_model_options_are_rejected():
 
 def test_fast_inference_gives_the_model_back_as_it_was():
     from electric_sheep.core.infer import fast_inference
-    from electric_sheep.core.model import make_model_config, training_layout
+    from electric_sheep.core.model import make_model_config
 
     model = build_model(make_model_config("default"))
     training_layout(model)

@@ -105,17 +105,9 @@ def anomalies(
             screen(_model(run_dir), images, kind, store)
             return
     names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
+    flags = {"threshold": threshold, "top": top, "quantile": quantile}
     result = run_anomalies(
-        model or _model(run_dir),
-        images,
-        out_dir,
-        kind=kind,
-        planted=planted,
-        threshold=threshold,
-        top=top,
-        quantile=quantile,
-        names=names,
-        store=store,
+        model or _model(run_dir), images, out_dir, kind=kind, planted=planted, names=names, store=store, **flags
     )
     if store is not None:
         shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now

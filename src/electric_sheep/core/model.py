@@ -343,17 +343,6 @@ class ConvVAE(VAE):
         return LossTerms(total, recon, kl_dims.sum(dim=1).mean(), render)
 
 
-def training_layout(model: nn.Module) -> None:
-    """Put ``model`` in the memory layout it trains fastest in: channels-last, where oneDNN's
-    convolutions and their gradients run faster on a CPU and cuDNN's bf16 ones on a GPU."""
-    model.to(memory_format=torch.channels_last)
-    for layer in model.modules():
-        if isinstance(layer, SubPixelConvTranspose2d):
-            # Its weight reaches the convolution through pad and index (see forward), so its gradient
-            # comes back contiguous, and DistributedDataParallel warns when that differs from the weight.
-            layer.weight.data = layer.weight.data.clone(memory_format=torch.contiguous_format)
-
-
 def build_model(config: ModelConfig) -> VAE:
     """The model a config describes (weights freshly initialised)."""
     return SeedVAE(config) if config.preset == "seed" else ConvVAE(config)

@@ -23,7 +23,8 @@ from ..errors import SheepError, SheepWarning, TrainingDiverged
 from .batches import batch_categories, epoch_order, is_streamed, random_flip, training_drawings
 from .devices import Processes, cpu_threads, join_processes, leave_processes, pick_device
 from .infer import as_batch, check_drawings
-from .model import VAE, training_layout
+from .layers import training_layout
+from .model import VAE
 from .prior import MAX_CODES, posterior_samples
 from .train_config import TrainConfig, for_device, kl_shortfall_warning, kl_weight, steps_per_epoch
 

@@ -71,26 +71,14 @@ def download(
 def _fetch(url: str, part: Path, target: Path, *, progress: bool, timeout: float) -> None:
     """Append the missing bytes of ``url`` to ``part``."""
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "electric-sheep"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
-    where = f"put a copy obtained by other means at {target}"
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # nothing left to send: the .part is already whole
-            return
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; {where}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DownloadError(f"could not reach {url} ({reason}); {where}") from None
+    response = _open(url, have, target, timeout)
+    if response is None:  # nothing left to send: the .part is already whole
+        return
     with response:
         if have and response.status != 206:  # server ignored Range: start again
             have = 0
         length = response.headers.get("Content-Length")
         expected = int(length) if length is not None else None
-        got = 0
-        mode = "ab" if have else "wb"
         bar = tqdm(
             total=(expected + have) if expected is not None else None,
             initial=have,
@@ -100,25 +88,47 @@ def _fetch(url: str, part: Path, target: Path, *, progress: bool, timeout: float
             disable=not progress,
             leave=False,
         )
-        try:
-            with open(part, mode) as f, bar:
-                while True:
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-        except (http.client.IncompleteRead, OSError) as e:
-            raise DownloadError(
-                f"{url}: transfer interrupted after {have + got} bytes ({type(e).__name__}); "
-                "run the same command again to resume"
-            ) from None
+        with bar:
+            got = _copy(response, part, have, bar, url)
     if expected is not None and got < expected:
         raise DownloadError(
             f"{url}: transfer interrupted after {have + got} of {have + expected} bytes; "
             "run the same command again to resume"
         )
+
+
+def _open(url: str, have: int, target: Path, timeout: float) -> http.client.HTTPResponse | None:
+    """The response for the bytes of ``url`` from ``have`` on; None when there are none left."""
+    request = urllib.request.Request(url, headers={"User-Agent": "electric-sheep"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    where = f"put a copy obtained by other means at {target}"
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:
+            return None
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; {where}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(f"could not reach {url} ({reason}); {where}") from None
+
+
+def _copy(response: http.client.HTTPResponse, part: Path, have: int, bar: tqdm, url: str) -> int:
+    """Write the response to ``part`` (appended after ``have`` bytes, else anew); the bytes written."""
+    got = 0
+    try:
+        with open(part, "ab" if have else "wb") as f:
+            while chunk := response.read(CHUNK):
+                f.write(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+    except (http.client.IncompleteRead, OSError) as e:
+        raise DownloadError(
+            f"{url}: transfer interrupted after {have + got} bytes ({type(e).__name__}); "
+            "run the same command again to resume"
+        ) from None
+    return got
 
 
 def _check_parses(part: Path, target: Path) -> None:

@@ -113,9 +113,14 @@ class _Machine:
         raise Refused("a stream without an end")
 
     def step(self, name: str, arg: Any) -> None:
-        stack = self.stack
         if name in ("PROTO", "FRAME"):
             return
+        if not (self._build_value(name, arg) or self._use_reference(name, arg)):
+            raise Refused(f"the pickle opcode {name}")
+
+    def _build_value(self, name: str, arg: Any) -> bool:
+        """Opcodes that push plain values, tuples and lists; False for any other."""
+        stack = self.stack
         if name in _PUSH_ARG:
             stack.append(arg)
         elif name in _CONSTANTS:
@@ -135,9 +140,16 @@ class _Machine:
             item = stack.pop()
             self._list().append(item)
         elif name == "APPENDS":
-            items = self._pop_to_mark()
+            items = self._pop_to_mark()  # first: the list lies under the mark
             self._list().extend(items)
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+        else:
+            return False
+        return True
+
+    def _use_reference(self, name: str, arg: Any) -> bool:
+        """Opcodes of the memo and of the few allowed classes (see ``_global``); False for any other."""
+        stack = self.stack
+        if name in ("BINPUT", "LONG_BINPUT", "PUT"):
             self.memo[int(arg)] = stack[-1]
         elif name == "MEMOIZE":
             self.memo[len(self.memo)] = stack[-1]
@@ -155,7 +167,8 @@ class _Machine:
             state = stack.pop()
             _build(stack[-1], state)
         else:
-            raise Refused(f"the pickle opcode {name}")
+            return False
+        return True
 
     def _pop_to_mark(self) -> list[Any]:
         stack = self.stack

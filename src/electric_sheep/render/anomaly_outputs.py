@@ -3,6 +3,7 @@ CSV of every score, computed by :func:`.anomaly.screen`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,35 +114,56 @@ def run_anomalies(
     if names is not None and len(names) != len(values):
         raise ValueError(f"{len(names)} names for {len(values)} drawings")
     categories = model.config.categories
-    rows = (  # a generator: millions of rows are written, never held
-        [i, f"{v:.6g}", int(f)]
-        + ([int(planted[i])] if planted is not None else [])
-        + ([names[i]] if names is not None else [])
-        + ([categories[resembles[i]]] if resembles is not None else [])
-        for i, (v, f) in enumerate(zip(values, flagged, strict=True))
-    )
-    header = ["index", "score", "flagged"] + (["planted"] if planted is not None else []) + (["name"] if names else [])
-    csv_path = write_csv(out_dir / "anomaly_scores.csv", header + (["category"] if resembles is not None else []), rows)
+    extra = _extra_columns(planted, names, categories, resembles)
+    csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
     plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
     gallery = save_image(gallery_image(images_u8, values, worst, kind, planted, names), out_dir / "anomaly_gallery.png")
-    result: dict[str, Any] = {
-        "score": kind,
-        "n": int(len(values)),
-        "threshold": cut,
-        "rule": rule,
-        "n_flagged": int(flagged.sum()),
-        "worst": worst[:10].tolist(),
-        **({"worst_names": [names[i] for i in worst[:10]]} if names is not None else {}),
-        "csv": str(csv_path),
-        "plot": str(plot),
-        "gallery": str(gallery),
-    }
-    if resembles is not None:  # how many drawings most resemble each category
-        counts = np.bincount(resembles, minlength=len(categories))
-        result["resembles"] = {name: int(c) for name, c in zip(categories, counts, strict=True)}
-    if planted is not None:
-        result.update(detection_metrics(values, planted))
-        result["n_planted"] = int(planted.sum())
-        result["flagged_planted"] = int((flagged & planted).sum())
+    result: dict[str, Any] = {"score": kind, "n": int(len(values)), "threshold": cut, "rule": rule}
+    result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
+    if names is not None:
+        result["worst_names"] = [names[i] for i in worst[:10]]
+    result.update(csv=str(csv_path), plot=str(plot), gallery=str(gallery))
+    result.update(_what_was_found(values, flagged, planted, categories, resembles))
     write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
     return result
+
+
+def _write_scores(path: Path, values: np.ndarray, flagged: np.ndarray, extra: dict[str, Callable[[int], Any]]) -> Path:
+    """The CSV of every score, row by row from a generator: millions of rows are written, never held."""
+    scored = enumerate(zip(values, flagged, strict=True))
+    rows = ([i, f"{v:.6g}", int(f), *(column(i) for column in extra.values())] for i, (v, f) in scored)
+    return write_csv(path, ["index", "score", "flagged", *extra], rows)
+
+
+def _extra_columns(
+    planted: np.ndarray | None, names: list[str] | None, categories: tuple[str, ...], resembles: np.ndarray | None
+) -> dict[str, Callable[[int], Any]]:
+    """The CSV's optional columns, each a function of a drawing's index: whether it was planted,
+    its file's name, the category it most resembles."""
+    extra: dict[str, Callable[[int], Any]] = {}
+    if planted is not None:
+        extra["planted"] = lambda i: int(planted[i])
+    if names is not None:
+        extra["name"] = names.__getitem__
+    if resembles is not None:
+        extra["category"] = lambda i: categories[resembles[i]]
+    return extra
+
+
+def _what_was_found(
+    values: np.ndarray,
+    flagged: np.ndarray,
+    planted: np.ndarray | None,
+    categories: tuple[str, ...],
+    resembles: np.ndarray | None,
+) -> dict[str, Any]:
+    """How many drawings most resemble each category; with planted drawings, how well they were found."""
+    found: dict[str, Any] = {}
+    if resembles is not None:
+        counts = np.bincount(resembles, minlength=len(categories))
+        found["resembles"] = {name: int(c) for name, c in zip(categories, counts, strict=True)}
+    if planted is not None:
+        found.update(detection_metrics(values, planted))
+        found["n_planted"] = int(planted.sum())
+        found["flagged_planted"] = int((flagged & planted).sum())
+    return found

@@ -47,16 +47,11 @@ def clusters(
     codes = encode(model, images_u8)
     ok = finite_rows(codes)
     codes, images = codes[ok], images_u8[ok]
-    plane, _ = to_plane(codes)
     ensure_dir(out_dir)
     # Only the finite codes, so they line up with the labels (`sheep latent` keeps codes.npy whole).
     codes_path = write_npy(out_dir / f"{method}_codes.npy", codes)
-    result: dict[str, Any] = {
-        "method": method,
-        "n": int(len(codes)),
-        "n_nonfinite": int((~ok).sum()),
-        "codes": str(codes_path),
-    }
+    result: dict[str, Any] = {"method": method, "n": len(codes), "n_nonfinite": int((~ok).sum())}
+    result["codes"] = str(codes_path)
     if method == "kmeans":
         labels, info, title = _kmeans_clustering(codes, out_dir, k or n_clusters, k_range, seed)
     else:
@@ -64,20 +59,26 @@ def clusters(
             codes, out_dir, eps_range, min_samples_range, trials, n_clusters, seed, progress
         )
     result.update(info)
-    write_npy(out_dir / f"{method}_labels.npy", labels)
-    sizes = {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))}
-    scatter = save_figure(latent_scatter_figure(plane, title=title, labels=labels), out_dir / f"{method}_scatter.png")
-    gallery = save_figure(cluster_gallery(images, labels, seed=seed, title=title), out_dir / f"{method}_gallery.png")
-    result.update(
-        {
-            "cluster_sizes": sizes,
-            "scatter": str(scatter),
-            "gallery": str(gallery),
-            "labels": str(out_dir / f"{method}_labels.npy"),
-        }
-    )
+    result.update(_write_clusters(out_dir / method, codes, images, labels, title, seed))
     write_json(out_dir / f"{method}.json", result)
     return result
+
+
+def _write_clusters(
+    prefix: Path, codes: np.ndarray, images: np.ndarray, labels: np.ndarray, title: str, seed: int
+) -> dict[str, Any]:
+    """The labels, a scatter of the codes' plane coloured by them and a gallery per cluster, as
+    files named ``prefix`` + ``_labels.npy``, ``_scatter.png``, ``_gallery.png``."""
+    labels_path = write_npy(prefix.with_name(f"{prefix.name}_labels.npy"), labels)
+    plane, _ = to_plane(codes)
+    scatter = latent_scatter_figure(plane, title=title, labels=labels)
+    gallery = cluster_gallery(images, labels, seed=seed, title=title)
+    return {
+        "cluster_sizes": {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))},
+        "scatter": str(save_figure(scatter, prefix.with_name(f"{prefix.name}_scatter.png"))),
+        "gallery": str(save_figure(gallery, prefix.with_name(f"{prefix.name}_gallery.png"))),
+        "labels": str(labels_path),
+    }
 
 
 def _kmeans_clustering(

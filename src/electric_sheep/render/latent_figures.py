@@ -50,11 +50,8 @@ def latent_map(
     shown = np.flatnonzero(ok)
     if len(shown) > PLOT_MAX:
         shown = np.sort(np.random.default_rng(0).choice(shown, PLOT_MAX, replace=False))
-    plane, axis = latent.to_plane(np.asarray(codes[shown]))
     what = f"{ok.sum():,} drawings" if len(shown) == ok.sum() else f"{len(shown):,} of {ok.sum():,} drawings"
-    fig = latent_scatter_figure(plane, title=f"{title} ({what})")
-    _name_axes(fig.axes[0], axis)
-    plot = save_figure(fig, out_dir / "latent.png")
+    plot = _scatter(np.asarray(codes[shown]), f"{title} ({what})", out_dir / "latent.png")
     return {
         "n": int(len(codes)),
         "n_plotted": int(len(shown)),
@@ -63,6 +60,14 @@ def latent_map(
         "codes": str(codes_path),
         "plot": str(plot),
     }
+
+
+def _scatter(codes: np.ndarray, title: str, path: Path) -> Path:
+    """The codes on their plane (see :func:`to_plane`), saved as ``path``."""
+    plane, axis = latent.to_plane(codes)
+    fig = latent_scatter_figure(plane, title=title)
+    _name_axes(fig.axes[0], axis)
+    return save_figure(fig, path)
 
 
 def _name_axes(ax, axis: str) -> None:
@@ -143,6 +148,22 @@ def snapshot_frames(run_dir: Path) -> tuple[list, list[int], int]:
     epochs = _spread(ckpt.latent_epochs(run_dir), MAX_FRAMES)
     if not epochs:
         raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
+    planes, axes, dropped = _snapshot_planes(run_dir, epochs)
+    lo, hi = _frame_limits(planes)
+    weights = _kl_weights(run_dir)
+    trained = max([*epochs, *(e for e in weights if isinstance(e, int))])  # codes may not be saved every epoch
+    frames = []
+    for epoch, plane, axis in zip(epochs, planes, axes, strict=True):
+        title = f"validation codes after epoch {epoch} of {trained}"
+        if isinstance(weights.get(epoch), int | float):  # what drives the change: the KL weight
+            title += f"\n(KL weight {weights[epoch]:.2f})"
+        frames.append(figure_image(_frame(plt, plane, axis, title, (lo, hi))))
+    return frames, epochs, dropped
+
+
+def _snapshot_planes(run_dir: Path, epochs: list[int]) -> tuple[list[np.ndarray], list[str], int]:
+    """Each epoch's finite codes on their plane, principal directions signed as the previous
+    epoch's; (planes, axis names, codes left out)."""
     planes, axes, dropped, previous = [], [], 0, None
     for epoch in epochs:
         codes = ckpt.load_latents(run_dir, epoch)
@@ -154,22 +175,19 @@ def snapshot_frames(run_dir: Path) -> tuple[list, list[int], int]:
         planes.append(plane)
         axes.append(axis)
         previous = plane
-    lo, hi = _frame_limits(planes)
-    weights = _kl_weights(run_dir)
-    trained = max([*epochs, *(e for e in weights if isinstance(e, int))])  # codes may not be saved every epoch
-    frames = []
-    for epoch, plane, axis in zip(epochs, planes, axes, strict=True):
-        fig, ax = plt.subplots(figsize=(5, 5))
-        title = f"validation codes after epoch {epoch} of {trained}"
-        if isinstance(weights.get(epoch), int | float):  # what drives the change: the KL weight
-            title += f"\n(KL weight {weights[epoch]:.2f})"
-        latent_scatter_figure(plane, title=title, ax=ax)
-        _name_axes(ax, axis)
-        ax.set_xlim(lo[0], hi[0])
-        if len(lo) > 1:  # (a 1-D latent is spread along y by drawing index)
-            ax.set_ylim(lo[1], hi[1])
-        frames.append(figure_image(fig))
-    return frames, epochs, dropped
+    return planes, axes, dropped
+
+
+def _frame(plt, plane: np.ndarray, axis: str, title: str, limits: tuple[np.ndarray, np.ndarray]):
+    """One frame of the animation: the scatter on the axes every frame shares."""
+    lo, hi = limits
+    fig, ax = plt.subplots(figsize=(5, 5))
+    latent_scatter_figure(plane, title=title, ax=ax)
+    _name_axes(ax, axis)
+    ax.set_xlim(lo[0], hi[0])
+    if len(lo) > 1:  # (a 1-D latent is spread along y by drawing index)
+        ax.set_ylim(lo[1], hi[1])
+    return fig
 
 
 def snapshots_animation(run_dir: Path, out: Path) -> dict[str, Any]:

@@ -37,16 +37,12 @@ def train_on_mixture(
     log: Callable[[str], None] = print,
     **overrides: Any,
 ) -> VAE:
-    """The honest case: train on contaminated drawings, robustly, and return the model.
-
-    Trimmed training (a trimmed-likelihood estimator in two stages): stage 1 trains on every
-    drawing; the ``trim`` share it finds least typical (TRIM_SCORE) is set aside, and stage 2
-    trains a fresh model on the rest. Trained on everything, a model learns to explain the
-    intruders too, and they stop standing out. ``trim=0`` trains once. Stage 1 is kept in
-    ``run_dir/stage1``, the kept mask in ``run_dir/kept.npy``; ``run_dir`` itself is the stage-2
-    run. ``overrides`` are further
-    :class:`~electric_sheep.core.train_config.TrainConfig` fields (batch_size, kl_start, ...).
-    """
+    """The honest case: train on contaminated drawings, robustly, and return the model. Stage 1
+    trains on every drawing (in ``run_dir/stage1``); the ``trim`` share it finds least typical
+    (TRIM_SCORE) is set aside (``run_dir/kept.npy`` marks the rest), and stage 2 trains a fresh
+    model on the rest in ``run_dir``: a trimmed-likelihood estimator, since a model trained on
+    everything learns to explain the intruders too. ``trim=0`` trains once. ``overrides``:
+    further :class:`~electric_sheep.core.train_config.TrainConfig` fields."""
     from .checkpoint import load_model
     from ..core.train_config import make_train_config
     from .training import train

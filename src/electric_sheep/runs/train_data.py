@@ -86,29 +86,33 @@ def train_on_data(
     model_cfg, cfg = _configs(run_dir, resume, model_options, overrides)
     if is_main_process():  # before loading the data, which may take minutes; rank 0 then takes the lock
         check_unlocked(run_dir, "a training run")
+    train_images, val_images, info = _training_data(data, run_dir, resume, cfg, split_seed)
+    if conditional and not resume:
+        model_cfg = _conditional(model_cfg, train_images)
+    if not resume and overrides.get("epochs") is None:
+        cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
+    options = {"resume": resume, "data_info": info, "progress": progress, "log": log, "callbacks": callbacks}
+    return train(train_images, val_images, model_cfg, cfg, run_dir, **options)
+
+
+def _training_data(
+    data: str | Path | list[str], run_dir: str | Path, resume: bool, cfg: TrainConfig, split_seed: int
+) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
+    """(train drawings, validation drawings, what config.json records); resumed, the run's own
+    split and the same files, or an error that says what differs."""
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
     train_images, val_images, info = (_several_files if len(sources) > 1 else _one_file)(sources, cfg, split_seed)
-    if conditional and not resume:
-        if len(sources) < 2 or model_cfg.preset == "seed":
-            raise ConfigError("a class-conditional model is the default preset trained on two or more files")
-        model_cfg = dataclasses.replace(model_cfg, categories=tuple(train_images.names))
     _check_same_data(run_dir, recorded, info)
-    if not resume and overrides.get("epochs") is None:
-        cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
-    return train(
-        train_images,
-        val_images,
-        model_cfg,
-        cfg,
-        run_dir,
-        resume=resume,
-        data_info=info,
-        progress=progress,
-        log=log,
-        callbacks=callbacks,
-    )
+    return train_images, val_images, info
+
+
+def _conditional(model_cfg: ModelConfig, train_images: DrawingSet) -> ModelConfig:
+    """The model given each file's name as its category."""
+    if len(train_images.names) < 2 or model_cfg.preset == "seed":
+        raise ConfigError("a class-conditional model is the default preset trained on two or more files")
+    return dataclasses.replace(model_cfg, categories=tuple(train_images.names))
 
 
 def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
