@@ -154,14 +154,14 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
     reference differs there most, and a projection alone would hide it."""
     if dims is None or dims >= min(reference.shape):
         return lambda x: x
-    sample = torch.from_numpy(np.asarray(reference[reference_ids(len(reference), PCA_SAMPLE, seed)]))
+    sample = torch.from_numpy(np.asarray(reference[reference_ids(len(reference), PCA_SAMPLE, seed)], np.float32))
     centre = sample.mean(dim=0)
     with torch.random.fork_rng(devices=[]):  # a seeded randomized SVD (Halko et al. 2011)
         torch.manual_seed(seed)
         axes = torch.svd_lowrank(sample - centre, q=dims + PCA_OVERSAMPLE, niter=PCA_ITERATIONS)[2][:, :dims]
 
     def project(x: np.ndarray) -> np.ndarray:
-        centred = torch.from_numpy(np.asarray(x)) - centre
+        centred = torch.from_numpy(np.asarray(x, np.float32)) - centre
         z = centred @ axes
         # the axes are orthonormal: what the projection leaves out is |x|^2 - |z|^2
         off = (centred.pow(2).sum(dim=1) - z.pow(2).sum(dim=1)).clamp_min(0).sqrt()
