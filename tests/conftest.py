@@ -38,14 +38,18 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def run(tmp_path_factory):
+    """A small default-preset run on synthetic rectangles, with the post's annealing to w = 1:
+    trained in memory by ``fit``, keeping only what the tests read (the checkpoint and the codes
+    of every epoch), no TensorBoard."""
     from test_train import blobs
 
-    from electric_sheep.core.model import ModelConfig
+    from electric_sheep.core.devices import seed_process
+    from electric_sheep.core.model import ModelConfig, build_model
     from electric_sheep.core.train_config import make_train_config
+    from electric_sheep.core.trainer import fit
     from electric_sheep.data.drawings import load_drawings
-    from electric_sheep.runs.training import train
+    from electric_sheep.runs.callbacks import Checkpoint, LatentSnapshots
 
-    """A small default-preset run on synthetic rectangles, with the post's annealing to w = 1."""
     root = tmp_path_factory.mktemp("run")
     data = root / "blobs.npy"
     np.save(data, blobs(800).reshape(800, 784))
@@ -58,17 +62,12 @@ def run(tmp_path_factory):
         "default", epochs=30, kl_start=0, kl_steep=2, batch_size=32, val_limit=64, free_bits=0.0, flip=False
     )
     info = {"source": str(data), "format": "bitmap", "split_seed": 0}
-    train(
-        drawings.split("train"),
-        drawings.split("valid"),
-        ModelConfig(),
-        cfg,
-        root / "run",
-        progress=False,
-        log=lambda s: None,
-        data_info=info,
-    )
-    return root / "run"
+    run_dir = root / "run"
+    seed_process(cfg.seed)
+    model = build_model(ModelConfig())
+    keep = [LatentSnapshots(run_dir), Checkpoint(run_dir, info, False, lambda line: None)]
+    fit(model, drawings.split("train"), drawings.split("valid"), cfg, keep)
+    return run_dir
 
 
 def square_strokes(size: float = 100.0, offset: float = 0.0) -> list[list[list[float]]]:
