@@ -11,6 +11,7 @@ which keeps the search cheap. A drawing that is itself in the reference is not i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,25 +89,12 @@ def batches(n: int, size: int = BATCH) -> Iterator[slice]:
 
 
 def neighbourhood_scores(
-    images_u8: np.ndarray,
-    describe: Callable[[np.ndarray], np.ndarray],
-    k: int,
-    method: str = "lof",
-    dims: int | None = DIMS,
-    seed: int = 0,
-    eligible: np.ndarray | None = None,
-    reference_size: int = REFERENCE,
+    images_u8: np.ndarray, describe: Callable[[np.ndarray], np.ndarray], k: int, method: str = "lof", **options: Any
 ) -> np.ndarray:
     """Score each drawing, (N,) float64, by its neighbourhood among the reference drawings in the
     space ``describe`` maps them to (uint8 (B, 28, 28) -> (B, D) float32), streamed in batches.
-
-    ``method``: "lof" (local outlier factor) or "knn" (mean distance to the k nearest).
-    ``dims``: principal components kept (None: the descriptors as they are).
-    ``eligible``: (N,) bool, the drawings the reference is drawn from (default: all of them);
-    ``reference_size``: at most this many of them, a seeded sample.
-    """
-    score = neighbourhood_scorer(images_u8, describe, k, method, dims, seed, eligible, reference_size)
-    return score(0, len(images_u8))
+    ``options``: those of :func:`neighbourhood_scorer`."""
+    return neighbourhood_scorer(images_u8, describe, k, method, **options)(0, len(images_u8))
 
 
 def neighbourhood_scorer(
@@ -120,7 +108,13 @@ def neighbourhood_scorer(
     reference_size: int = REFERENCE,
 ) -> Callable[[int, int], np.ndarray]:
     """:func:`neighbourhood_scores` of drawings start to stop, as ``score(start, stop)``: the
-    reference is described and indexed once, here; each call then reads only its own drawings."""
+    reference is described and indexed once, here; each call then reads only its own drawings.
+
+    ``method``: "lof" (local outlier factor) or "knn" (mean distance to the k nearest).
+    ``dims``: principal components kept (None: the descriptors as they are).
+    ``eligible``: (N,) bool, the drawings the reference is drawn from (default: all of them);
+    ``reference_size``: at most this many of them, a seeded sample.
+    """
     n = len(images_u8)
     if method not in METHODS:
         raise ValueError(f"unknown neighbourhood method {method!r}; choose {', '.join(METHODS)}")

@@ -78,19 +78,11 @@ class Mixture:
 
 
 def mixture_run(
-    images_u8: np.ndarray,
-    val_u8: np.ndarray,
-    model_cfg: ModelConfig,
-    out_dir: str | Path,
-    *,
-    epochs: int,
-    trim: float = TRIM,
-    seed: int = 0,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
+    images_u8: np.ndarray, val_u8: np.ndarray, model_cfg: ModelConfig, out_dir: str | Path, **options: Any
 ) -> VAE:
-    """:func:`train_on_mixture` into ``out_dir/mixture_run``: trained in a temporary folder beside
-    it, which replaces it only when done, so Ctrl-C or an error keeps an earlier call's run."""
+    """:func:`train_on_mixture` (``options``: its keywords) into ``out_dir/mixture_run``: trained in
+    a temporary folder beside it, which replaces it only when done, so Ctrl-C or an error keeps an
+    earlier call's run."""
     import shutil
     import tempfile
 
@@ -98,9 +90,7 @@ def mixture_run(
     ensure_dir(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".mixture_run-", dir=out_dir))
     try:
-        model = train_on_mixture(
-            images_u8, val_u8, model_cfg, tmp, epochs=epochs, trim=trim, seed=seed, progress=progress, log=log
-        )
+        model = train_on_mixture(images_u8, val_u8, model_cfg, tmp, **options)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
