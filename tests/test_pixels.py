@@ -10,8 +10,9 @@ from electric_sheep.analysis import generate
 from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.core.batches import random_flip
 from electric_sheep.core.model import build_model, make_model_config
-from electric_sheep.core.pixels import PixelHead, Renderer, pixel_noise
+from electric_sheep.core.pixels import PixelHead, Renderer, flip_pixels, pixel_noise
 from electric_sheep.core.prior import CodePrior
+from electric_sheep.core.train_config import make_train_config
 from electric_sheep.core.trainer import fit_prior
 from electric_sheep.errors import ConfigError
 
@@ -46,6 +47,36 @@ def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass():
     assert set(drawn.unique().tolist()) <= {0.0, 1.0} and 0 < drawn.mean() < 1
     # Every sampled pixel is exactly what its probability given the pixels before it says.
     assert torch.equal(drawn[:, 0].bool(), noise < p)
+
+
+def test_a_cooler_pixel_temperature_draws_the_likelier_pixels():
+    head, base = _head(3), torch.randn(2, 1, 28, 28)
+    noises = [pixel_noise(2, seed=s) for s in (4, 5)]
+    with torch.no_grad():
+        cold = [head.sample(base, n, temperature=1e-6) for n in noises]
+        warm = [head.sample(base, n) for n in noises]
+        p = torch.sigmoid(head(base, cold[0]))
+    # Near zero the noise no longer matters: every pixel is the likelier one given those before it.
+    assert torch.equal(cold[0], cold[1]) and not torch.equal(warm[0], warm[1])
+    assert torch.equal(cold[0].bool(), p > 0.5)
+
+
+def test_context_noise_flips_that_share_of_the_head_s_context_while_training():
+    torch.manual_seed(0)
+    drawn = (torch.rand(64, 1, 28, 28) > 0.8).float()
+    assert flip_pixels(drawn, 0.0) is drawn
+    flipped = flip_pixels(drawn, 0.2)
+    assert set(flipped.unique().tolist()) <= {0.0, 1.0}
+    assert float((flipped != drawn).float().mean()) == pytest.approx(0.2, abs=0.01)
+    model, x = build_model(make_model_config("default")), torch.rand(4, 1, 28, 28)
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        clean = model.likelihood_logits(z, x)
+        assert torch.equal(clean, model.likelihood_logits(z, x))  # evaluation: the drawing as it is
+        assert not torch.equal(clean, model.likelihood_logits(z, x, context_noise=0.2))
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ConfigError, match="context_noise"):
+            make_train_config("default", context_noise=bad)
 
 
 def test_renderer_learns_to_draw_binarised_lines_grey_at_their_edges():
@@ -143,7 +174,9 @@ def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
     old = ModelConfig.from_dict({"preset": "default", "latent_dim": 2, "channels": [8, 24], "hidden": 128})
     model = build_model(old)
     assert model.pixel_head is None and model.renderer is None and model.prior is None
-    assert TrainConfig(epochs=20, free_bits=0.0).flip is False  # a saved config without "flip"
+    saved = TrainConfig(epochs=20, free_bits=0.0)  # a config.json without "flip" or "context_noise"
+    assert saved.flip is False and saved.context_noise == 0.0
+    assert ModelConfig.from_dict({"preset": "default", "pixel_head": 16}).pixel_temperature == 1.0
     new = make_model_config("default")
     assert (new.latent_dim, new.pixel_head, new.fitted_prior) == (16, 16, True)
     with pytest.raises(ConfigError, match="seed preset"):

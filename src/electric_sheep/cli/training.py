@@ -67,6 +67,13 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
     "--free-bits", type=_Finite(0), default=None, help="Minimum KL in nats per latent dim. Default 1 (seed: 0)."
 )
 @click.option(
+    "--context-noise",
+    type=click.FloatRange(0, 0.5, max_open=True),
+    default=None,
+    help="Share of the pixel head's context flipped at random while training, so that it draws "
+    "whole shapes rather than trailing its own stray pixels. Default 0.2 (seed: no pixel head).",
+)
+@click.option(
     "--flip/--no-flip",
     default=None,
     help="Mirror drawings left to right at random while training. Default on (seed: off); "

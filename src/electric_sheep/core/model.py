@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import ConfigError
 from .elbo import bernoulli_log_likelihood, gaussian_log_density, kl_objective
 from .layers import SameConvT, SubPixelConvTranspose2d
-from .pixels import PixelHead, Renderer, binarise, pixel_noise
+from .pixels import PixelHead, Renderer, binarise, flip_pixels, pixel_noise
 from .presets import PRESET_MODEL
 from .prior import CodePrior
 
@@ -48,6 +48,11 @@ class ModelConfig:
     channels: tuple[int, int] = (8, 24)
     hidden: int = 128
     pixel_head: int = 0  # channels of the pixel head; 0: pixels independent given z
+    # The pixel head draws at this temperature (its logits divided by it): below 1 for a head
+    # trained to doubt its context (TrainConfig.context_noise), which hedges more than its own
+    # drawings need and would otherwise fray its lines with stray pixels. The default preset's is
+    # where its new drawings have as many grey pixels as the drawings it learned from.
+    pixel_temperature: float = 1.0
     fitted_prior: bool = False  # draw codes from a mixture fitted to them, not from N(0, I)
     # Class-conditional (default preset): the category names given to encoder and decoder.
     categories: tuple[str, ...] = ()
@@ -59,8 +64,10 @@ class ModelConfig:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if len(self.channels) != 2 or min(self.channels) < 1 or self.hidden < 1:
             raise ConfigError(f"channels must be two counts >= 1 and hidden >= 1, got {self.channels}, {self.hidden}")
-        if self.pixel_head < 0:
-            raise ConfigError(f"pixel_head must be >= 0, got {self.pixel_head}")
+        if self.pixel_head < 0 or self.pixel_temperature <= 0:
+            raise ConfigError(
+                f"pixel_head must be >= 0 and pixel_temperature > 0, got {self.pixel_head}, {self.pixel_temperature}"
+            )
         if self.preset == "seed" and (self.pixel_head or self.fitted_prior or self.categories):
             raise ConfigError(
                 "the seed preset is the post's model as written: no pixel head, no fitted prior, no categories"
@@ -159,11 +166,14 @@ class VAE(nn.Module):
         """(B, D) -> (B, 1, 28, 28) logits of the decoder before any pixel head."""
         return self.decoder(z)
 
-    def likelihood_logits(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def likelihood_logits(
+        self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None, context_noise: float = 0.0
+    ) -> torch.Tensor:
         """Logits of p(x | z), (B, 1, 28, 28): with a pixel head, each pixel's given the binarised
-        ``x`` before it; without one, ``x`` is not needed."""
+        ``x`` before it, of which a share ``context_noise`` is flipped (training only); without
+        one, ``x`` is not needed."""
         base = self.decode_logits(z, y)
-        return base if self.pixel_head is None else self.pixel_head(base, binarise(x))
+        return base if self.pixel_head is None else self.pixel_head(base, flip_pixels(binarise(x), context_noise))
 
     def log_likelihood(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(binarised x | z) summed per drawing, (B,): the likelihood every NLL and ELBO score uses."""
@@ -195,18 +205,28 @@ class VAE(nn.Module):
         if self.pixel_head is None:
             return torch.sigmoid(base)
         noise = pixel_noise(len(z), 0, z.device) if noise is None else noise
-        return torch.sigmoid(self.renderer(self.pixel_head.sample(base, noise)))
+        return torch.sigmoid(self.renderer(self.pixel_head.sample(base, noise, self.config.pixel_temperature)))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, context_noise: float = 0.0) -> VAEOutput:
         mean, log_var = self.encode(x, y)
         z = self.reparameterize(mean, log_var)
-        logits = self.likelihood_logits(z, x, y)
+        logits = self.likelihood_logits(z, x, y, context_noise)
         return VAEOutput(torch.sigmoid(logits), logits, mean, log_var, z)
 
     def loss(
-        self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0, y: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        kl_weight: float = 1.0,
+        free_bits: float = 0.0,
+        y: torch.Tensor | None = None,
+        context_noise: float = 0.0,
     ) -> LossTerms:
-        """Run the model on ``x`` and return its loss terms; subclasses define the terms."""
+        """Run the model on ``x`` and return its loss terms (each preset's ``terms``).
+        ``context_noise``: see TrainConfig (models without a pixel head have no context)."""
+        return self.terms(x, self(x, y, context_noise), kl_weight, free_bits)
+
+    def terms(self, x: torch.Tensor, out: VAEOutput, kl_weight: float, free_bits: float) -> LossTerms:
+        """The loss terms of ``out``, the model's pass over ``x``; subclasses define them."""
         raise NotImplementedError
 
     @staticmethod
@@ -258,11 +278,8 @@ class SeedVAE(VAE):
         # log_var as log(std), while its KL term treats it as log(variance).
         return torch.exp(log_var)
 
-    def loss(
-        self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0, y: torch.Tensor | None = None
-    ) -> LossTerms:
+    def terms(self, x: torch.Tensor, out: VAEOutput, kl_weight: float, free_bits: float) -> LossTerms:
         """The post's loss: 2 * 28 * 28 * MSE(x, x_hat) + w * KL, KL averaged over latent dims."""
-        out = self(x)
         recon = 2 * PIXELS * F.mse_loss(out.x_hat, x, reduction="none").flatten(1).mean(dim=1)
         kl_dims = self.kl_per_dim(out.mean, out.log_var)
         kl_obj = kl_objective(kl_dims, free_bits, "mean")
@@ -328,13 +345,10 @@ class ConvVAE(VAE):
             return self.decoder(z)
         return self.decoder[1:](self.decoder[0](z) + self.category_out(self._labels(y, len(z), z.device)))
 
-    def loss(
-        self, x: torch.Tensor, kl_weight: float = 1.0, free_bits: float = 0.0, y: torch.Tensor | None = None
-    ) -> LossTerms:
+    def terms(self, x: torch.Tensor, out: VAEOutput, kl_weight: float, free_bits: float) -> LossTerms:
         """Negative ELBO (nats per drawing): BCE summed over pixels + w * KL summed over dims.
         With a pixel head the drawing is binarised (the head models ink or paper), and the
         renderer's own loss joins the total."""
-        out = self(x, y)
         target = x if self.pixel_head is None else binarise(x)
         recon = F.binary_cross_entropy_with_logits(out.logits, target, reduction="none").flatten(1).sum(dim=1).mean()
         kl_dims = self.kl_per_dim(out.mean, out.log_var)

@@ -6,7 +6,9 @@ line runs as grey; averaged over the possible lines, a drawing becomes a blur. T
 Gulrajani et al. 2017) predicts each pixel of the binarised drawing from the decoder's logits and
 the pixels already drawn above and to its left, so a line once begun is continued, and the code z
 keeps the shape (the head sees only a 5x5 neighbourhood; Chen et al. 2017, "Variational Lossy
-Autoencoder"). Drawing then samples the pixels in raster order.
+Autoencoder"). Drawing then samples the pixels in raster order. Trained on the true pixels alone,
+the head trusts them, and when it draws, a stray pixel of its own sends the next lines astray; the
+default preset flips some of them while training (``flip_pixels``), so it leans on the decoder's plan.
 
 The head models ink or paper; Quick, Draw!'s bitmaps are anti-aliased. The renderer, a small
 convolutional net fitted to map the binarised training drawings back to their grey originals,
@@ -53,22 +55,24 @@ class PixelHead(nn.Module):
     def _mlp(self, h: torch.Tensor) -> torch.Tensor:
         return self.out(F.relu(self.hidden(F.relu(h))))
 
-    def sample(self, base: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Draw a binarised drawing pixel by pixel: x_i = 1 when noise_i < p(x_i | x_<i, z).
+    def sample(self, base: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Draw a binarised drawing pixel by pixel: x_i = 1 when noise_i < sigmoid(logit_i / temperature),
+        logit_i that of p(x_i | x_<i, z).
 
         Only the new pixel's window is computed at each step, as matrix products over the batch,
         so 784 steps cost about one teacher-forced pass; the same noise and code always give the
         same drawing.
         """
         with torch.autocast(base.device.type, enabled=False):  # tiny products: float32 throughout
-            return self._sample(base.float(), noise.float())
+            return self._sample(base.float(), noise.float(), temperature)
 
-    def _sample(self, base: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _sample(self, base: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
         b, pad = len(base), CONTEXT // 2
         # Per pixel, contiguous over the batch: (28, 28, B, C), (28, 28, B) and (28, 28, B).
         given = (self.condition(base) + self.context.bias[:, None, None]).permute(2, 3, 0, 1).contiguous()
         logits0 = (base[:, 0] + self.out.bias).permute(1, 2, 0).contiguous()
-        threshold = torch.logit(noise, eps=1e-7).permute(1, 2, 0).contiguous()  # ink: logit > it
+        # ink where logit / temperature > logit(noise)
+        threshold = (temperature * torch.logit(noise, eps=1e-7)).permute(1, 2, 0).contiguous()
         weight = (self.context.weight * self.mask).flatten(1).T  # (25, C)
         hidden_w, hidden_b = self.hidden.weight[:, :, 0, 0].T, self.hidden.bias  # (C, C), (C,)
         out_w = self.out.weight[0, :, 0, 0]  # (C,)
@@ -107,6 +111,14 @@ class Renderer(nn.Module):
 def binarise(x: torch.Tensor) -> torch.Tensor:
     """Ink (1) where a pixel is more than half dark, paper (0) elsewhere."""
     return (x > 0.5).to(x.dtype)
+
+
+def flip_pixels(drawn: torch.Tensor, share: float) -> torch.Tensor:
+    """The binarised ``drawn`` with each pixel flipped with probability ``share`` (0: as it is)."""
+    if not share:
+        return drawn
+    flipped = torch.rand_like(drawn) < share
+    return torch.where(flipped, 1 - drawn, drawn)
 
 
 def pixel_noise(n: int, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:

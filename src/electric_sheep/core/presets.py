@@ -11,7 +11,7 @@ from typing import Any
 # ModelConfig fields per preset (the rest keep their defaults).
 PRESET_MODEL: dict[str, dict[str, Any]] = {
     "seed": {},  # the post's model as written
-    "default": {"latent_dim": 16, "pixel_head": 16, "fitted_prior": True},
+    "default": {"latent_dim": 16, "pixel_head": 16, "fitted_prior": True, "pixel_temperature": 0.7},
 }
 
 # TrainConfig fields per preset. The original post trained with RMSprop (Keras defaults: lr 1e-3,
@@ -28,5 +28,5 @@ PRESET_TRAINING: dict[str, dict[str, Any]] = {
         "gpu_batch_size": 0,  # the post's batch of 8 everywhere
     },
     # Free bits keep the code in use: the pixel head could otherwise explain the drawings alone.
-    "default": {"free_bits": 1.0, "flip": True},
+    "default": {"free_bits": 1.0, "flip": True, "context_noise": 0.2},
 }

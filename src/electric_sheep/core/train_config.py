@@ -32,6 +32,10 @@ class TrainConfig:
     kl_steep: int = 5
     kl_cycles: int = 4  # cyclical schedule only
     free_bits: float = 0.0  # minimum KL (nats) per latent dim; 0 = off
+    # Share of the pixel head's context flipped at random while training: a head that learns to
+    # doubt the pixels before it follows the decoder's plan when drawing, where those pixels are its
+    # own, imperfect samples (docs/samples.md). 0: the drawings as they are.
+    context_noise: float = 0.0
     limit: int | None = None  # train on the first N drawings of the train split
     val_limit: int | None = 2000  # validate on at most this many drawings (speed)
     seed: int = 0
@@ -56,6 +60,8 @@ class TrainConfig:
             raise ConfigError(f"unknown kl_schedule {self.kl_schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}")
+        if not 0 <= self.context_noise < 0.5:
+            raise ConfigError(f"context_noise must be in [0, 0.5), got {self.context_noise}")
         if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0 or self.gpu_batch_size < 0:
             raise ConfigError("kl_steep, threads and gpu_batch_size must be >= 0 and lr > 0")
 

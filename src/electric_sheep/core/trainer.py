@@ -104,9 +104,9 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(
-        self, x: torch.Tensor, w: float, free_bits: float, y: torch.Tensor | None = None
+        self, x: torch.Tensor, w: float, free_bits: float, context_noise: float, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.loss(x, w, free_bits, y))
+        return tuple(self.model.loss(x, w, free_bits, y, context_noise))
 
 
 def fit(
@@ -227,7 +227,7 @@ def _forward(
         xb = random_flip(xb)
     yb = batch_categories(state.model, x_train, idx)
     with autocast:
-        total, *rest = step_fn(xb, w, state.config.free_bits, yb)
+        total, *rest = step_fn(xb, w, state.config.free_bits, state.config.context_noise, yb)
     values = torch.stack([torch.as_tensor(v, device=device).float() for v in (total, *rest)])
     return total, values.detach().tolist()  # the step's one wait for the device
 
