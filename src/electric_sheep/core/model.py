@@ -50,8 +50,8 @@ class ModelConfig:
     pixel_head: int = 0  # channels of the pixel head; 0: pixels independent given z
     # The pixel head draws at this temperature (its logits divided by it): below 1 for a head
     # trained to doubt its context (TrainConfig.context_noise), which hedges more than its own
-    # drawings need and would otherwise fray its lines with stray pixels. The default preset's is
-    # where its new drawings have as many grey pixels as the drawings it learned from.
+    # drawings need and would otherwise fray its lines with stray pixels. How much depends on the
+    # data: the built-in model's is read off its training drawings (scripts/train_pretrained.py).
     pixel_temperature: float = 1.0
     fitted_prior: bool = False  # draw codes from a mixture fitted to them, not from N(0, I)
     # Class-conditional (default preset): the category names given to encoder and decoder.
