@@ -122,9 +122,14 @@ def pyod_scores(images: np.ndarray, contamination: float) -> dict[str, np.ndarra
     return out
 
 
+# Model settings that change only how a model draws: not what it learns, nor any score but `mse`.
+DRAWING_ONLY = ("pixel_temperature", "calibrated_temperature")
+
+
 def settings_key() -> str:
     """A short digest of the default preset's model and training settings: our results' cache key."""
-    settings = {"model": make_model_config("default").to_dict(), "train": make_train_config("default").to_dict()}
+    model = {k: v for k, v in make_model_config("default").to_dict().items() if k not in DRAWING_ONLY}
+    settings = {"model": model, "train": make_train_config("default").to_dict()}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 

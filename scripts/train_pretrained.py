@@ -13,7 +13,6 @@ carry no non-commercial restriction.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import shutil
@@ -25,7 +24,8 @@ from safetensors.torch import load_file, save_file
 
 from electric_sheep.analysis.anomaly import scores
 from electric_sheep.analysis.evaluate import evaluate_model
-from electric_sheep.analysis.generate import draw
+from electric_sheep.analysis.generate import CANDIDATES as DRAW_CANDIDATES
+from electric_sheep.analysis.generate import TEMPERATURES
 from electric_sheep.analysis.quality import grey_share
 from electric_sheep.analysis.sketchbook import REFERENCE_SCORES, SCORE
 from electric_sheep.core.model import count_parameters, make_model_config
@@ -39,9 +39,6 @@ DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "bitmap" / "sheep.npy"
 TARGET = ROOT / "src" / "electric_sheep" / "pretrained"
 # The default preset as it is; only the length of training is chosen, on the validation split.
 CANDIDATES = [{"model": {}, "train": {"epochs": epochs, "seed": 0}} for epochs in (40, 60, 80)]
-# The pixel temperatures tried for the shipped model, and how many new drawings judge each.
-TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
-CALIBRATION_DRAWINGS = 1000
 
 
 def run(setting: dict, run_dir: Path, k: int) -> dict:
@@ -72,28 +69,14 @@ def run(setting: dict, run_dir: Path, k: int) -> dict:
     return result
 
 
-def calibrated_temperature(run_dir: Path) -> tuple[float, float]:
-    """(the pixel temperature at which the model's new drawings have the training drawings' share
-    of grey pixels, that share). A head trained on a noisy context hedges, by how much depends on
-    the data, so the temperature is read off the drawings it learned from, not fixed."""
-    model = load_model(run_dir)
-    target = grey_share(load_drawings(DATA).split("train") / 255.0)
-
-    def gap(t: float) -> float:
-        model.config = dataclasses.replace(model.config, pixel_temperature=t)
-        return abs(grey_share(draw(model, CALIBRATION_DRAWINGS, seed=0)) - target)
-
-    return min(TEMPERATURES, key=gap), target
-
-
 def ship(run_dir: Path, result: dict, setting: dict) -> None:
     """Copy what the built-in model needs into the package: config, float16 weights, history."""
     if TARGET.exists():
         shutil.rmtree(TARGET)
     (TARGET / "latents").mkdir(parents=True)
     config = json.loads((run_dir / "config.json").read_text())
-    temperature, grey = calibrated_temperature(run_dir)
-    config["model"]["pixel_temperature"] = temperature
+    temperature = load_model(run_dir).pixel_temperature  # read off the training drawings as it trained
+    grey = grey_share(load_drawings(DATA).split("train"))
     (TARGET / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     shutil.copy(run_dir / "metrics.jsonl", TARGET / "metrics.jsonl")
     epochs = setting["train"]["epochs"]
@@ -102,9 +85,9 @@ def ship(run_dir: Path, result: dict, setting: dict) -> None:
         if src.exists():
             shutil.copy(src, TARGET / "latents" / src.name)
     # float16 halves the download; the loader casts back to float32. The prior's Cholesky factors
-    # stay float32: they are few, and a density needs their precision.
+    # stay float32: they are few, and a density needs their precision; so does the temperature.
     weights = {
-        k: (v.half() if v.is_floating_point() and not k.startswith("prior.") else v)
+        k: (v.half() if v.is_floating_point() and not k.startswith("prior.") and k != "calibrated" else v)
         for k, v in load_file(str(run_dir / "model.safetensors")).items()
     }
     meta = {"dtype": "float16", CHECKSUM: tensors_digest(weights)}  # checked on every load
@@ -130,6 +113,7 @@ def ship(run_dir: Path, result: dict, setting: dict) -> None:
             settings=json.dumps(setting),
             temperature=temperature,
             temperatures=", ".join(map(str, TEMPERATURES)),
+            drawn=DRAW_CANDIDATES,
             grey=grey,
         )
     )

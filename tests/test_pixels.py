@@ -9,6 +9,7 @@ import torch
 from electric_sheep.analysis import generate
 from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.core.batches import random_flip
+from electric_sheep.core.infer import fast_inference
 from electric_sheep.core.model import build_model, make_model_config
 from electric_sheep.core.pixels import PixelHead, Renderer, flip_pixels, pixel_noise
 from electric_sheep.core.prior import CodePrior
@@ -59,6 +60,74 @@ def test_a_cooler_pixel_temperature_draws_the_likelier_pixels():
     # Near zero the noise no longer matters: every pixel is the likelier one given those before it.
     assert torch.equal(cold[0], cold[1]) and not torch.equal(warm[0], warm[1])
     assert torch.equal(cold[0].bool(), p > 0.5)
+
+
+def test_of_several_candidates_the_one_its_plan_explains_best_per_ink_is_kept():
+    plan = torch.full((2, 1, 28, 28), -4.0)
+    plan[:, :, 8:20, 6:22] = 4.0  # the decoder plans a body here
+    body, tangle = torch.zeros(1, 28, 28), torch.zeros(1, 28, 28)
+    body[:, 9:19, 7:21] = 1.0  # ink inside the plan
+    tangle[:, 9:19, 7:21] = 1.0
+    tangle[:, 0:6, 0:28:2] = 1.0  # and strokes where the plan has paper
+    drawn = torch.stack([torch.stack([tangle, body]), torch.stack([body, tangle])])  # (M=2, B=2, 1, 28, 28)
+    kept = build_model(make_model_config("default")).closest_to_plan(plan, drawn)
+    assert torch.equal(kept, torch.stack([body, body]))
+    # A sparse drawing whose few pixels fit does not beat a full one for having less ink to explain.
+    sparse = body.clone()
+    sparse[:, 9:19, 7:21] = 0.0
+    sparse[:, 9:19:3, 7:21] = 1.0  # a few rows of the body, the rest left as paper the plan called ink
+    assert torch.equal(
+        build_model(make_model_config("default")).closest_to_plan(plan[:1], torch.stack([sparse, body])[:, None]),
+        body[None],
+    )
+
+
+def test_new_drawings_are_the_best_of_several_samples_and_one_candidate_is_the_plain_sample():
+    model = build_model(make_model_config("default"))
+    z = generate.prior_codes(model, 5, seed=1)
+    one = generate.decode_codes(model, z, seed=2)
+    assert np.array_equal(one, generate.decode_codes(model, z, seed=2, candidates=1))
+    with fast_inference(model):  # the plain sample: the pixel head with the seed's noise, as before candidates
+        plain = model.decode(torch.from_numpy(z), pixel_noise(5, seed=2))[:, 0].float().numpy()
+    assert np.array_equal(one, plain)
+    best = generate.decode_codes(model, z, seed=2, candidates=4)
+    assert best.shape == one.shape and not np.array_equal(best, one)
+    assert np.array_equal(
+        generate.draw(model, 5, seed=1), generate.draw(model, 5, seed=1, candidates=generate.CANDIDATES)
+    )
+
+
+class _Blur(torch.nn.Module):
+    """A renderer's stand-in: ink and paper, grey where a 3x3 neighbourhood is mixed."""
+
+    def forward(self, drawn: torch.Tensor) -> torch.Tensor:
+        return 8 * (torch.nn.functional.avg_pool2d(drawn, 3, 1, 1, count_include_pad=False) - 0.5)
+
+
+def test_the_temperature_is_read_off_the_drawings_the_model_learned_from():
+    torch.manual_seed(0)
+    model = build_model(make_model_config("default"))
+    for p in model.pixel_head.parameters():  # large weights: the temperature changes what it draws
+        torch.nn.init.normal_(p, std=1.0)
+    model.renderer = _Blur()  # an untrained renderer draws every pixel grey
+    for t in (0.5, 1.0):
+        model.calibrated.fill_(t)
+        own = np.round(generate.draw(model, 300, seed=7) * 255).astype(np.uint8)  # drawings as it draws at t
+        model.calibrated.fill_(0.8)
+        assert generate.calibrate_temperature(model, own, seed=1) == t
+        assert model.pixel_temperature == t
+
+
+def test_training_calibrates_the_temperature_and_the_run_keeps_it(tmp_path):
+    from electric_sheep.runs.checkpoint import load_model, read_metrics
+    from electric_sheep.runs.training import train
+
+    drawings = np.zeros((80, 28, 28), np.uint8)
+    drawings[:, 8:20, 6:22] = 255
+    cfg = make_train_config("default", epochs=1, batch_size=16, val_limit=16, kl_schedule="constant")
+    train(drawings[:64], drawings[64:], make_model_config("default"), cfg, tmp_path, progress=False, log=lambda s: None)
+    chosen = read_metrics(tmp_path)[-1]["pixel_temperature"]
+    assert chosen in generate.TEMPERATURES and load_model(tmp_path).pixel_temperature == chosen
 
 
 def test_context_noise_flips_that_share_of_the_head_s_context_while_training():
@@ -176,7 +245,8 @@ def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
     assert model.pixel_head is None and model.renderer is None and model.prior is None
     saved = TrainConfig(epochs=20, free_bits=0.0)  # a config.json without "flip" or "context_noise"
     assert saved.flip is False and saved.context_noise == 0.0
-    assert ModelConfig.from_dict({"preset": "default", "pixel_head": 16}).pixel_temperature == 1.0
+    saved = ModelConfig.from_dict({"preset": "default", "pixel_head": 16, "pixel_temperature": 0.7})
+    assert not saved.calibrated_temperature and build_model(saved).pixel_temperature == 0.7  # as it drew
     new = make_model_config("default")
     assert (new.latent_dim, new.pixel_head, new.fitted_prior) == (16, 16, True)
     with pytest.raises(ConfigError, match="seed preset"):

@@ -13,10 +13,16 @@ import torch.nn.functional as F
 from ..core.infer import encode_means, fast_inference
 from ..core.model import SIDE, VAE
 from ..core.pixels import pixel_noise
+from .quality import grey_share
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches, bounded memory
 MANIFOLD_GRID = 20  # decodings per side of the manifold
 MANIFOLD_SPAN = 3.0  # half-width of the manifold's plane, in prior standard deviations
+# Drawings sampled per code where each drawing stands alone (new ones, reconstructions), of which
+# the one nearest the decoder's plan is kept (VAE.closest_to_plan): a sample that strayed into a
+# tangle is replaced by one that did not. Paths and maps draw one each, so that nearby codes give
+# nearby drawings.
+CANDIDATES = 8
 
 
 def _device(model: VAE) -> torch.device:
@@ -29,13 +35,15 @@ def decode_codes(
     seed: int = 0,
     noise: torch.Tensor | None = None,
     category: str | None = None,
+    candidates: int = 1,
 ) -> np.ndarray:
     """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches.
 
     A model with a pixel head samples each drawing's pixels with its own noise, drawn from
-    ``seed``; or, given ``noise`` (M, 28, 28), drawing i uses noise[i % M], so that the drawings
-    of nearby codes (a path, a map) differ only as much as their codes. ``category``: what a
-    class-conditional model draws (its names: ``model.config.categories``).
+    ``seed``, ``candidates`` times, and keeps the candidate nearest the decoder's plan; or, given
+    ``noise`` (M, 28, 28), drawing i uses noise[i % M], so that the drawings of nearby codes (a
+    path, a map) differ only as much as their codes. ``category``: what a class-conditional model
+    draws (its names: ``model.config.categories``).
     """
     label = None if category is None else model.config.category_index(category)
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
@@ -44,8 +52,8 @@ def decode_codes(
     with fast_inference(model):
         for i in range(0, len(z), BATCH):
             zb = z[i : i + BATCH]
-            if noise is None:
-                nb = torch.rand((len(zb), SIDE, SIDE), generator=gen)
+            if noise is None:  # (candidates, B, 28, 28); with one candidate the noise of earlier versions
+                nb = torch.rand((candidates, len(zb), SIDE, SIDE), generator=gen)
             else:
                 nb = noise[torch.arange(i, i + len(zb)) % len(noise)]
             y = None if label is None else torch.full((len(zb),), label, device=device)
@@ -76,16 +84,18 @@ def draw(
     temperature: float = 1.0,
     seed: int = 0,
     category: str | None = None,
+    candidates: int = CANDIDATES,
 ) -> np.ndarray:
     """``n`` new drawings: codes from the model's prior, or from N(mean, std^2) when either is given
-    (the post's way); of ``category`` for a class-conditional model."""
+    (the post's way); of ``category`` for a class-conditional model; each the best of
+    ``candidates`` samples of its pixels (see :data:`CANDIDATES`)."""
     if mean is None and std is None:
         z = prior_codes(model, n, temperature, seed)
     else:
         z = sample_codes(
             model.config.latent_dim, n, 0.0 if mean is None else mean, 1.0 if std is None else std, temperature, seed
         )
-    return decode_codes(model, z, seed, category=category)
+    return decode_codes(model, z, seed, category=category, candidates=candidates)
 
 
 DREAM_HARMONICS = 3  # how wiggly a dream's path is: the slowest of its sinusoids goes round once
@@ -152,10 +162,10 @@ def manifold(
     return decode_codes(model, z, noise=pixel_noise(1))  # one noise: the map changes with the code alone
 
 
-def reconstruct(model: VAE, images_u8: np.ndarray) -> np.ndarray:
+def reconstruct(model: VAE, images_u8: np.ndarray, candidates: int = CANDIDATES) -> np.ndarray:
     """Decode each drawing's posterior mean: the model's best guess of the drawing."""
     codes = encode_means(model, torch.from_numpy(np.ascontiguousarray(images_u8)))
-    return decode_codes(model, codes)
+    return decode_codes(model, codes, candidates=candidates)
 
 
 def sharpen(images: np.ndarray, centre: float = -1.0) -> np.ndarray:
@@ -174,3 +184,28 @@ def sharpen(images: np.ndarray, centre: float = -1.0) -> np.ndarray:
     ink_is_low = centre < 0  # a negative kernel turns more ink into a lower response
     scaled = (hi - r) / (hi - lo).clamp_min(1e-12) if ink_is_low else (r - lo) / (hi - lo).clamp_min(1e-12)
     return scaled.numpy()
+
+
+TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # the pixel temperatures calibration chooses from
+CALIBRATION_DRAWINGS = 1000  # at most: enough to read a grey share to a few tenths of a point
+
+
+def calibrate_temperature(model: VAE, images_u8, seed: int = 0) -> float:
+    """Set ``model``'s calibrated pixel temperature (ModelConfig.calibrated_temperature) to the one
+    of TEMPERATURES at which its new drawings, drawn as :func:`draw` draws them, have the share of
+    grey pixels of the drawings ``images_u8`` (N, 28, 28) uint8 it learned from; returns it.
+
+    A head trained on a noisy context hedges, and how much depends on the data: too hot, its lines
+    fray into stray pixels; too cold, they thin. The grey share is the data's own measure of that.
+    """
+    n = min(CALIBRATION_DRAWINGS, len(images_u8))
+    rows = np.sort(np.random.default_rng(seed).choice(len(images_u8), size=n, replace=False))
+    target = grey_share(np.asarray(images_u8[rows]))
+
+    def gap(t: float) -> float:
+        model.calibrated.fill_(t)
+        return abs(grey_share(draw(model, n, seed=seed)) - target)
+
+    best = min(TEMPERATURES, key=gap)
+    model.calibrated.fill_(best)
+    return best

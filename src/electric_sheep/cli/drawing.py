@@ -32,6 +32,13 @@ from .common import (
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--category", default=None, help="What a class-conditional model draws (one of its categories).")
+@click.option(
+    "--candidates",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Pixel samples per drawing, of which the one nearest the model's plan is kept "
+    "(1: the pixel head's first sample). Default: the library's.",
+)
 @_out_option(Path("sheep.png"))
 @_json_option
 def draw(
@@ -42,11 +49,13 @@ def draw(
     temperature: float,
     seed: int,
     category: str | None,
+    candidates: int | None,
     out: Path,
     as_json: bool,
 ) -> None:
     """Draw new sheep: decode random codes from the model's prior (fitted to its codes, or
     N(0, 1)), or from z ~ N(MEAN, STD), into a grid."""
+    from ..analysis.generate import CANDIDATES
     from ..analysis.generate import draw as draw_fn
     from ..render.plots import grid_image, save_image
     from ..runs.checkpoint import warn_if_prior_unlearned
@@ -55,7 +64,8 @@ def draw(
     gaussian = mean is not None or std is not None or model.prior is None
     if gaussian:
         warn_if_prior_unlearned(run_dir)
-    images = draw_fn(model, count, mean, std, temperature, seed, category)
+    candidates = candidates or CANDIDATES
+    images = draw_fn(model, count, mean, std, temperature, seed, category, candidates)
     save_image(grid_image(images), out)
     m, s = (0.0 if mean is None else mean), (1.0 if std is None else std)
     source = (
@@ -69,6 +79,7 @@ def draw(
             "temperature": temperature,
             "seed": seed,
             "category": category,
+            "candidates": candidates,
             "image": str(out),
         },
         as_json,

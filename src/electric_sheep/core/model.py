@@ -51,8 +51,10 @@ class ModelConfig:
     # The pixel head draws at this temperature (its logits divided by it): below 1 for a head
     # trained to doubt its context (TrainConfig.context_noise), which hedges more than its own
     # drawings need and would otherwise fray its lines with stray pixels. How much depends on the
-    # data: the built-in model's is read off its training drawings (scripts/train_pretrained.py).
+    # data, so with calibrated_temperature it is read off the training drawings after training
+    # (a buffer of the weights, see analysis.generate.calibrate_temperature) and this is unused.
     pixel_temperature: float = 1.0
+    calibrated_temperature: bool = False  # without a pixel head: nothing to calibrate
     fitted_prior: bool = False  # draw codes from a mixture fitted to them, not from N(0, I)
     # Class-conditional (default preset): the category names given to encoder and decoder.
     categories: tuple[str, ...] = ()
@@ -198,14 +200,33 @@ class VAE(nn.Module):
             return eps
         return self.prior.transform(eps, self.prior.components(eps.shape[-2], generator))
 
+    @property
+    def pixel_temperature(self) -> float:
+        """What the pixel head draws at: calibrated on the training drawings, else the config's."""
+        calibrated = getattr(self, "calibrated", None)
+        return self.config.pixel_temperature if calibrated is None else float(calibrated)
+
     def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) -> (B, 1, 28, 28) drawings in [0, 1]. With a pixel head the pixels are sampled
-        with ``noise`` (B, 28, 28) (default: seed 0), so a code and its noise give one drawing."""
+        with ``noise`` (B, 28, 28) (default: seed 0), so a code and its noise give one drawing;
+        noise (M, B, 28, 28) samples M candidates per code and keeps :meth:`closest_to_plan`."""
         base = self.decode_logits(z, y)
         if self.pixel_head is None:
             return torch.sigmoid(base)
         noise = pixel_noise(len(z), 0, z.device) if noise is None else noise
-        return torch.sigmoid(self.renderer(self.pixel_head.sample(base, noise, self.config.pixel_temperature)))
+        candidates = noise if noise.dim() == 4 else noise[None]  # (M, B, 28, 28)
+        m = len(candidates)  # all candidates in one batch: the 784 steps are the cost, not the batch
+        drawn = self.pixel_head.sample(base.repeat(m, 1, 1, 1), candidates.flatten(0, 1), self.pixel_temperature)
+        return torch.sigmoid(self.renderer(self.closest_to_plan(base, drawn.view(m, *base.shape))))
+
+    @staticmethod
+    def closest_to_plan(base: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+        """Of binarised candidates (M, B, 1, 28, 28) for the plans ``base`` (B, 1, 28, 28) (the
+        decoder's logits), each code's that its plan explains best per unit of ink, (B, 1, 28, 28):
+        the head strayed least from the plan (no tangle where the plan has a body)."""
+        misfit = -bernoulli_log_likelihood(base.float().expand_as(drawn).flatten(0, 1), drawn.flatten(0, 1))
+        per_ink = (misfit / drawn.flatten(2).sum(dim=2).flatten().clamp_min(1)).view(drawn.shape[:2])  # (M, B)
+        return drawn[per_ink.argmin(dim=0), torch.arange(drawn.shape[1], device=drawn.device)]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, context_noise: float = 0.0) -> VAEOutput:
         mean, log_var = self.encode(x, y)
@@ -319,6 +340,8 @@ class ConvVAE(VAE):
         if config.pixel_head:
             self.pixel_head = PixelHead(config.pixel_head)
             self.renderer = Renderer()
+        if config.pixel_head and config.calibrated_temperature:  # set after training; until then the config's
+            self.register_buffer("calibrated", torch.tensor(config.pixel_temperature))
         if config.fitted_prior:
             self.prior = CodePrior(d)
         # Class-conditional: a learned vector per category added to the dense layer on each side;

@@ -112,6 +112,22 @@ def _restore_rng(rng: dict[str, torch.Tensor], state: FitState, epoch: int) -> N
         torch.manual_seed(state.config.seed + state.procs.rank + 7919 * epoch)
 
 
+class CalibrateTemperature(Callback):
+    """After the last epoch, before it is saved: the pixel temperature read off the training
+    drawings, for a model that calibrates it (ModelConfig.calibrated_temperature); the last
+    metrics row records it."""
+
+    def __init__(self, train_images) -> None:
+        self.train_images = train_images  # (N, 28, 28) uint8, an array or a DrawingSet
+
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
+        last = state.epoch + 1 == state.config.epochs
+        if state.procs.main and last and hasattr(state.model, "calibrated"):
+            from ..analysis.generate import calibrate_temperature
+
+            row["pixel_temperature"] = calibrate_temperature(state.model, self.train_images, state.config.seed)
+
+
 class LatentSnapshots(Callback):
     """The validation drawings' codes after every epoch (``latents/epoch_NNN.npy``): the latent
     space over training."""
@@ -207,6 +223,8 @@ class Progress(Callback):
                 f"  kl {row['kl']:.3f}  kl_w {row['kl_weight']:.2f}  val_loss {row['val_loss']:.2f}"
                 f"  {row['images_per_s']:.0f} img/s"
             )
+            if "pixel_temperature" in row:
+                self.log(f"pixel temperature read off the training drawings: {row['pixel_temperature']:g}")
 
     def on_interrupt(self, state: FitState) -> None:
         self._close()

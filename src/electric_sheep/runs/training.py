@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..core.batches import is_streamed
-from .callbacks import Checkpoint, LatentSnapshots, Progress, TensorBoard
+from .callbacks import CalibrateTemperature, Checkpoint, LatentSnapshots, Progress, TensorBoard
 from ..core.devices import is_main_process, pick_device, seed_process
 from ..errors import TrainingDiverged
 from .fileio import folder_lock
@@ -48,7 +48,8 @@ def train(
     # Only rank 0 writes; its lock keeps a second `sheep train` out of the folder until it ends.
     lock = folder_lock(run_dir, "a training run") if is_main_process() else contextlib.nullcontext()
     checkpoint = Checkpoint(run_dir, data_info or {}, resume, log)
-    keep = [LatentSnapshots(run_dir), TensorBoard(run_dir), checkpoint, Progress(log, bar=progress)]
+    calibrate = CalibrateTemperature(train_images)  # first: the checkpoint saves what it sets
+    keep = [calibrate, LatentSnapshots(run_dir), TensorBoard(run_dir), checkpoint, Progress(log, bar=progress)]
     with lock:
         seed_process(cfg.seed)
         model = build_model(model_cfg)
