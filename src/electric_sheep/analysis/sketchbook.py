@@ -19,7 +19,7 @@ from ..core.model import VAE
 from ..data.raster import render
 from ..errors import DataError, SheepError
 from .anomaly import scores, threshold_for
-from .generate import decode_codes, interpolate, manifold_axes, prior_codes
+from .generate import CANDIDATES, decode_codes, interpolate, manifold_axes, prior_codes
 from .latent import encode
 
 SCORE = "elbo-ink"  # per drawing, so one sketch is judged alone; `combined` compares drawings with each other
@@ -151,7 +151,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
         near = ref.images[nearest]
     return Verdict(
         bitmap,
-        decode_one(ref, code),  # its reconstruction: the drawing at its code
+        decode_one(ref, code, CANDIDATES),  # its reconstruction, as `sheep reconstruct` draws it
         score,
         float((ref.scores < score).mean() * 100),
         score <= ref.threshold,
@@ -170,9 +170,10 @@ def sample_code(ref: Reference, temperature: float, seed: int) -> np.ndarray:
     return prior_codes(ref.model, 1, temperature, seed)[0]
 
 
-def decode_one(ref: Reference, code: np.ndarray) -> np.ndarray:
-    """One code's drawing, (28, 28) in [0, 1]."""
-    return decode_codes(ref.model, code[None])[0]
+def decode_one(ref: Reference, code: np.ndarray, candidates: int = 1) -> np.ndarray:
+    """One code's drawing, (28, 28) in [0, 1]; by default one sampling with the same noise for
+    every code, so that a point moved on the map moves its drawing only as much as its code."""
+    return decode_codes(ref.model, code[None], candidates=candidates)[0]
 
 
 def path_between(ref: Reference, start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
