@@ -18,16 +18,17 @@ from electric_sheep.core.trainer import fit_prior
 from electric_sheep.errors import ConfigError
 
 
-def _head(seed: int = 0) -> PixelHead:
+def _head(seed: int = 0, context: int = 5) -> PixelHead:
     torch.manual_seed(seed)
-    head = PixelHead(8)
+    head = PixelHead(8, context)
     for p in head.parameters():  # large weights: every neighbour matters to the logits
         torch.nn.init.normal_(p, std=1.0)
     return head
 
 
-def test_pixel_head_sees_only_the_pixels_before_each_pixel():
-    head, base = _head(), torch.randn(2, 1, 28, 28)
+@pytest.mark.parametrize("context", [5, 9])
+def test_pixel_head_sees_only_the_pixels_before_each_pixel(context):
+    head, base = _head(context=context), torch.randn(2, 1, 28, 28)
     drawn = (torch.rand(2, 1, 28, 28) > 0.7).float()
     i, j = 13, 9
     later = drawn.clone()
@@ -39,8 +40,9 @@ def test_pixel_head_sees_only_the_pixels_before_each_pixel():
     assert not torch.equal(a[:, :, i, j + 1], b[:, :, i, j + 1])  # it does see the pixel to its left
 
 
-def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass():
-    head, base = _head(1), torch.randn(3, 1, 28, 28)
+@pytest.mark.parametrize("context", [5, 9])
+def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass(context):
+    head, base = _head(1, context), torch.randn(3, 1, 28, 28)
     noise = pixel_noise(3, seed=2)
     with torch.no_grad():
         drawn = head.sample(base, noise)
@@ -247,6 +249,7 @@ def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
     assert saved.flip is False and saved.context_noise == 0.0
     saved = ModelConfig.from_dict({"preset": "default", "pixel_head": 16, "pixel_temperature": 0.7})
     assert not saved.calibrated_temperature and build_model(saved).pixel_temperature == 0.7  # as it drew
+    assert saved.pixel_context == 5 and build_model(saved).pixel_head.context.kernel_size == (5, 5)
     new = make_model_config("default")
     assert (new.latent_dim, new.pixel_head, new.fitted_prior) == (16, 16, True)
     with pytest.raises(ConfigError, match="seed preset"):

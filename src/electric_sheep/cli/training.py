@@ -42,6 +42,12 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
     "(default 16); 0: pixels independent given z, drawn grey where the model is unsure.",
 )
 @click.option(
+    "--pixel-context",
+    type=click.IntRange(3, 27),
+    default=None,
+    help="Default preset: side of the window of drawn pixels the head sees, odd (default 5).",
+)
+@click.option(
     "--channels",
     callback=_channels,
     default=None,

@@ -48,6 +48,7 @@ class ModelConfig:
     channels: tuple[int, int] = (8, 24)
     hidden: int = 128
     pixel_head: int = 0  # channels of the pixel head; 0: pixels independent given z
+    pixel_context: int = 5  # side of the window of drawn pixels the head sees (odd)
     # The pixel head draws at this temperature (its logits divided by it): below 1 for a head
     # trained to doubt its context (TrainConfig.context_noise), which hedges more than its own
     # drawings need and would otherwise fray its lines with stray pixels. How much depends on the
@@ -66,6 +67,8 @@ class ModelConfig:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if len(self.channels) != 2 or min(self.channels) < 1 or self.hidden < 1:
             raise ConfigError(f"channels must be two counts >= 1 and hidden >= 1, got {self.channels}, {self.hidden}")
+        if self.pixel_context < 3 or self.pixel_context % 2 == 0 or self.pixel_context > SIDE:
+            raise ConfigError(f"pixel_context must be odd, from 3 to {SIDE}, got {self.pixel_context}")
         if self.pixel_head < 0 or self.pixel_temperature <= 0:
             raise ConfigError(
                 f"pixel_head must be >= 0 and pixel_temperature > 0, got {self.pixel_head}, {self.pixel_temperature}"
@@ -338,7 +341,7 @@ class ConvVAE(VAE):
             SubPixelConvTranspose2d(c1, 1),  # (B, 1, 28, 28) logits
         )  # fmt: skip
         if config.pixel_head:
-            self.pixel_head = PixelHead(config.pixel_head)
+            self.pixel_head = PixelHead(config.pixel_head, config.pixel_context)
             self.renderer = Renderer()
         if config.pixel_head and config.calibrated_temperature:  # set after training; until then the config's
             self.register_buffer("calibrated", torch.tensor(config.pixel_temperature))

@@ -5,7 +5,7 @@ line runs as grey; averaged over the possible lines, a drawing becomes a blur. T
 (a one-layer PixelCNN, van den Oord et al. 2016, on top of the VAE's decoder as in PixelVAE,
 Gulrajani et al. 2017) predicts each pixel of the binarised drawing from the decoder's logits and
 the pixels already drawn above and to its left, so a line once begun is continued, and the code z
-keeps the shape (the head sees only a 5x5 neighbourhood; Chen et al. 2017, "Variational Lossy
+keeps the shape (the head sees only a small neighbourhood, 5x5 by default; Chen et al. 2017, "Variational Lossy
 Autoencoder"). Drawing then samples the pixels in raster order. Trained on the true pixels alone,
 the head trusts them, and when it draws, a stray pixel of its own sends the next lines astray; the
 default preset flips some of them while training (``flip_pixels``), so it leans on the decoder's plan.
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SIDE = 28
-CONTEXT = 5  # the head sees a 5x5 window: the two rows above and the two pixels to the left
+CONTEXT = 5  # the head's window by default: the two rows above and the two pixels to the left
 RENDER_CHANNELS = 8
 
 
@@ -39,17 +39,18 @@ def causal_mask(size: int) -> torch.Tensor:
 class PixelHead(nn.Module):
     """logits(x_i | x_<i, z) = base_i + MLP(masked_conv(x)_i + conv(base)_i)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, context: int = CONTEXT) -> None:
         super().__init__()
-        self.context = nn.Conv2d(1, channels, CONTEXT, padding=CONTEXT // 2)
-        self.register_buffer("mask", causal_mask(CONTEXT), persistent=False)
+        self.size = context  # odd: the window is centred on the pixel predicted
+        self.context = nn.Conv2d(1, channels, context, padding=context // 2)
+        self.register_buffer("mask", causal_mask(context), persistent=False)
         self.condition = nn.Conv2d(1, channels, 3, padding=1, bias=False)  # the decoder's logits nearby
         self.hidden = nn.Conv2d(channels, channels, 1)
         self.out = nn.Conv2d(channels, 1, 1)
 
     def forward(self, base: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
         """Teacher-forced: logits of every pixel given the binarised drawing ``drawn`` (B, 1, 28, 28)."""
-        seen = F.conv2d(drawn, self.context.weight * self.mask, self.context.bias, padding=CONTEXT // 2)
+        seen = F.conv2d(drawn, self.context.weight * self.mask, self.context.bias, padding=self.size // 2)
         return base + self._mlp(seen + self.condition(base))
 
     def _mlp(self, h: torch.Tensor) -> torch.Tensor:
@@ -67,19 +68,19 @@ class PixelHead(nn.Module):
             return self._sample(base.float(), noise.float(), temperature)
 
     def _sample(self, base: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
-        b, pad = len(base), CONTEXT // 2
+        b, pad = len(base), self.size // 2
         # Per pixel, contiguous over the batch: (28, 28, B, C), (28, 28, B) and (28, 28, B).
         given = (self.condition(base) + self.context.bias[:, None, None]).permute(2, 3, 0, 1).contiguous()
         logits0 = (base[:, 0] + self.out.bias).permute(1, 2, 0).contiguous()
         # ink where logit / temperature > logit(noise)
         threshold = (temperature * torch.logit(noise, eps=1e-7)).permute(1, 2, 0).contiguous()
-        weight = (self.context.weight * self.mask).flatten(1).T  # (25, C)
+        weight = (self.context.weight * self.mask).flatten(1).T  # (size^2, C)
         hidden_w, hidden_b = self.hidden.weight[:, :, 0, 0].T, self.hidden.bias  # (C, C), (C,)
         out_w = self.out.weight[0, :, 0, 0]  # (C,)
         canvas = base.new_zeros(b, SIDE + 2 * pad, SIDE + 2 * pad)
         for i in range(SIDE):
             for j in range(SIDE):
-                window = canvas[:, i : i + CONTEXT, j : j + CONTEXT].reshape(b, -1)  # (B, 25)
+                window = canvas[:, i : i + self.size, j : j + self.size].reshape(b, -1)  # (B, size^2)
                 h = torch.addmm(given[i, j], window, weight).relu_()  # (B, C)
                 h = torch.addmm(hidden_b, h, hidden_w).relu_()
                 logit = torch.addmv(logits0[i, j], h, out_w)  # (B,)

@@ -26,10 +26,11 @@ def _configs(
     run_dir: str | Path, resume: bool, model_options: dict[str, Any], overrides: dict[str, Any]
 ) -> tuple[ModelConfig, TrainConfig]:
     """The model and training settings: the preset's with the options on top, or the run's own."""
-    shaped = any(model_options[k] is not None for k in ("channels", "hidden", "pixel_head"))
+    shaped = any(model_options[k] is not None for k in ("channels", "hidden", "pixel_head", "pixel_context"))
     if shaped and model_options["preset"] == "seed":
         raise ConfigError(
-            "channels, hidden and pixel_head shape the default preset; the seed preset keeps the post's layers"
+            "channels, hidden, pixel_head and pixel_context shape the default preset; "
+            "the seed preset keeps the post's layers"
         )
     if resume:
         return _resumed_configs(run_dir, model_options, overrides)
@@ -61,6 +62,7 @@ def train_on_data(
     channels: tuple[int, int] | None = None,
     hidden: int | None = None,
     pixel_head: int | None = None,
+    pixel_context: int | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -82,6 +84,7 @@ def train_on_data(
         "channels": channels,
         "hidden": hidden,
         "pixel_head": pixel_head,
+        "pixel_context": pixel_context,
     }
     model_cfg, cfg = _configs(run_dir, resume, model_options, overrides)
     if is_main_process():  # before loading the data, which may take minutes; rank 0 then takes the lock
