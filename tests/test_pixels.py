@@ -118,6 +118,8 @@ def test_the_temperature_is_read_off_the_drawings_the_model_learned_from():
         model.calibrated.fill_(0.8)
         assert generate.calibrate_temperature(model, own, seed=1) == t
         assert model.pixel_temperature == t
+    with pytest.raises(ConfigError, match="calibrated_temperature"):
+        generate.calibrate_temperature(build_model(make_model_config("default", calibrated_temperature=False)), own)
 
 
 def test_training_calibrates_the_temperature_and_the_run_keeps_it(tmp_path):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..core.infer import encode_means, fast_inference
 from ..core.model import SIDE, VAE
 from ..core.pixels import pixel_noise
+from ..errors import ConfigError
 from .quality import grey_share
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches, bounded memory
@@ -198,6 +199,8 @@ def calibrate_temperature(model: VAE, images_u8, seed: int = 0) -> float:
     A head trained on a noisy context hedges, and how much depends on the data: too hot, its lines
     fray into stray pixels; too cold, they thin. The grey share is the data's own measure of that.
     """
+    if not hasattr(model, "calibrated"):
+        raise ConfigError("this model draws at its config's pixel_temperature (no calibrated_temperature)")
     n = min(CALIBRATION_DRAWINGS, len(images_u8))
     rows = np.sort(np.random.default_rng(seed).choice(len(images_u8), size=n, replace=False))
     target = grey_share(np.asarray(images_u8[rows]))
