@@ -39,7 +39,7 @@ DATA = ROOT.parent / "shared" / "data" / "quickdraw" / "bitmap" / "sheep.npy"
 TARGET = ROOT / "src" / "electric_sheep" / "pretrained"
 # The default preset as it is; only the length of training is chosen, on the validation split.
 EPOCHS = (40, 60, 80)
-CONTEXTS = (5, 9)  # the pixel head's window: the preset's, and a wider one (docs/samples.md)
+CONTEXTS = (5, 9)  # the pixel head's window: the earlier preset's, and the preset's now (docs/samples.md)
 CANDIDATES = [{"model": {"pixel_context": c}, "train": {"epochs": e, "seed": 0}} for c in CONTEXTS for e in EPOCHS]
 
 

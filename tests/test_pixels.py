@@ -253,6 +253,6 @@ def test_runs_saved_before_the_pixel_head_keep_their_model_and_training():
     assert not saved.calibrated_temperature and build_model(saved).pixel_temperature == 0.7  # as it drew
     assert saved.pixel_context == 5 and build_model(saved).pixel_head.context.kernel_size == (5, 5)
     new = make_model_config("default")
-    assert (new.latent_dim, new.pixel_head, new.fitted_prior) == (16, 16, True)
+    assert (new.latent_dim, new.pixel_head, new.pixel_context, new.fitted_prior) == (16, 16, 9, True)
     with pytest.raises(ConfigError, match="seed preset"):
         make_model_config("seed", pixel_head=4)

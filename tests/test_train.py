@@ -208,16 +208,16 @@ def test_cli_train_with_other_channels_and_hidden(tmp_path):
     run = tmp_path / "narrow"
     r = CliRunner()
     args = ["train", str(data), "--epochs", "1", "--batch-size", "16", "--quiet"]
-    shape = ["--channels", "16,32", "--hidden", "64", "--pixel-context", "9"]
+    shape = ["--channels", "16,32", "--hidden", "64", "--pixel-context", "7"]
     res = r.invoke(main, [*args, *shape, "--out", str(run)])
     assert res.exit_code == 0, res.output
     saved = json.loads((run / "config.json").read_text())["model"]
-    assert (saved["channels"], saved["hidden"], saved["pixel_context"]) == ([16, 32], 64, 9)
+    assert (saved["channels"], saved["hidden"], saved["pixel_context"]) == ([16, 32], 64, 7)
     model = ckpt.load_model(run)
     assert (model.encoder[0].out_channels, model.encoder[2].out_channels, model.encoder[5].out_features) == (16, 32, 64)
     z = torch.zeros(2, model.config.latent_dim)
     assert model.decoder[-1].in_channels == 16 and model.decode(z).shape == (2, 1, 28, 28)
-    assert model.pixel_head.context.kernel_size == (9, 9)
+    assert model.pixel_head.context.kernel_size == (7, 7)
     bad = ["--out", str(tmp_path / "bad")]
     for value in ("16", "16,x", "0,32", "16,32,64"):
         res = r.invoke(main, [*args, "--channels", value, *bad])

@@ -45,7 +45,7 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
     "--pixel-context",
     type=click.IntRange(3, 27),
     default=None,
-    help="Default preset: side of the window of drawn pixels the head sees, odd (default 5).",
+    help="Default preset: side of the window of drawn pixels the head sees, odd (default 9).",
 )
 @click.option(
     "--channels",

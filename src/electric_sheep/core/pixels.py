@@ -1,14 +1,15 @@
 """Pixels that depend on each other: an autoregressive head over the decoder and a renderer.
 
-A decoder that draws every pixel independently given z can only express its doubt about where a
-line runs as grey; averaged over the possible lines, a drawing becomes a blur. The pixel head
-(a one-layer PixelCNN, van den Oord et al. 2016, on top of the VAE's decoder as in PixelVAE,
-Gulrajani et al. 2017) predicts each pixel of the binarised drawing from the decoder's logits and
-the pixels already drawn above and to its left, so a line once begun is continued, and the code z
-keeps the shape (the head sees only a small neighbourhood, 5x5 by default; Chen et al. 2017, "Variational Lossy
-Autoencoder"). Drawing then samples the pixels in raster order. Trained on the true pixels alone,
-the head trusts them, and when it draws, a stray pixel of its own sends the next lines astray; the
-default preset flips some of them while training (``flip_pixels``), so it leans on the decoder's plan.
+A decoder that draws every pixel independently given z can only express its doubt about where a line
+runs as grey; averaged over the possible lines, a drawing becomes a blur. The pixel head (a
+one-layer PixelCNN, van den Oord et al. 2016, on top of the VAE's decoder as in PixelVAE, Gulrajani
+et al. 2017) predicts each pixel of the binarised drawing from the decoder's logits and the pixels
+already drawn above and to its left, so a line once begun is continued, and the code z keeps the
+shape (the head sees only a small neighbourhood, 9x9 in the default preset; Chen et al. 2017,
+"Variational Lossy Autoencoder"). Drawing then samples the pixels in raster order. Trained on the
+true pixels alone, the head trusts them, and when it draws, a stray pixel of its own sends the next
+lines astray; the default preset flips some of them while training (``flip_pixels``), so it leans on
+the decoder's plan.
 
 The head models ink or paper; Quick, Draw!'s bitmaps are anti-aliased. The renderer, a small
 convolutional net fitted to map the binarised training drawings back to their grey originals,

@@ -11,7 +11,13 @@ from typing import Any
 # ModelConfig fields per preset (the rest keep their defaults).
 PRESET_MODEL: dict[str, dict[str, Any]] = {
     "seed": {},  # the post's model as written
-    "default": {"latent_dim": 16, "pixel_head": 16, "fitted_prior": True, "calibrated_temperature": True},
+    "default": {
+        "latent_dim": 16,
+        "pixel_head": 16,
+        "pixel_context": 9,
+        "fitted_prior": True,
+        "calibrated_temperature": True,
+    },
 }
 
 # TrainConfig fields per preset. The original post trained with RMSprop (Keras defaults: lr 1e-3,
