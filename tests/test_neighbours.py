@@ -41,6 +41,24 @@ def test_local_outlier_factor_is_scikit_learns():
     np.testing.assert_allclose(knn, dist[:, 1:].mean(axis=1), rtol=1e-4)  # a point is not its own neighbour
 
 
+def test_principal_axes_are_the_leading_components_even_of_duplicate_drawings():
+    import torch
+    from sklearn.decomposition import PCA
+
+    from electric_sheep.analysis.neighbours import _principal_axes
+
+    rng = np.random.default_rng(3)
+    scale = np.r_[np.linspace(10, 5, 8), np.full(72, 0.5)]  # 8 strong directions among 80
+    points = (rng.normal(size=(400, 80)) * scale).astype(np.float32)
+    centred = torch.from_numpy(points - points.mean(axis=0))
+    ours = _principal_axes(centred, 8, seed=0).numpy()
+    theirs = PCA(8, svd_solver="full").fit(points).components_.T
+    np.testing.assert_allclose(np.abs(np.sum(ours * theirs, axis=0)), 1, atol=1e-4)  # the same up to sign
+    for same in (torch.cat([centred[:6]] * 50), torch.zeros(300, 80)):  # fewer drawings than directions
+        axes = _principal_axes(same - same.mean(dim=0), 8, seed=0)
+        np.testing.assert_allclose(axes.T @ axes, np.eye(8), atol=1e-4)
+
+
 def test_a_sampled_reference_scores_every_drawing_against_the_sample():
     rng = np.random.default_rng(1)
     points = np.concatenate([rng.normal(size=(900, 3)), rng.normal(8, 1, size=(3, 3))]).astype(np.float32)

@@ -150,9 +150,7 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
         return lambda x: x
     sample = torch.from_numpy(np.asarray(reference[reference_ids(len(reference), PCA_SAMPLE, seed)], np.float32))
     centre = sample.mean(dim=0)
-    with torch.random.fork_rng(devices=[]):  # a seeded randomized SVD (Halko et al. 2011)
-        torch.manual_seed(seed)
-        axes = torch.svd_lowrank(sample - centre, q=dims + PCA_OVERSAMPLE, niter=PCA_ITERATIONS)[2][:, :dims]
+    axes = _principal_axes(sample - centre, dims, seed)
 
     def project(x: np.ndarray) -> np.ndarray:
         centred = torch.from_numpy(np.asarray(x, np.float32)) - centre
@@ -162,3 +160,31 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
         return torch.cat([z, off[:, None]], dim=1).numpy()
 
     return project
+
+
+def _principal_axes(centred: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
+    """(D, dims) leading right singular vectors of ``centred`` (N, D) by a seeded randomized SVD
+    (Halko et al. 2011, algorithm 5.1): ``torch.svd_lowrank``'s steps and random start, with a
+    cheaper orthonormalisation."""
+    wide = centred.shape[0] < centred.shape[1]
+    tall = centred.T if wide else centred  # as svd_lowrank: the range of the tall side is found
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        start = torch.randn(tall.shape[1], dims + PCA_OVERSAMPLE)
+    basis = _orthonormal(tall @ start)
+    for _ in range(PCA_ITERATIONS):
+        basis = _orthonormal(tall @ _orthonormal(tall.T @ basis))
+    left, _, right = torch.linalg.svd(basis.T @ tall, full_matrices=False)
+    return (basis @ left if wide else right.T)[:, :dims]
+
+
+def _orthonormal(y: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis of the columns of ``y`` (N, q) by Cholesky QR: the same span as a
+    Householder QR's, for a q x q factorisation instead of an N x q one (the power iterations'
+    cost). The Gram matrix is factorised in float64, where its condition number is no danger;
+    columns that are not independent (duplicate drawings) fall back to Householder."""
+    y64 = y.double()
+    lower, failed = torch.linalg.cholesky_ex(y64.T @ y64)
+    if failed:
+        return torch.linalg.qr(y).Q
+    return torch.linalg.solve_triangular(lower, y64.T, upper=False).T.float()
