@@ -48,7 +48,7 @@ class ModelConfig:
     channels: tuple[int, int] = (8, 24)
     hidden: int = 128
     pixel_head: int = 0  # channels of the pixel head; 0: pixels independent given z
-    pixel_context: int = 5  # side of the window of drawn pixels the head sees (odd)
+    pixel_context: int = 5  # side of the window of drawn pixels the head sees (odd); 5 for runs saved before it
     # The pixel head draws at this temperature (its logits divided by it): below 1 for a head
     # trained to doubt its context (TrainConfig.context_noise), which hedges more than its own
     # drawings need and would otherwise fray its lines with stray pixels. How much depends on the

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 SIDE = 28
-CONTEXT = 5  # the head's window by default: the two rows above and the two pixels to the left
 RENDER_CHANNELS = 8
 
 
@@ -40,7 +39,7 @@ def causal_mask(size: int) -> torch.Tensor:
 class PixelHead(nn.Module):
     """logits(x_i | x_<i, z) = base_i + MLP(masked_conv(x)_i + conv(base)_i)."""
 
-    def __init__(self, channels: int, context: int = CONTEXT) -> None:
+    def __init__(self, channels: int, context: int) -> None:
         super().__init__()
         self.size = context  # odd: the window is centred on the pixel predicted
         self.context = nn.Conv2d(1, channels, context, padding=context // 2)
