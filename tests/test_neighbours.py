@@ -82,6 +82,16 @@ def test_drawings_left_out_of_the_reference_stand_out_even_as_a_group():
     assert (np.argsort(-against_typical)[:50] >= 500).all()
 
 
+def test_a_set_searched_whole_scores_as_the_same_set_streamed():
+    rng = np.random.default_rng(3)
+    points = np.concatenate([rng.normal(size=(590, 4)), rng.normal(5, 1, size=(10, 4))]).astype(np.float32)
+    eligible = np.arange(len(points)) < 500  # the reference: these 500 in both cases
+    whole = neighbourhood_scores(points, flat, 15, "lof", dims=None, eligible=eligible, reference_size=600)
+    streamed = neighbourhood_scores(points, flat, 15, "lof", dims=None, eligible=eligible, reference_size=550)
+    np.testing.assert_allclose(whole, streamed, rtol=1e-5)
+    assert set(np.argsort(-whole)[:10]) == set(range(590, 600))
+
+
 def test_default_score_ranks_intruders_with_more_ink_and_with_less_first(run):
     """A scribble that inks half the canvas and a lone short stroke, among rectangles: both are
     ranked first, whichever way they differ from the drawings around them."""

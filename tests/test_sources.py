@@ -135,6 +135,7 @@ def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, mon
     data = write_bitmap(tmp_path / "many.npy", n=400)
     args = ["anomalies", str(run), str(data), "--split", "all", "--json"]
     monkeypatch.setenv(streaming.CHUNK_ENV, "100")  # four chunks
+    monkeypatch.setattr(neighbours, "REFERENCE", 200)  # fewer than the drawings: they stream chunk by chunk
     r = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path / "clean")])
     assert r.exit_code == 0, r.output
     calls, original = [], neighbours.Neighbourhood.score_points

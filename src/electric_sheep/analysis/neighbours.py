@@ -44,14 +44,21 @@ class Neighbourhood:
     """The reference's points in a faiss index, with each point's distance to its k-th nearest
     other and its local reachability density (LOF's lrd)."""
 
-    def __init__(self, reference: np.ndarray, k: int) -> None:
-        """``reference``: (R, D) float32 points; ``k`` shrinks to R - 1 for tiny sets."""
+    def __init__(self, points: np.ndarray, k: int, reference: np.ndarray | None = None) -> None:
+        """``points``: (N, D) float32; ``reference``: the sorted indices of those that are indexed
+        (default: all). Every point's k nearest in the reference are found in one search
+        (``neighbours``): one call costs less than two for the reference and the rest. ``k``
+        shrinks to R - 1 for tiny references."""
+        reference = np.arange(len(points)) if reference is None else reference
         self.k = max(1, min(k, len(reference) - 1))
-        self.index = _faiss().IndexFlatL2(reference.shape[1])
-        self.index.add(np.ascontiguousarray(reference, dtype=np.float32))
-        self.neighbours = self._search(reference, np.arange(len(reference)))  # the reference's own
-        self.k_distance = self.neighbours[0][:, -1]
-        self.density = self._density(*self.neighbours)
+        self.index = _faiss().IndexFlatL2(points.shape[1])
+        self.index.add(np.ascontiguousarray(points[reference], dtype=np.float32))
+        self_ids = np.full(len(points), -1)
+        self_ids[reference] = np.arange(len(reference))
+        self.neighbours = self._search(points, self_ids)
+        own_dist, own_idx = (part[reference] for part in self.neighbours)
+        self.k_distance = own_dist[:, -1]
+        self.density = self._density(own_dist, own_idx)
 
     def _search(self, points: np.ndarray, self_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (B, k) and reference indices (B, k) of each point's k nearest, skipping the
@@ -105,7 +112,7 @@ def neighbourhood_scorer(
     dims: int | None = DIMS,
     seed: int = 0,
     eligible: np.ndarray | None = None,
-    reference_size: int = REFERENCE,
+    reference_size: int | None = None,
 ) -> Callable[[int, int], np.ndarray]:
     """:func:`neighbourhood_scores` of drawings start to stop, as ``score(start, stop)``: the
     reference is described and indexed once, here; each call then reads only its own drawings.
@@ -113,15 +120,23 @@ def neighbourhood_scorer(
     ``method``: "lof" (local outlier factor) or "knn" (mean distance to the k nearest).
     ``dims``: principal components kept (None: the descriptors as they are).
     ``eligible``: (N,) bool, the drawings the reference is drawn from (default: all of them);
-    ``reference_size``: at most this many of them, a seeded sample.
+    ``reference_size``: at most this many of them, a seeded sample (None: REFERENCE). A set no
+    larger than that is described and searched whole, here; a larger one streams.
     """
     n = len(images_u8)
     if method not in METHODS:
         raise ValueError(f"unknown neighbourhood method {method!r}; choose {', '.join(METHODS)}")
+    reference_size = REFERENCE if reference_size is None else reference_size
     candidates = np.arange(n) if eligible is None else np.flatnonzero(eligible)
     ref = candidates[reference_ids(len(candidates), reference_size, seed)]
     if len(ref) < 2:  # no neighbourhood to compare with
         return lambda start, stop: np.zeros(stop - start)
+    if n <= reference_size:  # a set no larger than a reference: every drawing in one search
+        described = describe(np.asarray(images_u8[:n]))
+        project = _projection(described[ref], dims, seed)
+        hood = Neighbourhood(project(described), k, ref)
+        every = hood.score(method, hood.neighbours)
+        return lambda start, stop: every[start:stop]
     described = describe(np.asarray(images_u8[ref]))
     project = _projection(described, dims, seed)
     hood = Neighbourhood(project(described), k)
