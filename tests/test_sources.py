@@ -37,6 +37,9 @@ def test_a_set_of_files_reads_the_right_rows_and_labels(three):
     idx = np.random.default_rng(0).permutation(len(ds))[:50]
     values = ds.take(idx)[:, 0, 0]
     np.testing.assert_array_equal(values, np.array([10, 20, 30])[ds.labels(idx)])
+    whole = np.asarray(ds)  # every drawing in order, as the scores read a small set
+    assert whole.shape == (len(ds), 28, 28) and whole.dtype == np.uint8
+    np.testing.assert_array_equal(whole[:, 0, 0], np.array([10, 20, 30])[ds.labels(np.arange(len(ds)))])
 
 
 def test_epochs_are_seeded_and_balance_draws_every_category_equally(three):

@@ -132,11 +132,24 @@ def neighbourhood_scorer(
     if len(ref) < 2:  # no neighbourhood to compare with
         return lambda start, stop: np.zeros(stop - start)
     if n <= reference_size:  # a set no larger than a reference: every drawing in one search
-        described = describe(np.asarray(images_u8[:n]))
-        project = _projection(described[ref], dims, seed)
-        hood = Neighbourhood(project(described), k, ref)
-        every = hood.score(method, hood.neighbours)
-        return lambda start, stop: every[start:stop]
+        return _whole_set_scorer(images_u8, describe, k, method, dims, seed, ref)
+    return _streaming_scorer(images_u8, describe, k, method, dims, seed, ref)
+
+
+def _whole_set_scorer(
+    images_u8: np.ndarray, describe: Callable, k: int, method: str, dims: int | None, seed: int, ref: np.ndarray
+) -> Callable[[int, int], np.ndarray]:
+    """Every drawing described, projected and searched at once; ``score`` slices the result."""
+    described = describe(np.asarray(images_u8))
+    hood = Neighbourhood(_projection(described[ref], dims, seed)(described), k, ref)
+    every = hood.score(method, hood.neighbours)
+    return lambda start, stop: every[start:stop]
+
+
+def _streaming_scorer(
+    images_u8: np.ndarray, describe: Callable, k: int, method: str, dims: int | None, seed: int, ref: np.ndarray
+) -> Callable[[int, int], np.ndarray]:
+    """The reference indexed now; ``score`` describes and searches the others of its slice, in batches."""
     described = describe(np.asarray(images_u8[ref]))
     project = _projection(described, dims, seed)
     hood = Neighbourhood(project(described), k)

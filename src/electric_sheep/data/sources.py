@@ -81,6 +81,11 @@ class DrawingSet:
             return self.take(np.arange(*rows.indices(len(self))))
         return self.take(np.asarray(rows))
 
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        """Every drawing, read into memory (``np.asarray``); without it numpy would read them one by one."""
+        every = self.take(np.arange(len(self)))
+        return every if dtype is None else every.astype(dtype)
+
     def labels(self, idx: np.ndarray) -> np.ndarray:
         """The file (category) of each global index."""
         return np.searchsorted(self.ends, idx, side="right")
