@@ -41,7 +41,7 @@ def main() -> None:
     with running_app("--data", str(SHARED / "quickdraw" / "bitmap" / "sheep.npy")) as url, sync_playwright() as p:
         page = launch(p).new_page(viewport={"width": 1280, "height": 1100})
         page.goto(url)
-        page.wait_for_selector("#pad canvas", timeout=60_000)
+        page.wait_for_selector("#pad canvas[data-ready]", timeout=60_000)
         warm = page.locator("#verdict").inner_text()
         draw(page, "#pad", strokes[0])  # the first answer also loads the model's kernels: not timed
         answer_after(page, warm)

@@ -23,6 +23,7 @@ FLAGS = [
     "--no-first-run",
 ]
 START_S = 180  # loading torch, Gradio and the model on a busy 2-core machine
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 def free_port() -> int:
@@ -87,12 +88,18 @@ def draw(page, pad: str, stroke: list[tuple[float, float]]) -> float:
 def answer_after(page, before: str, timeout_ms: int = 30_000) -> str:
     """Wait until the verdict's text is a new answer (not ``before``, nor Gradio's "processing"
     note in front of the old one); return it."""
-    page.wait_for_function(
-        "(b) => { const t = document.querySelector('#verdict').innerText;"
-        " return t !== b && /^(looks like a sheep|does not look like|the canvas is|that is a single)/.test(t); }",
-        arg=before,
-        timeout=timeout_ms,
-    )
+    try:
+        page.wait_for_function(
+            "(b) => { const t = document.querySelector('#verdict').innerText;"
+            " return t !== b && /^(looks like a sheep|does not look like|the canvas is|that is a single)/.test(t); }",
+            arg=before,
+            timeout=timeout_ms,
+        )
+    except Exception as e:  # say what the page showed, and keep a picture of it
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "no-answer.png"))
+        now = page.locator("#verdict").inner_text()
+        raise AssertionError(f"no new answer in {timeout_ms} ms: the verdict was {before!r}, is {now!r}") from e
     return page.locator("#verdict").inner_text()
 
 

@@ -105,7 +105,7 @@ def test_app_in_a_real_browser(shared):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
         page.goto(url)
-        page.wait_for_selector("#pad canvas", timeout=60_000)
+        page.wait_for_selector("#pad canvas[data-ready]", timeout=60_000)  # its script listens
         answers = []
         for stroke in sheep():
             before = page.locator("#verdict").inner_text()

@@ -28,3 +28,4 @@ element.querySelector('.pen').addEventListener('click', () => use('pen'));
 element.querySelector('.eraser').addEventListener('click', () => use('eraser'));
 element.querySelector('.clear').addEventListener('click', () => { strokes = []; redraw(); send(); });
 redraw();
+canvas.dataset.ready = 'yes';  // listening: a stroke drawn before this would be lost
