@@ -32,6 +32,7 @@ def reference():
 
 def test_a_sketch_is_rendered_like_the_data_and_judged(reference):
     bitmap = sb.sketch_bitmap(_json(sheep()))
+    assert sb.stroke_count(_json(sheep())) == 6 and sb.stroke_count(None) == 0
     assert bitmap.shape == (28, 28) and bitmap.dtype == np.uint8 and bitmap.max() == 255
     verdict = sb.judge(reference, bitmap)
     assert verdict.reconstruction.shape == (28, 28) and 0 <= verdict.percentile <= 100
@@ -112,6 +113,8 @@ def test_app_in_a_real_browser(shared):
             draw(page, "#pad", stroke)
             answers.append(answer_after(page, before))
         assert "score" in answers[-1] and answers[-1] != answers[0]
+        # every stroke judged, in order: each answer names the strokes it saw
+        assert [a.endswith(f"; {i} stroke{'s' if i > 1 else ''} seen") for i, a in enumerate(answers, 1)] == [True] * 6
         sheep_recon = image_src(page, "recon")
         assert sheep_recon and image_src(page, "seen") and image_src(page, "near")
         page.screenshot(path=str(ARTIFACTS / "app.png"))

@@ -106,6 +106,11 @@ def sketch_bitmap(sketch: str | None) -> np.ndarray:
     return render(strokes)
 
 
+def stroke_count(sketch: str | None) -> int:
+    """How many strokes a sketch has, read as :func:`sketch_bitmap` reads it."""
+    return len(_strokes(sketch))
+
+
 def _strokes(sketch: str | None) -> list[np.ndarray]:
     if not sketch:
         return []

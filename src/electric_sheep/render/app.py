@@ -49,7 +49,9 @@ def on_sketch(ref: sb.Reference, value):
     except sb.SketchProblem as e:
         return None, None, f"**{e}**", sb.map_image(ref), None
     near = grid_image(verdict.neighbours, ncols=sb.NEIGHBOURS, scale=3) if verdict.neighbours is not None else None
-    text = verdict.summary(ref.threshold, ref.rule)
+    strokes = sb.stroke_count(value)
+    # the count tells the user (and a test) which drawing was judged when the numbers barely move
+    text = f"{verdict.summary(ref.threshold, ref.rule)}; {strokes} stroke{'s' if strokes != 1 else ''} seen"
     if verdict.neighbours is None:
         text += " (the nearest real drawings need the data: `sheep download sheep` or `--data DATA`)"
     return _tile(verdict.bitmap), _tile(verdict.reconstruction), text, sb.map_image(ref, verdict.point), near
