@@ -14,6 +14,10 @@ CLI trims, `--trim 0.2`; PyOD's detectors on the raw pixels of the same mixture)
                            sheep; nothing planted is an anomaly, so what a detector finds is the renderer
   omniglot 1%, 10%         Omniglot test symbols among the 7,400 Aaron sheep
 
+`--group other-bases` runs a held-out check instead, never used to choose anything: another Google
+category (cat, dog, duck, rabbit) is the normal one and each of the other four, sheep included, is
+planted alone at 5% among its 1,000 drawings.
+
 Per kind: AUROC and average precision, the median over the mix seeds, of every electric-sheep score
 and of PyOD's best detector (the best by median AUROC, chosen per kind). Results are cached per
 mixture and seed in ~/.cache/electric-sheep/benchmarks/anomaly, so an interrupted run continues:
@@ -23,6 +27,7 @@ there too (its config.json and weights), so `--rescore` measures a change of the
 mixture without training again.
 
     pip install pyod && python benchmarks/anomaly.py [--kinds cat omniglot-10 ...] [--seeds 0 1 2] [--rescore]
+    python benchmarks/anomaly.py --group other-bases --seeds 0
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class Mixture:
     others: tuple[str, ...]  # data paths relative to ../shared/data
     fraction: float
     rows: tuple[str, ...]
+    category: str = "sheep"  # the Google bitmaps' category that is the normal one
 
 
 def _raw(k: str) -> str:
@@ -74,12 +80,20 @@ MIXTURES: dict[str, Mixture] = {
     "omniglot-10": Mixture("aaron", ("omniglot.npz",), 0.10, ("omniglot 10%",)),
 }
 CONTROL = "raw sheep / google"
+BITMAPS = ("cat", "dog", "duck", "rabbit", "sheep")
+OTHER_BASES: dict[str, Mixture] = {
+    f"{k}/{base}s": Mixture("google", (f"quickdraw/bitmap/{k}.npy",), 0.05, (f"{k} among {base}s",), base)
+    for base in BITMAPS[:-1]
+    for k in BITMAPS
+    if k != base
+}
+GROUPS = {"sheep": MIXTURES, "other-bases": OTHER_BASES}
 
 
-def sheep(base: str) -> tuple[np.ndarray, np.ndarray]:
-    """(the sheep that are mixed, validation sheep for the training curve)."""
+def sheep(base: str, category: str = "sheep") -> tuple[np.ndarray, np.ndarray]:
+    """(the normal drawings that are mixed, validation ones for the training curve)."""
     if base == "google":
-        d = load_drawings(SHARED / "quickdraw/bitmap/sheep.npy")
+        d = load_drawings(SHARED / f"quickdraw/bitmap/{category}.npy")
         return np.asarray(d.images), d.split("valid")
     d = load_drawings(data_path("aaron_sheep.npz"))
     return d.split("train"), d.split("valid")
@@ -153,8 +167,8 @@ def run_mixture(name: str, seed: int, cache: Path, rescore: bool = False) -> dic
 def measure_mixture(name: str, seed: int, ours: Path, theirs: Path, kept: Path, rescore: bool) -> None:
     """Build the mixture and write what is not cached yet: our scores' metrics, PyOD's. Our model
     is trained once and kept in ``kept``."""
-    m = MIXTURES[name]
-    base, valid = sheep(m.base)
+    m = {**MIXTURES, **OTHER_BASES}[name]
+    base, valid = sheep(m.base, m.category)
     planted_all, row_of = others(m)
     mixture = mix(base, planted_all, m.fraction, seed=seed)
     rows = np.where(mixture.planted, row_of[np.where(mixture.planted, mixture.source_index, 0)], -1)
@@ -253,7 +267,8 @@ def summary(results: dict[str, list[dict]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kinds", nargs="+", choices=list(MIXTURES), default=list(MIXTURES))
+    parser.add_argument("--group", choices=list(GROUPS), default="sheep", help="which mixtures (default: the sheep)")
+    parser.add_argument("--kinds", nargs="+", choices=[*MIXTURES, *OTHER_BASES], help="these mixtures only")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="mix and training seeds")
     parser.add_argument("--rescore", action="store_true", help="score again with the kept models (train any missing)")
     args = parser.parse_args()
@@ -263,7 +278,7 @@ def main() -> None:
     print(f"machine: {machine()}; our results cached under {cache / settings_key()}")
     t_start = time.perf_counter()
     results: dict[str, list[dict]] = {}
-    for name in args.kinds:
+    for name in args.kinds or GROUPS[args.group]:
         for seed in args.seeds:
             r = run_mixture(name, seed, cache, args.rescore)
             print(f"{name} seed {seed}: {r['n']} drawings, trained in {r['train_s']:.0f} s, scored in "

@@ -82,7 +82,9 @@ class DrawingSet:
         return self.take(np.asarray(rows))
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
-        """Every drawing, read into memory (``np.asarray``); without it numpy would read them one by one."""
+        """Every drawing, read from the files into memory: what ``np.asarray`` gives."""
+        if copy is False:
+            raise ValueError("a DrawingSet is read from its files: it cannot be viewed without a copy")
         every = self.take(np.arange(len(self)))
         return every if dtype is None else every.astype(dtype)
 
