@@ -23,7 +23,7 @@ FLAGS = [
     "--no-first-run",
 ]
 START_S = 180  # loading torch, Gradio and the model on a busy 2-core machine
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # screenshots, for a person to look at
 
 
 def free_port() -> int:
@@ -96,8 +96,8 @@ def answer_after(page, before: str, timeout_ms: int = 30_000) -> str:
             timeout=timeout_ms,
         )
     except Exception as e:  # say what the page showed, and keep a picture of it
-        SCREENSHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "no-answer.png"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "no-answer.png"))
         now = page.locator("#verdict").inner_text()
         raise AssertionError(f"no new answer in {timeout_ms} ms: the verdict was {before!r}, is {now!r}") from e
     return page.locator("#verdict").inner_text()

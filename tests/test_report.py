@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_driver import CHROMIUM, FLAGS
+from app_driver import ARTIFACTS, CHROMIUM, FLAGS
 from PIL import Image
 
 from electric_sheep.core.model import count_parameters
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def _sheep(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
