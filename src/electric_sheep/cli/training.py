@@ -45,7 +45,8 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
     "--pixel-context",
     type=click.IntRange(3, 27),
     default=None,
-    help="Default preset: side of the window of drawn pixels the head sees, odd (default 9).",
+    help="Default preset: side of the window of drawn pixels the head sees, odd "
+    f"(default {PRESET_MODEL['default']['pixel_context']}).",
 )
 @click.option(
     "--channels",
