@@ -16,7 +16,10 @@ CLI trims, `--trim 0.2`; PyOD's detectors on the raw pixels of the same mixture)
 
 `--group other-bases` runs a held-out check instead, never used to choose anything: another Google
 category (cat, dog, duck, rabbit) is the normal one and each of the other four, sheep included, is
-planted alone at 5% among its 1,000 drawings.
+planted alone at 5% among its 1,000 drawings. `--group symbols` turns the Omniglot case round:
+the 30,000 training symbols are the normal drawings, and the 300 Aaron test sheep and the raw
+kinds (all rasterised here) are planted among them: intruders with more ink and detail than the
+normal drawings, in strokes a model of symbols explains well.
 
 Per kind: AUROC and average precision, the median over the mix seeds, of every electric-sheep score
 and of PyOD's best detector (the best by median AUROC, chosen per kind). Results are cached per
@@ -53,7 +56,9 @@ from electric_sheep.runs.checkpoint import CONFIG, WEIGHTS, load_model
 from electric_sheep.runs.mixtures import mix, train_on_mixture
 
 RAW = ("car", "cat", "pig", "cow", "airplane")
-EPOCHS = {"google": 30, "aaron": 10}  # as `--train-on-mix 30`; 10 on the 7,400 Aaron sheep is 2,300 steps
+# as `--train-on-mix 30`; 10 on the 7,400 Aaron sheep is 2,300 steps, and the symbols' the same
+# epochs: the KL weight is 1 in the last two (kl_start 2, kl_steep 5)
+EPOCHS = {"google": 30, "aaron": 10, "omniglot": 10}
 PYOD_MAX_OCSVM = 2000  # OCSVM's kernel matrix grows as N^2: on the Aaron mixtures it takes minutes
 
 
@@ -61,7 +66,7 @@ PYOD_MAX_OCSVM = 2000  # OCSVM's kernel matrix grows as N^2: on the Aaron mixtur
 class Mixture:
     """One contaminated set: which sheep, which others, what share; ``rows`` names the kinds it scores."""
 
-    base: str  # "google" or "aaron"
+    base: str  # "google", "aaron" or "omniglot": see sheep()
     others: tuple[str, ...]  # data paths relative to ../shared/data
     fraction: float
     rows: tuple[str, ...]
@@ -87,7 +92,16 @@ OTHER_BASES: dict[str, Mixture] = {
     for k in BITMAPS
     if k != base
 }
-GROUPS = {"sheep": MIXTURES, "other-bases": OTHER_BASES}
+SYMBOLS: dict[str, Mixture] = {
+    "symbols": Mixture(
+        "omniglot",
+        ("aaron_sheep.npz", *(_raw(k) for k in RAW)),
+        1.0,
+        ("aaron sheep / symbols", *(f"raw {k} / symbols" for k in RAW)),
+    )
+}
+GROUPS = {"sheep": MIXTURES, "other-bases": OTHER_BASES, "symbols": SYMBOLS}
+ALL_MIXTURES = {name: m for group in GROUPS.values() for name, m in group.items()}
 
 
 def sheep(base: str, category: str = "sheep") -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +109,7 @@ def sheep(base: str, category: str = "sheep") -> tuple[np.ndarray, np.ndarray]:
     if base == "google":
         d = load_drawings(SHARED / f"quickdraw/bitmap/{category}.npy")
         return np.asarray(d.images), d.split("valid")
-    d = load_drawings(data_path("aaron_sheep.npz"))
+    d = load_drawings(data_path("omniglot.npz" if base == "omniglot" else "aaron_sheep.npz"))
     return d.split("train"), d.split("valid")
 
 
@@ -104,7 +118,7 @@ def others(m: Mixture) -> tuple[np.ndarray, np.ndarray]:
     parts = []
     for path in m.others:
         d = load_drawings(data_path(path))
-        parts.append(d.split("test") if path == "omniglot.npz" else np.asarray(d.images))
+        parts.append(d.split("test") if path.endswith(".npz") else np.asarray(d.images))  # sketch-rnn: its test split
     return np.concatenate(parts), np.repeat(np.arange(len(parts)), [len(p) for p in parts])
 
 
@@ -167,7 +181,7 @@ def run_mixture(name: str, seed: int, cache: Path, rescore: bool = False) -> dic
 def measure_mixture(name: str, seed: int, ours: Path, theirs: Path, kept: Path, rescore: bool) -> None:
     """Build the mixture and write what is not cached yet: our scores' metrics, PyOD's. Our model
     is trained once and kept in ``kept``."""
-    m = {**MIXTURES, **OTHER_BASES}[name]
+    m = ALL_MIXTURES[name]
     base, valid = sheep(m.base, m.category)
     planted_all, row_of = others(m)
     mixture = mix(base, planted_all, m.fraction, seed=seed)
@@ -268,7 +282,7 @@ def summary(results: dict[str, list[dict]]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--group", choices=list(GROUPS), default="sheep", help="which mixtures (default: the sheep)")
-    parser.add_argument("--kinds", nargs="+", choices=[*MIXTURES, *OTHER_BASES], help="these mixtures only")
+    parser.add_argument("--kinds", nargs="+", choices=list(ALL_MIXTURES), help="these mixtures only")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="mix and training seeds")
     parser.add_argument("--rescore", action="store_true", help="score again with the kept models (train any missing)")
     args = parser.parse_args()

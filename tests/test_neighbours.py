@@ -82,6 +82,17 @@ def test_drawings_left_out_of_the_reference_stand_out_even_as_a_group():
     assert (np.argsort(-against_typical)[:50] >= 500).all()
 
 
+def test_the_typical_set_leaves_out_groups_explained_too_badly_and_too_well():
+    """The reference of the outlier factors: intruders the code explains unusually well per unit of
+    ink (more ink in easy strokes) are left out as well as those it explains badly."""
+    rng = np.random.default_rng(4)
+    code_ink = np.concatenate([rng.normal(1.0, 0.1, 900), np.full(50, 0.2), np.full(50, 3.0)])
+    typical = anomaly.typical_set(code_ink)
+    assert not typical[900:].any()
+    assert typical.mean() == pytest.approx(anomaly.TYPICAL, abs=0.01)
+    assert anomaly.typical_set(np.zeros(0)).shape == (0,)
+
+
 def test_a_set_searched_whole_scores_as_the_same_set_streamed():
     rng = np.random.default_rng(3)
     points = np.concatenate([rng.normal(size=(590, 4)), rng.normal(5, 1, size=(10, 4))]).astype(np.float32)
