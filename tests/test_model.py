@@ -144,3 +144,24 @@ def test_fast_inference_gives_the_model_back_as_it_was():
     after = {name: (p.is_contiguous(), p.is_contiguous(memory_format=torch.channels_last)) for name, p in
              model.named_parameters()}  # fmt: skip
     assert after == before
+
+
+def test_drawings_from_a_memory_mapped_file_become_tensors_without_a_warning(tmp_path):
+    """A read-only array (a .npy opened memory-mapped, as every command opens DATA) is copied,
+    so torch neither warns nor shares memory it must not write; a writable one is shared."""
+    import warnings
+
+    import numpy as np
+
+    from electric_sheep.core.infer import drawings_tensor
+
+    path = tmp_path / "d.npy"
+    np.save(path, np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28))
+    mapped = np.load(path, mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = drawings_tensor(mapped)
+    assert tensor.dtype == torch.uint8 and torch.equal(tensor, torch.from_numpy(np.array(mapped)))
+    assert not np.shares_memory(tensor.numpy(), mapped)
+    writable = np.array(mapped)
+    assert np.shares_memory(drawings_tensor(writable).numpy(), writable)

@@ -87,7 +87,7 @@ def _hog_size(shape: tuple[int, ...]) -> int:
 
 def blurred(images_u8: np.ndarray) -> np.ndarray:
     """(B, H, W) uint8 -> (B, H * W) float32 pixels in [0, 1] under a Gaussian blur."""
-    x = torch.from_numpy(np.asarray(images_u8)).float().div_(255.0)
+    x = torch.from_numpy(np.asarray(images_u8, dtype=np.float32)).div_(255.0)  # a new array: never read-only
     rows, cols = (_blur_matrix(side) for side in x.shape[1:])
     return (rows.T @ x @ cols).reshape(len(x), -1).numpy()
 

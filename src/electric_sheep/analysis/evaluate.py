@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.elbo import gaussian_kl, gaussian_log_density
-from ..core.infer import as_batch
+from ..core.infer import as_batch, drawings_tensor
 from ..core.model import VAE
 from ..errors import ConfigError, SheepError
 
@@ -39,7 +39,7 @@ def evaluate_model(
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    x_all = torch.from_numpy(np.ascontiguousarray(images_u8))
+    x_all = drawings_tensor(images_u8)
     per_batch = max(1, DECODES_PER_CHUNK // k)
     sums = {"nelbo": 0.0, "iwae_nll": 0.0, "mse": 0.0, "kl": 0.0}
     for i in tqdm(range(0, len(x_all), per_batch), desc="evaluating", disable=not progress, leave=False):

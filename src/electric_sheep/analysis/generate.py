@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.infer import encode_means, fast_inference
+from ..core.infer import drawings_tensor, encode_means, fast_inference
 from ..core.model import SIDE, VAE
 from ..core.pixels import pixel_noise
 from ..errors import ConfigError
@@ -165,7 +165,7 @@ def manifold(
 
 def reconstruct(model: VAE, images_u8: np.ndarray, candidates: int = CANDIDATES) -> np.ndarray:
     """Decode each drawing's posterior mean: the model's best guess of the drawing."""
-    codes = encode_means(model, torch.from_numpy(np.ascontiguousarray(images_u8)))
+    codes = encode_means(model, drawings_tensor(images_u8))
     return decode_codes(model, codes, candidates=candidates)
 
 

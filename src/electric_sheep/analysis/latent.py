@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from ..core.infer import encode_means
+from ..core.infer import drawings_tensor, encode_means
 from ..core.model import VAE
 from ..errors import SheepError
 from ..runs import checkpoint as ckpt
@@ -26,7 +25,7 @@ ClusterMethod = Literal["kmeans", "dbscan"]
 
 def encode(model: VAE, images_u8: np.ndarray) -> np.ndarray:
     """z_mean of each drawing, (N, D) float32."""
-    return encode_means(model, torch.from_numpy(np.ascontiguousarray(images_u8)))
+    return encode_means(model, drawings_tensor(images_u8))
 
 
 def validation_codes(model: VAE, run_dir: str | Path) -> np.ndarray | None:

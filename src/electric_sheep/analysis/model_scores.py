@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.elbo import bernoulli_log_likelihood, gaussian_kl
-from ..core.infer import as_batch, fast_inference
+from ..core.infer import as_batch, drawings_tensor, fast_inference
 from ..core.model import VAE
 from ..core.pixels import binarise
 
@@ -66,5 +66,5 @@ def unit_features(model: VAE, images_u8: np.ndarray) -> np.ndarray:
     distance between two is then a monotone function of their cosine similarity."""
     device = next(model.parameters()).device
     with fast_inference(model):
-        f = model.features(as_batch(torch.from_numpy(np.ascontiguousarray(images_u8)).to(device))).float()
+        f = model.features(as_batch(drawings_tensor(images_u8).to(device))).float()
     return F.normalize(f, dim=1).cpu().numpy()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .infer import drawings_tensor
 from .model import SIDE, VAE
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def training_drawings(images: np.ndarray | DrawingSet, limit: int | None, seed: 
     a DrawingSet (several files) is streamed (see Streamed)."""
     if is_streamed(images):
         return Streamed(images, seed, balance, device)
-    return torch.from_numpy(np.ascontiguousarray(images[:limit])).to(device)
+    return drawings_tensor(images[:limit]).to(device)
 
 
 def epoch_order(x_train: torch.Tensor | Streamed, seed: int, epoch: int) -> torch.Tensor:

@@ -62,6 +62,13 @@ def check_drawings(images: np.ndarray | torch.Tensor) -> None:
         raise ValueError(f"expected drawings of shape (N, 28, 28), got {tuple(images.shape)}")
 
 
+def drawings_tensor(images_u8: np.ndarray) -> torch.Tensor:
+    """uint8 drawings as a CPU tensor, sharing the array's memory where it is writable; a read-only
+    one (a memory-mapped file) is copied, since torch cannot share it safely (and warns)."""
+    array = np.ascontiguousarray(images_u8)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
 def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
     """(B, 28, 28) uint8 -> (B, 1, 28, 28) float32 in [0, 1]: normalised per batch, never the set."""
     check_drawings(images_u8)

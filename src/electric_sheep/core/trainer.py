@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import SheepError, SheepWarning, TrainingDiverged
 from .batches import batch_categories, epoch_order, is_streamed, random_flip, training_drawings
 from .devices import Processes, cpu_threads, join_processes, leave_processes, pick_device
-from .infer import as_batch, check_drawings
+from .infer import as_batch, check_drawings, drawings_tensor
 from .layers import training_layout
 from .model import VAE
 from .prior import MAX_CODES, posterior_samples
@@ -133,7 +133,7 @@ def fit(
                 raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
             model = model.to(device)
             training_layout(model)
-            x_val = torch.from_numpy(np.ascontiguousarray(val_images[: cfg.val_limit])).to(device)
+            x_val = drawings_tensor(val_images[: cfg.val_limit]).to(device)
             state = FitState(
                 model,
                 build_optimizer(model, cfg),
