@@ -4,6 +4,7 @@ the model's numbers out, the model given back as it was (see ``fast_inference``)
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -63,10 +64,12 @@ def check_drawings(images: np.ndarray | torch.Tensor) -> None:
 
 
 def drawings_tensor(images_u8: np.ndarray) -> torch.Tensor:
-    """uint8 drawings as a CPU tensor, sharing the array's memory where it is writable; a read-only
-    one (a memory-mapped file) is copied, since torch cannot share it safely (and warns)."""
-    array = np.ascontiguousarray(images_u8)
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
+    """uint8 drawings as a CPU tensor that shares the array's memory, also a read-only one (a
+    memory-mapped file: a whole file is never copied). Such a tensor is only read, never written,
+    so torch's warning about read-only arrays is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(images_u8))
 
 
 def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
