@@ -67,9 +67,12 @@ def drawings_tensor(images_u8: np.ndarray) -> torch.Tensor:
     """uint8 drawings as a CPU tensor that shares the array's memory, also a read-only one (a
     memory-mapped file: a whole file is never copied). Such a tensor is only read, never written,
     so torch's warning about read-only arrays is not shown."""
+    array = np.ascontiguousarray(images_u8)
+    if array.flags.writeable:  # the common case: no change to the warning filters
+        return torch.from_numpy(array)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(np.ascontiguousarray(images_u8))
+        return torch.from_numpy(array)
 
 
 def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
