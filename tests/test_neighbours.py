@@ -93,6 +93,18 @@ def test_the_typical_set_leaves_out_groups_explained_too_badly_and_too_well():
     assert anomaly.typical_set(np.zeros(0)).shape == (0,)
 
 
+def test_a_drawing_far_out_on_either_likelihood_is_not_typical():
+    """Kanji among sheep: a tenth of the drawings, ordinary per unit of ink, but far more costly in
+    all (many more strokes); a typical set by code-ink alone keeps most of them, by both none."""
+    rng = np.random.default_rng(5)
+    code_ink = rng.normal(1.0, 0.1, 1000)
+    elbo = np.concatenate([rng.normal(100, 10, 900), rng.normal(200, 10, 100)])
+    assert anomaly.typical_set(code_ink)[900:].mean() > 0.5
+    typical = anomaly.typical_set(code_ink, elbo)
+    assert not typical[900:].any()
+    assert typical.mean() == pytest.approx(anomaly.TYPICAL, abs=0.01)
+
+
 def test_a_set_searched_whole_scores_as_the_same_set_streamed():
     rng = np.random.default_rng(3)
     points = np.concatenate([rng.normal(size=(590, 4)), rng.normal(5, 1, size=(10, 4))]).astype(np.float32)

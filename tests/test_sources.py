@@ -132,7 +132,7 @@ def test_latent_of_a_whole_file_scores_every_drawing(run, tmp_path):
 
 
 def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, monkeypatch):
-    from electric_sheep.analysis import neighbours
+    from electric_sheep.analysis import anomaly, neighbours
     from electric_sheep.runs import streaming
 
     data = write_bitmap(tmp_path / "many.npy", n=400)
@@ -153,7 +153,8 @@ def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, mon
     killed = tmp_path / "killed"
     r = CliRunner().invoke(main, [*args, "--out-dir", str(killed)])
     assert r.exit_code == 130 and not (killed / "anomaly_scores.csv").exists()
-    assert (killed / ".anomaly_parts" / "elbo-ink+code-ink.npy").exists()  # the model's pass was kept
+    model_pass = "+".join(("elbo-ink", *anomaly.TYPICALITY))
+    assert (killed / ".anomaly_parts" / f"{model_pass}.npy").exists()  # the model's pass was kept
     monkeypatch.setattr(neighbours.Neighbourhood, "score_points", original)
     r = CliRunner().invoke(main, [*args, "--out-dir", str(killed)])
     assert r.exit_code == 0, r.output

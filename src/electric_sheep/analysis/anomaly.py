@@ -11,10 +11,10 @@ Scores, per drawing, higher = more anomalous (the registry ``SCORES`` says what 
   drawing of another kind would look more sheep-like than an elaborate sheep; per unit of ink the
   question is "how badly is each stroke explained?".
 - ``code-ink``: the same with every pixel drawn from the code alone (the decoder without its pixel
-  head, which continues any line it is shown and so explains symbols as well as sheep). It decides
-  which drawings are typical: the reference of the neighbourhood scores (the central share, as
-  a typical set is: neither explained much worse than most drawings nor much better), and what
-  trimmed training keeps.
+  head, which continues any line it is shown and so explains symbols as well as sheep). With
+  ``elbo`` it decides which drawings are typical: the reference of the neighbourhood scores (as a
+  typical set is: neither explained much worse than most drawings nor much better, by either); on
+  its own, what trimmed training keeps.
 - ``hog`` and ``pixels``: the local outlier factor (Breunig et al. 2000) of a drawing's stroke
   directions (HOG) or blurred pixels among the typical drawings (see :mod:`.neighbours`).
 - ``elbo``, ``mse`` (the post's summed squared error) and ``features`` (distance to the nearest
@@ -41,7 +41,9 @@ if TYPE_CHECKING:  # the torch-side modules load when a score is computed, not w
 
 NEIGHBOURS = 20  # k of the features score
 LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
-TYPICAL = 0.8  # central share of the drawings (by code-ink) that neighbourhood scores compare with
+TYPICAL = 0.8  # share of the drawings, the most typical, that neighbourhood scores compare with
+# Typical by both: per unit of ink from the code alone (symbols are not) and in all (kanji are not).
+TYPICALITY = ("code-ink", "elbo")
 
 
 @dataclass(frozen=True)
@@ -77,27 +79,33 @@ def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.n
 
 def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
     def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
-        code_ink = _model_columns(model, images_u8, ("code-ink",), samples, seed, store)["code-ink"]
-        return _outlier_factor(images_u8, describe, typical_set(code_ink), seed, store)
+        typical = typical_drawings(model, images_u8, samples, seed, store)
+        return _outlier_factor(images_u8, describe, typical, seed, store)
 
     return compute
 
 
-def typical_drawings(model: VAE, images_u8: np.ndarray, samples: int = 1, seed: int = 0) -> np.ndarray:
-    """(N,) bool: the central TYPICAL share of the drawings by code-ink, the reference that
-    neighbourhood scores compare every drawing with: a typical set (Nalisnick et al. 2019), which
-    leaves out both tails. Intruders that neighbour each other (many of one kind) are left out of
-    it, so they stand out, not hide: those the code explains badly (less ink, other shapes) and
-    those it explains unusually well per unit of ink (more ink than most, in easy strokes)."""
-    return typical_set(_model_score("code-ink")(model, images_u8, samples, seed, Store()))
+def typical_drawings(
+    model: VAE, images_u8: np.ndarray, samples: int = 1, seed: int = 0, store: Store | None = None
+) -> np.ndarray:
+    """(N,) bool: the TYPICAL share of the drawings that neighbourhood scores compare every drawing
+    with: a typical set (Nalisnick et al. 2019) by the TYPICALITY likelihoods, both tails of each
+    left out. Intruders that neighbour each other (many of one kind) are left out of it, so they
+    stand out, not hide: those the code explains badly (less ink, other shapes), those it explains
+    unusually well per unit of ink (more ink than most, in easy strokes) and those that cost far
+    more in all (many more strokes)."""
+    columns = _model_columns(model, images_u8, TYPICALITY, samples, seed, store or Store())
+    return typical_set(*(columns[k] for k in TYPICALITY))
 
 
-def typical_set(code_ink: np.ndarray, share: float = TYPICAL) -> np.ndarray:
-    """(N,) bool: the central ``share`` of the values, both tails left out (see typical_drawings)."""
-    if not len(code_ink):
+def typical_set(*statistics: np.ndarray, share: float = TYPICAL) -> np.ndarray:
+    """(N,) bool: the ``share`` of the drawings nearest the typical one by every statistic: ranked
+    by the largest of their distances from each statistic's median, in robust spreads (robust_z),
+    so that a drawing far out on any one is left out, however many drawings are as far."""
+    if not len(statistics[0]):
         return np.zeros(0, bool)
-    low, high = np.quantile(code_ink, [(1 - share) / 2, (1 + share) / 2])
-    return (code_ink >= low) & (code_ink <= high)
+    distance = np.max([np.abs(robust_z(s)) for s in statistics], axis=0)
+    return distance <= np.quantile(distance, share)
 
 
 def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, seed: int, store: Store) -> np.ndarray:
@@ -106,7 +114,7 @@ def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, s
 
     score = neighbourhood_scorer(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
     # named for its reference, so that columns kept by a version with another one are not reused
-    return store.column(f"lof-{describe}@typical-set", len(images_u8), score)
+    return store.column(f"lof-{describe}@typical-{'+'.join(TYPICALITY)}", len(images_u8), score)
 
 
 def _features(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
@@ -122,9 +130,9 @@ def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store:
     reference), each as a robust z-score among the drawings scored."""
     if not len(images_u8):
         return np.zeros(0)
-    both = _model_columns(model, images_u8, ("elbo-ink", "code-ink"), samples, seed, store)  # one pass
-    typical = typical_set(both["code-ink"])
-    parts = [both["elbo-ink"]]
+    columns = _model_columns(model, images_u8, ("elbo-ink", *TYPICALITY), samples, seed, store)  # one pass
+    typical = typical_set(*(columns[k] for k in TYPICALITY))
+    parts = [columns["elbo-ink"]]
     parts += [_outlier_factor(images_u8, describe, typical, seed, store) for describe in ("hog", "blurred")]
     return np.mean([robust_z(p) for p in parts], axis=0)
 

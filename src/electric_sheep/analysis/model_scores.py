@@ -48,11 +48,16 @@ def _batch_scores(
     base = model.decode_logits(z, None if y is None else y.repeat(samples))
     kl = gaussian_kl(mean, std)
     ink = x.flatten(1).sum(dim=1).clamp_min(1.0)  # in pixel units; blank = 1
-    for kind in {"elbo", "elbo-ink", "code-ink"} & set(kinds):
-        logits = base if kind == "code-ink" or model.pixel_head is None else _head_logits(model, base, x_bin)
-        nelbo = -bernoulli_log_likelihood(logits.float(), x_bin).reshape(samples, b).mean(dim=0) + kl
-        out[kind] = nelbo if kind == "elbo" else nelbo / ink
-    return {kind: v.double().cpu() for kind, v in out.items()}
+
+    def nelbo(logits: torch.Tensor) -> torch.Tensor:
+        return -bernoulli_log_likelihood(logits.float(), x_bin).reshape(samples, b).mean(dim=0) + kl
+
+    if "code-ink" in kinds:
+        out["code-ink"] = nelbo(base) / ink
+    if {"elbo", "elbo-ink"} & set(kinds):  # the head's pass, the costly one, once for both
+        full = nelbo(base if model.pixel_head is None else _head_logits(model, base, x_bin))
+        out.update({"elbo": full, "elbo-ink": full / ink})
+    return {kind: out[kind].double().cpu() for kind in kinds if kind in out}
 
 
 def _head_logits(model: VAE, base: torch.Tensor, x_bin: torch.Tensor) -> torch.Tensor:
