@@ -66,7 +66,7 @@ def _model_columns(
         values = batched_model_scores(model, np.asarray(images_u8[start:stop]), kinds, samples, seed)
         return np.stack([values[k] for k in kinds], axis=1)
 
-    table = store.column("+".join(kinds), len(images_u8), rows, width=len(kinds))
+    table = store.column("+".join(kinds), len(images_u8), rows, width=len(kinds), desc=f"model ({', '.join(kinds)})")
     return {k: (table if len(kinds) == 1 else table[:, i]) for i, k in enumerate(kinds)}
 
 
@@ -114,7 +114,8 @@ def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, s
 
     score = neighbourhood_scorer(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
     # named for its reference, so that columns kept by a version with another one are not reused
-    return store.column(f"lof-{describe}@typical-{'+'.join(TYPICALITY)}", len(images_u8), score)
+    name = f"lof-{describe}@typical-{'+'.join(TYPICALITY)}"
+    return store.column(name, len(images_u8), score, desc=f"neighbours ({describe})")
 
 
 def _features(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:

@@ -147,10 +147,13 @@ class Store:
     progress: bool = False
     shard: Shard = Shard()
 
-    def column(self, name: str, n: int, compute: Callable[[int, int], np.ndarray], width: int = 1) -> np.ndarray:
-        """(n,) or (n, width) values of ``compute(start, stop)``, kept as ``folder/name.npy``."""
+    def column(
+        self, name: str, n: int, compute: Callable[[int, int], np.ndarray], width: int = 1, desc: str | None = None
+    ) -> np.ndarray:
+        """(n,) or (n, width) values of ``compute(start, stop)``, kept as ``folder/name.npy``;
+        ``desc``: what the progress bar says (default: the name)."""
         target = None if self.folder is None else Path(self.folder) / f"{name}.npy"
         rows = stream_rows(
-            n, compute, target, width=width, job=self.job, desc=name, progress=self.progress, shard=self.shard
+            n, compute, target, width=width, job=self.job, desc=desc or name, progress=self.progress, shard=self.shard
         )
         return np.asarray(rows[:, 0] if width == 1 else rows, dtype=np.float64)
