@@ -14,7 +14,7 @@ CLI trims, `--trim 0.2`; PyOD's detectors on the raw pixels of the same mixture)
                            sheep; nothing planted is an anomaly, so what a detector finds is the renderer
   omniglot 1%, 10%         Omniglot test symbols among the 7,400 Aaron sheep
 
-`--group other-bases` runs a held-out check instead, never used to choose anything: another Google
+`--group other-bases` runs a check instead (held out at first, never tuned on): another Google
 category (cat, dog, duck, rabbit) is the normal one and each of the other four, sheep included, is
 planted alone at 5% among its 1,000 drawings. `--group symbols` turns the Omniglot case round:
 the 30,000 training symbols are the normal drawings, and the 300 Aaron test sheep and the raw
