@@ -94,7 +94,11 @@ def typical_drawings(
     stand out, not hide: those the code explains badly (less ink, other shapes), those it explains
     unusually well per unit of ink (more ink than most, in easy strokes) and those that cost far
     more in all (many more strokes)."""
-    columns = _model_columns(model, images_u8, TYPICALITY, samples, seed, store or Store())
+    return _typical(_model_columns(model, images_u8, TYPICALITY, samples, seed, store or Store()))
+
+
+def _typical(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """The typical set of the model's columns (which hold at least the TYPICALITY ones)."""
     return typical_set(*(columns[k] for k in TYPICALITY))
 
 
@@ -132,7 +136,7 @@ def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store:
     if not len(images_u8):
         return np.zeros(0)
     columns = _model_columns(model, images_u8, ("elbo-ink", *TYPICALITY), samples, seed, store)  # one pass
-    typical = typical_set(*(columns[k] for k in TYPICALITY))
+    typical = _typical(columns)
     parts = [columns["elbo-ink"]]
     parts += [_outlier_factor(images_u8, describe, typical, seed, store) for describe in ("hog", "blurred")]
     return np.mean([robust_z(p) for p in parts], axis=0)
