@@ -184,10 +184,22 @@ def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypat
 
 
 def test_training_runs_on_one_thread_by_default_and_restores_torch(tmp_path):
-    before = torch.get_num_threads()
-    seen = []
-    _train(tmp_path / "a", epochs=1, on_step=lambda e, s: seen.append(torch.get_num_threads()))
+    """torch's threads and numpy's BLAS pools (the prior's Gaussian mixtures run on them) alike."""
+    from threadpoolctl import threadpool_info
+
+    def blas() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before, blas_before = torch.get_num_threads(), blas()
+    seen, seen_blas = [], []
+
+    def on_step(epoch: int, step: int) -> None:
+        seen.append(torch.get_num_threads())
+        seen_blas.append(blas())
+
+    _train(tmp_path / "a", epochs=1, on_step=on_step)
     assert set(seen) == {1} and torch.get_num_threads() == before
+    assert all(pools == {1} for pools in seen_blas) and blas() == blas_before
     _train(tmp_path / "b", epochs=1, threads=0, on_step=lambda e, s: seen.append(torch.get_num_threads()))
     assert seen[-1] == before
     assert json.loads((tmp_path / "a" / ckpt.CONFIG).read_text())["train"]["threads"] == 1

@@ -72,11 +72,16 @@ def pick_device(name: str | None = None) -> torch.device:
 
 @contextlib.contextmanager
 def cpu_threads(n: int):
-    """Run the block with ``n`` intra-op CPU threads (0: leave torch's setting), then restore it."""
+    """Run the block with ``n`` CPU threads (0: leave the settings), then restore them: torch's
+    intra-op threads and the BLAS and OpenMP pools of numpy, scipy and scikit-learn (the prior's
+    Gaussian mixtures each epoch), whose threads would otherwise wait on each other on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(n or None):
+            yield
     finally:
         torch.set_num_threads(before)
