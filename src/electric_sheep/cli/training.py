@@ -107,7 +107,7 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
     "--threads",
     type=click.IntRange(0),
     default=None,
-    help="CPU threads for the training steps. Default 1, which keeps its speed on a busy machine; "
+    help="CPU threads while training (torch's and numpy's). Default 1, which keeps its speed on a busy machine; "
     "0: all cores (faster on an idle machine). With --resume: the run's.",
 )
 @click.option(
