@@ -56,12 +56,12 @@ import numpy as np
 from _common import SHARED, data_path, machine
 from _kanji import kanji
 
-from electric_sheep.analysis.anomaly import DEFAULT_SCORE, SCORES, scores
+from electric_sheep.analysis.anomaly import DEFAULT_SCORE, SCORES, TYPICALITY, scores
 from electric_sheep.core.model import make_model_config
 from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import default_cache_dir, load_drawings
 from electric_sheep.runs.checkpoint import CONFIG, WEIGHTS, load_model
-from electric_sheep.runs.mixtures import mix, train_on_mixture
+from electric_sheep.runs.mixtures import TRIM, mix, train_on_mixture
 
 RAW = ("car", "cat", "pig", "cow", "airplane")
 # as `--train-on-mix 30`; 10 on the 7,400 Aaron sheep is 2,300 steps, and the symbols' the same
@@ -177,9 +177,11 @@ DRAWING_ONLY = ("pixel_temperature", "calibrated_temperature")
 
 
 def settings_key() -> str:
-    """A short digest of the default preset's model and training settings: our results' cache key."""
+    """A short digest of the default preset's model and training settings and of how trimmed
+    training chooses what it keeps: our results' cache key."""
     model = {k: v for k, v in make_model_config("default").to_dict().items() if k not in DRAWING_ONLY}
-    settings = {"model": model, "train": make_train_config("default").to_dict()}
+    trim = {"share": TRIM, "typical by": TYPICALITY}
+    settings = {"model": model, "train": make_train_config("default").to_dict(), "trim": trim}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -248,16 +250,18 @@ def measure_mixture(name: str, seed: int, ours: Path, theirs: Path, kept: Path, 
 
 def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, kept: Path):
     """(the model trained on the mixture as `--train-on-mix` trains it, seconds); its config and
-    weights are copied to ``kept``."""
+    weights are copied to ``kept``, stage 1's to ``kept/stage1`` (another way to trim then needs
+    only stage 2 trained again)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         model = train_on_mixture(
             images, valid, make_model_config("default"), run_dir, epochs=EPOCHS[m.base], seed=seed,
             progress=False, log=lambda s: None, gpu_batch_size=0,  # the CPU's batches on a GPU too
         )  # fmt: skip
-        kept.mkdir(parents=True, exist_ok=True)
-        for name in (CONFIG, WEIGHTS):
-            shutil.copyfile(Path(run_dir) / name, kept / name)
+        for stage in ("stage1", "."):
+            (kept / stage).mkdir(parents=True, exist_ok=True)
+            for name in (CONFIG, WEIGHTS):
+                shutil.copyfile(Path(run_dir) / stage / name, kept / stage / name)
     return model, time.perf_counter() - t0
 
 

@@ -233,8 +233,8 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
     )  # fmt: skip
     kept = np.load(tmp_path / "mix" / "kept.npy")
     assert kept.shape == (330,) and kept.sum() == pytest.approx(0.8 * 330, abs=1)
-    first = anomaly.scores(load_model(tmp_path / "mix" / "stage1"), m.images, mixtures.TRIM_SCORE)
-    np.testing.assert_array_equal(kept, first <= np.quantile(first, 0.8))  # the top 20% set aside
+    first = load_model(tmp_path / "mix" / "stage1")
+    np.testing.assert_array_equal(kept, anomaly.typical_drawings(first, m.images, share=0.8))  # 20% set aside
     assert kept[m.planted].mean() < 0.5 < kept[~m.planted].mean()  # mostly the crosses
     assert json.loads((tmp_path / "mix" / "config.json").read_text())["data"]["n_train"] == kept.sum()
     assert anomaly.scores(model, m.images).shape == (330,)  # the stage-2 model is the one returned

@@ -86,20 +86,25 @@ def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int, 
 
 
 def typical_drawings(
-    model: VAE, images_u8: np.ndarray, samples: int = 1, seed: int = 0, store: Store | None = None
+    model: VAE,
+    images_u8: np.ndarray,
+    samples: int = 1,
+    seed: int = 0,
+    store: Store | None = None,
+    share: float = TYPICAL,
 ) -> np.ndarray:
-    """(N,) bool: the TYPICAL share of the drawings that neighbourhood scores compare every drawing
-    with: a typical set (Nalisnick et al. 2019) by the TYPICALITY likelihoods, both tails of each
+    """(N,) bool: the ``share`` of the drawings that neighbourhood scores compare every drawing
+    with, and trimmed training keeps: a typical set (Nalisnick et al. 2019) by the TYPICALITY likelihoods, both tails of each
     left out. Intruders that neighbour each other (many of one kind) are left out of it, so they
     stand out, not hide: those the code explains badly (less ink, other shapes), those it explains
     unusually well per unit of ink (more ink than most, in easy strokes) and those that cost far
     more in all (many more strokes)."""
-    return _typical(_model_columns(model, images_u8, TYPICALITY, samples, seed, store or Store()))
+    return _typical(_model_columns(model, images_u8, TYPICALITY, samples, seed, store or Store()), share)
 
 
-def _typical(columns: dict[str, np.ndarray]) -> np.ndarray:
+def _typical(columns: dict[str, np.ndarray], share: float = TYPICAL) -> np.ndarray:
     """The typical set of the model's columns (which hold at least the TYPICALITY ones)."""
-    return typical_set(*(columns[k] for k in TYPICALITY))
+    return typical_set(*(columns[k] for k in TYPICALITY), share=share)
 
 
 def typical_set(*statistics: np.ndarray, share: float = TYPICAL) -> np.ndarray:

@@ -18,10 +18,9 @@ from .fileio import ensure_dir, write_npy
 if TYPE_CHECKING:
     from ..core.model import VAE, ModelConfig
 
-from ..analysis.anomaly import scores
+from ..analysis.anomaly import typical_drawings
 
-TRIM = 0.2  # share set aside by trimmed training
-TRIM_SCORE = "code-ink"  # what trimmed training sets aside by: it finds groups of intruders
+TRIM = 0.2  # share set aside by trimmed training: the least typical, as the neighbourhood scores' reference
 
 
 def train_on_mixture(
@@ -39,7 +38,8 @@ def train_on_mixture(
 ) -> VAE:
     """The honest case: train on contaminated drawings, robustly, and return the model. Stage 1
     trains on every drawing (in ``run_dir/stage1``); the ``trim`` share it finds least typical
-    (TRIM_SCORE) is set aside (``run_dir/kept.npy`` marks the rest), and stage 2 trains a fresh
+    (``typical_drawings``: far out by ``code-ink`` or ``elbo``, either way) is set aside
+    (``run_dir/kept.npy`` marks the rest), and stage 2 trains a fresh
     model on the rest in ``run_dir``: a trimmed-likelihood estimator, since a model trained on
     everything learns to explain the intruders too. ``trim=0`` trains once. ``overrides``:
     further :class:`~electric_sheep.core.train_config.TrainConfig` fields."""
@@ -59,8 +59,7 @@ def train_on_mixture(
     first = load_model(first_dir)
     if trim == 0:
         return first
-    values = scores(first, images_u8, TRIM_SCORE)
-    kept = values <= np.quantile(values, 1 - trim)
+    kept = typical_drawings(first, images_u8, share=1 - trim)
     write_npy(run_dir / "kept.npy", kept)
     log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} least anomalous ({1 - trim:.0%})")
     info.update(n_train=int(kept.sum()), trim=trim)
