@@ -12,9 +12,9 @@ Scores, per drawing, higher = more anomalous (the registry ``SCORES`` says what 
   question is "how badly is each stroke explained?".
 - ``code-ink``: the same with every pixel drawn from the code alone (the decoder without its pixel
   head, which continues any line it is shown and so explains symbols as well as sheep). With
-  ``elbo`` it decides which drawings are typical: the reference of the neighbourhood scores (as a
-  typical set is: neither explained much worse than most drawings nor much better, by either); on
-  its own, what trimmed training keeps.
+  ``elbo`` it decides which drawings are typical (as a typical set is: neither explained much worse
+  than most drawings nor much better, by either): the reference of the neighbourhood scores and
+  what trimmed training keeps.
 - ``hog`` and ``pixels``: the local outlier factor (Breunig et al. 2000) of a drawing's stroke
   directions (HOG) or blurred pixels among the typical drawings (see :mod:`.neighbours`).
 - ``elbo``, ``mse`` (the post's summed squared error) and ``features`` (distance to the nearest
@@ -94,11 +94,11 @@ def typical_drawings(
     share: float = TYPICAL,
 ) -> np.ndarray:
     """(N,) bool: the ``share`` of the drawings that neighbourhood scores compare every drawing
-    with, and trimmed training keeps: a typical set (Nalisnick et al. 2019) by the TYPICALITY likelihoods, both tails of each
-    left out. Intruders that neighbour each other (many of one kind) are left out of it, so they
-    stand out, not hide: those the code explains badly (less ink, other shapes), those it explains
-    unusually well per unit of ink (more ink than most, in easy strokes) and those that cost far
-    more in all (many more strokes)."""
+    with, and that trimmed training keeps: a typical set (Nalisnick et al. 2019) by the TYPICALITY
+    likelihoods, both tails of each left out. Intruders that neighbour each other (many of one
+    kind) are left out of it, so they stand out, not hide: those the code explains badly (less ink,
+    other shapes), those it explains unusually well per unit of ink (more ink than most, in easy
+    strokes) and those that cost far more in all (many more strokes)."""
     return _typical(_model_columns(model, images_u8, TYPICALITY, samples, seed, store or Store()), share)
 
 

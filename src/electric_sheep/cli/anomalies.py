@@ -49,7 +49,7 @@ from .common import (
     type=_Finite(0, 1, max_open=True),
     default=0.2,
     show_default=True,
-    help="With --train-on-mix: set aside this share that a first model finds least typical (code-ink), "
+    help="With --train-on-mix: set aside this share that a first model finds least typical (code-ink, elbo), "
     "then train a second model on the rest (0: train once).",
 )
 @click.option(
