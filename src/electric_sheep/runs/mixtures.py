@@ -61,7 +61,7 @@ def train_on_mixture(
         return first
     kept = typical_drawings(first, images_u8, share=1 - trim)
     write_npy(run_dir / "kept.npy", kept)
-    log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} least anomalous ({1 - trim:.0%})")
+    log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} most typical ({1 - trim:.0%})")
     info.update(n_train=int(kept.sum()), trim=trim)
     train(images_u8[kept], val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
     return load_model(run_dir)
