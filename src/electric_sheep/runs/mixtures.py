@@ -39,10 +39,10 @@ def train_on_mixture(
     """The honest case: train on contaminated drawings, robustly, and return the model. Stage 1
     trains on every drawing (in ``run_dir/stage1``); the ``trim`` share it finds least typical
     (``typical_drawings``: far out by ``code-ink`` or ``elbo``, either way) is set aside
-    (``run_dir/kept.npy`` marks the rest), and stage 2 trains a fresh
-    model on the rest in ``run_dir``: a trimmed-likelihood estimator, since a model trained on
-    everything learns to explain the intruders too. ``trim=0`` trains once. ``overrides``:
-    further :class:`~electric_sheep.core.train_config.TrainConfig` fields."""
+    (``run_dir/kept.npy`` marks the rest), and stage 2 trains a fresh model on the rest in
+    ``run_dir``: a trimmed-likelihood estimator, since a model trained on everything learns to
+    explain the intruders too. ``trim=0`` trains once. ``overrides``: further
+    :class:`~electric_sheep.core.train_config.TrainConfig` fields."""
     from .checkpoint import load_model
     from ..core.train_config import make_train_config
     from .training import train
