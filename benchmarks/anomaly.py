@@ -328,7 +328,7 @@ def table(results: dict[str, list[dict]]) -> list[str]:
     summary = {k: [] for k in [*ours, "pyod"]}
     for row, runs in results.items():
         med = {k: np.median([r[k] for r in runs], axis=0) for k in runs[0]}
-        best = max((k for k in med if k.startswith("PyOD")), key=lambda k: med[k][0])
+        best = _best_pyod(runs)
         cells = [f"{med[k][0]:.3f} / {med[k][1]:.3f}" for k in ours]
         cells = [f"**{c}**" if k == DEFAULT_SCORE else c for k, c in zip(ours, cells, strict=True)]
         gap = med[DEFAULT_SCORE][0] - med[best][0]
@@ -350,7 +350,7 @@ def summary(results: dict[str, list[dict]]) -> list[str]:
     ours, theirs = [], []
     for row, runs in results.items():
         med = {k: float(np.median([r[k][0] for r in runs])) for k in runs[0]}
-        best = max((k for k in med if k.startswith("PyOD")), key=med.get)
+        best = _best_pyod(runs)
         lines.append(
             f"| {row}{' (control)' if row == CONTROL else ''} | {med[DEFAULT_SCORE]:.3f} | {med[best]:.3f} {best[5:]} |"
         )
