@@ -41,8 +41,8 @@ def _kanji_files() -> list:
         listed = files("kanjivg") or []
     except PackageNotFoundError:
         raise SystemExit("the kanji group needs KanjiVG: pip install kanjivg svg.path") from None
-    svgs = [f for f in listed if re.fullmatch(r"kanji/[0-9a-f]{5}\.svg", str(f))]
-    return sorted((f for f in svgs if CJK[0] <= int(str(f)[6:11], 16) <= CJK[1]), key=str)
+    codes = {f: re.fullmatch(r"kanji/([0-9a-f]{5})\.svg", str(f)) for f in listed}
+    return sorted((f for f, m in codes.items() if m and CJK[0] <= int(m[1], 16) <= CJK[1]), key=str)
 
 
 def _strokes(svg) -> list[np.ndarray]:
