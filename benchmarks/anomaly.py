@@ -22,6 +22,9 @@ kinds (all rasterised here) are planted among them: intruders with more ink and 
 normal drawings, in strokes a model of symbols explains well. `--group kanji`: real kanji
 (KanjiVG's strokes, `pip install kanjivg svg.path`, rasterised here) at 1% and 10% among the Aaron
 sheep; held out at its first run, since then one of the groups the default is measured on.
+`--group icons`: line icons of vehicles, buildings and plants (Tabler's, `pip install pytablericons
+svg.path`, rasterised here), all of each among the Aaron sheep (one mixture per seed) and each kind
+alone among the Google sheep; held out at its first run.
 
 Per kind: AUROC and average precision, the median over the mix seeds, of every electric-sheep score
 and of PyOD's best detector (the best by median AUROC, chosen per kind). Results are cached per
@@ -50,10 +53,12 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from _common import SHARED, data_path, machine
+from _icons import CATEGORIES, icons
 from _kanji import kanji
 
 from electric_sheep.analysis.anomaly import DEFAULT_SCORE, SCORES, TYPICALITY, scores
@@ -108,11 +113,22 @@ SYMBOLS: dict[str, Mixture] = {
         ("aaron sheep / symbols", *(f"raw {k} / symbols" for k in RAW)),
     )
 }
-KANJI = "kanjivg"  # not a file in ../shared/data: real kanji from the kanjivg package (_kanji.py)
+# Drawings that are not files in ../shared/data: made from installed packages by the helper modules.
+KANJI = "kanjivg"
+GENERATED = {KANJI: kanji, **{f"tabler/{c.lower()}": partial(icons, c) for c in CATEGORIES}}
 KANJI_MIXTURES: dict[str, Mixture] = {
     f"kanji-{p}": Mixture("aaron", (KANJI,), p / 100, (f"kanji {p}%",)) for p in (1, 10)
 }
-GROUPS = {"sheep": MIXTURES, "other-bases": OTHER_BASES, "symbols": SYMBOLS, "kanji": KANJI_MIXTURES}
+ICONS = tuple(c.lower() for c in CATEGORIES)
+ICON_MIXTURES: dict[str, Mixture] = {
+    "icons/aaron": Mixture(
+        "aaron", tuple(f"tabler/{c}" for c in ICONS), 1.0, tuple(f"{c} icons / aaron" for c in ICONS)
+    ),
+    **{f"{c} icons/google": Mixture("google", (f"tabler/{c}",), 1.0, (f"{c} icons / google",)) for c in ICONS},
+}
+GROUPS = {
+    "sheep": MIXTURES, "other-bases": OTHER_BASES, "symbols": SYMBOLS, "kanji": KANJI_MIXTURES, "icons": ICON_MIXTURES,
+}  # fmt: skip
 ALL_MIXTURES = {name: m for group in GROUPS.values() for name, m in group.items()}
 
 
@@ -129,8 +145,8 @@ def others(m: Mixture) -> tuple[np.ndarray, np.ndarray]:
     """(the drawings to plant, the row index of each)."""
     parts = []
     for path in m.others:
-        if path == KANJI:
-            parts.append(kanji())
+        if path in GENERATED:
+            parts.append(GENERATED[path]())
             continue
         d = load_drawings(data_path(path))
         parts.append(d.split("test") if path.endswith(".npz") else np.asarray(d.images))  # sketch-rnn: its test split
