@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from importlib.metadata import PackageNotFoundError, files
+from importlib.metadata import PackageNotFoundError, files, version
 
 import numpy as np
 
 from electric_sheep.data.drawings import default_cache_dir
 from electric_sheep.data.raster import RasterConfig, render_many
 
+PACKAGE = "pytablericons"
 CATEGORIES = ("Vehicles", "Buildings", "Nature")  # the kinds of drawing the group plants
 POINTS_PER_SEGMENT = 8  # a curve segment spans a few pixels at 28x28
 POINTS_PER_CIRCLE = 24
@@ -26,8 +27,14 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def icons(category: str) -> np.ndarray:
-    """(n, 28, 28) uint8: every outline icon of ``category`` (``-off`` variants left out), rasterised; cached."""
-    cache = default_cache_dir() / "benchmarks" / f"tabler-{category.lower()}-{RasterConfig().cache_key()}.npy"
+    """(n, 28, 28) uint8: every outline icon of ``category`` (``-off`` variants left out), rasterised;
+    cached per version of the package."""
+    try:
+        release = version(PACKAGE)
+    except PackageNotFoundError:
+        raise SystemExit("the icons group needs Tabler's icons: pip install pytablericons svg.path") from None
+    name = f"tabler-{release}-{category.lower()}-{RasterConfig().cache_key()}.npy"
+    cache = default_cache_dir() / "benchmarks" / name
     if cache.exists():
         return np.load(cache)
     images = render_many(_strokes(path) for path in _icon_files(category))
@@ -38,10 +45,7 @@ def icons(category: str) -> np.ndarray:
 
 def _icon_files(category: str) -> list:
     """The outline icons of ``category``, sorted by name: the category is in each file's header."""
-    try:
-        listed = files("pytablericons") or []
-    except PackageNotFoundError:
-        raise SystemExit("the icons group needs Tabler's icons: pip install pytablericons svg.path") from None
+    listed = files(PACKAGE) or []
     outline = sorted((f for f in listed if re.search(r"icons/outline/[a-z0-9-]+\.svg$", str(f))), key=str)
     chosen = [f for f in outline if not str(f).endswith("-off.svg")]
     return [f for f in chosen if re.search(rf"^category: {category}$", f.read_text(), re.MULTILINE)]
