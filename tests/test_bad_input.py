@@ -246,6 +246,13 @@ def test_non_finite_numbers_are_refused(tmp_path, args):
     assert res.exit_code == 2 and "is not a finite number" in res.output, res.output
 
 
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_help_shows_no_empty_range(command):
+    """A finite-number option without bounds says nothing about its range (not "x<=None")."""
+    res = CliRunner().invoke(main, [command, "--help"])
+    assert res.exit_code == 0 and "None]" not in res.output, res.output
+
+
 def test_bad_epoch_lists(tmp_path):
     for command in (["snapshots"], ["report", "-o", str(tmp_path / "r.html")]):
         res = CliRunner().invoke(main, [*command, "--epochs", "5,x"])

@@ -69,6 +69,10 @@ class _Finite(click.FloatRange):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        """Nothing to add to --help without bounds (click would print "x<=None")."""
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 def _epoch_list(ctx, param, value: str | None) -> list[int] | None:
     """--epochs 5,10,15,20 as a list of integers (None when not given)."""
