@@ -65,9 +65,16 @@ def test_map_points_and_pixels_agree(reference):
     assert np.allclose(reference.to_plane(reference.from_plane((0.7, -1.2))[None])[0], point, atol=1e-5)
 
 
-def test_the_builtin_model_without_data_uses_what_it_ships():
+def test_the_builtin_model_without_data_uses_what_it_ships(shared):
     ref = sb.load_reference(builtin_run_dir())
     assert ref.images is None and len(ref.codes) == len(ref.scores) == 100
+    # the shipped scores are those the app computes today for the held-out sheep they stand for
+    from electric_sheep.analysis.anomaly import scores
+    from electric_sheep.data.drawings import load_drawings
+
+    valid = load_drawings(shared / "quickdraw/bitmap/sheep.npy", seed=0).split("valid")
+    # atol: bf16 and float32 inference differ by up to 0.003; a score from a sampled code by 0.3
+    np.testing.assert_allclose(ref.scores, scores(load_model(builtin_run_dir()), valid, sb.SCORE), atol=0.01)
 
 
 def test_missing_gradio_says_how_to_install(monkeypatch):

@@ -162,3 +162,17 @@ def test_split_all_screens_every_drawing_of_a_file(run, tmp_path):
         assert res.exit_code == 0, res.output
         counts[split] = json.loads(res.output)["n"]
     assert counts == {"train": 40, "all": 50}  # the seeded 80/10/10 split, and the whole file
+
+
+def test_model_scores_of_a_drawing_do_not_depend_on_what_is_scored_beside_it(run):
+    """Read at the posterior mean, a drawing's likelihoods are its own: the same in any set, at any
+    place in a batch (a sampled code would change with both)."""
+    from electric_sheep.runs.checkpoint import load_model
+
+    model, drawings = load_model(run), blobs(60, seed=5)
+    for kind in ("elbo-ink", "code-ink", "elbo"):
+        alone = anomaly.scores(model, drawings[:40], kind)
+        shifted = anomaly.scores(model, drawings[15:], kind)
+        np.testing.assert_allclose(alone[15:], shifted[:25], rtol=1e-6)
+    sampled = [anomaly.scores(model, part, "elbo", samples=1) for part in (drawings[:40], drawings[15:])]
+    assert not np.allclose(sampled[0][15:], sampled[1][:25], rtol=1e-6)  # what the mean avoids

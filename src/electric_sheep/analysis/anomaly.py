@@ -20,6 +20,9 @@ Scores, per drawing, higher = more anomalous (the registry ``SCORES`` says what 
 - ``elbo``, ``mse`` (the post's summed squared error) and ``features`` (distance to the nearest
   drawings in the encoder's last feature map; Bergman et al. 2020).
 
+The model's likelihoods are read at each drawing's posterior mean: a drawing's score depends on
+the drawing and the set it is scored with, not on a random draw of its code.
+
 Planting other drawings among the sheep and training on the mixture: :mod:`.mixtures`; the plot,
 gallery and CSV of ``sheep anomalies``: :mod:`.anomaly_outputs`.
 """
@@ -44,6 +47,7 @@ LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
 TYPICAL = 0.8  # share of the drawings, the most typical, that neighbourhood scores compare with
 # Typical by both: per unit of ink from the code alone (symbols are not) and in all (kanji are not).
 TYPICALITY = ("code-ink", "elbo")
+CODES = 0  # posterior draws the model's likelihoods are averaged over; 0: read at the posterior mean
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,15 @@ def _model_columns(
         values = batched_model_scores(model, np.asarray(images_u8[start:stop]), kinds, samples, seed)
         return np.stack([values[k] for k in kinds], axis=1)
 
-    table = store.column("+".join(kinds), len(images_u8), rows, width=len(kinds), desc=f"model ({', '.join(kinds)})")
+    name = f"{'+'.join(kinds)}@{_codes_tag(samples)}"
+    table = store.column(name, len(images_u8), rows, width=len(kinds), desc=f"model ({', '.join(kinds)})")
     return {k: (table if len(kinds) == 1 else table[:, i]) for i, k in enumerate(kinds)}
+
+
+def _codes_tag(samples: int) -> str:
+    """Which codes the likelihoods were read at, in the names of stored columns, so that a column
+    computed one way is never reused for another."""
+    return "z-mean" if samples == 0 else f"z-{samples}-draws"
 
 
 def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
@@ -80,7 +91,7 @@ def _model_score(kind: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.n
 def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int, Store], np.ndarray]:
     def compute(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store: Store) -> np.ndarray:
         typical = typical_drawings(model, images_u8, samples, seed, store)
-        return _outlier_factor(images_u8, describe, typical, seed, store)
+        return _outlier_factor(images_u8, describe, typical, samples, seed, store)
 
     return compute
 
@@ -88,7 +99,7 @@ def _neighbourhood_score(describe: str) -> Callable[[VAE, np.ndarray, int, int, 
 def typical_drawings(
     model: VAE,
     images_u8: np.ndarray,
-    samples: int = 1,
+    samples: int = CODES,
     seed: int = 0,
     store: Store | None = None,
     share: float = TYPICAL,
@@ -117,13 +128,15 @@ def typical_set(*statistics: np.ndarray, share: float = TYPICAL) -> np.ndarray:
     return distance <= np.quantile(distance, share)
 
 
-def _outlier_factor(images_u8: np.ndarray, describe: str, typical: np.ndarray, seed: int, store: Store) -> np.ndarray:
+def _outlier_factor(
+    images_u8: np.ndarray, describe: str, typical: np.ndarray, samples: int, seed: int, store: Store
+) -> np.ndarray:
     from .descriptors import DESCRIPTORS
     from .neighbours import neighbourhood_scorer
 
     score = neighbourhood_scorer(images_u8, DESCRIPTORS[describe], LOF_NEIGHBOURS, "lof", seed=seed, eligible=typical)
     # named for its reference, so that columns kept by a version with another one are not reused
-    name = f"lof-{describe}@typical-{'+'.join(TYPICALITY)}"
+    name = f"lof-{describe}@typical-{'+'.join(TYPICALITY)}@{_codes_tag(samples)}"
     return store.column(name, len(images_u8), score, desc=f"neighbours ({describe})")
 
 
@@ -143,7 +156,7 @@ def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store:
     columns = _model_columns(model, images_u8, ("elbo-ink", *TYPICALITY), samples, seed, store)  # one pass
     typical = _typical(columns)
     parts = [columns["elbo-ink"]]
-    parts += [_outlier_factor(images_u8, describe, typical, seed, store) for describe in ("hog", "blurred")]
+    parts += [_outlier_factor(images_u8, describe, typical, samples, seed, store) for describe in ("hog", "blurred")]
     return np.mean([robust_z(p) for p in parts], axis=0)
 
 
@@ -159,9 +172,9 @@ def resemblance(model: VAE, images_u8: np.ndarray, store: Store | None = None) -
 
         def rows(start: int, stop: int, label: int = label) -> np.ndarray:
             part = np.asarray(images_u8[start:stop])
-            return batched_model_scores(model, part, ("elbo-ink",), 1, 0, category=label)["elbo-ink"]
+            return batched_model_scores(model, part, ("elbo-ink",), CODES, 0, category=label)["elbo-ink"]
 
-        columns.append(store.column(f"elbo-ink@{name}", len(images_u8), rows))
+        columns.append(store.column(f"elbo-ink@{name}@{_codes_tag(CODES)}", len(images_u8), rows))
     return np.argmin(np.stack(columns, axis=1), axis=1)
 
 
@@ -230,13 +243,15 @@ def scores(
     model: VAE,
     images_u8: np.ndarray,
     kind: str = DEFAULT_SCORE,
-    samples: int = 1,
+    samples: int = CODES,
     seed: int = 0,
     store: Store | None = None,
 ) -> np.ndarray:
-    """Anomaly score of every drawing, (N,) float64 (see SCORES). ``store``: keep the costly
-    per-drawing columns in a folder as they are computed, so that a killed run continues (default:
-    in memory)."""
+    """Anomaly score of every drawing, (N,) float64 (see SCORES). ``samples``: the codes the
+    model's likelihoods are read at (0: the posterior mean, the same likelihoods for a drawing
+    wherever it is; n: their mean over n posterior draws, from ``seed``, which also seeds the
+    neighbourhoods' reference sample). ``store``: keep the costly per-drawing columns in a folder as they are
+    computed, so that a killed run continues (default: in memory)."""
     if kind not in SCORES:
         raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
     from ..core.infer import check_drawings

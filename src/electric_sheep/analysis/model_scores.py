@@ -19,7 +19,10 @@ def batched_model_scores(
     model: VAE, images_u8: np.ndarray, kinds: tuple[str, ...], samples: int, seed: int, category: int | None = None
 ) -> dict[str, np.ndarray]:
     """Scores the model computes drawing by drawing, in batches of BATCH: one pass for all ``kinds``.
-    ``category``: the label a class-conditional model is given (None: no category)."""
+    ``samples``: 0 reads the likelihood at the posterior mean (deterministic: a drawing's score
+    depends on nothing else); n > 0 averages it over n codes drawn from the posterior with
+    ``seed`` (the ELBO's Monte Carlo estimate, whose noise changes with a drawing's place in the
+    batch). ``category``: the label a class-conditional model is given (None: no category)."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     out: dict[str, list[torch.Tensor]] = {kind: [] for kind in kinds}
@@ -42,15 +45,15 @@ def _batch_scores(
     if "mse" in kinds:
         out["mse"] = (model.decode(mean, None, y).float() - x).pow(2).flatten(1).sum(dim=1)
     std = model.posterior_std(log_var)
-    b, d = mean.shape
-    z = (mean + std * torch.randn((samples, b, d), generator=gen, device=mean.device)).reshape(-1, d)
-    x_bin = binarise(x).repeat(samples, 1, 1, 1)
-    base = model.decode_logits(z, None if y is None else y.repeat(samples))
+    z = _codes(mean, std, samples, gen)  # (draws * B, D)
+    b, draws = len(mean), len(z) // len(mean)
+    x_bin = binarise(x).repeat(draws, 1, 1, 1)
+    base = model.decode_logits(z, None if y is None else y.repeat(draws))
     kl = gaussian_kl(mean, std)
     ink = x.flatten(1).sum(dim=1).clamp_min(1.0)  # in pixel units; blank = 1
 
     def nelbo(logits: torch.Tensor) -> torch.Tensor:
-        return -bernoulli_log_likelihood(logits.float(), x_bin).reshape(samples, b).mean(dim=0) + kl
+        return -bernoulli_log_likelihood(logits.float(), x_bin).reshape(draws, b).mean(dim=0) + kl
 
     if "code-ink" in kinds:
         out["code-ink"] = nelbo(base) / ink
@@ -58,6 +61,15 @@ def _batch_scores(
         full = nelbo(base if model.pixel_head is None else _head_logits(model, base, x_bin))
         out.update({"elbo": full, "elbo-ink": full / ink})
     return {kind: out[kind].double().cpu() for kind in kinds if kind in out}
+
+
+def _codes(mean: torch.Tensor, std: torch.Tensor, samples: int, gen: torch.Generator) -> torch.Tensor:
+    """The codes the likelihood is read at: the posterior mean (samples 0), or ``samples`` draws
+    from the posterior per drawing, stacked sample-major."""
+    if samples == 0:
+        return mean
+    noise = torch.randn((samples, *mean.shape), generator=gen, device=mean.device)
+    return (mean + std * noise).reshape(-1, mean.shape[1])
 
 
 def _head_logits(model: VAE, base: torch.Tensor, x_bin: torch.Tensor) -> torch.Tensor:
