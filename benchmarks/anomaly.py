@@ -61,12 +61,12 @@ from _common import SHARED, data_path, machine
 from _icons import CATEGORIES, icons
 from _kanji import kanji
 
-from electric_sheep.analysis.anomaly import DEFAULT_SCORE, SCORES, TYPICALITY, scores
+from electric_sheep.analysis.anomaly import CODES, DEFAULT_SCORE, SCORES, TYPICALITY, scores
 from electric_sheep.core.model import make_model_config
 from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import default_cache_dir, load_drawings
 from electric_sheep.runs.checkpoint import CONFIG, WEIGHTS, load_model
-from electric_sheep.runs.mixtures import TRIM, mix, train_on_mixture
+from electric_sheep.runs.mixtures import TRIM, mix, train_on_mixture, train_trimmed
 
 RAW = ("car", "cat", "pig", "cow", "airplane")
 # as `--train-on-mix 30`; 10 on the 7,400 Aaron sheep is 2,300 steps, and the symbols' the same
@@ -196,18 +196,20 @@ def settings_key() -> str:
     """A short digest of the default preset's model and training settings and of how trimmed
     training chooses what it keeps: our results' cache key."""
     model = {k: v for k, v in make_model_config("default").to_dict().items() if k not in DRAWING_ONLY}
-    trim = {"share": TRIM, "typical by": TYPICALITY}
+    trim = {"share": TRIM, "typical by": TYPICALITY, "codes": CODES}
     settings = {"model": model, "train": make_train_config("default").to_dict(), "trim": trim}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def run_mixture(name: str, seed: int, cache: Path, rescore: bool = False) -> dict:
+def run_mixture(name: str, seed: int, cache: Path, rescore: bool = False, stage1_from: str | None = None) -> dict:
     """Train, score and measure one mixture with one seed (ours and PyOD's, each cached as JSON).
-    ``rescore``: score again with the kept model, whatever our cached result says."""
+    ``rescore``: score again with the kept model, whatever our cached result says; ``stage1_from``:
+    a key whose kept stage-1 models to start from (only stage 2 is trained)."""
     stem = _stem(name, seed)
     ours, theirs = cache / settings_key() / f"{stem}.json", cache / "pyod" / f"{stem}.json"
     if rescore or not (ours.exists() and theirs.exists()):
-        measure_mixture(name, seed, ours, theirs, _kept(cache, name, seed), rescore)
+        stage1 = None if stage1_from is None else cache / stage1_from / "models" / stem / "stage1"
+        measure_mixture(name, seed, ours, theirs, _kept(cache, name, seed), rescore, stage1)
     result, pyod = json.loads(ours.read_text()), json.loads(theirs.read_text())
     for row, values in result["rows"].items():
         values.update(pyod["rows"][row])
@@ -232,9 +234,11 @@ def build_mixture(m: Mixture, seed: int):
     return mixture, rows, valid
 
 
-def measure_mixture(name: str, seed: int, ours: Path, theirs: Path, kept: Path, rescore: bool) -> None:
+def measure_mixture(
+    name: str, seed: int, ours: Path, theirs: Path, kept: Path, rescore: bool, stage1: Path | None = None
+) -> None:
     """Build the mixture and write what is not cached yet: our scores' metrics, PyOD's. Our model
-    is trained once and kept in ``kept``."""
+    is trained once and kept in ``kept`` (from the stage-1 model kept in ``stage1``, if given)."""
     m = ALL_MIXTURES[name]
     mixture, rows, valid = build_mixture(m, seed)
 
@@ -253,7 +257,7 @@ def measure_mixture(name: str, seed: int, ours: Path, theirs: Path, kept: Path, 
         model = load_model(kept)
         trained = json.loads(ours.read_text())["train_s"] if ours.exists() else float("nan")
     else:
-        model, trained = trained_model(m, seed, mixture.images, valid, kept)
+        model, trained = trained_model(m, seed, mixture.images, valid, kept, stage1)
     values, seconds = {}, {}
     for kind in SCORES:
         t0 = time.perf_counter()
@@ -264,21 +268,36 @@ def measure_mixture(name: str, seed: int, ours: Path, theirs: Path, kept: Path, 
     ours.write_text(json.dumps(result))
 
 
-def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, kept: Path):
+def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, kept: Path, stage1: Path | None = None):
     """(the model trained on the mixture as `--train-on-mix` trains it, seconds); its config and
-    weights are copied to ``kept``, stage 1's to ``kept/stage1`` (another way to trim then needs
-    only stage 2 trained again)."""
+    weights are copied to ``kept``, stage 1's to ``kept/stage1``, so that another way to trim needs
+    only stage 2 trained again: given ``stage1`` (such a kept stage-1 folder, trained with the same
+    settings), only stage 2 is trained."""
     t0 = time.perf_counter()
+    model_cfg = make_model_config("default")
+    # gpu_batch_size 0: the CPU's batches on a GPU too
+    options = dict(epochs=EPOCHS[m.base], seed=seed, progress=False, log=lambda s: None, gpu_batch_size=0)
     with tempfile.TemporaryDirectory() as run_dir:
-        model = train_on_mixture(
-            images, valid, make_model_config("default"), run_dir, epochs=EPOCHS[m.base], seed=seed,
-            progress=False, log=lambda s: None, gpu_batch_size=0,  # the CPU's batches on a GPU too
-        )  # fmt: skip
+        if stage1 is None:
+            model = train_on_mixture(images, valid, model_cfg, run_dir, **options)
+        else:
+            _check_stage1(stage1, model_cfg, options)
+            shutil.copytree(stage1, Path(run_dir) / "stage1")
+            model = train_trimmed(load_model(stage1), images, valid, model_cfg, run_dir, **options)
         for stage in ("stage1", "."):
             (kept / stage).mkdir(parents=True, exist_ok=True)
             for name in (CONFIG, WEIGHTS):
                 shutil.copyfile(Path(run_dir) / stage / name, kept / stage / name)
     return model, time.perf_counter() - t0
+
+
+def _check_stage1(stage1: Path, model_cfg, options: dict) -> None:
+    """Refuse a kept stage-1 model trained with other model or training settings than now."""
+    recorded = json.loads((stage1 / CONFIG).read_text())
+    train = {k: v for k, v in options.items() if k in ("epochs", "seed", "gpu_batch_size")}
+    expected = {"model": model_cfg.to_dict(), "train": make_train_config("default", **train).to_dict()}
+    if any(recorded[k] != v for k, v in expected.items()):
+        raise SystemExit(f"{stage1}: trained with other settings than the default preset's now; train it afresh")
 
 
 def metrics(values: np.ndarray, planted: np.ndarray) -> tuple[float, float]:
@@ -386,6 +405,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="mix and training seeds")
     parser.add_argument("--rescore", action="store_true", help="score again with the kept models (train any missing)")
     parser.add_argument("--bootstrap", action="store_true", help="also 95%% intervals of the default and its lead")
+    parser.add_argument(
+        "--stage1-from", metavar="KEY", help="train only stage 2, from the stage-1 models kept under this earlier key"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     cache = default_cache_dir() / "benchmarks" / "anomaly"
@@ -396,7 +418,7 @@ def main() -> None:
     names = args.kinds or list(GROUPS[args.group])
     for name in names:
         for seed in args.seeds:
-            r = run_mixture(name, seed, cache, args.rescore)
+            r = run_mixture(name, seed, cache, args.rescore, args.stage1_from)
             print(f"{name} seed {seed}: {r['n']} drawings, trained in {r['train_s']:.0f} s, scored in "
                   f"{sum(r['score_s'].values()):.1f} s", flush=True)  # fmt: skip
             for row, values in r["rows"].items():

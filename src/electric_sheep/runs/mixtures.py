@@ -37,34 +37,73 @@ def train_on_mixture(
     **overrides: Any,
 ) -> VAE:
     """The honest case: train on contaminated drawings, robustly, and return the model. Stage 1
-    trains on every drawing (in ``run_dir/stage1``); the ``trim`` share it finds least typical
-    (``typical_drawings``: far out by ``code-ink`` or ``elbo``, either way) is set aside
-    (``run_dir/kept.npy`` marks the rest), and stage 2 trains a fresh model on the rest in
-    ``run_dir``: a trimmed-likelihood estimator, since a model trained on everything learns to
-    explain the intruders too. ``trim=0`` trains once. ``overrides``: further
+    trains on every drawing (in ``run_dir/stage1``); stage 2 (:func:`train_trimmed`) sets aside
+    the ``trim`` share it finds least typical and trains a fresh model on the rest in ``run_dir``:
+    a trimmed-likelihood estimator, since a model trained on everything learns to explain the
+    intruders too. ``trim=0`` trains once. ``overrides``: further
     :class:`~electric_sheep.core.train_config.TrainConfig` fields."""
-    from .checkpoint import load_model
     from ..core.train_config import make_train_config
+    from .checkpoint import load_model
     from .training import train
 
-    if not 0 <= trim < 1:
-        raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
+    _check_trim(trim)
     run_dir = Path(run_dir)
-    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
-    info = {"source": None, "note": "anomaly mixture", "n_train": int(len(images_u8))}
     first_dir = run_dir / "stage1" if trim > 0 else run_dir
     if trim > 0:
         log(f"stage 1 of 2: training on all {len(images_u8)} drawings")
-    train(images_u8, val_u8, model_cfg, cfg, first_dir, data_info=info, progress=progress, log=log)
+    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
+    train(images_u8, val_u8, model_cfg, cfg, first_dir, data_info=_info(images_u8), progress=progress, log=log)
     first = load_model(first_dir)
     if trim == 0:
         return first
+    options = {"epochs": epochs, "trim": trim, "seed": seed, "progress": progress, "log": log, **overrides}
+    return train_trimmed(first, images_u8, val_u8, model_cfg, run_dir, **options)
+
+
+def train_trimmed(
+    first: VAE,
+    images_u8: np.ndarray,
+    val_u8: np.ndarray,
+    model_cfg: ModelConfig,
+    run_dir: str | Path,
+    *,
+    epochs: int,
+    trim: float = TRIM,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> VAE:
+    """Stage 2 of :func:`train_on_mixture`: the ``trim`` share of the drawings that ``first``
+    finds least typical (``typical_drawings``: far out by ``code-ink`` or ``elbo``, either way) is
+    set aside (``run_dir/kept.npy`` marks the rest), and a fresh model trains on the rest in
+    ``run_dir``. Given a kept stage-1 model, it trains again only what a change of trimming
+    changes."""
+    from ..core.train_config import make_train_config
+    from .checkpoint import load_model
+    from .training import train
+
+    _check_trim(trim)
+    if trim == 0:
+        raise ConfigError("trim must be above 0 for a second stage")
+    run_dir = Path(run_dir)
     kept = typical_drawings(first, images_u8, share=1 - trim)
     write_npy(run_dir / "kept.npy", kept)
     log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} most typical ({1 - trim:.0%})")
-    info.update(n_train=int(kept.sum()), trim=trim)
+    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
+    info = {**_info(images_u8), "n_train": int(kept.sum()), "trim": trim}
     train(images_u8[kept], val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
     return load_model(run_dir)
+
+
+def _check_trim(trim: float) -> None:
+    if not 0 <= trim < 1:
+        raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
+
+
+def _info(images_u8: np.ndarray) -> dict:
+    """What a mixture run's config.json records of its data."""
+    return {"source": None, "note": "anomaly mixture", "n_train": int(len(images_u8))}
 
 
 @dataclass
