@@ -69,7 +69,7 @@ from .common import (
 @click.option("--threshold", type=_Finite(), default=None, help="Flag scores above T (the post: MSE > 300).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
 @click.option("--quantile", type=_Finite(0, 1), default=None, help="Flag scores above this quantile (0.99).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mix and --train-on-mix.")
 @_out_dir_option
 @_json_option
 def anomalies(
