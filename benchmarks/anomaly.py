@@ -276,14 +276,15 @@ def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, 
     t0 = time.perf_counter()
     model_cfg = make_model_config("default")
     # gpu_batch_size 0: the CPU's batches on a GPU too
-    options = dict(epochs=EPOCHS[m.base], seed=seed, progress=False, log=lambda s: None, gpu_batch_size=0)
+    cfg = make_train_config("default", epochs=EPOCHS[m.base], seed=seed, gpu_batch_size=0)
+    quiet = {"progress": False, "log": lambda s: None}
     with tempfile.TemporaryDirectory() as run_dir:
         if stage1 is None:
-            model = train_on_mixture(images, valid, model_cfg, run_dir, **options)
+            model = train_on_mixture(images, valid, model_cfg, run_dir, **cfg.to_dict(), **quiet)
         else:
-            _check_stage1(stage1, model_cfg, options)
+            _check_stage1(stage1, model_cfg, cfg)
             shutil.copytree(stage1, Path(run_dir) / "stage1")
-            model = train_trimmed(load_model(stage1), images, valid, model_cfg, run_dir, **options)
+            model = train_trimmed(load_model(stage1), images, valid, model_cfg, cfg, run_dir, **quiet)
         for stage in ("stage1", "."):
             (kept / stage).mkdir(parents=True, exist_ok=True)
             for name in (CONFIG, WEIGHTS):
@@ -291,11 +292,10 @@ def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, 
     return model, time.perf_counter() - t0
 
 
-def _check_stage1(stage1: Path, model_cfg, options: dict) -> None:
+def _check_stage1(stage1: Path, model_cfg, cfg) -> None:
     """Refuse a kept stage-1 model trained with other model or training settings than now."""
     recorded = json.loads((stage1 / CONFIG).read_text())
-    train = {k: v for k, v in options.items() if k in ("epochs", "seed", "gpu_batch_size")}
-    expected = {"model": model_cfg.to_dict(), "train": make_train_config("default", **train).to_dict()}
+    expected = {"model": model_cfg.to_dict(), "train": cfg.to_dict()}
     if any(recorded[k] != v for k, v in expected.items()):
         raise SystemExit(f"{stage1}: trained with other settings than the default preset's now; train it afresh")
 

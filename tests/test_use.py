@@ -241,10 +241,9 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
     with pytest.raises(anomaly.ConfigError, match="trim"):
         mixtures.train_on_mixture(m.images, sheep, ModelConfig(), tmp_path / "x", epochs=1, trim=1.0)
     # stage 2 again from the kept stage 1: the same drawings set aside, the same model
-    again = mixtures.train_trimmed(
-        first, m.images, sheep[:32], ModelConfig(), tmp_path / "again", epochs=5, trim=0.2, progress=False,
-        log=lambda s: None, batch_size=32, kl_start=0, kl_steep=2,
-    )  # fmt: skip
+    cfg = make_train_config("default", epochs=5, batch_size=32, kl_start=0, kl_steep=2)
+    quiet = {"progress": False, "log": lambda s: None}
+    again = mixtures.train_trimmed(first, m.images, sheep[:32], ModelConfig(), cfg, tmp_path / "again", **quiet)
     np.testing.assert_array_equal(np.load(tmp_path / "again" / "kept.npy"), kept)
     for (name, ours), theirs in zip(again.state_dict().items(), model.state_dict().values(), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=name)

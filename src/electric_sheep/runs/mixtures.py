@@ -17,6 +17,7 @@ from .fileio import ensure_dir, write_npy
 
 if TYPE_CHECKING:
     from ..core.model import VAE, ModelConfig
+    from ..core.train_config import TrainConfig
 
 from ..analysis.anomaly import typical_drawings
 
@@ -46,7 +47,8 @@ def train_on_mixture(
     from .checkpoint import load_model
     from .training import train
 
-    _check_trim(trim)
+    if not 0 <= trim < 1:
+        raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
     run_dir = Path(run_dir)
     first_dir = run_dir / "stage1" if trim > 0 else run_dir
     if trim > 0:
@@ -56,8 +58,7 @@ def train_on_mixture(
     first = load_model(first_dir)
     if trim == 0:
         return first
-    options = {"epochs": epochs, "trim": trim, "seed": seed, "progress": progress, "log": log, **overrides}
-    return train_trimmed(first, images_u8, val_u8, model_cfg, run_dir, **options)
+    return train_trimmed(first, images_u8, val_u8, model_cfg, cfg, run_dir, trim=trim, progress=progress, log=log)
 
 
 def train_trimmed(
@@ -65,40 +66,30 @@ def train_trimmed(
     images_u8: np.ndarray,
     val_u8: np.ndarray,
     model_cfg: ModelConfig,
+    cfg: TrainConfig,
     run_dir: str | Path,
     *,
-    epochs: int,
     trim: float = TRIM,
-    seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
-    **overrides: Any,
 ) -> VAE:
-    """Stage 2 of :func:`train_on_mixture`: the ``trim`` share of the drawings that ``first``
-    finds least typical (``typical_drawings``: far out by ``code-ink`` or ``elbo``, either way) is
-    set aside (``run_dir/kept.npy`` marks the rest), and a fresh model trains on the rest in
-    ``run_dir``. Given a kept stage-1 model, it trains again only what a change of trimming
-    changes."""
-    from ..core.train_config import make_train_config
+    """Stage 2 of :func:`train_on_mixture`: the ``trim`` share (in (0, 1)) of the drawings that
+    ``first`` finds least typical (``typical_drawings``: far out by ``code-ink`` or ``elbo``,
+    either way) is set aside (``run_dir/kept.npy`` marks the rest), and a fresh model trains on the
+    rest in ``run_dir`` with ``cfg``. Given a kept stage-1 model, it trains again only what a
+    change of trimming changes."""
     from .checkpoint import load_model
     from .training import train
 
-    _check_trim(trim)
-    if trim == 0:
-        raise ConfigError("trim must be above 0 for a second stage")
+    if not 0 < trim < 1:
+        raise ConfigError(f"trim must be in (0, 1) for a second stage, got {trim:g}")
     run_dir = Path(run_dir)
     kept = typical_drawings(first, images_u8, share=1 - trim)
     write_npy(run_dir / "kept.npy", kept)
     log(f"stage 2 of 2: training a fresh model on the {int(kept.sum())} most typical ({1 - trim:.0%})")
-    cfg = make_train_config(model_cfg.preset, epochs=epochs, seed=seed, **overrides)
     info = {**_info(images_u8), "n_train": int(kept.sum()), "trim": trim}
     train(images_u8[kept], val_u8, model_cfg, cfg, run_dir, data_info=info, progress=progress, log=log)
     return load_model(run_dir)
-
-
-def _check_trim(trim: float) -> None:
-    if not 0 <= trim < 1:
-        raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
 
 
 def _info(images_u8: np.ndarray) -> dict:
