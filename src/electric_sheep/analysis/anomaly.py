@@ -250,8 +250,8 @@ def scores(
     """Anomaly score of every drawing, (N,) float64 (see SCORES). ``samples``: the codes the
     model's likelihoods are read at (0: the posterior mean, the same likelihoods for a drawing
     wherever it is; n: their mean over n posterior draws, from ``seed``, which also seeds the
-    neighbourhoods' reference sample). ``store``: keep the costly per-drawing columns in a folder as they are
-    computed, so that a killed run continues (default: in memory)."""
+    neighbourhoods' reference sample). ``store``: keep the costly per-drawing columns in a folder
+    as they are computed, so that a killed run continues (default: in memory)."""
     if kind not in SCORES:
         raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
     from ..core.infer import check_drawings
