@@ -49,6 +49,14 @@ def _no_rows(p):
     np.save(p, np.zeros((0, 784), dtype=np.uint8))
 
 
+def _bad_header(p):
+    """A header whose dict is cut short: numpy's tokenizer, not its parser, fails on it."""
+    write_bitmap(p, n=10)
+    raw = bytearray(p.read_bytes())
+    raw[raw.index(b"}") + 2] = ord("(")
+    p.write_bytes(bytes(raw))
+
+
 CASES = [
     (_html, "HTML page"),
     (_lfs, "Git LFS pointer"),
@@ -58,6 +66,7 @@ CASES = [
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
     (_no_rows, "holds no drawings"),
+    (_bad_header, "is not a readable .npy file"),
 ]
 
 
@@ -158,6 +167,8 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     ]:
         (run / "config.json").write_text(text)
         fails(["draw", str(run), "-o", str(tmp_path / "x.png")], run / "config.json", problem)
+    (run / "config.json").write_bytes(config.encode().replace(b"default", b"def\xbault"))
+    fails(["draw", str(run), "-o", str(tmp_path / "x.png")], run / "config.json", "is not UTF-8 text")
     (run / "config.json").write_text(config)
     (run / "training_state.safetensors").write_bytes(b"not safetensors")
     resume = ["train", str(data), "--epochs", "2", "--out", str(run), "--resume"]
@@ -172,6 +183,8 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     codes = latents.read_bytes()
     latents.write_bytes(b"half a file")
     fails(["snapshots", str(run), "--out-dir", str(tmp_path)], latents, "not a readable .npy array")
+    np.save(latents, np.full((4, 2), np.nan, np.float32))
+    fails(report, latents, "non-finite numbers")
     latents.write_bytes(codes)
     (run / "analysis").mkdir()
     (run / "analysis" / "anomalies.json").write_text('{"score": "mse"}')

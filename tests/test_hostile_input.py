@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,34 @@ def test_numeric_npz_members_and_damaged_archives(tmp_path):
     broken.write_bytes(plain.read_bytes()[:60])
     with pytest.raises(DataError, match="corrupt .npz"):
         read_npz(broken)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_with_a_broken_second_chunk(path: Path) -> Path:
+    """A 28x28 grey PNG whose pixels continue in a second IDAT chunk with a damaged type: Pillow
+    raises a SyntaxError for it, not the OSError of other damage."""
+    pixels = np.full((28, 28), 255, np.uint8)
+    pixels[4:24, 8:20] = 0
+    stream = zlib.compress(b"".join(b"\x00" + row.tobytes() for row in pixels))  # filter 0 per row
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    chunks = [(b"IHDR", header), (b"IDAT", stream[:10]), (b"\x00\x00AT", stream[10:]), (b"IEND", b"")]
+    path.write_bytes(PNG_MAGIC + b"".join(_png_chunk(kind, data) for kind, data in chunks))
+    return path
+
+
+def test_damaged_pictures_and_compressed_archives_are_one_line(tmp_path):
+    png = _png_with_a_broken_second_chunk(tmp_path / "broken.png")
+    _one_line(CliRunner().invoke(main, ["show", str(png)]), str(png), "cannot be read as a picture")
+    archive = tmp_path / "sketches.npz"
+    np.savez_compressed(archive, train=np.arange(4000, dtype=np.int16))
+    raw = bytearray(archive.read_bytes())
+    raw[100:140] = bytes(b ^ 0xFF for b in raw[100:140])  # inside the deflated member
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="corrupt .npz"):
+        read_npz(archive)
 
 
 def test_object_dtype_npy_says_so(tmp_path):

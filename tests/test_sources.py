@@ -124,6 +124,40 @@ def test_streamed_rows_continue_after_a_kill_and_never_mix_jobs(tmp_path, monkey
     assert sum(seen) == 95  # another job's rows are never reused
 
 
+def test_damaged_streamed_rows_are_computed_again(tmp_path, monkeypatch):
+    """A partial or finished rows file whose header was damaged (a full disk, a bad copy) is
+    computed again, not a traceback."""
+    from electric_sheep.runs import streaming
+
+    monkeypatch.setenv(streaming.CHUNK_ENV, "10")
+    target, job, seen = tmp_path / "rows.npy", {"data": "x"}, []
+
+    def compute(start, stop, fail_after=None):
+        seen.append(stop - start)
+        if fail_after is not None and len(seen) > fail_after:
+            raise KeyboardInterrupt
+        return np.arange(start, stop, dtype=np.float32)[:, None]
+
+    def damage(path):
+        raw = bytearray(path.read_bytes())
+        raw[raw.index(b"}") + 3] = ord('"')  # numpy's parser fails on the header
+        path.write_bytes(bytes(raw))
+
+    def rows():
+        return streaming.stream_rows(30, compute, target, width=1, job=job, desc="", progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        streaming.stream_rows(30, lambda a, b: compute(a, b, 1), target, width=1, job=job, desc="", progress=False)
+    damage(tmp_path / "rows.partial.npy")
+    seen.clear()
+    np.testing.assert_array_equal(rows()[:, 0], np.arange(30))
+    assert sum(seen) == 30  # all of it again: the chunk kept was in the damaged file
+    damage(target)
+    seen.clear()
+    np.testing.assert_array_equal(rows()[:, 0], np.arange(30))
+    assert sum(seen) == 30
+
+
 def test_latent_of_a_whole_file_scores_every_drawing(run, tmp_path):
     data = write_bitmap(tmp_path / "many.npy", n=230)
     r = CliRunner().invoke(main, ["latent", str(run), str(data), "--split", "all", "--out-dir", str(tmp_path / "o")])

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from ..core.model import VAE
 from ..data.raster import render
 from ..errors import DataError, SheepError
+from ..runs.fileio import read_npy
 from .anomaly import scores, threshold_for
 from .generate import CANDIDATES, decode_codes, interpolate, manifold_axes, prior_codes
 from .latent import encode
@@ -248,10 +249,7 @@ def _saved_scores(path: Path) -> np.ndarray | None:
     """The scores a run saved for the app, or None when it saved none."""
     if not path.is_file():
         return None
-    try:
-        values = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        raise DataError(path, "is not a readable .npy array of scores") from None
+    values = read_npy(path, "array of scores")
     if values.ndim != 1 or not np.isfinite(values).all():
         raise DataError(path, f"holds {values.shape} values, not a list of finite scores")
     return values

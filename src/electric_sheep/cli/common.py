@@ -40,11 +40,11 @@ class _Group(click.Group):
 
 
 def _shown(message: str) -> str:
-    """``message`` with the built-in model's folder (deep inside the installed package) named as
-    what it is to the user."""
+    """``message`` in one line (a library's text quoted in it may have several), with the built-in
+    model's folder (deep inside the installed package) named as what it is to the user."""
     from ..runs.checkpoint import builtin_run_dir
 
-    return message.replace(str(builtin_run_dir()), "the built-in model")
+    return " ".join(message.replace(str(builtin_run_dir()), "the built-in model").split())
 
 
 def _one_line_warnings(show):

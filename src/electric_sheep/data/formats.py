@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ from numpy.lib import format as npy_format
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..runs.fileio import NPY_ERRORS, read_npy
 from .npz import npz_names, read_npz
 from .pictures import picture_to_bitmap
 from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
@@ -152,12 +154,7 @@ def read_bitmap(path: Path) -> np.ndarray:
     """Memory-map a ``numpy_bitmap`` file and check it is (N, 784) uint8."""
     if _npy_holds_objects(path):
         raise DataError(path, "holds Python objects (dtype object), which would need pickle to read: refused")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as e:
-        raise DataError(path, f"truncated or corrupt .npy file ({e})") from None
-    except OSError as e:
-        raise DataError(path, f"cannot be read as .npy ({e})") from None
+    arr = read_npy(path, "file of drawings", mmap_mode="r")
     if arr.dtype != np.uint8:
         raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink)")
     rows_of_pixels = arr.ndim == 2 and arr.shape[1] == PIXELS  # the official layout
@@ -177,7 +174,7 @@ def _npy_holds_objects(path: Path) -> bool:
             version = npy_format.read_magic(f)
             read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
             return read(f)[2].hasobject
-    except (ValueError, OSError, EOFError):
+    except NPY_ERRORS:
         return False
 
 
@@ -203,20 +200,29 @@ def read_pictures(
 
 def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray | None:
     """One picture file as a bitmap; None (with ``strict``, an error) when blank or unreadable."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(file) as picture:  # reads the header only: the size is known before decoding
-            _reduce_on_decode(picture)
-            upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
-            bitmap = picture_to_bitmap(upright, raster)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on a damaged file: it is read or refused below
+            bitmap = _decode_picture(file, raster)
+    # Pillow reports a broken PNG chunk as a SyntaxError
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
         if strict:
             raise DataError(file, f"cannot be read as a picture ({e})") from None
         return None
     if bitmap is None and strict:
         raise DataError(file, "shows no drawing (blank: no ink stands out from the paper)")
     return bitmap
+
+
+def _decode_picture(file: Path, raster: RasterConfig) -> np.ndarray | None:
+    from PIL import Image, ImageOps
+
+    with Image.open(file) as picture:  # reads the header only: the size is known before decoding
+        _reduce_on_decode(picture)
+        upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
+        return picture_to_bitmap(upright, raster)
 
 
 MAX_PICTURE_PIXELS = 40_000_000  # decoding memory grows with the pixels: above this, refused (docs/pictures.md)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickletools
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import DataError
+from ..runs.fileio import NPY_ERRORS
 
 # The only callables a NumPy object-array pickle names; Python 2 files and NumPy < 2 say "core",
 # NumPy 2 says "_core". They are recorded as names, never imported or called.
@@ -255,7 +257,8 @@ def read_npz(path: str | Path, names: tuple[str, ...] | None = None) -> dict[str
             return {k: _read_member(archive, members[k]) for k in wanted}
     except Refused as e:
         raise DataError(path, f"would need pickle to read ({e}); refused, nothing in it was run") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:  # bad zip, bad .npy header, short data
+    # a bad zip, a member compressed by a method zipfile lacks, damaged deflate data, a bad .npy
+    except (zipfile.BadZipFile, NotImplementedError, zlib.error, *NPY_ERRORS) as e:
         raise DataError(path, f"corrupt .npz ({type(e).__name__}: {e})") from None
 
 

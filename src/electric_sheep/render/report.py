@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +22,7 @@ from ..core.model import VAE
 from ..data.drawings import Drawings
 from ..errors import DataError
 from ..runs import checkpoint as ckpt
-from ..runs.fileio import write_text
+from ..runs.fileio import read_json, write_text
 from .cluster_outputs import clusters
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
@@ -231,8 +230,8 @@ def _anomalies_section(run_dir: Path) -> Section | None:
         + _img(file_uri(gallery), "anomaly gallery")
     )
     try:
-        caption = _anomaly_caption(json.loads(numbers.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        caption = _anomaly_caption(read_json(numbers))
+    except (KeyError, TypeError) as e:
         raise DataError(numbers, f"is damaged ({type(e).__name__}); run `sheep anomalies` again") from None
     return Section("anomalies", "Anomalies", caption, body)
 

@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import ConfigError, DataError, SheepError, SheepWarning
-from .fileio import atomic_path, write_json, write_npy, write_text
+from .fileio import atomic_path, parse_json, read_json, read_npy, read_text, write_json, write_npy, write_text
 from ..core.model import VAE, ModelConfig, build_model
 
 CONFIG = "config.json"
@@ -96,10 +96,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise DataError(run_dir, "is a file, not a run folder (RUN_DIR is the folder `sheep train` writes)")
     if not path.is_file():
         raise DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"is not valid JSON ({e.msg} at line {e.lineno})") from None
+    config = read_json(path)
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise DataError(path, 'has no "model" settings (was it written by `sheep train`?)')
     return config
@@ -214,14 +211,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"line {lineno} is not valid JSON ({e.msg})") from None
-    return rows
+    lines = enumerate(read_text(path).splitlines(), start=1)
+    return [parse_json(line, path, f"line {lineno} ") for lineno, line in lines if line.strip()]
 
 
 def last_kl_weight(run_dir: str | Path) -> float | None:
@@ -270,12 +261,11 @@ def last_latents(run_dir: str | Path) -> np.ndarray | None:
 def load_latents(run_dir: str | Path, epoch: int) -> np.ndarray:
     """The (N, latent_dim) codes saved after ``epoch``; an error naming the file when damaged."""
     path = _latents_path(Path(run_dir), epoch)
-    try:
-        codes = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):  # truncated, pickled or not .npy at all
-        raise DataError(path, "is not a readable .npy array of latent codes") from None
-    if codes.ndim != 2:
-        raise DataError(path, f"shape is {codes.shape}, expected (N, latent_dim)")
+    codes = read_npy(path, "array of latent codes")
+    if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.floating):
+        raise DataError(path, f"holds {codes.dtype} of shape {codes.shape}, expected (N, latent_dim) numbers")
+    if not np.isfinite(codes).all():
+        raise DataError(path, "holds non-finite numbers (NaN or infinity)")
     return codes
 
 

@@ -1,8 +1,10 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written file behind.
+"""Files electric-sheep writes and reads back.
 
-Everything electric-sheep saves goes through :func:`atomic_path`: write to a temporary name in
-the same folder, then ``os.replace`` it over the target (atomic on POSIX and Windows); through a
-symlink to the file it names, and into a device or pipe (``-o /dev/stdout``) as a stream.
+Writes are atomic: a crash or Ctrl-C never leaves a half-written file behind. Everything saved goes
+through :func:`atomic_path`: write to a temporary name in the same folder, then ``os.replace`` it
+over the target (atomic on POSIX and Windows); through a symlink to the file it names, and into a
+device or pipe (``-o /dev/stdout``) as a stream. Reads (:func:`read_json`, :func:`read_npy`) turn a
+damaged file into a :class:`DataError` naming it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import os
 import shutil
 import stat
 import tempfile
+import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import OutputError
+from ..errors import DataError, OutputError
 
 
 def ensure_dir(folder: str | Path) -> Path:
@@ -143,6 +146,44 @@ def write_npy(target: str | Path, array: np.ndarray) -> Path:
     with atomic_path(target) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
     return Path(target)
+
+
+# What numpy raises for a damaged .npy: a bad header can fail in its tokenizer or parser, not only
+# with the ValueError numpy documents.
+NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError)
+
+
+def read_npy(path: str | Path, what: str = "array", mmap_mode: str | None = None) -> np.ndarray:
+    """The array in a ``.npy`` file (never unpickled); a :class:`DataError` naming it when damaged."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except NPY_ERRORS as e:
+        reason = (str(e).splitlines() or [""])[0]  # numpy's first line says what; the rest is advice
+        raise DataError(path, f"is not a readable .npy {what}, truncated or damaged ({reason})") from None
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file; a :class:`DataError` naming it when it is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"is not UTF-8 text (byte {e.start})") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``; a :class:`DataError` naming it when it is not valid JSON."""
+    return parse_json(read_text(path), path)
+
+
+def parse_json(text: str, path: str | Path, where: str = "") -> Any:
+    """``text`` (read from ``path``; ``where`` in it, e.g. "line 3 ") parsed as JSON, or a :class:`DataError`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        detail = e.msg if where else f"{e.msg} at line {e.lineno}"
+        raise DataError(path, f"{where}is not valid JSON ({detail})") from None
+    except RecursionError:  # arrays nested thousands deep
+        raise DataError(path, f"{where}is not valid JSON (nested too deeply)") from None
 
 
 def write_csv(target: str | Path, header: list[str], rows) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from .fileio import ensure_dir, write_json
+from .fileio import NPY_ERRORS, ensure_dir, write_json
 
 CHUNK = 65_536  # drawings per chunk: a few MB of input, flushed and recorded as one step
 CHUNK_ENV = "ELECTRIC_SHEEP_CHUNK"  # overrides CHUNK (smaller: finer resumption, more shards)
@@ -80,10 +80,10 @@ def stream_rows(
     ensure_dir(target.parent)
     job = {**job, "n": n, "width": width, "world": shard.world, "chunk": chunk_size()}
     finished, rows_path, header = (target.with_name(target.stem + suffix) for suffix in _SUFFIXES)
-    if _same_job(finished, job) and target.is_file():
+    if _same_job(finished, job) and _readable_rows(target, n, width):
         return np.load(target, mmap_mode="r")
     state = target.with_name(f"{target.stem}.partial.{shard.rank}.json")
-    if shard.main and not (rows_path.is_file() and _same_job(header, job)):  # start afresh
+    if shard.main and not (_same_job(header, job) and _readable_rows(rows_path, n, width)):  # start afresh
         for old in target.parent.glob(f"{target.stem}.partial.*.json"):
             old.unlink()
         np.lib.format.open_memmap(rows_path, mode="w+", dtype=np.float32, shape=(n, width)).flush()
@@ -118,6 +118,15 @@ def _fill(rows_path: Path, compute, state: Path, job: dict, shard: Shard, desc: 
             rows.flush()
             write_json(state, {**job, "done": k})
             bar.update(stop - start)
+
+
+def _readable_rows(path: Path, n: int, width: int) -> bool:
+    """Does ``path`` hold the (n, width) float32 rows of a job? A damaged file is computed again."""
+    try:
+        rows = np.load(path, mmap_mode="r")
+    except NPY_ERRORS:
+        return False
+    return rows.shape == (n, width) and rows.dtype == np.float32
 
 
 def _same_job(path: Path, job: dict) -> bool:
