@@ -136,11 +136,13 @@ def test_odd_ndjson_lines_are_skipped_and_counted(tmp_path):
     path = write_ndjson(tmp_path / "odd.ndjson", n=4)
     huge = '{"word": "sheep", "drawing": [[[1' + "0" * 400 + ", 5], [1, 9]]]}"
     deep = "[" * 100_000 + "]" * 100_000
+    a_dict = '{"word": "sheep", "drawing": [{"x": [1, 2], "y": [3, 4]}]}'
+    nested = '{"word": "sheep", "drawing": [[[[], []], [[], []]]]}'
     with open(path, "a") as f:
-        f.write(huge + "\n" + deep + "\n")
+        f.write("\n".join([huge, deep, a_dict, nested]) + "\n")
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 0, result.output
-    assert "skipped 2 malformed" in result.output and "drawings: 4" in result.output
+    assert "skipped 4 malformed" in result.output and "drawings: 4" in result.output
 
 
 def test_a_missing_split_is_one_line(tmp_path):

@@ -292,7 +292,7 @@ def read_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> tu
             bar.update()
             try:
                 strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
-            except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a coordinate of 400 digits
+            except (TypeError, ValueError, LookupError, OverflowError):  # e.g. a stroke as a dict, a 400-digit number
                 strokes = []
             if _drawable(strokes):
                 images.append(render(strokes, raster))

@@ -46,7 +46,7 @@ def render(strokes: Strokes, config: RasterConfig = RasterConfig()) -> np.ndarra
     """Render one drawing to a (side, side) uint8 array, the drawing centred and fitted."""
     big = config.side * config.supersample
     canvas = Image.new("L", (big, big), 0)
-    pts = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes if len(s)]
+    pts = [p for p in (np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes) if len(p)]
     if pts:
         allp = np.concatenate(pts)
         lo, hi = allp.min(axis=0), allp.max(axis=0)
@@ -98,8 +98,8 @@ def ink_strokes_to_strokes(drawing: Sequence[Sequence[Sequence[float]]]) -> list
     """Convert Quick, Draw! ``drawing`` strokes ``[[xs], [ys], (ts)]`` to (n, 2) arrays."""
     strokes = []
     for stroke in drawing:
-        xs, ys = stroke[0], stroke[1]
-        if len(xs) != len(ys):
-            raise ValueError("stroke has different numbers of x and y values")
-        strokes.append(np.column_stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)]))
+        xs, ys = np.asarray(stroke[0], np.float64), np.asarray(stroke[1], np.float64)
+        if xs.ndim != 1 or xs.shape != ys.shape:
+            raise ValueError("a stroke's x and y are not two lists of numbers of one length")
+        strokes.append(np.column_stack([xs, ys]))
     return strokes
