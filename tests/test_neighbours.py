@@ -150,18 +150,19 @@ def test_every_score_refuses_what_is_not_drawings(run, bad):
         anomaly.scores(load_model(run), bad, "hog")
 
 
-def test_split_all_screens_every_drawing_of_a_file(run, tmp_path):
+def test_a_file_handed_over_is_screened_whole(run, tmp_path):
     import json
 
     data = tmp_path / "screen.npy"
     np.save(data, blobs(50, seed=8).reshape(50, 784))
     counts = {}
-    for split in ("train", "all"):
-        args = ["anomalies", str(run), str(data), "--split", split, "--out-dir", str(tmp_path / split), "--json"]
+    for split in ("train", "all", None):
+        options = [] if split is None else ["--split", split]
+        args = ["anomalies", str(run), str(data), *options, "--out-dir", str(tmp_path / str(split)), "--json"]
         res = CliRunner().invoke(main, args)
         assert res.exit_code == 0, res.output
         counts[split] = json.loads(res.output)["n"]
-    assert counts == {"train": 40, "all": 50}  # the seeded 80/10/10 split, and the whole file
+    assert counts == {"train": 40, "all": 50, None: 50}  # the seeded 80/10/10 split; the whole file, by default
 
 
 def test_model_scores_of_a_drawing_do_not_depend_on_what_is_scored_beside_it(run):

@@ -334,7 +334,7 @@ def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     result = json.loads(res.output.strip().splitlines()[-1])
     assert {"auroc", "average_precision", "precision_at_k", "n", "n_planted"} <= set(result)
-    assert result["n_planted"] == 8 and result["n"] == 648
+    assert result["n_planted"] == 8 and result["n"] == 808  # every one of the 800 blobs, and the 8 planted
     honest_args = ["--train-on-mix", "2", "--latent-dim", "3", "--score", "features", "--top", "8"]
     res = r.invoke(main, [*mix, *honest_args, "--out-dir", str(tmp_path / "honest")])
     assert res.exit_code == 0, res.output
@@ -367,7 +367,7 @@ def test_mixing_bitmaps_with_strokes_warns_about_the_renderer(tmp_path):
         assert res.exit_code == 0, res.output
         assert (warning in res.stderr) is warned and warning not in res.stdout
     res = CliRunner().invoke(main, ["anomalies", str(bitmaps), "--mix", f"{strokes}:0.5", "--out-dir", str(tmp_path)])
-    assert res.exit_code == 0 and "warning: asked for 20 planted drawings" in res.stderr  # 0.5 of the 40 in train
+    assert res.exit_code == 0 and "warning: asked for 25 planted drawings" in res.stderr  # 0.5 of all 50
     assert "UserWarning" not in res.stderr
 
 

@@ -29,7 +29,11 @@ from .common import (
 
 @main.command()
 @click.argument("paths", nargs=-1, metavar="[RUN_DIR] DATA")
-@_whole_file_split("Which drawings of DATA to score (train: the 80% a model of DATA learned from); all: every drawing.")
+@_whole_file_split(
+    "Which drawings of DATA to score: all, every drawing of the file; or one split (train: the 80% a model of "
+    "DATA learned from). With --mix the intruders are planted among them.",
+    default="all",
+)
 @click.option(
     "--mix",
     "mix_spec",

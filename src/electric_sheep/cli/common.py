@@ -234,10 +234,10 @@ def _model(run_dir: Path):
     return load_model(run_dir)
 
 
-def _whole_file_split(help: str):
+def _whole_file_split(help: str, default: str = "train"):
     """--split for the commands that can also take every drawing in the file (``all``)."""
     return click.option(
-        "--split", type=click.Choice([*data_mod.SPLITS, "all"]), default="train", show_default=True, help=help
+        "--split", type=click.Choice([*data_mod.SPLITS, "all"]), default=default, show_default=True, help=help
     )
 
 
