@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import write_bitmap, write_ndjson, write_sketchrnn
+from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
 from PIL import Image
 
 from electric_sheep.cli import main
@@ -124,6 +124,60 @@ def test_damaged_pictures_and_compressed_archives_are_one_line(tmp_path):
     archive.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="corrupt .npz"):
         read_npz(archive)
+
+
+def _mutated(raw: bytes, rng: np.random.Generator) -> bytes:
+    """``raw`` damaged one of the ways a download or a disk damages files."""
+    data = bytearray(raw)
+    at = int(rng.integers(len(data)))
+    how = rng.integers(4)
+    if how == 0:  # cut short
+        return bytes(data[:at])
+    if how == 1:  # bits flipped, most often in the first bytes, where the headers are
+        span = min(len(data), 256) if rng.random() < 0.7 else len(data)
+        for i in rng.integers(span, size=int(rng.integers(1, 9))):
+            data[i] ^= 1 << int(rng.integers(8))
+        return bytes(data)
+    if how == 2:  # a run of zeros
+        end = min(len(data), at + int(rng.integers(1, 200)))
+        data[at:end] = bytes(end - at)
+        return bytes(data)
+    return bytes(data[:at] + rng.integers(0, 256, int(rng.integers(1, 50)), np.uint8).tobytes() + data[at:])
+
+
+def _compressed_npz(path: Path) -> Path:
+    np.savez_compressed(path, train=np.arange(3000, dtype=np.int16).reshape(1000, 3))
+    return path
+
+
+def _png(path: Path) -> Path:
+    pixels = np.full((56, 56), 255, np.uint8)
+    pixels[10:46, 20] = pixels[28, 8:50] = 0
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make",
+    [write_bitmap, write_ndjson, write_bin, write_sketchrnn, _compressed_npz, _png],
+    ids=["npy", "ndjson", "bin", "sketchrnn", "npz", "png"],
+)
+def test_damaged_files_are_read_or_refused_in_one_line(tmp_path, make):
+    """Seeded damage of every format: each file is read (exit 0) or refused in one line naming it
+    (exit 2), never a traceback."""
+    suffix = {"write_bitmap": ".npy", "write_ndjson": ".ndjson", "write_bin": ".bin"}.get(make.__name__, ".npz")
+    good = make(tmp_path / f"good{'.png' if make is _png else suffix}")
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        damaged = tmp_path / f"damaged{i}{good.suffix}"
+        damaged.write_bytes(_mutated(good.read_bytes(), rng))
+        result = CliRunner().invoke(main, ["info", str(damaged)])
+        lines = result.output.strip().splitlines()
+        assert result.exception is None or isinstance(result.exception, SystemExit), (damaged, result.exception)
+        assert result.exit_code == 0 or (result.exit_code == 2 and len(lines) == 1 and damaged.name in lines[0]), (
+            damaged,
+            result.output,
+        )
 
 
 def test_object_dtype_npy_says_so(tmp_path):
