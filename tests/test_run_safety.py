@@ -43,6 +43,18 @@ def test_a_second_writer_is_refused_at_once(tmp_path):
     assert CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
 
 
+def test_a_second_command_streaming_into_the_same_folder_is_refused(tmp_path):
+    """Two `sheep anomalies` (or `latent`) writing into one OUT_DIR would mix their partial rows."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    out = tmp_path / "analysis"
+    with folder_lock(out, "anomaly scores"):  # another command is writing there
+        for command in (["anomalies", str(data)], ["latent", str(ckpt.builtin_run_dir()), str(data)]):
+            result = CliRunner().invoke(main, [*command, "--out-dir", str(out)])
+            _one_line(result, str(out), "is in use")
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+    assert CliRunner().invoke(main, ["anomalies", str(data), "--out-dir", str(out)]).exit_code == 0
+
+
 def test_the_lock_dies_with_its_process(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(

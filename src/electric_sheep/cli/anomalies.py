@@ -23,6 +23,7 @@ from .common import (
     _run_and_data,
     _split_view,
     _whole_file_split,
+    _writing_into,
     main,
 )
 
@@ -89,33 +90,35 @@ def anomalies(
     run_dir, data = _run_and_data(paths, data_required=True)
     _check_options(mix_spec, train_on_mix, latent_dim, (threshold, top, quantile))
     out_dir = _default_out(run_dir, out_dir)
-    drawings = data_mod.load_drawings(data)
-    images = _split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
-    planted, model, store = None, None, None
-    lines = []
-    if mix_spec:
-        images, planted = _plant(images[:], mix_spec, seed, drawings.format)
-        if train_on_mix:
-            valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
-            model = _train_on_mixture(run_dir, images, valid, train_on_mix, trim, latent_dim, out_dir, seed, as_json)
-            lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
-    else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
-        job = {**_job(run_dir, drawings, split), "score": kind, "seed": seed}
-        shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
-        store = Store(out_dir / PARTS, job, progress=not as_json and shard.main, shard=shard)
-        if not shard.main:
-            from ..analysis.anomaly import screen
+    with _writing_into(out_dir, "anomaly scores"):
+        drawings = data_mod.load_drawings(data)
+        images = _split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
+        planted, model, store = None, None, None
+        lines = []
+        if mix_spec:
+            images, planted = _plant(images[:], mix_spec, seed, drawings.format)
+            if train_on_mix:
+                valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
+                options = (train_on_mix, trim, latent_dim, out_dir, seed, as_json)
+                model = _train_on_mixture(run_dir, images, valid, *options)
+                lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
+        else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
+            job = {**_job(run_dir, drawings, split), "score": kind, "seed": seed}
+            shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
+            store = Store(out_dir / PARTS, job, progress=not as_json and shard.main, shard=shard)
+            if not shard.main:
+                from ..analysis.anomaly import screen
 
-            screen(_model(run_dir), images, kind, store)
-            return
-    names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
-    flags = {"threshold": threshold, "top": top, "quantile": quantile}
-    result = run_anomalies(
-        model or _model(run_dir), images, out_dir, kind=kind, planted=planted, names=names, store=store, **flags
-    )
-    if store is not None:
-        shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
-    _finish(result, as_json, lines + _summary(result, planted, names))
+                screen(_model(run_dir), images, kind, store)
+                return
+        names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
+        flags = {"threshold": threshold, "top": top, "quantile": quantile}
+        result = run_anomalies(
+            model or _model(run_dir), images, out_dir, kind=kind, planted=planted, names=names, store=store, **flags
+        )
+        if store is not None:
+            shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
+        _finish(result, as_json, lines + _summary(result, planted, names))
 
 
 def _check_options(mix_spec, train_on_mix, latent_dim, thresholds: tuple) -> None:

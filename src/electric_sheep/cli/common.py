@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -16,7 +17,8 @@ import numpy as np
 from ..data import drawings as data_mod
 from ..data.formats import is_picture_folder
 from ..errors import SheepError, SheepWarning
-from ..runs.fileio import json_text
+from ..runs.fileio import folder_lock, json_text
+from ..runs.streaming import Shard
 
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
 
@@ -162,6 +164,12 @@ def _default_out(run_dir: Path, out_dir: Path | None) -> Path:
     if out_dir is not None:
         return out_dir
     return Path("sheep-analysis") if _is_builtin(run_dir) else run_dir / "analysis"
+
+
+def _writing_into(out_dir: Path, what: str):
+    """OUT_DIR's lock while a command streams its results into it: a second command writing there
+    stops at once instead of mixing its rows in. Under torchrun the first process holds it for all."""
+    return folder_lock(out_dir, what) if Shard.from_env().main else contextlib.nullcontext()
 
 
 def _is_builtin(run_dir: Path) -> bool:

@@ -23,6 +23,7 @@ from .common import (
     _run_dir_arg,
     _split_view,
     _whole_file_split,
+    _writing_into,
     main,
 )
 
@@ -45,15 +46,17 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
 
     drawings = run_data(run_dir, data)
     shard = Shard.from_env()  # under torchrun each process encodes its share; the first plots
-    result = latent_map(
-        _model(run_dir),
-        _split_view(drawings, split),
-        _default_out(run_dir, out_dir),
-        title=f"{split} drawings of {Path(drawings.source).name}",
-        job=_job(run_dir, drawings, split),
-        progress=not (quiet or as_json) and shard.main,
-        shard=shard,
-    )
+    out_dir = _default_out(run_dir, out_dir)
+    with _writing_into(out_dir, "latent codes"):
+        result = latent_map(
+            _model(run_dir),
+            _split_view(drawings, split),
+            out_dir,
+            title=f"{split} drawings of {Path(drawings.source).name}",
+            job=_job(run_dir, drawings, split),
+            progress=not (quiet or as_json) and shard.main,
+            shard=shard,
+        )
     if not shard.main:
         return
     lines = [
