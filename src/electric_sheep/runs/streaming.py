@@ -123,7 +123,7 @@ def _fill(rows_path: Path, compute, state: Path, job: dict, shard: Shard, desc: 
 def _readable_rows(path: Path, n: int, width: int) -> bool:
     """Does ``path`` hold the (n, width) float32 rows of a job? A damaged file is computed again."""
     try:
-        rows = np.load(path, mmap_mode="r")
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)
     except NPY_ERRORS:
         return False
     return rows.shape == (n, width) and rows.dtype == np.float32
