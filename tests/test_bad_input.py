@@ -192,6 +192,9 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     for name in ("anomaly_scores.png", "anomaly_gallery.png"):
         (run / "analysis" / name).write_bytes(b"")
     fails(report, run / "analysis" / "anomalies.json", "is damaged")
+    typed = {"score": "mse", "n_flagged": 1, "n": 40, "rule": "top 1", "auroc": "high", "n_planted": 2}
+    (run / "analysis" / "anomalies.json").write_text(json.dumps(typed))
+    fails(report, run / "analysis" / "anomalies.json", "is damaged")
     assert not (tmp_path / "r.html").exists()
 
 

@@ -231,7 +231,7 @@ def _anomalies_section(run_dir: Path) -> Section | None:
     )
     try:
         caption = _anomaly_caption(read_json(numbers))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:  # a key missing, a value of the wrong type
         raise DataError(numbers, f"is damaged ({type(e).__name__}); run `sheep anomalies` again") from None
     return Section("anomalies", "Anomalies", caption, body)
 
