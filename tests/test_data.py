@@ -76,6 +76,14 @@ def test_drawings_without_points_are_skipped_not_blank(tmp_path):
         f.write(struct.pack("<Q2sbIH", 99, b"GB", 1, 1490000000, 0))
     d = data.load_drawings(binary)
     assert len(d) == 4 and d.skipped == 1
+    squares = np.array([[0, 0, 0], [20, 0, 0], [0, 20, 0], [-20, 0, 1]], dtype=np.float32)
+    no_point, not_finite = np.zeros((0, 3), np.float32), squares.copy()
+    not_finite[1, 0] = np.nan
+    parts = {name: np.array([squares, no_point, not_finite, None], dtype=object)[:-1] for name in data.SPLITS}
+    with open(tmp_path / "sketches.npz", "wb") as f:
+        np.savez(f, **parts)
+    d = data.load_drawings(tmp_path / "sketches.npz")
+    assert len(d) == 3 and d.skipped == 6 and [len(d.split(name)) for name in data.SPLITS] == [1, 1, 1]
 
 
 def test_bin_format(tmp_path):

@@ -217,7 +217,7 @@ def _rasterise(
     """A stroke file's drawings, its own split (sketch-rnn files only) and how many were skipped."""
     splits, skipped = None, 0
     if fmt == "sketchrnn":
-        images, splits = read_sketchrnn(path, raster)
+        images, splits, skipped = read_sketchrnn(path, raster)
     elif fmt == "ndjson":
         images, skipped = read_ndjson(path, recognized, raster)
     else:

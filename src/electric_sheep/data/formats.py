@@ -244,18 +244,23 @@ def _reduce_on_decode(picture) -> None:
         )
 
 
-def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Rasterise a sketch-rnn ``.npz``, keeping its own train/valid/test split."""
+def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """Rasterise a sketch-rnn ``.npz``, keeping its own train/valid/test split; count the drawings
+    without a drawable point (skipped, as in the other stroke formats)."""
     parts = read_npz(path, SPLITS)  # object arrays rebuilt without pickle: no file can run code
     if not parts:
         raise DataError(path, f"has none of the keys train/valid/test (has {', '.join(npz_names(path)) or 'none'})")
-    images, splits, start = [], {}, 0
+    images, splits, start, skipped = [], {}, 0, 0
     for name, drawings in parts.items():
         try:
             rendered = []
             with _progress(f"rasterising {name}", len(drawings)) as bar:
                 for d in drawings:
-                    rendered.append(render(stroke3_to_strokes(d), raster))
+                    strokes = stroke3_to_strokes(d)
+                    if _drawable(strokes):
+                        rendered.append(render(strokes, raster))
+                    else:  # no point, or a coordinate that is not finite
+                        skipped += 1
                     bar.update()
         except (IndexError, ValueError, TypeError) as e:
             raise DataError(path, f"split {name!r} is not stroke-3 data ({e})") from None
@@ -263,7 +268,7 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
         splits[name] = np.arange(start, start + len(rendered))
         start += len(rendered)
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
-    return stacked, splits
+    return stacked, splits, skipped
 
 
 def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[dict | None, int]]:

@@ -34,8 +34,8 @@ class RasterConfig:
 
     def cache_key(self) -> str:
         """A string that changes whenever the rendering would change (v2: drawings without a
-        point are skipped, not cached as blanks)."""
-        return f"v2-{self.side}-{self.supersample}-{self.line_width}-{self.padding}"
+        point are skipped, not cached as blanks; v3: in sketch-rnn files too)."""
+        return f"v3-{self.side}-{self.supersample}-{self.line_width}-{self.padding}"
 
 
 Strokes = Sequence[np.ndarray]
