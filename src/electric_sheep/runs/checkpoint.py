@@ -291,5 +291,10 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
     if source is None and "sources" in info:
         raise DataError(run_dir, f"give {how}: the run was trained on several files; name the one to use")
     if source is None:
-        raise DataError(run_dir, f"give {how}: the run does not record the data it was trained on")
+        trained_on = f" ({info['dataset']})" if isinstance(info.get("dataset"), str) else ""
+        raise DataError(
+            run_dir,
+            f"give {how}, a file or a category name after `sheep download NAME`: the run does not say "
+            f"where its training data{trained_on} is",
+        )
     return load_drawings(source, seed=info.get("split_seed", 0))
