@@ -157,16 +157,22 @@ def _png(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "make",
-    [write_bitmap, write_ndjson, write_bin, write_sketchrnn, _compressed_npz, _png],
-    ids=["npy", "ndjson", "bin", "sketchrnn", "npz", "png"],
-)
-def test_damaged_files_are_read_or_refused_in_one_line(tmp_path, make):
+GOOD_FILES = {
+    "npy": (write_bitmap, "good.npy"),
+    "ndjson": (write_ndjson, "good.ndjson"),
+    "bin": (write_bin, "good.bin"),
+    "sketchrnn": (write_sketchrnn, "good.npz"),
+    "compressed npz": (_compressed_npz, "good.npz"),
+    "png": (_png, "good.png"),
+}
+
+
+@pytest.mark.parametrize("kind", GOOD_FILES)
+def test_damaged_files_are_read_or_refused_in_one_line(tmp_path, kind):
     """Seeded damage of every format: each file is read (exit 0) or refused in one line naming it
     (exit 2), never a traceback."""
-    suffix = {"write_bitmap": ".npy", "write_ndjson": ".ndjson", "write_bin": ".bin"}.get(make.__name__, ".npz")
-    good = make(tmp_path / f"good{'.png' if make is _png else suffix}")
+    make, name = GOOD_FILES[kind]
+    good = make(tmp_path / name)
     rng = np.random.default_rng(0)
     for i in range(40):
         damaged = tmp_path / f"damaged{i}{good.suffix}"
