@@ -72,9 +72,22 @@ def house_strokes() -> list[list[tuple[float, float]]]:
     return [walls, roof, door]
 
 
+def settled_box(page, selector: str, tries: int = 50) -> dict:
+    """The element's bounding box once two reads 0.1 s apart agree: Gradio lays its page out in
+    steps, and a drag aimed at where the canvas was selects the page's text instead of drawing."""
+    box = None
+    for _ in range(tries):
+        now = page.locator(selector).bounding_box()
+        if now is not None and now == box:
+            break
+        box = now
+        page.wait_for_timeout(100)
+    return box
+
+
 def draw(page, pad: str, stroke: list[tuple[float, float]]) -> float:
     """Draw one stroke on the sketchpad ``pad`` (a CSS selector); return when the mouse is up."""
-    box = page.locator(f"{pad} canvas").bounding_box()
+    box = settled_box(page, f"{pad} canvas")
     points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
     page.mouse.move(*points[0])
     page.mouse.down()
