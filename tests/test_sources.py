@@ -158,6 +158,24 @@ def test_damaged_streamed_rows_are_computed_again(tmp_path, monkeypatch):
     assert sum(seen) == 30
 
 
+def test_no_room_for_the_streamed_rows_is_one_line(run, tmp_path, monkeypatch):
+    """The rows' file is reserved on disk before any is written: a memory map into a full disk
+    would kill the process (SIGBUS) with no word."""
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    data = write_bitmap(tmp_path / "many.npy", n=60)
+    out = tmp_path / "full"
+    r = CliRunner().invoke(main, ["anomalies", str(run), str(data), "--out-dir", str(out)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "No space left on device" in lines[0], r.output
+    assert not list((out / ".anomaly_parts").iterdir())  # no half-made file left behind
+
+
 def test_latent_of_a_whole_file_scores_every_drawing(run, tmp_path):
     data = write_bitmap(tmp_path / "many.npy", n=230)
     r = CliRunner().invoke(main, ["latent", str(run), str(data), "--split", "all", "--out-dir", str(tmp_path / "o")])

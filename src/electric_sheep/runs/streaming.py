@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from .fileio import NPY_ERRORS, ensure_dir, write_json
 
 CHUNK = 65_536  # drawings per chunk: a few MB of input, flushed and recorded as one step
@@ -86,7 +86,7 @@ def stream_rows(
     if shard.main and not (_same_job(header, job) and _readable_rows(rows_path, n, width)):  # start afresh
         for old in target.parent.glob(f"{target.stem}.partial.*.json"):
             old.unlink()
-        np.lib.format.open_memmap(rows_path, mode="w+", dtype=np.float32, shape=(n, width)).flush()
+        _allocate_rows(rows_path, n, width)
         write_json(header, job)
     shard.barrier()
     _fill(rows_path, compute, state, job, shard, desc, progress and shard.main)
@@ -118,6 +118,19 @@ def _fill(rows_path: Path, compute, state: Path, job: dict, shard: Shard, desc: 
             rows.flush()
             write_json(state, {**job, "done": k})
             bar.update(stop - start)
+
+
+def _allocate_rows(path: Path, n: int, width: int) -> None:
+    """A new (n, width) float32 .npy with its blocks reserved on disk now: a memory map written
+    into a file the disk has no room for kills the process (SIGBUS) instead of raising an error."""
+    try:
+        np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, width)).flush()
+        if hasattr(os, "posix_fallocate"):  # not on Windows
+            with open(path, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    except OSError as e:  # e.g. no space left on the device
+        path.unlink(missing_ok=True)
+        raise OutputError(path, f"cannot be written ({e.strerror or e})") from None
 
 
 def _readable_rows(path: Path, n: int, width: int) -> bool:
