@@ -55,6 +55,25 @@ def test_a_second_command_streaming_into_the_same_folder_is_refused(tmp_path):
     assert CliRunner().invoke(main, ["anomalies", str(data), "--out-dir", str(out)]).exit_code == 0
 
 
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own error, not an OSError: it is named like any
+    other file that cannot be written, and the run's earlier checkpoint stays."""
+    from safetensors import SafetensorError
+
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
+    weights = (run / ckpt.WEIGHTS).read_bytes()
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    result = CliRunner().invoke(main, ["train", str(data), "--epochs", "2", "--out", str(run), "--resume"])
+    _one_line(result, str(run), "cannot be written", "No space left on device")
+    assert (run / ckpt.WEIGHTS).read_bytes() == weights
+
+
 def test_the_lock_dies_with_its_process(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(

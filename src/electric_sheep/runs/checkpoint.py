@@ -64,7 +64,10 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def _save_tensors(tensors: dict[str, torch.Tensor], target: Path, meta: dict[str, str]) -> Path:
     with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata={**meta, CHECKSUM: tensors_digest(tensors)})
+        try:
+            save_file(tensors, str(tmp), metadata={**meta, CHECKSUM: tensors_digest(tensors)})
+        except SafetensorError as e:  # how safetensors reports a full disk: atomic_path names the file
+            raise OSError(str(e)) from None
     return target
 
 
