@@ -74,6 +74,21 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
     assert (run / ckpt.WEIGHTS).read_bytes() == weights
 
 
+def test_a_lock_is_taken_on_a_full_disk(tmp_path, monkeypatch):
+    """Writing the holder's process id is a courtesy: on a full disk the lock is still taken, and
+    the command goes on to name the file it cannot write."""
+    import errno
+    import os
+
+    def full(fd, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "ftruncate", full)
+    with folder_lock(tmp_path / "out"), pytest.raises(FolderInUse, match="another process"):
+        with folder_lock(tmp_path / "out"):
+            pass
+
+
 def test_the_lock_dies_with_its_process(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(

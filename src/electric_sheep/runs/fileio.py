@@ -219,8 +219,9 @@ def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
     try:
         if not _try_lock(fd):
             raise FolderInUse(folder, f"is in use: {_holder(path)} is writing {what} into it; wait or choose another")
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # the holder's id, for a second writer's message (a full disk: none)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         yield folder
     finally:
         os.close(fd)  # closing the descriptor releases the lock
