@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -91,6 +92,12 @@ def test_missing_file_and_unknown_category(tmp_path):
     assert r.exit_code == 2 and "did you mean 'sheep'" in r.output
     r = CliRunner().invoke(main, ["download", "flying sheep", "--dir", str(tmp_path)])
     assert r.exit_code == 2 and "not a Quick, Draw! category" in r.output
+    pipe, dangling = tmp_path / "pipe", tmp_path / "gone.npy"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever
+    dangling.symlink_to(tmp_path / "nothing.npy")
+    for odd in (pipe, dangling):
+        r = CliRunner().invoke(main, ["info", str(odd)])
+        assert r.exit_code == 2 and "is not a file or folder of drawings" in r.output, r.output
 
 
 def test_a_run_without_recorded_data_says_how_to_give_it(tmp_path):

@@ -131,6 +131,8 @@ def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
     path = Path(source).expanduser()
     if path.is_file() or path.is_dir():  # a folder may hold pictures (detect_format says)
         return path
+    if path.exists() or path.is_symlink():  # reading a pipe would wait for a writer forever
+        raise DataError(path, "is not a file or folder of drawings (a device, a pipe, or a link to nothing)")
     looks_like_path = os.sep in str(source) or path.suffix != ""
     if looks_like_path:
         raise DataError(path, "no such file")
