@@ -9,6 +9,7 @@ the drawing and its reconstruction (two more sprites, one tile per point).
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import math
@@ -76,6 +77,7 @@ def explorer_html(payload: dict, element_id: str = "explorer") -> str:
 
 def standalone_page(payload: dict, title: str = "electric-sheep latent explorer") -> str:
     """A whole HTML page holding only the explorer."""
+    title = html.escape(title)
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'>{STYLE}</head><body><main>"
