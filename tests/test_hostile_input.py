@@ -205,6 +205,19 @@ def test_odd_ndjson_lines_are_skipped_and_counted(tmp_path):
     assert "skipped 4 malformed" in result.output and "drawings: 4" in result.output
 
 
+def test_a_line_too_long_to_be_a_drawing_is_skipped_unread(tmp_path, monkeypatch):
+    """A valid drawing in a line over MAX_LINE_BYTES is skipped: one line of a hostile file (a
+    120 MB line took 2.5 GB to parse) must not take all the memory."""
+    monkeypatch.setattr(formats, "MAX_LINE_BYTES", 1000)
+    path = write_ndjson(tmp_path / "long.ndjson", n=3)
+    xs, ys = ", ".join(str(i % 50) for i in range(300)), ", ".join(str(i % 40) for i in range(300))
+    with open(path, "a") as f:
+        f.write('{"word": "sheep", "drawing": [[[' + xs + "], [" + ys + "]]]}\n")
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 malformed" in result.output and "drawings: 3" in result.output
+
+
 def test_a_missing_split_is_one_line(tmp_path):
     path = tmp_path / "valid_only.npz"
     square = np.array([[0, 0, 0], [20, 0, 0], [0, 20, 0], [-20, 0, 1]], dtype=np.int16)

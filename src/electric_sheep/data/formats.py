@@ -271,10 +271,18 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
     return stacked, splits, skipped
 
 
+# A raw drawing's line takes some 20 KB (at most 19 KB in the shared files): a longer one is not a
+# drawing, and is skipped without being held, so that one line cannot take all the memory.
+MAX_LINE_BYTES = 4 * 2**20
+
+
 def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[dict | None, int]]:
     """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
     with open(path, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, line in enumerate(_lines(f), start=1):
+            if line is None:
+                yield None, lineno
+                continue
             if not line.strip():
                 continue
             try:
@@ -287,6 +295,17 @@ def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[di
             if recognized is not None and bool(rec.get("recognized", True)) != recognized:
                 continue
             yield rec, lineno
+
+
+def _lines(f) -> Iterator[bytes | None]:
+    """The lines of a binary file; None for one longer than MAX_LINE_BYTES, read past in pieces."""
+    while line := f.readline(MAX_LINE_BYTES + 1):
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
 
 
 def read_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
