@@ -80,10 +80,10 @@ def stream_rows(
     ensure_dir(target.parent)
     job = {**job, "n": n, "width": width, "world": shard.world, "chunk": chunk_size()}
     finished, rows_path, header = (target.with_name(target.stem + suffix) for suffix in _SUFFIXES)
-    if _same_job(finished, job) and _readable_rows(target, n, width):
-        return np.load(target, mmap_mode="r")
+    if _same_job(finished, job) and (done := _rows(target, n, width)) is not None:
+        return done
     state = target.with_name(f"{target.stem}.partial.{shard.rank}.json")
-    if shard.main and not (_same_job(header, job) and _readable_rows(rows_path, n, width)):  # start afresh
+    if shard.main and not (_same_job(header, job) and _rows(rows_path, n, width) is not None):  # start afresh
         for old in target.parent.glob(f"{target.stem}.partial.*.json"):
             old.unlink()
         _allocate_rows(rows_path, n, width)
@@ -133,13 +133,14 @@ def _allocate_rows(path: Path, n: int, width: int) -> None:
         raise OutputError(path, f"cannot be written ({e.strerror or e})") from None
 
 
-def _readable_rows(path: Path, n: int, width: int) -> bool:
-    """Does ``path`` hold the (n, width) float32 rows of a job? A damaged file is computed again."""
+def _rows(path: Path, n: int, width: int) -> np.ndarray | None:
+    """The (n, width) float32 rows in ``path`` (read-only memory map), or None when it holds none
+    or is damaged: such a file is computed again."""
     try:
         rows = np.load(path, mmap_mode="r", allow_pickle=False)
     except NPY_ERRORS:
-        return False
-    return rows.shape == (n, width) and rows.dtype == np.float32
+        return None
+    return rows if rows.shape == (n, width) and rows.dtype == np.float32 else None
 
 
 def _same_job(path: Path, job: dict) -> bool:
