@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from electric_sheep.core.runtime import OPT_OUT, keep_freed_memory
+from electric_sheep.data.drawings import default_cache_dir
+from electric_sheep.data.raster import RasterConfig, render_many
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -30,6 +33,18 @@ def data_path(name: str = "aaron_sheep.npz") -> Path:
     if not path.is_file():
         raise SystemExit(f"benchmark data not found: {path} (the benchmarks read ../shared/data)")
     return path
+
+
+def rasterised(name: str, drawings: Callable[[], Iterable[list[np.ndarray]]]) -> np.ndarray:
+    """(n, 28, 28) uint8: the stroke drawings of ``drawings()`` rasterised as the raw Quick, Draw!
+    drawings are, cached in the benchmarks' cache folder by ``name`` and the rendering's key."""
+    cache = default_cache_dir() / "benchmarks" / f"{name}-{RasterConfig().cache_key()}.npy"
+    if cache.exists():
+        return np.load(cache)
+    images = render_many(drawings())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, images)
+    return images
 
 
 class Sampled:

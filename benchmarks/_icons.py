@@ -15,9 +15,7 @@ import xml.etree.ElementTree as ET
 from importlib.metadata import PackageNotFoundError, files, version
 
 import numpy as np
-
-from electric_sheep.data.drawings import default_cache_dir
-from electric_sheep.data.raster import RasterConfig, render_many
+from _common import rasterised
 
 PACKAGE = "pytablericons"
 CATEGORIES = ("Vehicles", "Buildings", "Nature")  # the kinds of drawing the group plants
@@ -33,14 +31,7 @@ def icons(category: str) -> np.ndarray:
         release = version(PACKAGE)
     except PackageNotFoundError:
         raise SystemExit("the icons group needs Tabler's icons: pip install pytablericons svg.path") from None
-    name = f"tabler-{release}-{category.lower()}-{RasterConfig().cache_key()}.npy"
-    cache = default_cache_dir() / "benchmarks" / name
-    if cache.exists():
-        return np.load(cache)
-    images = render_many(_strokes(path) for path in _icon_files(category))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, images)
-    return images
+    return rasterised(f"tabler-{release}-{category.lower()}", lambda: map(_strokes, _icon_files(category)))
 
 
 def _icon_files(category: str) -> list:

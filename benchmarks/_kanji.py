@@ -13,9 +13,7 @@ import xml.etree.ElementTree as ET
 from importlib.metadata import PackageNotFoundError, files
 
 import numpy as np
-
-from electric_sheep.data.drawings import default_cache_dir
-from electric_sheep.data.raster import RasterConfig, render_many
+from _common import rasterised
 
 CJK = (0x4E00, 0x9FFF)  # the unified ideographs: kanji, not kana, digits or letters
 POINTS_PER_SEGMENT = 8  # a Bezier segment of a stroke spans a few pixels at 28x28
@@ -24,15 +22,13 @@ SVG_PATH = "{http://www.w3.org/2000/svg}path"
 
 def kanji(n: int = 1000, seed: int = 0) -> np.ndarray:
     """(n, 28, 28) uint8: ``n`` kanji drawn at random (``seed``) from KanjiVG, rasterised; cached."""
-    cache = default_cache_dir() / "benchmarks" / f"kanjivg-{n}-{seed}-{RasterConfig().cache_key()}.npy"
-    if cache.exists():
-        return np.load(cache)
-    svgs = _kanji_files()
-    chosen = np.sort(np.random.default_rng(seed).choice(len(svgs), size=n, replace=False))
-    images = render_many(_strokes(svgs[i]) for i in chosen)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, images)
-    return images
+
+    def drawings():
+        svgs = _kanji_files()
+        chosen = np.sort(np.random.default_rng(seed).choice(len(svgs), size=n, replace=False))
+        return (_strokes(svgs[i]) for i in chosen)
+
+    return rasterised(f"kanjivg-{n}-{seed}", drawings)
 
 
 def _kanji_files() -> list:
