@@ -65,7 +65,7 @@ from electric_sheep.analysis.anomaly import CODES, DEFAULT_SCORE, SCORES, TYPICA
 from electric_sheep.core.model import make_model_config
 from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import default_cache_dir, load_drawings
-from electric_sheep.runs.checkpoint import CONFIG, WEIGHTS, load_model
+from electric_sheep.runs.checkpoint import CONFIG, WEIGHTS, load_model, read_config
 from electric_sheep.runs.mixtures import TRIM, mix, train_on_mixture, train_trimmed
 
 RAW = ("car", "cat", "pig", "cow", "airplane")
@@ -294,7 +294,7 @@ def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, 
 
 def _check_stage1(stage1: Path, model_cfg, cfg) -> None:
     """Refuse a kept stage-1 model trained with other model or training settings than now."""
-    recorded = json.loads((stage1 / CONFIG).read_text())
+    recorded = read_config(stage1)
     expected = {"model": model_cfg.to_dict(), "train": cfg.to_dict()}
     if any(recorded[k] != v for k, v in expected.items()):
         raise SystemExit(f"{stage1}: trained with other settings than the default preset's now; train it afresh")
