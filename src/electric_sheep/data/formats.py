@@ -271,8 +271,8 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
     return stacked, splits, skipped
 
 
-# A raw drawing's line takes some 20 KB (at most 19 KB in the shared files): a longer one is not a
-# drawing, and is skipped without being held, so that one line cannot take all the memory.
+# A raw drawing's line takes tens of KB: one of MBs is not a drawing, and is skipped without being
+# held, so that one line cannot take all the memory.
 MAX_LINE_BYTES = 4 * 2**20
 
 
