@@ -41,6 +41,41 @@ def test_local_outlier_factor_is_scikit_learns():
     np.testing.assert_allclose(knn, dist[:, 1:].mean(axis=1), rtol=1e-4)  # a point is not its own neighbour
 
 
+def test_copies_of_a_drawing_count_once_among_its_neighbours():
+    """A drawing repeated more than k times: its copies and the drawings near them score as if it
+    were there once, where a density of 1 / 0 would put the drawings next to it at 1e10."""
+    rng = np.random.default_rng(6)
+    distinct = np.concatenate([rng.normal(size=(300, 3)), [[6.0, 6.0, 6.0]]]).astype(np.float32)
+    copies = np.concatenate([distinct, np.repeat(distinct[:1], 200, axis=0)])  # the first drawing 201 times
+    for method, k in (("lof", 20), ("knn", 7)):
+        once = neighbourhood_scores(distinct, flat, k, method, dims=None)
+        repeated = neighbourhood_scores(copies, flat, k, method, dims=None)
+        np.testing.assert_allclose(repeated[: len(distinct)], once, rtol=1e-5)
+        np.testing.assert_allclose(repeated[len(distinct) :], once[0], rtol=1e-5)
+    assert np.argmax(repeated) == 300  # the far drawing, not a neighbour of the copies
+    same = np.zeros((50, 3), np.float32)  # nothing to compare with
+    assert not neighbourhood_scores(same, flat, 20, "lof", dims=None).any()
+
+
+def test_robust_z_scores_hold_when_most_drawings_score_alike():
+    """Over half the scores equal (a drawing repeated, blank pages): the median absolute deviation
+    is 0 and the mean absolute deviation sets the scale; all equal, every z is 0."""
+    values = np.r_[np.zeros(200), np.linspace(1, 3, 99), 30.0]
+    z = anomaly.robust_z(values)
+    assert np.isfinite(z).all() and np.argmax(z) == 299 and z[:200].max() == 0
+    assert z[-1] == pytest.approx(30 / (anomaly.MEAN_AD_TO_SD * np.abs(values).mean()))
+    assert not anomaly.robust_z(np.full(10, 4.0)).any()
+
+
+def test_a_tie_at_the_top_is_flagged_whole_and_top_k_flags_k():
+    tied = np.r_[np.linspace(0, 1, 100), np.full(5, 767.0)]  # five copies of one scribble
+    cut, _ = anomaly.threshold_for(tied)
+    assert (tied > cut).sum() == 5
+    assert (np.full(50, 2.0) > anomaly.threshold_for(np.full(50, 2.0))[0]).sum() == 0  # none stands out
+    large = np.linspace(1e5, 2e5, 1000)  # a step of 1e-12 would be lost at this size
+    assert (large > anomaly.threshold_for(large, top=3)[0]).sum() == 3
+
+
 def test_principal_axes_are_the_leading_components_even_of_duplicate_drawings():
     import torch
     from sklearn.decomposition import PCA

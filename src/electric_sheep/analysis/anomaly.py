@@ -47,6 +47,8 @@ LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
 TYPICAL = 0.8  # share of the drawings, the most typical, that neighbourhood scores compare with
 # Typical by both: per unit of ink from the code alone (symbols are not) and in all (kanji are not).
 TYPICALITY = ("code-ink", "elbo")
+MAD_TO_SD = 1.4826  # a normal's standard deviation over its median absolute deviation
+MEAN_AD_TO_SD = 1.2533  # ... over its mean absolute deviation, sqrt(pi / 2)
 CODES = 0  # posterior draws the model's likelihoods are averaged over; 0: read at the posterior mean
 
 
@@ -187,10 +189,13 @@ def screen(
 
 def robust_z(values: np.ndarray) -> np.ndarray:
     """(values - median) / (1.4826 * median absolute deviation): spreads from the typical drawing,
-    in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal)."""
+    in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal).
+    Where over half the values are equal the MAD is 0; the mean absolute deviation (times 1.2533,
+    the same for a normal) takes its place, and values that are all equal are all 0."""
     centre = np.median(values)
-    spread = 1.4826 * np.median(np.abs(values - centre))
-    return (values - centre) / max(spread, np.finfo(float).tiny)
+    deviation = np.abs(values - centre)
+    spread = MAD_TO_SD * np.median(deviation) or MEAN_AD_TO_SD * np.mean(deviation)
+    return (values - centre) / spread if spread > 0 else np.zeros(len(values))
 
 
 SCORES: dict[str, Score] = {
@@ -268,9 +273,17 @@ def threshold_for(
         return float(threshold), f"score > {threshold:g}"
     if top is not None:
         top = min(max(top, 1), len(values))
-        return float(np.sort(values)[-top]) - 1e-12, f"top {top}"
+        return _just_below(np.sort(values)[-top]), f"top {top}"
     q = 0.99 if quantile is None else quantile
-    return float(np.quantile(values, q)), f"above the {q:g} quantile"
+    cut = float(np.quantile(values, q)) if len(values) else 0.0
+    if len(values) and cut == values.max() > values.min():  # a tie at the top: flag it, not nothing
+        cut = _just_below(cut)
+    return cut, f"above the {q:g} quantile"
+
+
+def _just_below(value: float) -> float:
+    """The largest float below ``value``: a cut that flags ``value`` itself."""
+    return float(np.nextafter(value, -np.inf))
 
 
 def detection_metrics(values: np.ndarray, planted: np.ndarray) -> dict[str, float]:

@@ -23,7 +23,7 @@ PCA_OVERSAMPLE = 10  # extra directions the randomized SVD follows, as scikit-le
 PCA_ITERATIONS = 8  # power iterations: as close to the exact components as scikit-learn's randomized PCA
 BATCH = 4096  # drawings described and searched at a time
 METHODS = ("lof", "knn")
-TINY = 1e-10  # keeps the reachability density of duplicate drawings finite (as scikit-learn's LOF)
+TINY = 1e-10  # keeps a density finite where distinct points are closer than float32 tells apart
 
 
 def _faiss():
@@ -47,29 +47,34 @@ class Neighbourhood:
     def __init__(self, points: np.ndarray, k: int, reference: np.ndarray | None = None) -> None:
         """``points``: (N, D) float32; ``reference``: the sorted indices of those that are indexed
         (default: all). Every point's k nearest in the reference are found in one search
-        (``neighbours``): one call costs less than two for the reference and the rest. ``k``
-        shrinks to R - 1 for tiny references."""
+        (``neighbours``): one call costs less than two for the reference and the rest. Copies of
+        a point are indexed once: a drawing repeated more than k times would otherwise have an
+        infinite density (Breunig et al. count distinct neighbours for the same reason). ``k`` shrinks to R - 1 for tiny
+        references of R distinct points; with fewer than two, every score is 0."""
         reference = np.arange(len(points)) if reference is None else reference
-        self.k = max(1, min(k, len(reference) - 1))
+        distinct, place = _distinct(points[reference])
+        self.k = min(k, len(distinct) - 1)
         self.index = _faiss().IndexFlatL2(points.shape[1])
-        self.index.add(np.ascontiguousarray(points[reference], dtype=np.float32))
+        self.index.add(np.ascontiguousarray(points[reference[distinct]], dtype=np.float32))
         self_ids = np.full(len(points), -1)
-        self_ids[reference] = np.arange(len(reference))
+        self_ids[reference] = place  # a copy's own place is its first's
         self.neighbours = self._search(points, self_ids)
-        own_dist, own_idx = (part[reference] for part in self.neighbours)
-        self.k_distance = own_dist[:, -1]
-        self.density = self._density(own_dist, own_idx)
+        own_dist, own_idx = (part[reference[distinct]] for part in self.neighbours)
+        self.k_distance = own_dist[:, -1] if self.k > 0 else np.zeros(len(distinct))
+        self.density = self._density(own_dist, own_idx) if self.k > 0 else np.ones(len(distinct))
 
     def _search(self, points: np.ndarray, self_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (B, k) and reference indices (B, k) of each point's k nearest, skipping the
         point itself where ``self_ids`` gives its place in the reference (-1: not in it)."""
-        # k + 1 found: a point of the reference finds itself (or a duplicate) among them.
+        shape = (len(points), max(self.k, 0))
+        if self.k < 1:
+            return np.zeros(shape), np.zeros(shape, dtype=np.int64)
+        # k + 1 found: a point of the reference finds itself among them.
         sq, idx = self.index.search(np.ascontiguousarray(points, dtype=np.float32), self.k + 1)
         is_self = idx == self_ids[:, None]
         drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), self.k)  # else the farthest
         keep = np.ones_like(idx, dtype=bool)
         keep[np.arange(len(idx)), drop] = False
-        shape = (len(idx), self.k)
         return np.sqrt(np.maximum(sq[keep], 0)).reshape(shape), idx[keep].reshape(shape)
 
     def _density(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -83,12 +88,25 @@ class Neighbourhood:
         the sparser a point's surroundings are compared with its neighbours'; "knn": the mean
         distance to the k nearest."""
         dist, idx = neighbours
+        if self.k < 1:  # one distinct drawing: no neighbourhood to compare with
+            return np.zeros(len(dist))
         if method == "knn":
             return dist.mean(axis=1)
         return self.density[idx].mean(axis=1) / self._density(dist, idx)
 
     def score_points(self, method: str, points: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
         return self.score(method, self._search(points, self_ids))
+
+
+def _distinct(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the first copy of each distinct row, in order; each row's place among those)."""
+    rows = np.ascontiguousarray(points)
+    rows = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()  # a row as one key
+    _, first, place = np.unique(rows, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[place.ravel()]
 
 
 def batches(n: int, size: int = BATCH) -> Iterator[slice]:
