@@ -250,6 +250,24 @@ def test_kmeans_on_too_few_drawings(tmp_path):
     assert res.exit_code == 2 and len(lines) == 1 and "8 drawings for k = 9" in lines[0], res.output
 
 
+def test_a_file_of_a_few_drawings_trains_and_names_its_empty_splits(tmp_path):
+    """Two drawings: 10% of them rounds to none, so the valid and test splits are empty. Training
+    validates on its own drawings (with a warning); a command asked for an empty split says so."""
+    data = write_bitmap(tmp_path / "two.npy", n=2)
+    run = tmp_path / "run"
+    r = CliRunner()
+    args = ["train", str(data), "--epochs", "1", "--out", str(run)]
+    res = r.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "no drawing in the validation split" in res.output
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"] > 0
+    for command in (["evaluate", str(run)], ["reconstruct", str(run)], ["show", str(data), "--split", "valid"]):
+        res = r.invoke(main, command)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert "two.npy: has no drawing in its" in lines[0] and "(2 in all)" in lines[0], res.output
+
+
 @pytest.mark.parametrize(
     "args",
     [

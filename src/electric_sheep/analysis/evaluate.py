@@ -87,6 +87,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     model = load_model(run_dir)
+    drawings.check_split(split)
     result = evaluate_model(model, drawings.split(split, limit=limit), k=k, progress=progress)
     result.update({"split": split, "data": str(drawings.source), "preset": model.config.preset})
     if not all(math.isfinite(result[key]) for key in ("nelbo", "iwae_nll", "mse", "kl")):

@@ -211,7 +211,9 @@ def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag:
     """The split's drawings, after checking that the requested indices exist."""
     from ..runs.checkpoint import run_data
 
-    images = run_data(run_dir, data, how="--data DATA").split(split)
+    drawings = run_data(run_dir, data, how="--data DATA")
+    drawings.check_split(split)
+    images = drawings.split(split)
     bad = [i for i in indices if i >= len(images)]
     if bad:
         raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images)} drawings")
@@ -255,6 +257,7 @@ def _split_view(drawings, split: str):
 
     if split == "all":
         return drawings.images
+    drawings.check_split(split)
     return DrawingSet.from_drawings([drawings], split)
 
 

@@ -49,6 +49,7 @@ def show(
     from ..render.plots import grid_image, save_image
 
     drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
+    drawings.check_split(split)
     images = drawings.split(split, limit=count)
     save_image(grid_image(images), out)
     result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}

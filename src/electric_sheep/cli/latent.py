@@ -143,10 +143,11 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
     from ..runs.checkpoint import run_data
 
     run_dir, data = _run_and_data(paths)
-    images = run_data(run_dir, data).split(split)
+    drawings = run_data(run_dir, data)
+    drawings.check_split(split)
     result = clusters_fn(
         _model(run_dir),
-        images,
+        drawings.split(split),
         _default_out(run_dir, out_dir),
         method,
         k=k,

@@ -122,6 +122,8 @@ def fit(
     if not is_streamed(train_images):  # a DrawingSet's files were checked as they loaded
         check_drawings(train_images)
     check_drawings(val_images)
+    if not len(val_images):
+        raise SheepError("no validation drawings: give at least one (the training drawings will do)")
     device = pick_device(cfg.device)
     n_train = len(train_images) if is_streamed(train_images) else len(train_images[: cfg.limit])
     cfg = for_device(cfg, device, n_train)

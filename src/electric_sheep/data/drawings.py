@@ -65,6 +65,12 @@ class Drawings:
         idx = self.splits[name][:limit] if limit is not None else self.splits[name]
         return np.ascontiguousarray(self.images[idx])
 
+    def check_split(self, name: str) -> None:
+        """Refuse a split with no drawing in it (a file of a few drawings: 10% of 4 rounds to none)."""
+        if name in self.splits and not len(self.splits[name]):
+            problem = f"has no drawing in its {name} split ({len(self)} in all); choose another split"
+            raise DataError(self.source, problem)
+
     def mean_ink(self) -> float:
         """Mean pixel value (0-255) over all drawings: how much ink a drawing has on average."""
         total, n = 0.0, len(self)
