@@ -260,15 +260,16 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
     _picture(square, size=(300, 300)).save(tmp_path / "a_square.jpg")
     _picture(square, ink="white").save(tmp_path / "c_blank.png")
     (tmp_path / "d_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really")
+    (tmp_path / "e_empty.png").write_bytes(b"")  # named as a picture: reported, not passed over
     (tmp_path / "notes.txt").write_text("my doodles")
-    with pytest.warns(SheepWarning, match="skipped 2 blank or unreadable picture"):
+    with pytest.warns(SheepWarning, match="skipped 3 blank or unreadable picture.*e_empty.png"):
         d = data.load_drawings(tmp_path)
-    assert d.format == "picture" and d.images.shape == (2, 28, 28) and d.skipped == 2
+    assert d.format == "picture" and d.images.shape == (2, 28, 28) and d.skipped == 3
     assert d.meta["files"] == ["a_square.jpg", "b_square.png"]
     assert all(d.splits[k].tolist() == [0, 1] for k in formats.SPLITS)
     r = CliRunner().invoke(main, ["info", str(tmp_path), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["files"] == ["a_square.jpg", "b_square.png"], r.output
-    assert "warning: " in r.stderr and "skipped 2 blank or unreadable picture(s)" in r.stderr
+    assert "warning: " in r.stderr and "skipped 3 blank or unreadable picture(s)" in r.stderr
     from PIL import Image
 
     tall = [np.array([[0, 0], [20, 0], [20, 60], [0, 60], [0, 0]], float)]  # not the same turned

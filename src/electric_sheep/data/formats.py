@@ -58,14 +58,19 @@ def _is_picture(head: bytes) -> bool:
     return head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in (12, 40, 52, 56, 108, 124)
 
 
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
 def picture_files(folder: Path) -> list[Path]:
-    """The picture files directly inside ``folder``, in file-name order (the drawings' order)."""
+    """The picture files directly inside ``folder``, in file-name order (the drawings' order): those
+    that start like one, and those named like one (an empty or damaged one is then reported as
+    unreadable, not passed over in silence)."""
     found = []
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith("."):
             try:
                 with open(path, "rb") as f:
-                    if _is_picture(f.read(32)):
+                    if _is_picture(f.read(32)) or path.suffix.lower() in PICTURE_SUFFIXES:
                         found.append(path)
             except OSError:
                 continue
