@@ -47,11 +47,15 @@ def test_copies_of_a_drawing_count_once_among_its_neighbours():
     rng = np.random.default_rng(6)
     distinct = np.concatenate([rng.normal(size=(300, 3)), [[6.0, 6.0, 6.0]]]).astype(np.float32)
     copies = np.concatenate([distinct, np.repeat(distinct[:1], 200, axis=0)])  # the first drawing 201 times
+    originals = np.arange(len(copies)) < len(distinct)
     for method, k in (("lof", 20), ("knn", 7)):
         once = neighbourhood_scores(distinct, flat, k, method, dims=None)
         repeated = neighbourhood_scores(copies, flat, k, method, dims=None)
         np.testing.assert_allclose(repeated[: len(distinct)], once, rtol=1e-5)
         np.testing.assert_allclose(repeated[len(distinct) :], once[0], rtol=1e-5)
+        for size in (len(copies), len(distinct)):  # the copies outside the reference: searched whole, streamed
+            outside = neighbourhood_scores(copies, flat, k, method, dims=None, eligible=originals, reference_size=size)
+            np.testing.assert_allclose(outside, repeated, rtol=1e-5)
     assert np.argmax(repeated) == 300  # the far drawing, not a neighbour of the copies
     same = np.zeros((50, 3), np.float32)  # nothing to compare with
     assert not neighbourhood_scores(same, flat, 20, "lof", dims=None).any()

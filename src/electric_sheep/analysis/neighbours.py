@@ -49,29 +49,39 @@ class Neighbourhood:
         (default: all). Every point's k nearest in the reference are found in one search
         (``neighbours``): one call costs less than two for the reference and the rest. Copies of
         a point are indexed once: a drawing repeated more than k times would otherwise have an
-        infinite density (Breunig et al. count distinct neighbours for the same reason). ``k`` shrinks to R - 1 for tiny
-        references of R distinct points; with fewer than two, every score is 0."""
+        infinite density (Breunig et al. count distinct neighbours for the same reason). ``k``
+        shrinks to R - 1 for tiny references of R distinct points; with fewer than two, every
+        score is 0."""
         reference = np.arange(len(points)) if reference is None else reference
-        distinct, place = _distinct(points[reference])
-        self.k = min(k, len(distinct) - 1)
-        self.index = _faiss().IndexFlatL2(points.shape[1])
-        self.index.add(np.ascontiguousarray(points[reference[distinct]], dtype=np.float32))
-        self_ids = np.full(len(points), -1)
-        self_ids[reference] = place  # a copy's own place is its first's
-        self.neighbours = self._search(points, self_ids)
+        indexed = _rows(points[reference])
+        distinct = np.sort(np.unique(_keys(indexed), return_index=True)[1])  # each first copy
+        indexed = indexed[distinct]
+        self.k = min(k, len(indexed) - 1)
+        self.index = _faiss().IndexFlatL2(indexed.shape[1])
+        self.index.add(indexed)
+        keys = _keys(indexed)
+        self._order = np.argsort(keys)
+        self._sorted_keys = keys[self._order]
+        self.neighbours = self._search(points)
         own_dist, own_idx = (part[reference[distinct]] for part in self.neighbours)
-        self.k_distance = own_dist[:, -1] if self.k > 0 else np.zeros(len(distinct))
-        self.density = self._density(own_dist, own_idx) if self.k > 0 else np.ones(len(distinct))
+        self.k_distance = own_dist[:, -1] if self.k > 0 else np.zeros(len(indexed))
+        self.density = self._density(own_dist, own_idx) if self.k > 0 else np.ones(len(indexed))
 
-    def _search(self, points: np.ndarray, self_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def places(self, points: np.ndarray) -> np.ndarray:
+        """(B,) each point's place in the index where it is one of its points (or a copy), else -1."""
+        keys = _keys(_rows(points))
+        at = np.minimum(np.searchsorted(self._sorted_keys, keys), len(self._sorted_keys) - 1)
+        return np.where(self._sorted_keys[at] == keys, self._order[at], -1)
+
+    def _search(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (B, k) and reference indices (B, k) of each point's k nearest, skipping the
-        point itself where ``self_ids`` gives its place in the reference (-1: not in it)."""
+        point itself (or its copy) where it is in the reference."""
         shape = (len(points), max(self.k, 0))
         if self.k < 1:
             return np.zeros(shape), np.zeros(shape, dtype=np.int64)
         # k + 1 found: a point of the reference finds itself among them.
-        sq, idx = self.index.search(np.ascontiguousarray(points, dtype=np.float32), self.k + 1)
-        is_self = idx == self_ids[:, None]
+        sq, idx = self.index.search(_rows(points), self.k + 1)
+        is_self = idx == self.places(points)[:, None]
         drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), self.k)  # else the farthest
         keep = np.ones_like(idx, dtype=bool)
         keep[np.arange(len(idx)), drop] = False
@@ -94,19 +104,18 @@ class Neighbourhood:
             return dist.mean(axis=1)
         return self.density[idx].mean(axis=1) / self._density(dist, idx)
 
-    def score_points(self, method: str, points: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
-        return self.score(method, self._search(points, self_ids))
+    def score_points(self, method: str, points: np.ndarray) -> np.ndarray:
+        return self.score(method, self._search(points))
 
 
-def _distinct(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of the first copy of each distinct row, in order; each row's place among those)."""
-    rows = np.ascontiguousarray(points)
-    rows = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()  # a row as one key
-    _, first, place = np.unique(rows, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return first[order], rank[place.ravel()]
+def _rows(points: np.ndarray) -> np.ndarray:
+    """``points`` as faiss takes them: C-contiguous float32."""
+    return np.ascontiguousarray(points, dtype=np.float32)
+
+
+def _keys(rows: np.ndarray) -> np.ndarray:
+    """(N,) each row's bytes as one sortable key: equal keys, identical rows."""
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
 
 
 def batches(n: int, size: int = BATCH) -> Iterator[slice]:
@@ -182,7 +191,7 @@ def _streaming_scorer(
         rest = np.flatnonzero(~in_ref)
         for s in batches(len(rest)):
             points = project(describe(np.asarray(images_u8[ids[rest[s]]])))
-            out[rest[s]] = hood.score_points(method, points, np.full(len(points), -1))
+            out[rest[s]] = hood.score_points(method, points)
         return out
 
     return score
