@@ -61,6 +61,20 @@ def test_copies_of_a_drawing_count_once_among_its_neighbours():
     assert not neighbourhood_scores(same, flat, 20, "lof", dims=None).any()
 
 
+def test_drawings_planted_among_their_own_copies_are_not_found(run, shared):
+    """A control a user may run (`--mix DATA:0.1` on DATA itself): each planted drawing has a twin
+    among the others, so no score can tell them apart (AUROC 0.5). Copies counted twice, in the
+    neighbourhoods or in the principal axes they are projected on, set the twins apart."""
+    from electric_sheep.runs.checkpoint import load_model
+    from electric_sheep.runs.mixtures import mix
+
+    sheep = np.load(shared / "quickdraw/bitmap/sheep.npy")[:600].reshape(-1, 28, 28)
+    m = mix(sheep, sheep, 0.1, seed=0)
+    model = load_model(run)
+    for kind in ("hog", "pixels"):
+        assert anomaly.detection_metrics(anomaly.scores(model, m.images, kind), m.planted)["auroc"] < 0.6
+
+
 def test_robust_z_scores_hold_when_most_drawings_score_alike():
     """Over half the scores equal (a drawing repeated, blank pages): the median absolute deviation
     is 0 and the mean absolute deviation sets the scale; all equal, every z is 0."""

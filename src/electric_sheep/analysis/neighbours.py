@@ -54,7 +54,7 @@ class Neighbourhood:
         score is 0."""
         reference = np.arange(len(points)) if reference is None else reference
         indexed = _rows(points[reference])
-        distinct = np.sort(np.unique(_keys(indexed), return_index=True)[1])  # each first copy
+        distinct = _first_copies(indexed)
         indexed = indexed[distinct]
         self.k = min(k, len(indexed) - 1)
         self.index = _faiss().IndexFlatL2(indexed.shape[1])
@@ -111,6 +111,11 @@ class Neighbourhood:
 def _rows(points: np.ndarray) -> np.ndarray:
     """``points`` as faiss takes them: C-contiguous float32."""
     return np.ascontiguousarray(points, dtype=np.float32)
+
+
+def _first_copies(rows: np.ndarray) -> np.ndarray:
+    """Sorted positions of the first copy of each distinct row of ``rows`` (float32)."""
+    return np.sort(np.unique(_keys(rows), return_index=True)[1])
 
 
 def _keys(rows: np.ndarray) -> np.ndarray:
@@ -200,10 +205,13 @@ def _streaming_scorer(
 def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """Centre and project onto the first ``dims`` principal components of (a sample of) the
     reference, plus one coordinate for the distance from that subspace: a drawing unlike the
-    reference differs there most, and a projection alone would hide it."""
+    reference differs there most, and a projection alone would hide it. Copies count once here
+    too: axes fitted to a repeated drawing would set its copies apart from the rest."""
+    reference = _rows(reference)
+    reference = reference[_first_copies(reference)]
     if dims is None or dims >= min(reference.shape):
         return lambda x: x
-    sample = torch.from_numpy(np.asarray(reference[reference_ids(len(reference), PCA_SAMPLE, seed)], np.float32))
+    sample = torch.from_numpy(reference[reference_ids(len(reference), PCA_SAMPLE, seed)])
     centre = sample.mean(dim=0)
     axes = _principal_axes(sample - centre, dims, seed)
 
