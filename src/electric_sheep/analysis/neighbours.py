@@ -22,6 +22,7 @@ PCA_SAMPLE = 2048  # drawings the principal components are fitted on: the leadin
 PCA_OVERSAMPLE = 10  # extra directions the randomized SVD follows, as scikit-learn's PCA
 PCA_ITERATIONS = 8  # power iterations: as close to the exact components as scikit-learn's randomized PCA
 BATCH = 4096  # drawings described and searched at a time
+COMPARED = 1024  # rows compared at a time when looking for copies (a HOG row is 5 KB)
 METHODS = ("lof", "knn")
 TINY = 1e-10  # keeps a density finite where distinct points are closer than float32 tells apart
 
@@ -114,8 +115,15 @@ def _rows(points: np.ndarray) -> np.ndarray:
 
 
 def _first_copies(rows: np.ndarray) -> np.ndarray:
-    """Sorted positions of the first copy of each distinct row of ``rows`` (float32)."""
-    return np.sort(np.unique(_keys(rows), return_index=True)[1])
+    """Sorted positions of the first copy of each distinct row of ``rows`` (float32). Sorted by
+    their bytes, copies lie side by side; neighbours in that order are compared a batch at a time
+    (np.unique would copy every row twice)."""
+    keys = _keys(rows)
+    order = np.argsort(keys, kind="stable")  # equal rows in the order they come: the first first
+    copy = np.zeros(len(rows), bool)
+    for s in batches(len(rows) - 1, COMPARED):
+        copy[order[s.start + 1 : s.stop + 1]] = keys[order[s]] == keys[order[s.start + 1 : s.stop + 1]]
+    return np.flatnonzero(~copy)
 
 
 def _keys(rows: np.ndarray) -> np.ndarray:
@@ -208,7 +216,8 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
     reference differs there most, and a projection alone would hide it. Copies count once here
     too: axes fitted to a repeated drawing would set its copies apart from the rest."""
     reference = _rows(reference)
-    reference = reference[_first_copies(reference)]
+    distinct = _first_copies(reference)
+    reference = reference[distinct] if len(distinct) < len(reference) else reference  # no copy of 100 MB of HOG
     if dims is None or dims >= min(reference.shape):
         return lambda x: x
     sample = torch.from_numpy(reference[reference_ids(len(reference), PCA_SAMPLE, seed)])
