@@ -18,7 +18,7 @@ import torch
 
 REFERENCE = 20_000  # drawings in the reference sample: a density is estimated well from far fewer
 DIMS = 64  # principal components kept; more changed no AUROC by over 0.01 in docs/anomalies.md
-PCA_SAMPLE = 2048  # drawings the principal components are fitted on: the leading ones settle early
+PCA_SAMPLE = 2048  # drawings the principal components are fitted on (a sample chosen by content)
 PCA_OVERSAMPLE = 10  # extra directions the randomized SVD follows, as scikit-learn's PCA
 PCA_ITERATIONS = 8  # power iterations: as close to the exact components as scikit-learn's randomized PCA
 BATCH = 4096  # drawings described and searched at a time
@@ -112,6 +112,19 @@ class Neighbourhood:
 def _rows(points: np.ndarray) -> np.ndarray:
     """``points`` as faiss takes them: C-contiguous float32."""
     return np.ascontiguousarray(points, dtype=np.float32)
+
+
+def _content_sample(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Positions of a seeded sample of at most ``size`` of ``rows`` (float32), chosen and ordered by
+    a hash of each row's bytes: the same rows in the same order whatever order they come in, and a
+    row added to or taken from the set changes at most one of them (a sample drawn by position
+    would change them all, and with them every projected point)."""
+    if len(rows) <= size:
+        return np.arange(len(rows))
+    # each row's 64-bit words (pairs of float32) times seeded odd numbers, summed wrapping at 2^64
+    words = rows.view(np.uint64) if rows.shape[1] % 2 == 0 else rows.view(np.uint32).astype(np.uint64)
+    factors = np.random.default_rng(seed).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
+    return np.argsort(words @ factors, kind="stable")[:size]
 
 
 def _first_copies(rows: np.ndarray) -> np.ndarray:
@@ -220,7 +233,7 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
     reference = reference[distinct] if len(distinct) < len(reference) else reference  # no copy of 100 MB of HOG
     if dims is None or dims >= min(reference.shape):
         return lambda x: x
-    sample = torch.from_numpy(reference[reference_ids(len(reference), PCA_SAMPLE, seed)])
+    sample = torch.from_numpy(reference[_content_sample(reference, PCA_SAMPLE, seed)])
     centre = sample.mean(dim=0)
     axes = _principal_axes(sample - centre, dims, seed)
 
