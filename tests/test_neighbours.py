@@ -76,19 +76,21 @@ def test_drawings_planted_among_their_own_copies_are_not_found(run, shared):
 
 
 def test_scores_do_not_depend_on_the_order_of_the_drawings_nor_change_with_one_more():
-    """The principal axes are fitted on a sample of the reference: one chosen by content, so that a
-    file sorted otherwise gives the same scores and a drawing more or less barely moves the others'
-    (a sample drawn by position changed with both, and the flagged drawings with it)."""
+    """The reference of a large set and the sample the principal axes are fitted on are chosen by
+    content, so that a file sorted otherwise gives the same scores and a drawing more or less
+    barely moves the others' (samples drawn by position changed with both, and the flags with them)."""
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(7)
     points = (rng.normal(size=(5000, 40)) * np.linspace(3, 1, 40)).astype(np.float32)
-    once = neighbourhood_scores(points, flat, 20, "lof", dims=8)
     order = rng.permutation(len(points))
-    shuffled = np.empty_like(once)
-    shuffled[order] = neighbourhood_scores(points[order], flat, 20, "lof", dims=8)
-    np.testing.assert_allclose(shuffled, once, rtol=1e-4)
-    assert spearmanr(neighbourhood_scores(points[1:], flat, 20, "lof", dims=8), once[1:])[0] > 0.999
+    for size in (None, 3000):  # every drawing the reference, or a sample of them (streamed)
+        once = neighbourhood_scores(points, flat, 20, "lof", dims=8, reference_size=size)
+        shuffled = np.empty_like(once)
+        shuffled[order] = neighbourhood_scores(points[order], flat, 20, "lof", dims=8, reference_size=size)
+        np.testing.assert_allclose(shuffled, once, rtol=1e-4)
+        fewer = neighbourhood_scores(points[1:], flat, 20, "lof", dims=8, reference_size=size)
+        assert spearmanr(fewer, once[1:])[0] > 0.999
 
 
 def test_robust_z_scores_hold_when_most_drawings_score_alike():
@@ -131,8 +133,10 @@ def test_principal_axes_are_the_leading_components_even_of_duplicate_drawings():
 def test_a_sampled_reference_scores_every_drawing_against_the_sample():
     rng = np.random.default_rng(1)
     points = np.concatenate([rng.normal(size=(900, 3)), rng.normal(8, 1, size=(3, 3))]).astype(np.float32)
-    ref = reference_ids(len(points), size=300, seed=0)
+    ref = reference_ids(points, np.arange(len(points)), size=300, seed=0)
     assert len(ref) == 300 and len(np.unique(ref)) == 300 and (np.diff(ref) > 0).all()
+    order = np.random.default_rng(2).permutation(len(points))  # chosen by content, not by place
+    assert np.array_equal(np.sort(order[reference_ids(points[order], np.arange(len(points)), 300)]), ref)
     got = neighbourhood_scores(points, flat, 10, "knn", dims=None, reference_size=300)
     outside = np.setdiff1d(np.arange(len(points)), ref)
     dist, _ = NearestNeighbors(n_neighbors=10).fit(points[ref]).kneighbors(points[outside])

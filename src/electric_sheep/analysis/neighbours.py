@@ -1,11 +1,13 @@
 """How far a drawing lies from the others: k-nearest-neighbour distances and the local outlier
 factor (LOF; Breunig et al. 2000), over a faiss index.
 
-Every drawing is compared with a *reference*: the scored drawings themselves, or a seeded random
-sample of at most ``REFERENCE`` of them when there are more, so that time grows linearly with the
-number of drawings and memory stays bounded (a million drawings are streamed against 20,000).
+Every drawing is compared with a *reference*: the scored drawings themselves, or a seeded sample of
+at most ``REFERENCE`` of them when there are more, so that time grows linearly with the number of
+drawings and memory stays bounded (a million drawings are streamed against 20,000).
 Descriptors are first projected onto their ``DIMS`` principal components, fitted on the reference,
-which keeps the search cheap. A drawing that is itself in the reference is not its own neighbour.
+which keeps the search cheap. A drawing that is itself in the reference is not its own neighbour,
+and copies of a drawing count once. Samples are chosen by a hash of the drawings' content, so
+that the scores do not depend on the order of the file.
 """
 
 from __future__ import annotations
@@ -34,11 +36,31 @@ def _faiss():
     return faiss
 
 
-def reference_ids(n: int, size: int = REFERENCE, seed: int = 0) -> np.ndarray:
-    """Sorted indices of the reference drawings among ``n``: all of them, or a seeded sample."""
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+def reference_ids(images_u8: np.ndarray, candidates: np.ndarray, size: int = REFERENCE, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the reference drawings among ``candidates`` (sorted indices into
+    ``images_u8``): all of them, or the ``size`` distinct drawings whose pixels have the lowest
+    seeded hash (the first of any copies). A sample chosen by content is the same whatever order
+    the file is in, and a drawing added or removed changes at most one of its members (one drawn
+    by position would change them all)."""
+    if len(candidates) <= size:
+        return candidates
+    hashed = np.empty(len(candidates), np.uint64)
+    for s in batches(len(candidates)):  # read as the file allows: a whole category is never in memory
+        hashed[s] = _hashes(np.asarray(images_u8[candidates[s]]), seed)
+    order = np.argsort(hashed, kind="stable")
+    first = np.r_[True, hashed[order[1:]] != hashed[order[:-1]]]  # copies hash alike: one of each
+    return np.sort(candidates[order[first][:size]])
+
+
+def _hashes(rows: np.ndarray, seed: int) -> np.ndarray:
+    """(N,) uint64: a seeded hash of each row's bytes (its 64-bit words times seeded odd numbers,
+    summed wrapping at 2^64). Equal rows hash alike; any others almost never do."""
+    raw = np.ascontiguousarray(rows).reshape(len(rows), -1).view(np.uint8)
+    if raw.shape[1] % 8:
+        raw = np.pad(raw, ((0, 0), (0, -raw.shape[1] % 8)))
+    words = raw.view(np.uint64)
+    factors = np.random.default_rng(seed).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
+    return words @ factors
 
 
 class Neighbourhood:
@@ -115,16 +137,11 @@ def _rows(points: np.ndarray) -> np.ndarray:
 
 
 def _content_sample(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Positions of a seeded sample of at most ``size`` of ``rows`` (float32), chosen and ordered by
-    a hash of each row's bytes: the same rows in the same order whatever order they come in, and a
-    row added to or taken from the set changes at most one of them (a sample drawn by position
-    would change them all, and with them every projected point)."""
+    """Positions of a seeded sample of at most ``size`` of ``rows``, chosen and ordered by the hash
+    of each row's bytes: the same rows in the same order whatever order they come in."""
     if len(rows) <= size:
         return np.arange(len(rows))
-    # each row's 64-bit words (pairs of float32) times seeded odd numbers, summed wrapping at 2^64
-    words = rows.view(np.uint64) if rows.shape[1] % 2 == 0 else rows.view(np.uint32).astype(np.uint64)
-    factors = np.random.default_rng(seed).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
-    return np.argsort(words @ factors, kind="stable")[:size]
+    return np.argsort(_hashes(rows, seed), kind="stable")[:size]
 
 
 def _first_copies(rows: np.ndarray) -> np.ndarray:
@@ -173,7 +190,8 @@ def neighbourhood_scorer(
     ``method``: "lof" (local outlier factor) or "knn" (mean distance to the k nearest).
     ``dims``: principal components kept (None: the descriptors as they are).
     ``eligible``: (N,) bool, the drawings the reference is drawn from (default: all of them);
-    ``reference_size``: at most this many of them, a seeded sample (None: REFERENCE). A set no
+    ``reference_size``: at most this many of them, a seeded sample chosen by content (None:
+    REFERENCE; :func:`reference_ids`). A set no
     larger than that is described and searched whole, here; a larger one streams.
     """
     n = len(images_u8)
@@ -181,7 +199,7 @@ def neighbourhood_scorer(
         raise ValueError(f"unknown neighbourhood method {method!r}; choose {', '.join(METHODS)}")
     reference_size = REFERENCE if reference_size is None else reference_size
     candidates = np.arange(n) if eligible is None else np.flatnonzero(eligible)
-    ref = candidates[reference_ids(len(candidates), reference_size, seed)]
+    ref = reference_ids(images_u8, candidates, reference_size, seed)
     if len(ref) < 2:  # no neighbourhood to compare with
         return lambda start, stop: np.zeros(stop - start)
     if n <= reference_size:  # a set no larger than a reference: every drawing in one search
