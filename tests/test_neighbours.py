@@ -137,6 +137,13 @@ def test_a_sampled_reference_scores_every_drawing_against_the_sample():
     assert len(ref) == 300 and len(np.unique(ref)) == 300 and (np.diff(ref) > 0).all()
     order = np.random.default_rng(2).permutation(len(points))  # chosen by content, not by place
     assert np.array_equal(np.sort(order[reference_ids(points[order], np.arange(len(points)), 300)]), ref)
+    drawings = rng.integers(0, 256, size=(10_000, 28, 28), dtype=np.uint8)  # read in batches
+    drawings[5000:5400] = drawings[7]  # 400 copies: one of them at most
+    chosen = reference_ids(drawings, np.arange(len(drawings)), size=3000)
+    assert len(chosen) == 3000 and len(np.unique(drawings[chosen].reshape(3000, -1), axis=0)) == 3000
+    order = rng.permutation(len(drawings))
+    again = order[reference_ids(drawings[order], np.arange(len(drawings)), size=3000)]
+    assert np.array_equal(np.unique(drawings[np.sort(again)], axis=0), np.unique(drawings[chosen], axis=0))
     got = neighbourhood_scores(points, flat, 10, "knn", dims=None, reference_size=300)
     outside = np.setdiff1d(np.arange(len(points)), ref)
     dist, _ = NearestNeighbors(n_neighbors=10).fit(points[ref]).kneighbors(points[outside])

@@ -44,12 +44,15 @@ def reference_ids(images_u8: np.ndarray, candidates: np.ndarray, size: int = REF
     by position would change them all)."""
     if len(candidates) <= size:
         return candidates
-    hashed = np.empty(len(candidates), np.uint64)
-    for s in batches(len(candidates)):  # read as the file allows: a whole category is never in memory
-        hashed[s] = _hashes(np.asarray(images_u8[candidates[s]]), seed)
-    order = np.argsort(hashed, kind="stable")
-    first = np.r_[True, hashed[order[1:]] != hashed[order[:-1]]]  # copies hash alike: one of each
-    return np.sort(candidates[order[first][:size]])
+    lowest, chosen = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    for s in batches(len(candidates)):  # the file read a batch at a time, the lowest kept: bounded memory
+        hashed = np.concatenate([lowest, _hashes(np.asarray(images_u8[candidates[s]]), seed)])
+        ids = np.concatenate([chosen, candidates[s]])
+        order = np.argsort(hashed, kind="stable")  # copies hash alike; the first of them stays first
+        hashed, ids = hashed[order], ids[order]
+        first = np.r_[True, hashed[1:] != hashed[:-1]]
+        lowest, chosen = hashed[first][:size], ids[first][:size]
+    return np.sort(chosen)
 
 
 def _hashes(rows: np.ndarray, seed: int) -> np.ndarray:
