@@ -24,7 +24,6 @@ PCA_SAMPLE = 2048  # drawings the principal components are fitted on (a sample c
 PCA_OVERSAMPLE = 10  # extra directions the randomized SVD follows, as scikit-learn's PCA
 PCA_ITERATIONS = 8  # power iterations: as close to the exact components as scikit-learn's randomized PCA
 BATCH = 4096  # drawings described and searched at a time
-COMPARED = 1024  # rows compared at a time when looking for copies (a HOG row is 5 KB)
 METHODS = ("lof", "knn")
 TINY = 1e-10  # keeps a density finite where distinct points are closer than float32 tells apart
 
@@ -57,7 +56,7 @@ def reference_ids(images_u8: np.ndarray, candidates: np.ndarray, size: int = REF
 
 def _hashes(rows: np.ndarray, seed: int) -> np.ndarray:
     """(N,) uint64: a seeded hash of each row's bytes (its 64-bit words times seeded odd numbers,
-    summed wrapping at 2^64). Equal rows hash alike; any others almost never do."""
+    summed wrapping at 2^64). Equal rows hash alike; two others alike once in about 2^64 pairs."""
     raw = np.ascontiguousarray(rows).reshape(len(rows), -1).view(np.uint8)
     if raw.shape[1] % 8:
         raw = np.pad(raw, ((0, 0), (0, -raw.shape[1] % 8)))
@@ -85,9 +84,9 @@ class Neighbourhood:
         self.k = min(k, len(indexed) - 1)
         self.index = _faiss().IndexFlatL2(indexed.shape[1])
         self.index.add(indexed)
-        keys = _keys(indexed)
-        self._order = np.argsort(keys)
-        self._sorted_keys = keys[self._order]
+        hashed = _hashes(indexed, 0)
+        self._order = np.argsort(hashed)
+        self._sorted_hashes = hashed[self._order]
         self.neighbours = self._search(points)
         own_dist, own_idx = (part[reference[distinct]] for part in self.neighbours)
         self.k_distance = own_dist[:, -1] if self.k > 0 else np.zeros(len(indexed))
@@ -95,9 +94,9 @@ class Neighbourhood:
 
     def places(self, points: np.ndarray) -> np.ndarray:
         """(B,) each point's place in the index where it is one of its points (or a copy), else -1."""
-        keys = _keys(_rows(points))
-        at = np.minimum(np.searchsorted(self._sorted_keys, keys), len(self._sorted_keys) - 1)
-        return np.where(self._sorted_keys[at] == keys, self._order[at], -1)
+        hashed = _hashes(_rows(points), 0)
+        at = np.minimum(np.searchsorted(self._sorted_hashes, hashed), len(self._sorted_hashes) - 1)
+        return np.where(self._sorted_hashes[at] == hashed, self._order[at], -1)
 
     def _search(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (B, k) and reference indices (B, k) of each point's k nearest, skipping the
@@ -148,20 +147,11 @@ def _content_sample(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def _first_copies(rows: np.ndarray) -> np.ndarray:
-    """Sorted positions of the first copy of each distinct row of ``rows`` (float32). Sorted by
-    their bytes, copies lie side by side; neighbours in that order are compared a batch at a time
-    (np.unique would copy every row twice)."""
-    keys = _keys(rows)
-    order = np.argsort(keys, kind="stable")  # equal rows in the order they come: the first first
-    copy = np.zeros(len(rows), bool)
-    for s in batches(len(rows) - 1, COMPARED):
-        copy[order[s.start + 1 : s.stop + 1]] = keys[order[s]] == keys[order[s.start + 1 : s.stop + 1]]
-    return np.flatnonzero(~copy)
-
-
-def _keys(rows: np.ndarray) -> np.ndarray:
-    """(N,) each row's bytes as one sortable key: equal keys, identical rows."""
-    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    """Sorted positions of the first copy of each distinct row of ``rows``, copies told by their hash."""
+    hashed = _hashes(rows, 0)
+    order = np.argsort(hashed, kind="stable")  # copies side by side, the first of them first
+    first = np.r_[True, hashed[order[1:]] != hashed[order[:-1]]][: len(rows)]
+    return np.sort(order[first])
 
 
 def batches(n: int, size: int = BATCH) -> Iterator[slice]:
