@@ -46,11 +46,8 @@ def reference_ids(images_u8: np.ndarray, candidates: np.ndarray, size: int = REF
     lowest, chosen = np.zeros(0, np.uint64), np.zeros(0, np.int64)
     for s in batches(len(candidates)):  # the file read a batch at a time, the lowest kept: bounded memory
         hashed = np.concatenate([lowest, _hashes(np.asarray(images_u8[candidates[s]]), seed)])
-        ids = np.concatenate([chosen, candidates[s]])
-        order = np.argsort(hashed, kind="stable")  # copies hash alike; the first of them stays first
-        hashed, ids = hashed[order], ids[order]
-        first = np.r_[True, hashed[1:] != hashed[:-1]]
-        lowest, chosen = hashed[first][:size], ids[first][:size]
+        keep = _one_of_each(hashed)[:size]  # those kept so far come first: the first of any copies
+        lowest, chosen = hashed[keep], np.concatenate([chosen, candidates[s]])[keep]
     return np.sort(chosen)
 
 
@@ -79,12 +76,12 @@ class Neighbourhood:
         score is 0."""
         reference = np.arange(len(points)) if reference is None else reference
         indexed = _rows(points[reference])
-        distinct = _first_copies(indexed)
-        indexed = indexed[distinct]
+        hashed = _hashes(indexed, 0)
+        distinct = np.sort(_one_of_each(hashed))
+        indexed, hashed = indexed[distinct], hashed[distinct]
         self.k = min(k, len(indexed) - 1)
         self.index = _faiss().IndexFlatL2(indexed.shape[1])
         self.index.add(indexed)
-        hashed = _hashes(indexed, 0)
         self._order = np.argsort(hashed)
         self._sorted_hashes = hashed[self._order]
         self.neighbours = self._search(points)
@@ -148,10 +145,13 @@ def _content_sample(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 def _first_copies(rows: np.ndarray) -> np.ndarray:
     """Sorted positions of the first copy of each distinct row of ``rows``, copies told by their hash."""
-    hashed = _hashes(rows, 0)
-    order = np.argsort(hashed, kind="stable")  # copies side by side, the first of them first
-    first = np.r_[True, hashed[order[1:]] != hashed[order[:-1]]][: len(rows)]
-    return np.sort(order[first])
+    return np.sort(_one_of_each(_hashes(rows, 0)))
+
+
+def _one_of_each(hashed: np.ndarray) -> np.ndarray:
+    """Positions of the first of each distinct value of ``hashed``, in increasing order of the values."""
+    order = np.argsort(hashed, kind="stable")  # equal values side by side, the first of them first
+    return order[np.r_[True, hashed[order[1:]] != hashed[order[:-1]]][: len(order)]]
 
 
 def batches(n: int, size: int = BATCH) -> Iterator[slice]:
@@ -241,7 +241,7 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
     too: axes fitted to a repeated drawing would set its copies apart from the rest."""
     reference = _rows(reference)
     distinct = _first_copies(reference)
-    reference = reference[distinct] if len(distinct) < len(reference) else reference  # no copy of 100 MB of HOG
+    reference = reference[distinct] if len(distinct) < len(reference) else reference  # indexing copies every row
     if dims is None or dims >= min(reference.shape):
         return lambda x: x
     sample = torch.from_numpy(reference[_content_sample(reference, PCA_SAMPLE, seed)])
