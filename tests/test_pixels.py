@@ -110,7 +110,7 @@ def test_the_temperature_is_read_off_the_drawings_the_model_learned_from():
     torch.manual_seed(0)
     model = build_model(make_model_config("default"))
     # weights whose logits are neither saturated nor flat: each step of the temperature grid changes
-    # the grey share by 0.01-0.015, five times what another seed of the drawings moves it
+    # the grey share more than another seed of the drawings does
     for p in model.pixel_head.parameters():
         torch.nn.init.normal_(p, std=0.5)
     model.renderer = _Blur()  # an untrained renderer draws every pixel grey
