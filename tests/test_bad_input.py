@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson
 
 from electric_sheep.cli import main
+from electric_sheep.runs.checkpoint import builtin_run_dir
 
 
 def _html(p):
@@ -300,3 +302,58 @@ def test_bad_epoch_lists(tmp_path):
         res = CliRunner().invoke(main, [*command, "--epochs", "5,x"])
         assert res.exit_code == 2 and "give comma-separated integers" in res.output, res.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_missing_run_folder_before_data_is_named_and_nothing_made(tmp_path):
+    """RUN_DIR DATA where RUN_DIR is no run: one line, and no RUN_DIR/analysis left behind."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=20)
+    for command in ("anomalies", "latent", "clusters", "evaluate"):
+        missing = tmp_path / f"no-run-{command}"
+        res = CliRunner().invoke(main, [command, str(missing), str(data)])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert f"{missing}: not a run folder" in lines[0] and not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["draw", "--seed", "-1"],
+        ["dream", "--seed", str(2**64)],
+        ["dream", "--ms", str(10**23)],
+        ["anomalies", "DATA", "--seed", "-5"],
+        ["train", "DATA", "--seed", "-1"],
+    ],
+    ids=lambda a: "-".join(a)[:30],
+)
+def test_integers_out_of_range_are_refused_while_parsing(tmp_path, args):
+    """A negative or 65-bit seed, a frame longer than a GIF holds: numpy, torch or Pillow would
+    otherwise fail with a traceback."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=20)
+    res = CliRunner().invoke(main, [str(data) if a == "DATA" else a for a in args])
+    assert res.exit_code == 2 and "is not in the range" in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    "option", [["--hidden", "1000000000"], ["--latent-dim", str(10**23)], ["--channels", "99999,99999"]]
+)
+def test_a_model_no_memory_holds_is_refused_before_the_run_folder_is_made(tmp_path, option):
+    data = write_bitmap(tmp_path / "sheep.npy", n=20)
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run), *option])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert "the model is too large to build" in lines[0] or "numbers, more than 2,147,483,648" in lines[0]
+    assert not run.exists()
+
+
+def test_a_run_whose_config_asks_for_a_huge_model_names_its_config(tmp_path):
+    """A hand-edited config.json whose sizes no memory holds: the file named, no allocation tried."""
+    run = shutil.copytree(builtin_run_dir(), tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["latent_dim"] = 10**6
+    (run / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(main, ["draw", str(run), "-o", str(tmp_path / "x.png")])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert f"{run / 'config.json'}: the model would hold" in lines[0] and not (tmp_path / "x.png").exists()

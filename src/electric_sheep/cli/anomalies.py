@@ -13,6 +13,7 @@ from ..data import drawings as data_mod
 from ..runs.streaming import Shard, Store
 from .common import (
     PARTS,
+    SEED,
     _default_out,
     _finish,
     _Finite,
@@ -74,7 +75,7 @@ from .common import (
 @click.option("--threshold", type=_Finite(), default=None, help="Flag scores above T (the post: MSE > 300).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
 @click.option("--quantile", type=_Finite(0, 1), default=None, help="Flag scores above this quantile (0.99).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mix and --train-on-mix.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --mix and --train-on-mix.")
 @_out_dir_option
 @_json_option
 def anomalies(

@@ -16,10 +16,11 @@ import numpy as np
 
 from ..data import drawings as data_mod
 from ..data.formats import is_picture_folder
-from ..errors import SheepError, SheepWarning
+from ..errors import DataError, SheepError, SheepWarning
 from ..runs.fileio import folder_lock, json_text
 from ..runs.streaming import Shard
 
+SEED = click.IntRange(0, 2**32 - 1)  # a seed scikit-learn's random_state takes too
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
 
 
@@ -145,14 +146,14 @@ def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[
     if len(paths) > 2:
         raise click.UsageError("expected at most RUN_DIR and DATA")
     if len(paths) == 2:
+        if not is_run_dir(paths[0]):  # checked before anything is written into it
+            raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
         return Path(paths[0]), paths[1]
     if len(paths) == 1 and is_run_dir(paths[0]):
         if data_required:
             raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
         return Path(paths[0]), None
     if len(paths) == 1 and Path(paths[0]).is_dir() and not is_picture_folder(Path(paths[0])):
-        from ..errors import DataError
-
         raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
     if data_required and not paths:
         raise click.UsageError("missing DATA")

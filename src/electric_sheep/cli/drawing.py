@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..render.plots import MAX_TILES
+from ..render.plots import MAX_FRAME_MS, MAX_TILES
 from .common import (
+    SEED,
     _default_out,
     _finish,
     _Finite,
@@ -30,7 +31,7 @@ from .common import (
 @click.option("--mean", type=_Finite(), default=None, help="Mean of z (the post used 1). Default: the model's prior.")
 @click.option("--std", type=_Finite(0), default=None, help="Std of z (the post used 0.5). Default: the model's prior.")
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--category", default=None, help="What a class-conditional model draws (one of its categories).")
 @click.option(
     "--candidates",
@@ -91,8 +92,10 @@ def draw(
 @_run_dir_arg
 @click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Dreams side by side.")
 @click.option("--frames", type=click.IntRange(2, 1000), default=96, show_default=True, help="Frames in one loop.")
-@click.option("--ms", type=click.IntRange(20), default=80, show_default=True, help="Milliseconds per frame.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--ms", type=click.IntRange(20, MAX_FRAME_MS), default=80, show_default=True, help="Milliseconds per frame."
+)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @_out_option(Path("dream.gif"), "animation", "A .gif, .png (APNG) or .webp animation.")
 @_json_option
 def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:

@@ -10,6 +10,7 @@ import click
 from ..data import drawings as data_mod
 from ..runs.streaming import Shard
 from .common import (
+    SEED,
     _default_out,
     _epoch_list,
     _finish,
@@ -134,7 +135,7 @@ def _pair(kind):
     default=None,
     help="Pick the setting that finds this many clusters.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @_out_dir_option
 @_json_option
 def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json) -> None:

@@ -8,7 +8,17 @@ import click
 import numpy as np
 
 from ..errors import SheepError
-from .common import _epoch_list, _finish, _Finite, _json_option, _run_and_data, _run_and_data_args, _run_dir_arg, main
+from .common import (
+    SEED,
+    _epoch_list,
+    _finish,
+    _Finite,
+    _json_option,
+    _run_and_data,
+    _run_and_data_args,
+    _run_dir_arg,
+    main,
+)
 
 
 @main.command()
@@ -19,7 +29,7 @@ from .common import _epoch_list, _finish, _Finite, _json_option, _run_and_data, 
     callback=_epoch_list,
     help="Epochs of the latent snapshots [default: the post's 5,10,15,20 the run saved].",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @_json_option
 def report(paths, out, epochs, seed, as_json) -> None:
     """One self-contained HTML report: curves, latent space, samples, clusters, anomalies, explorer."""

@@ -11,7 +11,17 @@ from ..core.presets import PRESET_MODEL
 from ..core.schedules import SCHEDULES
 from ..data import drawings as data_mod
 from ..runs.fileio import json_text
-from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run_and_data, _run_and_data_args, main
+from .common import (
+    SEED,
+    _channels,
+    _default_out,
+    _finish,
+    _Finite,
+    _is_builtin,
+    _run_and_data,
+    _run_and_data_args,
+    main,
+)
 
 
 @main.command()
@@ -101,7 +111,7 @@ from .common import _channels, _default_out, _finish, _Finite, _is_builtin, _run
     is_flag=True,
     help="Several files: one class-conditional model, each file a category (`sheep draw --category`).",
 )
-@click.option("--seed", type=int, default=None, help="Default: 0 (with --resume: the run's).")
+@click.option("--seed", type=SEED, default=None, help="Default: 0 (with --resume: the run's).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option(
     "--threads",

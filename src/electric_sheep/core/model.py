@@ -33,6 +33,10 @@ from .prior import CodePrior
 
 SIDE = 28
 PIXELS = SIDE * SIDE
+# Numbers a model may hold (weights and buffers; 8 GiB in float32), far beyond any model of 28x28
+# drawings (the default holds about 320,000): a typo such as --hidden 1000000000 is refused in one
+# line instead of failing to allocate terabytes.
+MAX_NUMBERS = 2**31
 
 
 @dataclass(frozen=True)
@@ -384,8 +388,17 @@ class ConvVAE(VAE):
 
 
 def build_model(config: ModelConfig) -> VAE:
-    """The model a config describes (weights freshly initialised)."""
-    return SeedVAE(config) if config.preset == "seed" else ConvVAE(config)
+    """The model a config describes (weights freshly initialised); a ConfigError for sizes no
+    memory holds, found by building it first on the meta device, which allocates nothing."""
+    kind = SeedVAE if config.preset == "seed" else ConvVAE
+    try:
+        with torch.device("meta"):
+            size = sum(t.numel() for t in kind(config).state_dict().values())
+    except (RuntimeError, TypeError, OverflowError) as e:  # sizes beyond a 64-bit integer
+        raise ConfigError(f"the model is too large to build ({str(e).splitlines()[0]})") from None
+    if size > MAX_NUMBERS:
+        raise ConfigError(f"the model would hold {size:,} numbers, more than {MAX_NUMBERS:,}: choose smaller sizes")
+    return kind(config)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,7 +29,11 @@ class CodePrior(nn.Module):
         weights[0] = 1.0
         self.register_buffer("weights", weights)  # (K,)
         self.register_buffer("means", torch.zeros(MAX_COMPONENTS, latent_dim))  # (K, D)
-        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(MAX_COMPONENTS, 1, 1))  # (K, D, D)
+        # Identities filled in place: torch.eye on the meta device (where build_model checks a
+        # model's size) first loads over a second of torch's reference implementations.
+        scale_tril = torch.zeros(MAX_COMPONENTS, latent_dim, latent_dim)  # (K, D, D)
+        scale_tril.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+        self.register_buffer("scale_tril", scale_tril)
 
     def components(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n,) mixture components drawn by their weights."""

@@ -115,6 +115,7 @@ def _fit(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
 
 
 ANIMATED = ("GIF", "PNG", "WEBP")  # formats Pillow writes as animations (PNG as APNG)
+MAX_FRAME_MS = 655_350  # the longest frame a GIF holds: its delay is 16 bits of centiseconds
 
 
 def picture_format(path: str | Path, animated: bool = False) -> str:

@@ -117,7 +117,10 @@ def read_model_config(run_dir: str | Path) -> ModelConfig:
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
     """Build the model from ``config.json`` and load its weights, in eval mode."""
     run_dir = Path(run_dir)
-    model = build_model(read_model_config(run_dir))
+    try:
+        model = build_model(read_model_config(run_dir))
+    except ConfigError as e:  # sizes no memory holds
+        raise DataError(run_dir / CONFIG, str(e)) from None
     return load_weights(model, run_dir).to(device).eval()
 
 

@@ -208,8 +208,10 @@ def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
 
     The lock is the kernel's (``flock``; ``msvcrt.locking`` on Windows): it is released when the
     block ends or the process dies however it dies, so a stale lock file never blocks anyone. A
-    second writer fails at once with :class:`FolderInUse`, naming the holder's process id.
+    second writer fails at once with :class:`FolderInUse`, naming the holder's process id. A
+    folder made here is removed again when the block fails before writing anything into it.
     """
+    made = not Path(folder).exists()
     folder = ensure_dir(folder)
     path = folder / LOCK_FILE
     try:
@@ -223,8 +225,20 @@ def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
         yield folder
+    except BaseException:
+        if made:
+            _remove_if_only_lock(folder)
+        raise
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _remove_if_only_lock(folder: Path) -> None:
+    """Remove ``folder`` if the lock file is all it holds (a failed command leaves no empty run)."""
+    with contextlib.suppress(OSError):
+        if [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            (folder / LOCK_FILE).unlink()
+            folder.rmdir()
 
 
 def check_unlocked(folder: str | Path, what: str = "a run") -> None:
