@@ -357,3 +357,15 @@ def test_a_run_whose_config_asks_for_a_huge_model_names_its_config(tmp_path):
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1, res.output
     assert f"{run / 'config.json'}: the model would hold" in lines[0] and not (tmp_path / "x.png").exists()
+
+
+def test_pages_of_named_drawings_that_are_not_there_say_so(tmp_path):
+    """report and explore leave out what needs drawings when a run has none recorded, but drawings
+    the user names must be there: no page quietly drawn without them."""
+    missing = tmp_path / "missing.npy"
+    for command in ("report", "explore"):
+        out = tmp_path / f"{command}.html"
+        res = CliRunner().invoke(main, [command, str(builtin_run_dir()), str(missing), "-o", str(out)])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and f"{missing}: no such file" in lines[0], res.output
+        assert not out.exists()

@@ -61,6 +61,8 @@ def explore(paths, out, grid, span, as_json) -> None:
         originals = run_data(run_dir, data).split("valid", limit=600)
         codes = encode(model, originals)
     except SheepError:
+        if data is not None:  # drawings the user named must be there
+            raise
         from ..runs.checkpoint import last_latents
 
         saved = last_latents(run_dir)

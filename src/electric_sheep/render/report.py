@@ -113,6 +113,8 @@ def build_report(
     try:
         drawings = ckpt.run_data(run_dir, data)
     except DataError:
+        if data is not None:  # drawings the user named must be there
+            raise
         drawings = None  # e.g. the built-in model without DATA: the sections that need drawings are left out
     codes = _codes(model, drawings, run_dir)
     candidates = [
