@@ -112,6 +112,21 @@ def test_a_tie_at_the_top_is_flagged_whole_and_top_k_flags_k():
     assert (large > anomaly.threshold_for(large, top=3)[0]).sum() == 3
 
 
+def test_copies_of_one_drawing_flag_nothing_though_their_scores_differ_in_the_last_place():
+    """The model can score the same drawing a unit in the last place apart at some places of a
+    batch (on an AVX-512 CPU, five blank pages: four at one value, the fifth at the next float,
+    which made the default flag four of them). Rounding is no evidence: none is flagged."""
+    from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+
+    model, blanks = load_model(builtin_run_dir()), np.zeros((5, 28, 28), np.uint8)
+    for kind in ("combined", "elbo-ink"):
+        values = anomaly.scores(model, blanks, kind)
+        assert (values > anomaly.threshold_for(values)[0]).sum() == 0, kind
+    near = np.r_[np.linspace(0, 1, 100), np.full(4, 767.0), np.nextafter(767.0, 0)]  # five copies, one rounded
+    assert (near > anomaly.threshold_for(near)[0]).sum() == 5
+    assert not anomaly.robust_z(np.r_[np.full(4, 66.46316528), 66.46315002]).any()
+
+
 def test_principal_axes_are_the_leading_components_even_of_duplicate_drawings():
     import torch
     from sklearn.decomposition import PCA

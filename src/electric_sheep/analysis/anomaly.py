@@ -50,6 +50,9 @@ TYPICALITY = ("code-ink", "elbo")
 MAD_TO_SD = 1.4826  # a normal's standard deviation over its median absolute deviation
 MEAN_AD_TO_SD = 1.2533  # ... over its mean absolute deviation, sqrt(pi / 2)
 CODES = 0  # posterior draws the model's likelihoods are averaged over; 0: read at the posterior mean
+# Relative differences this small are float32 rounding, not evidence: the same drawing scored at
+# another place in a batch can differ by a unit in the last place (2**-23); this allows eight.
+ROUNDING = 2**-20
 
 
 @dataclass(frozen=True)
@@ -190,12 +193,20 @@ def screen(
 def robust_z(values: np.ndarray) -> np.ndarray:
     """(values - median) / (1.4826 * median absolute deviation): spreads from the typical drawing,
     in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal).
-    Where over half the values are equal the MAD is 0; the mean absolute deviation (times 1.2533,
-    the same for a normal) takes its place, and values that are all equal are all 0."""
+    Values equal up to rounding count as equal. Where over half are equal the MAD is 0; the mean
+    absolute deviation (times 1.2533, the same for a normal) takes its place, and values that are
+    all equal are all 0."""
     centre = np.median(values)
-    deviation = np.abs(values - centre)
+    offset = np.asarray(values, np.float64) - centre
+    offset[np.abs(offset) <= _rounding(values)] = 0  # copies of the typical drawing are typical
+    deviation = np.abs(offset)
     spread = MAD_TO_SD * np.median(deviation) or MEAN_AD_TO_SD * np.mean(deviation)
-    return (values - centre) / spread if spread > 0 else np.zeros(len(values))
+    return offset / spread if spread > 0 else np.zeros(len(values))
+
+
+def _rounding(values: np.ndarray) -> float:
+    """The largest difference between two of ``values`` that is rounding (see ROUNDING)."""
+    return ROUNDING * float(np.max(np.abs(values))) if len(values) else 0.0
 
 
 SCORES: dict[str, Score] = {
@@ -275,9 +286,13 @@ def threshold_for(
         top = min(max(top, 1), len(values))
         return _just_below(np.sort(values)[-top]), f"top {top}"
     q = 0.99 if quantile is None else quantile
-    cut = float(np.quantile(values, q)) if len(values) else 0.0
-    if len(values) and cut == values.max() > values.min():  # a tie at the top: flag it, not nothing
-        cut = _just_below(cut)
+    if not len(values):
+        return 0.0, f"above the {q:g} quantile"
+    cut, top, rounding = float(np.quantile(values, q)), float(values.max()), _rounding(values)
+    if top - values.min() <= rounding:  # all equal: none stands out
+        cut = top
+    elif top - cut <= rounding:  # a tie at the top: flag it, not nothing
+        cut = _just_below(top - rounding)
     return cut, f"above the {q:g} quantile"
 
 
