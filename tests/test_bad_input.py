@@ -369,3 +369,17 @@ def test_pages_of_named_drawings_that_are_not_there_say_so(tmp_path):
         lines = res.output.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and f"{missing}: no such file" in lines[0], res.output
         assert not out.exists()
+
+
+def test_a_folder_of_pictures_among_several_files_is_named(tmp_path):
+    from PIL import Image
+
+    data = write_bitmap(tmp_path / "sheep.npy", n=20)
+    folder = tmp_path / "doodles"
+    folder.mkdir()
+    Image.fromarray(np.kron(np.eye(28, dtype=np.uint8) * 255, np.ones((4, 4), np.uint8))).save(folder / "a.png")
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", str(data), str(folder), "--epochs", "1", "--out", str(run)])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and f"{folder}: is a folder of pictures" in lines[0], res.output
+    assert not run.exists()

@@ -156,8 +156,9 @@ def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tup
     from ..data.drawings import data_fingerprint
 
     sets = load_sources(sources, seed=split_seed)  # every file checked before anything is trained
-    if any(d.format == "picture" for d in sets):
-        raise ConfigError("a folder of pictures trains alone, not among several files")
+    pictures = [d.source for d in sets if d.format == "picture"]
+    if pictures:
+        raise DataError(pictures[0], "is a folder of pictures: it trains alone, not among several files")
     train_set = DrawingSet.from_drawings(sets, "train", cfg.limit)
     per_file = None if cfg.val_limit is None else max(cfg.val_limit // len(sets), 1)
     val_set = DrawingSet.from_drawings(sets, "valid", per_file)
