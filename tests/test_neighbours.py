@@ -127,6 +127,20 @@ def test_copies_of_one_drawing_flag_nothing_though_their_scores_differ_in_the_la
     assert not anomaly.robust_z(np.r_[np.full(4, 66.46316528), 66.46315002]).any()
 
 
+def test_the_posts_error_of_a_drawing_is_its_own_wherever_it_is_in_the_file():
+    """mse decodes each drawing by sampling its pixels; the randomness is the drawing's own (seeded
+    by its content), so copies score alike and another order of the file changes no score."""
+    from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+
+    model = load_model(builtin_run_dir())
+    drawings = np.random.default_rng(4).integers(0, 2, size=(40, 28, 28), dtype=np.uint8) * 255
+    drawings[30:] = drawings[3]
+    values = anomaly.scores(model, drawings, "mse")
+    assert np.ptp(values[[3, *range(30, 40)]]) == 0 and np.ptp(values) > 0
+    order = np.random.default_rng(5).permutation(len(drawings))
+    np.testing.assert_array_equal(anomaly.scores(model, drawings[order], "mse"), values[order])
+
+
 def test_principal_axes_are_the_leading_components_even_of_duplicate_drawings():
     import torch
     from sklearn.decomposition import PCA

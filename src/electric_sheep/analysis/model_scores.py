@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ..core.elbo import bernoulli_log_likelihood, gaussian_kl
 from ..core.infer import as_batch, drawings_tensor, fast_inference
 from ..core.model import VAE
-from ..core.pixels import binarise
+from ..core.pixels import binarise, drawing_noise
 
 BATCH = 1024  # drawings per forward pass: fits the CPU caches
 HEAD_CHUNK = 256  # drawings per pixel-head pass: its 16 channels per pixel of these stay in cache
@@ -43,7 +43,7 @@ def _batch_scores(
     mean, log_var = (t.float() for t in model.encode(x, y))
     out = {}
     if "mse" in kinds:
-        out["mse"] = (model.decode(mean, None, y).float() - x).pow(2).flatten(1).sum(dim=1)
+        out["mse"] = (model.decode(mean, drawing_noise(x), y).float() - x).pow(2).flatten(1).sum(dim=1)
     std = model.posterior_std(log_var)
     z = _codes(mean, std, samples, gen)  # (draws * B, D)
     b, draws = len(mean), len(z) // len(mean)

@@ -20,6 +20,8 @@ Shapes: logits and drawings are (B, 1, 28, 28); noise is (B, 28, 28) uniforms in
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -126,3 +128,17 @@ def pixel_noise(n: int, seed: int = 0, device: torch.device | str = "cpu") -> to
     """(n, 28, 28) uniforms: the randomness of drawing ``n`` drawings, reproducible from ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     return torch.rand((n, SIDE, SIDE), generator=gen).to(device)
+
+
+def drawing_noise(x: torch.Tensor) -> torch.Tensor:
+    """(B, 28, 28) uniforms for drawings ``x`` (B, ...), each seeded by a hash of the drawing's own
+    values: decoded with them, a drawing comes out the same wherever it is in a file."""
+    gen = torch.Generator()
+    rows = [
+        torch.rand((SIDE, SIDE), generator=gen.manual_seed(_content_seed(row.tobytes()))) for row in x.cpu().numpy()
+    ]
+    return (torch.stack(rows) if rows else torch.zeros(0, SIDE, SIDE)).to(x.device)
+
+
+def _content_seed(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
