@@ -250,6 +250,14 @@ def test_kmeans_on_too_few_drawings(tmp_path):
     res = r.invoke(main, ["clusters", str(data), "--k", "9", "--out-dir", str(tmp_path / "b")])
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and "8 drawings for k = 9" in lines[0], res.output
+    copies = tmp_path / "copies.npy"  # three drawings, each many times: three distinct codes
+    np.save(copies, np.repeat(np.load(data)[:3], 20, axis=0))
+    res = r.invoke(main, ["clusters", str(copies), "--out-dir", str(tmp_path / "c"), "--json"])
+    assert res.exit_code == 0 and "Warning" not in res.output, res.output
+    assert list(json.loads(res.output)["elbow"]) == ["2"]
+    res = r.invoke(main, ["clusters", str(copies), "--k", "4", "--out-dir", str(tmp_path / "d")])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and "48 drawings (3 distinct) for k = 4" in lines[0], res.output
 
 
 def test_a_file_of_a_few_drawings_trains_and_names_its_empty_splits(tmp_path):

@@ -85,10 +85,11 @@ def _kmeans_clustering(
     codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """k-means with k given or chosen by the elbow: (labels, numbers for the JSON, plot title)."""
-    n = len(codes)
-    ks = list(range(k_range[0], min(k_range[1], n - 1) + 1))  # more drawings than clusters, for each k
+    n = len(np.unique(codes, axis=0))  # copies of a drawing share a code: a cluster needs a point of its own
+    ks = list(range(k_range[0], min(k_range[1], n - 1) + 1))  # more points than clusters, for each k
     if not ks or (k is not None and k > n):
-        raise ConfigError(f"k-means needs more drawings than clusters: {n} drawings for k = {k or k_range[0]}")
+        count = f"{len(codes)} drawings" + (f" ({n} distinct)" if n < len(codes) else "")
+        raise ConfigError(f"k-means needs more drawings than clusters: {count} for k = {k or k_range[0]}")
     wcss = elbow(codes, ks, seed)
     chosen = k or elbow_k(ks, wcss)
     info = {
