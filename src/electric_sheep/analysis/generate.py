@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..core.infer import drawings_tensor, encode_means, fast_inference
 from ..core.model import SIDE, VAE
-from ..core.pixels import pixel_noise
+from ..core.pixels import drawing_noise, pixel_noise
 from ..errors import ConfigError
 from .quality import grey_share
 
@@ -43,8 +43,9 @@ def decode_codes(
     A model with a pixel head samples each drawing's pixels with its own noise, drawn from
     ``seed``, ``candidates`` times, and keeps the candidate nearest the decoder's plan; or, given
     ``noise`` (M, 28, 28), drawing i uses noise[i % M], so that the drawings of nearby codes (a
-    path, a map) differ only as much as their codes. ``category``: what a class-conditional model
-    draws (its names: ``model.config.categories``).
+    path, a map) differ only as much as their codes; or, given ``noise`` (candidates, N, 28, 28),
+    each drawing its own. ``category``: what a class-conditional model draws (its names:
+    ``model.config.categories``).
     """
     label = None if category is None else model.config.category_index(category)
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
@@ -55,6 +56,8 @@ def decode_codes(
             zb = z[i : i + BATCH]
             if noise is None:  # (candidates, B, 28, 28); with one candidate the noise of earlier versions
                 nb = torch.rand((candidates, len(zb), SIDE, SIDE), generator=gen)
+            elif noise.dim() == 4:  # (candidates, N, 28, 28): each drawing's own
+                nb = noise[:, i : i + len(zb)]
             else:
                 nb = noise[torch.arange(i, i + len(zb)) % len(noise)]
             y = None if label is None else torch.full((len(zb),), label, device=device)
@@ -164,9 +167,10 @@ def manifold(
 
 
 def reconstruct(model: VAE, images_u8: np.ndarray, candidates: int = CANDIDATES) -> np.ndarray:
-    """Decode each drawing's posterior mean: the model's best guess of the drawing."""
-    codes = encode_means(model, drawings_tensor(images_u8))
-    return decode_codes(model, codes, candidates=candidates)
+    """Decode each drawing's posterior mean: the model's best guess of the drawing, its pixels
+    sampled with randomness of its own, so that it comes out alike whatever is reconstructed with it."""
+    x = drawings_tensor(images_u8)
+    return decode_codes(model, encode_means(model, x), noise=drawing_noise(x, candidates), candidates=candidates)
 
 
 def sharpen(images: np.ndarray, centre: float = -1.0) -> np.ndarray:

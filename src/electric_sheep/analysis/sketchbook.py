@@ -20,7 +20,7 @@ from ..data.raster import render
 from ..errors import DataError, SheepError
 from ..runs.fileio import read_npy
 from .anomaly import scores, threshold_for
-from .generate import CANDIDATES, decode_codes, interpolate, manifold_axes, prior_codes
+from .generate import decode_codes, interpolate, manifold_axes, prior_codes, reconstruct
 from .latent import encode
 
 SCORE = "elbo-ink"  # per drawing, so one sketch is judged alone; `combined` compares drawings with each other
@@ -157,7 +157,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
         near = ref.images[nearest]
     return Verdict(
         bitmap,
-        decode_one(ref, code, CANDIDATES),  # its reconstruction, as `sheep reconstruct` draws it
+        reconstruct(ref.model, batch)[0],  # as `sheep reconstruct` draws it
         score,
         float((ref.scores < score).mean() * 100),
         score <= ref.threshold,

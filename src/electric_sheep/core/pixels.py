@@ -130,14 +130,13 @@ def pixel_noise(n: int, seed: int = 0, device: torch.device | str = "cpu") -> to
     return torch.rand((n, SIDE, SIDE), generator=gen).to(device)
 
 
-def drawing_noise(x: torch.Tensor) -> torch.Tensor:
-    """(B, 28, 28) uniforms for drawings ``x`` (B, ...), each seeded by a hash of the drawing's own
-    values: decoded with them, a drawing comes out the same wherever it is in a file."""
-    gen = torch.Generator()
-    rows = [
-        torch.rand((SIDE, SIDE), generator=gen.manual_seed(_content_seed(row.tobytes()))) for row in x.cpu().numpy()
-    ]
-    return (torch.stack(rows) if rows else torch.zeros(0, SIDE, SIDE)).to(x.device)
+def drawing_noise(x: torch.Tensor, candidates: int = 1) -> torch.Tensor:
+    """(candidates, B, 28, 28) uniforms for drawings ``x`` (B, ...), each drawing's seeded by a hash
+    of its own values: decoded with them, a drawing comes out the same wherever it is in a file
+    and whatever is decoded beside it."""
+    gen, shape = torch.Generator(), (candidates, SIDE, SIDE)
+    rows = [torch.rand(shape, generator=gen.manual_seed(_content_seed(row.tobytes()))) for row in x.cpu().numpy()]
+    return (torch.stack(rows, dim=1) if rows else torch.zeros(candidates, 0, SIDE, SIDE)).to(x.device)
 
 
 def _content_seed(data: bytes) -> int:
