@@ -297,3 +297,15 @@ def test_long_rasterising_shows_progress(tmp_path, monkeypatch, capsys):
     data.load_drawings(write_sketchrnn(tmp_path / "s.npz"), use_cache=False)
     err = capsys.readouterr().err
     assert "rasterising" in err and "rasterising train" in err and "drawing" in err
+
+
+def test_info_of_several_files_or_a_pattern(tmp_path):
+    for name, n in (("a.npy", 20), ("b.npy", 30)):
+        write_bitmap(tmp_path / name, n=n)
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "*.npy"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [s["count"] for s in json.loads(r.output)] == [20, 30]
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+    assert r.exit_code == 0 and r.output.count("drawings: ") == 2, r.output
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "c*.npy")])
+    assert r.exit_code == 2 and "matches no file" in r.output

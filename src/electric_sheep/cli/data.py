@@ -57,17 +57,28 @@ def show(
 
 
 @main.command()
-@click.argument("data")
+@click.argument("data", nargs=-1, required=True)
 @click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list of them for several files).")
 @_cache_option
-def info(data: str, recognized: bool | None, as_json: bool, cache_dir: Path | None) -> None:
-    """Count, split sizes, format and mean ink per drawing of DATA."""
-    drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
-    summary = data_mod.summary(drawings)
+def info(data: tuple[str, ...], recognized: bool | None, as_json: bool, cache_dir: Path | None) -> None:
+    """Count, split sizes, format and mean ink per drawing of DATA (one or several files or
+    categories, or a pattern such as 'data/*.npy')."""
+    from ..data.sources import expand_sources
+
+    sources = expand_sources(data)
+    summaries = [
+        data_mod.summary(data_mod.load_drawings(source, recognized=recognized, cache_dir=cache_dir))
+        for source in sources
+    ]
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
         return
+    for summary in summaries:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
     click.echo(f"{summary['path']}\n  format: {summary['format']}\n  drawings: {summary['count']}")
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
     click.echo(f"  splits: {splits}" + (" (pictures: each split holds all of them)" if "files" in summary else ""))
