@@ -132,7 +132,8 @@ def fit(
         with cpu_threads(cfg.threads if device.type == "cpu" else 0):
             x_train = training_drawings(train_images, cfg.limit, cfg.seed, cfg.balance, device)
             if len(x_train) < 2 * procs.world:  # batch norm (seed preset) needs two drawings per batch
-                raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process")
+                world = f" ({2 * procs.world} for {procs.world} processes)" if procs.world > 1 else ""
+                raise SheepError(f"only {len(x_train)} training drawings: need at least 2 per process{world}")
             model = model.to(device)
             training_layout(model)
             x_val = drawings_tensor(val_images[: cfg.val_limit]).to(device)
