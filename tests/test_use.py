@@ -471,3 +471,12 @@ def test_library_refuses_floats_and_flat_drawings(run, tmp_path):
     with pytest.raises(ValueError, match="expected uint8 drawings"):
         train(blobs(8).astype(np.float32), blobs(2), ModelConfig(), make_train_config("default"), tmp_path / "r")
     assert not (tmp_path / "r").exists()  # refused before the run folder is made
+
+
+def test_the_library_draws_nothing_when_asked_for_nothing_and_refuses_negative_counts():
+    model = load_model(builtin_run_dir())
+    assert generate.draw(model, 0).shape == (0, 28, 28)
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        generate.draw(model, -1)
+    with pytest.raises(ValueError, match="samples must be >= 0"):
+        anomaly.scores(model, np.zeros((2, 28, 28), np.uint8), "elbo-ink", samples=-1)

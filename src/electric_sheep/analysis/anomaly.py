@@ -270,6 +270,8 @@ def scores(
     as they are computed, so that a killed run continues (default: in memory)."""
     if kind not in SCORES:
         raise ConfigError(f"unknown score {kind!r}; choose {', '.join(SCORES)}")
+    if samples < 0:
+        raise ValueError(f"samples must be >= 0 (0: the posterior mean), got {samples}")
     from ..core.infer import check_drawings
 
     check_drawings(images_u8)

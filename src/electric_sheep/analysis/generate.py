@@ -93,6 +93,8 @@ def draw(
     """``n`` new drawings: codes from the model's prior, or from N(mean, std^2) when either is given
     (the post's way); of ``category`` for a class-conditional model; each the best of
     ``candidates`` samples of its pixels (see :data:`CANDIDATES`)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
     if mean is None and std is None:
         z = prior_codes(model, n, temperature, seed)
     else:

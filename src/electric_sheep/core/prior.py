@@ -37,6 +37,8 @@ class CodePrior(nn.Module):
 
     def components(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n,) mixture components drawn by their weights."""
+        if n == 0:  # torch.multinomial refuses to draw nothing
+            return torch.zeros(0, dtype=torch.long)
         return torch.multinomial(self.weights.cpu(), n, replacement=True, generator=generator)
 
     def transform(self, eps: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
