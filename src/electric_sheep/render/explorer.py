@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from ..analysis.generate import decode_codes, manifold_axes
-from ..core.pixels import pixel_noise
+from ..core.infer import drawings_tensor
+from ..core.pixels import drawing_noise, pixel_noise
 from .plots import grid_image
 
 TILE = 28
@@ -55,7 +56,9 @@ def explorer_payload(
     tiles = decode_codes(model, z_grid, noise=pixel_noise(1))  # as the manifold: one noise for the map
     # Plane coordinates of each code: solve centre + a * axes[0] + b * axes[1] ~ z (least squares).
     ab = np.linalg.lstsq(axes.T.astype(np.float64), (codes - centre).T.astype(np.float64), rcond=None)[0].T
-    recon = decode_codes(model, codes) if len(codes) else np.zeros((0, TILE, TILE), np.float32)
+    # each drawing decoded with randomness of its own where the drawings are at hand: as alone
+    own = None if originals is None else drawing_noise(drawings_tensor(originals))
+    recon = decode_codes(model, codes, noise=own) if len(codes) else np.zeros((0, TILE, TILE), np.float32)
     per_row = max(1, int(math.ceil(math.sqrt(max(len(codes), 1)))))
     return {
         "grid": grid,
