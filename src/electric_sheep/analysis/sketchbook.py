@@ -176,10 +176,10 @@ def sample_code(ref: Reference, temperature: float, seed: int) -> np.ndarray:
     return prior_codes(ref.model, 1, temperature, seed)[0]
 
 
-def decode_one(ref: Reference, code: np.ndarray, candidates: int = 1) -> np.ndarray:
-    """One code's drawing, (28, 28) in [0, 1]; by default one sampling with the same noise for
-    every code, so that a point moved on the map moves its drawing only as much as its code."""
-    return decode_codes(ref.model, code[None], candidates=candidates)[0]
+def decode_one(ref: Reference, code: np.ndarray) -> np.ndarray:
+    """One code's drawing, (28, 28) in [0, 1]: one sampling with the same noise for every code, so
+    that a point moved on the map moves its drawing only as much as its code."""
+    return decode_codes(ref.model, code[None])[0]
 
 
 def path_between(ref: Reference, start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
