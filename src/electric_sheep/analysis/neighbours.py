@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.hashing import row_hashes
+
 REFERENCE = 20_000  # drawings in the reference sample: a density is estimated well from far fewer
 DIMS = 64  # principal components kept; more changed no AUROC by over 0.01 in docs/anomalies.md
 PCA_SAMPLE = 2048  # drawings the principal components are fitted on (a sample chosen by content)
@@ -45,21 +47,10 @@ def reference_ids(images_u8: np.ndarray, candidates: np.ndarray, size: int = REF
         return candidates
     lowest, chosen = np.zeros(0, np.uint64), np.zeros(0, np.int64)
     for s in batches(len(candidates)):  # the file read a batch at a time, the lowest kept: bounded memory
-        hashed = np.concatenate([lowest, _hashes(np.asarray(images_u8[candidates[s]]), seed)])
+        hashed = np.concatenate([lowest, row_hashes(np.asarray(images_u8[candidates[s]]), seed)])
         keep = _one_of_each(hashed)[:size]  # those kept so far come first: the first of any copies
         lowest, chosen = hashed[keep], np.concatenate([chosen, candidates[s]])[keep]
     return np.sort(chosen)
-
-
-def _hashes(rows: np.ndarray, seed: int) -> np.ndarray:
-    """(N,) uint64: a seeded hash of each row's bytes (its 64-bit words times seeded odd numbers,
-    summed wrapping at 2^64). Equal rows hash alike; two others alike once in about 2^64 pairs."""
-    raw = np.ascontiguousarray(rows).reshape(len(rows), -1).view(np.uint8)
-    if raw.shape[1] % 8:
-        raw = np.pad(raw, ((0, 0), (0, -raw.shape[1] % 8)))
-    words = raw.view(np.uint64)
-    factors = np.random.default_rng(seed).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
-    return words @ factors
 
 
 class Neighbourhood:
@@ -76,7 +67,7 @@ class Neighbourhood:
         score is 0."""
         reference = np.arange(len(points)) if reference is None else reference
         indexed = _rows(points[reference])
-        hashed = _hashes(indexed, 0)
+        hashed = row_hashes(indexed, 0)
         distinct = np.sort(_one_of_each(hashed))
         indexed, hashed = indexed[distinct], hashed[distinct]
         self.k = min(k, len(indexed) - 1)
@@ -91,7 +82,7 @@ class Neighbourhood:
 
     def places(self, points: np.ndarray) -> np.ndarray:
         """(B,) each point's place in the index where it is one of its points (or a copy), else -1."""
-        hashed = _hashes(_rows(points), 0)
+        hashed = row_hashes(_rows(points), 0)
         at = np.minimum(np.searchsorted(self._sorted_hashes, hashed), len(self._sorted_hashes) - 1)
         return np.where(self._sorted_hashes[at] == hashed, self._order[at], -1)
 
@@ -140,12 +131,12 @@ def _content_sample(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
     of each row's bytes: the same rows in the same order whatever order they come in."""
     if len(rows) <= size:
         return np.arange(len(rows))
-    return np.argsort(_hashes(rows, seed), kind="stable")[:size]
+    return np.argsort(row_hashes(rows, seed), kind="stable")[:size]
 
 
 def _first_copies(rows: np.ndarray) -> np.ndarray:
     """Sorted positions of the first copy of each distinct row of ``rows``, copies told by their hash."""
-    return np.sort(_one_of_each(_hashes(rows, 0)))
+    return np.sort(_one_of_each(row_hashes(rows, 0)))
 
 
 def _one_of_each(hashed: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data import drawings as data_mod
 from ..data.formats import is_picture_folder
-from ..errors import DataError, SheepError, SheepWarning
+from ..errors import SheepError, SheepWarning
 from ..runs.fileio import folder_lock, json_text
 from ..runs.streaming import Shard
 
@@ -141,20 +141,19 @@ def _run(run_dir: Path | None) -> Path:
 def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
     """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA (a file,
     or a folder of pictures: one of figures beside our JSON and CSV files is a mistyped RUN_DIR)."""
-    from ..runs.checkpoint import is_run_dir
+    from ..runs.checkpoint import is_run_dir, read_config
 
     if len(paths) > 2:
         raise click.UsageError("expected at most RUN_DIR and DATA")
     if len(paths) == 2:
-        if not is_run_dir(paths[0]):  # checked before anything is written into it
-            raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
+        read_config(Path(paths[0]))  # its one-line error when RUN_DIR is none, before anything is written
         return Path(paths[0]), paths[1]
     if len(paths) == 1 and is_run_dir(paths[0]):
         if data_required:
             raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
         return Path(paths[0]), None
     if len(paths) == 1 and Path(paths[0]).is_dir() and not is_picture_folder(Path(paths[0])):
-        raise DataError(paths[0], "not a run folder (no config.json; create one with `sheep train`)")
+        read_config(Path(paths[0]))  # a folder that is neither a run nor pictures: its error
     if data_required and not paths:
         raise click.UsageError("missing DATA")
     return _run(None), (paths[0] if paths else None)

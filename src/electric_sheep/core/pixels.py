@@ -20,11 +20,11 @@ Shapes: logits and drawings are (B, 1, 28, 28); noise is (B, 28, 28) uniforms in
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .hashing import row_hashes
 
 SIDE = 28
 RENDER_CHANNELS = 8
@@ -135,9 +135,5 @@ def drawing_noise(x: torch.Tensor, candidates: int = 1) -> torch.Tensor:
     of its own values: decoded with them, a drawing comes out the same wherever it is in a file
     and whatever is decoded beside it."""
     gen, shape = torch.Generator(), (candidates, SIDE, SIDE)
-    rows = [torch.rand(shape, generator=gen.manual_seed(_content_seed(row.tobytes()))) for row in x.cpu().numpy()]
+    rows = [torch.rand(shape, generator=gen.manual_seed(int(h))) for h in row_hashes(x.cpu().numpy())]
     return (torch.stack(rows, dim=1) if rows else torch.zeros(candidates, 0, SIDE, SIDE)).to(x.device)
-
-
-def _content_seed(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")

@@ -30,7 +30,7 @@ class CodePrior(nn.Module):
         self.register_buffer("weights", weights)  # (K,)
         self.register_buffer("means", torch.zeros(MAX_COMPONENTS, latent_dim))  # (K, D)
         # Identities filled in place: torch.eye on the meta device (where build_model checks a
-        # model's size) first loads over a second of torch's reference implementations.
+        # model's size) loads torch's slow reference implementations first.
         scale_tril = torch.zeros(MAX_COMPONENTS, latent_dim, latent_dim)  # (K, D, D)
         scale_tril.diagonal(dim1=-2, dim2=-1).fill_(1.0)
         self.register_buffer("scale_tril", scale_tril)
