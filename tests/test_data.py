@@ -309,3 +309,15 @@ def test_info_of_several_files_or_a_pattern(tmp_path):
     assert r.exit_code == 0 and r.output.count("drawings: ") == 2, r.output
     r = CliRunner().invoke(main, ["info", str(tmp_path / "c*.npy")])
     assert r.exit_code == 2 and "matches no file" in r.output
+
+
+def test_a_pattern_given_to_a_one_file_command_is_named_as_one(tmp_path):
+    for name in ("a.npy", "b.npy"):
+        write_bitmap(tmp_path / name, n=20)
+    for pattern, problem in (
+        ("*.npy", "is a pattern (2 files match); this command reads one file"),
+        ("c*.npy", "matches no file"),
+    ):
+        r = CliRunner().invoke(main, ["show", str(tmp_path / pattern), "-o", str(tmp_path / "grid.png")])
+        assert r.exit_code == 2 and f"{tmp_path / pattern}: {problem}" in r.output, r.output
+    assert not (tmp_path / "grid.png").exists()

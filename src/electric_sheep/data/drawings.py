@@ -12,6 +12,7 @@ Images stay uint8; normalisation to float32 [0, 1] happens per batch
 from __future__ import annotations
 
 import difflib
+import glob
 import hashlib
 import os
 import warnings
@@ -35,6 +36,7 @@ from .formats import (
     read_sketchrnn,
 )
 from .raster import RasterConfig
+from .sources import GLOB_CHARS
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test for files that come without splits
 CACHE_ENV = "ELECTRIC_SHEEP_CACHE"
@@ -141,7 +143,7 @@ def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
         raise DataError(path, "is not a file or folder of drawings (a device, a pipe, or a link to nothing)")
     looks_like_path = os.sep in str(source) or path.suffix != ""
     if looks_like_path:
-        raise DataError(path, "no such file")
+        raise DataError(path, _missing_path(path))
     category = check_category(str(source))
     for fmt in FILE_FORMATS:  # the order is the preference: bitmaps need no rasterising
         candidate = cached_category_path(category, fmt, cache_dir)
@@ -149,6 +151,15 @@ def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
             return candidate
     root = cache_dir or default_cache_dir()
     raise DataError(category, f"not downloaded yet (looked in {root}); run `sheep download {category!r}`")
+
+
+def _missing_path(path: Path) -> str:
+    """Why a path names no file: a pattern (which ``sheep train`` expands, one-file commands do
+    not) is told apart from a plain missing file."""
+    if not any(c in str(path) for c in GLOB_CHARS):
+        return "no such file"
+    found = len(glob.glob(str(path)))
+    return f"is a pattern ({found} files match); this command reads one file" if found else "matches no file"
 
 
 FINGERPRINT_BYTES = 2**20  # a data file's fingerprint reads this much of its head and of its tail

@@ -21,14 +21,14 @@ from ..errors import DataError
 if TYPE_CHECKING:
     from .drawings import Drawings
 
-_GLOB_CHARS = "*?["
+GLOB_CHARS = "*?["  # what makes a source a pattern (glob)
 
 
 def expand_sources(sources: list[str | Path] | tuple[str | Path, ...]) -> list[str]:
     """Category names and paths as given; a pattern (``runs/*.npy``) becomes its files, sorted."""
     out: list[str] = []
     for source in map(str, sources):
-        if any(c in source for c in _GLOB_CHARS) and not Path(source).exists():
+        if any(c in source for c in GLOB_CHARS) and not Path(source).exists():
             matches = sorted(glob.glob(str(Path(source).expanduser())))
             if not matches:
                 raise DataError(source, "matches no file")
