@@ -196,11 +196,16 @@ def test_resume_recognises_its_data_by_content_not_path(tmp_path):
     r = CliRunner()
     assert r.invoke(main, ["train", str(first), "--epochs", "1", "--out", str(run)]).exit_code == 0
     assert "fingerprint" in json.loads((run / ckpt.CONFIG).read_text())["data"]
+    result = r.invoke(main, ["train", "--epochs", "2", "--out", str(run), "--resume", "--quiet"])  # its own DATA
+    assert result.exit_code == 0 and len(ckpt.read_metrics(run)) == 2, result.output
     shutil.move(first, moved)
-    _one_line(r.invoke(main, ["train", str(other), "--epochs", "2", "--out", str(run), "--resume"]), "other data")
-    result = r.invoke(main, ["train", str(moved), "--epochs", "2", "--out", str(run), "--resume"])
+    _one_line(r.invoke(main, ["train", "--epochs", "3", "--out", str(run), "--resume"]), f"{first}: no such file")
+    _one_line(r.invoke(main, ["train", str(other), "--epochs", "3", "--out", str(run), "--resume"]), "other data")
+    result = r.invoke(main, ["train", str(moved), "--epochs", "3", "--out", str(run), "--resume"])
     assert result.exit_code == 0, result.output
-    assert len(ckpt.read_metrics(run)) == 2
+    assert len(ckpt.read_metrics(run)) == 3
+    result = r.invoke(main, ["train", "--epochs", "3", "--out", str(tmp_path / "new")])
+    assert result.exit_code == 2 and "only --resume may leave it out" in result.output
 
 
 def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypatch):

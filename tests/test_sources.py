@@ -74,6 +74,9 @@ def test_train_on_several_files_records_them_and_resumes_only_with_them(three, t
     r = CliRunner().invoke(main, ["train", str(tmp_path / "*.npy"), "--resume", "--epochs", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "3", "--out", str(out)])  # the files it recorded
+    assert r.exit_code == 0, r.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other size"])

@@ -25,7 +25,7 @@ from .common import (
 
 
 @main.command()
-@click.argument("data", nargs=-1, required=True)
+@click.argument("data", nargs=-1)
 @click.option(
     "--preset",
     type=click.Choice(list(PRESET_MODEL)),
@@ -134,10 +134,13 @@ def train(data: tuple[str, ...], run_dir, resume: bool, quiet: bool, as_json: bo
     """Train a VAE on DATA; checkpoints, metrics and TensorBoard logs go to the run folder.
 
     DATA: one file or category, or several (`sheep train sheep cat dog`, paths, or a pattern such
-    as 'data/*.npy'): they train as one set, read from disk as batches need them."""
+    as 'data/*.npy'): they train as one set, read from disk as batches need them. With --resume
+    DATA may be left out: the run goes on with the files it recorded."""
     from ..core.devices import is_main_process
     from ..runs.train_data import train_on_data
 
+    if not data and not resume:
+        raise click.UsageError("Missing argument 'DATA...' (only --resume may leave it out).")
     run_dir = run_dir or Path("runs") / (settings["preset"] or "default")
     # every other option is a model or TrainConfig setting of the same name
     progress, log = not (quiet or as_json), (lambda line: None) if as_json else click.echo

@@ -54,7 +54,7 @@ def _resumed_configs(
 
 
 def train_on_data(
-    data: str | Path | list[str],
+    data: str | Path | list[str] | None,
     run_dir: str | Path,
     *,
     preset: str | None = None,
@@ -73,7 +73,8 @@ def train_on_data(
 ) -> list[dict[str, Any]]:
     """Load DATA (any Quick, Draw! format), then :func:`train` on its train split, validating on
     its valid split. Several files (a list; patterns are expanded) train as one set, streamed from
-    their memory maps, each drawing labelled by its file. ``overrides`` are :class:`TrainConfig`
+    their memory maps, each drawing labelled by its file; with ``resume``, None (or an empty list)
+    goes on with the files the run recorded. ``overrides`` are :class:`TrainConfig`
     fields. None keeps the defaults: for a new run the preset's (``default``;
     :data:`~electric_sheep.core.presets.PRESET_MODEL`), with ``resume`` the run's own settings.
     ``channels`` and ``hidden`` size the default preset; the seed's layers are the post's.
@@ -99,12 +100,14 @@ def train_on_data(
 
 
 def _training_data(
-    data: str | Path | list[str], run_dir: str | Path, resume: bool, cfg: TrainConfig, split_seed: int
+    data: str | Path | list[str] | None, run_dir: str | Path, resume: bool, cfg: TrainConfig, split_seed: int
 ) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
     """(train drawings, validation drawings, what config.json records); resumed, the run's own
     split and the same files, or an error that says what differs."""
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
+    if not data:  # resumed without DATA: the files the run recorded
+        data = _recorded_sources(run_dir, recorded)
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
     train_images, val_images, info = (_several_files if len(sources) > 1 else _one_file)(sources, cfg, split_seed)
     _check_same_data(run_dir, recorded, info)
@@ -117,6 +120,18 @@ def _training_data(
         )
         val_images = train_images.take(np.arange(min(len(train_images), cfg.val_limit or len(train_images))))
     return train_images, val_images, info
+
+
+def _recorded_sources(run_dir: str | Path, recorded: dict[str, Any]) -> list[str]:
+    """The files a run was trained on, as its config.json records them; one that is no longer
+    there is named (the run can still be resumed with DATA where the file now lies)."""
+    sources = [f.get("source") for f in recorded.get("sources", [recorded])] if recorded else []
+    if not sources or not all(isinstance(s, str) for s in sources):
+        raise DataError(Path(run_dir) / ckpt.CONFIG, "records no data files: give DATA")
+    for source in sources:
+        if not Path(source).exists():
+            raise DataError(source, f"no such file (what {run_dir} was trained on; give DATA where it now lies)")
+    return sources
 
 
 def _conditional(model_cfg: ModelConfig, train_images: DrawingSet) -> ModelConfig:
