@@ -53,10 +53,11 @@ class PixelHead(nn.Module):
     def forward(self, base: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
         """Teacher-forced: logits of every pixel given the binarised drawing ``drawn`` (B, 1, 28, 28)."""
         seen = F.conv2d(drawn, self.context.weight * self.mask, self.context.bias, padding=self.size // 2)
-        return base + self._mlp(seen + self.condition(base))
+        return base + self._mlp(seen.add_(self.condition(base)))
 
     def _mlp(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(F.relu(self.hidden(F.relu(h))))
+        # In place: no fresh (B, C, 28, 28) tensor per activation (the head's largest ones).
+        return self.out(self.hidden(h.relu_()).relu_())
 
     def sample(self, base: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Draw a binarised drawing pixel by pixel: x_i = 1 when noise_i < sigmoid(logit_i / temperature),
