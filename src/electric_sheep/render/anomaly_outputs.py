@@ -74,7 +74,8 @@ def gallery_image(
 
     Planted drawings (when known) get a red frame, so a glance shows what the detector caught.
     """
-    title = f"the {len(worst)} highest {kind} scores, highest first ({'name' if names else '#index'} score)"
+    which = f"the highest {kind} score" if len(worst) == 1 else f"the {len(worst)} highest {kind} scores, highest first"
+    title = f"{which} ({'name' if names else '#index'} score)"
     if planted is not None:
         title += f"; planted in red: {int(planted[worst].sum())} of {len(worst)}"
     labels = [
