@@ -164,6 +164,33 @@ def test_dbscan_search_keeps_min_samples_within_the_drawings():
     assert {t.min_samples for t in trials} <= set(range(5, 9))
 
 
+def test_dbscan_where_every_drawing_is_its_own_cluster_has_no_silhouette():
+    """min_samples 1 and a tiny eps: as many clusters as drawings, where a silhouette is undefined
+    (scikit-learn raises); the trial is kept with none, not a crash."""
+    codes = np.random.default_rng(0).normal(size=(40, 2))
+    trials = [
+        t for t in latent.dbscan_search(codes, (1e-6, 1e-5), (1, 1), trials=8, progress=False) if t.min_samples == 1
+    ]
+    assert trials and all(t.clusters == 40 and np.isnan(t.silhouette) for t in trials)
+    two = np.r_[codes[:20] * 0.01, codes[20:] * 0.01 + 10]  # two tight groups: a silhouette near 1
+    assert latent.dbscan_search(two, (1.0, 1.0), (2, 2), trials=1, progress=False)[0].silhouette > 0.9
+
+
+def test_a_gallery_of_many_clusters_shows_the_largest():
+    labels = np.r_[np.repeat(np.arange(100), 2), np.full(5, 7), np.full(3, -1)]  # cluster 7 largest, then noise
+    images = np.zeros((len(labels), 28, 28), np.uint8)
+    fig = latent_figures.cluster_gallery(images, labels, title="t")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert len(titles) == latent_figures.GALLERY_CLUSTERS + 1 and titles[-1] == "noise: 3 drawings"
+    assert "cluster 7: 7 drawings" in titles and fig._suptitle.get_text() == "t (the 30 largest of 100 clusters)"
+    sizes = {c: 2 for c in range(100)} | {7: 7, -1: 3}
+    from electric_sheep.cli.latent import _cluster_sizes
+
+    text = _cluster_sizes(sizes)
+    assert text.startswith("0: 2, 1: 2") and "7: 7" in text and "noise: 3" in text
+    assert text.endswith("(the 20 largest of 100 clusters)") and text.count(": ") == 21
+
+
 def test_mix_plants_known_labels_and_caps_with_a_warning():
     sheep, other = blobs(100), np.full((5, 28, 28), 255, np.uint8)
     with pytest.warns(UserWarning, match="holds only 5"):

@@ -21,6 +21,7 @@ from ..errors import SheepError
 from ..runs import checkpoint as ckpt
 
 ClusterMethod = Literal["kmeans", "dbscan"]
+SILHOUETTE_SAMPLE = 2000  # codes a DBSCAN trial's silhouette is measured on
 
 
 def encode(model: VAE, images_u8: np.ndarray) -> np.ndarray:
@@ -52,11 +53,12 @@ def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
     return PCA(n_components=2, random_state=0).fit_transform(codes), "PC"
 
 
-def elbow(codes: np.ndarray, ks: list[int], seed: int = 0) -> list[float]:
+def elbow(codes: np.ndarray, ks: list[int], seed: int = 0, progress: bool = False) -> list[float]:
     """Mean within-cluster sum of squares (k-means inertia / N) for each k."""
     from sklearn.cluster import KMeans
 
-    return [float(KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes).inertia_ / len(codes)) for k in ks]
+    fits = tqdm(ks, desc="k-means elbow", unit="k", disable=not progress, leave=False)
+    return [float(KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes).inertia_ / len(codes)) for k in fits]
 
 
 def kmeans(codes: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -87,7 +89,7 @@ def dbscan_search(
 
     rng = np.random.default_rng(seed)
     # A core point needs min_samples drawings around it: more than there are finds nothing.
-    hi = max(2, min(min_samples_range[1], len(codes)))
+    hi = max(1, min(min_samples_range[1], len(codes)))
     lo = min(min_samples_range[0], hi)
     results = []
     for _ in tqdm(range(trials), desc="DBSCAN search", disable=not progress, leave=False):
@@ -100,17 +102,17 @@ def dbscan_search(
 
 def _trial(codes: np.ndarray, labels: np.ndarray, eps: float, min_samples: int, seed: int) -> DBSCANTrial:
     from sklearn.metrics import silhouette_score
+    from sklearn.utils import check_random_state
 
     clustered = labels >= 0
     n_clusters = len(set(labels[clustered].tolist()))
-    sil = float("nan")
-    if n_clusters >= 2:
-        # Sampled: the exact score is O(N^2) in memory and time on 7,400 codes.
-        sil = float(
-            silhouette_score(
-                codes[clustered], labels[clustered], sample_size=min(2000, int(clustered.sum())), random_state=seed
-            )
-        )
+    # Sampled: the exact score is O(N^2) in memory and time on 7,400 codes (the sample that
+    # silhouette_score's own sample_size would take).
+    sample = check_random_state(seed).permutation(int(clustered.sum()))[:SILHOUETTE_SAMPLE]
+    points, sampled = codes[clustered][sample], labels[clustered][sample]
+    sil = float("nan")  # undefined unless 2 <= clusters < points: one cluster, or every point its own
+    if 2 <= len(np.unique(sampled)) < len(sampled):
+        sil = float(silhouette_score(points, sampled))
     return DBSCANTrial(eps, min_samples, n_clusters, float(1 - clustered.mean()), sil)
 
 

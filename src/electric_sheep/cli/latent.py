@@ -168,7 +168,15 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
             f"clusters, {result['noise_fraction']:.1%} noise, silhouette {result['silhouette']:.3f} "
             f"({result['rule']}); table {result['table']}"
         )
-    sizes = ", ".join(f"{'noise' if c < 0 else c}: {s}" for c, s in result["cluster_sizes"].items())
+    sizes = _cluster_sizes(result["cluster_sizes"])
     _finish(
         result, as_json, [head, f"cluster sizes: {sizes}", f"wrote {result['scatter']}", f"wrote {result['gallery']}"]
     )
+
+
+def _cluster_sizes(sizes: dict[int, int], shown: int = 20) -> str:
+    """'0: 169, 1: 279, ...': every cluster's size, or of many, the largest (and the noise)."""
+    clusters = {c: n for c, n in sizes.items() if c >= 0}
+    kept = sorted(sorted(clusters, key=lambda c: -clusters[c])[:shown]) + [c for c in sizes if c < 0]
+    text = ", ".join(f"{'noise' if c < 0 else c}: {sizes[c]}" for c in kept)
+    return text if len(clusters) <= shown else f"{text} (the {shown} largest of {len(clusters)} clusters)"

@@ -53,7 +53,7 @@ def clusters(
     result: dict[str, Any] = {"method": method, "n": len(codes), "n_nonfinite": int((~ok).sum())}
     result["codes"] = str(codes_path)
     if method == "kmeans":
-        labels, info, title = _kmeans_clustering(codes, out_dir, k or n_clusters, k_range, seed)
+        labels, info, title = _kmeans_clustering(codes, out_dir, k or n_clusters, k_range, seed, progress)
     else:
         labels, info, title = _dbscan_clustering(
             codes, out_dir, eps_range, min_samples_range, trials, n_clusters, seed, progress
@@ -82,7 +82,7 @@ def _write_clusters(
 
 
 def _kmeans_clustering(
-    codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int
+    codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int, progress: bool = False
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """k-means with k given or chosen by the elbow: (labels, numbers for the JSON, plot title)."""
     n = len(np.unique(codes, axis=0))  # copies of a drawing share a code: a cluster needs a point of its own
@@ -90,7 +90,7 @@ def _kmeans_clustering(
     if not ks or (k is not None and k > n):
         count = f"{len(codes)} drawings" + (f" ({n} distinct)" if n < len(codes) else "")
         raise ConfigError(f"k-means needs more drawings than clusters: {count} for k = {k or k_range[0]}")
-    wcss = elbow(codes, ks, seed)
+    wcss = elbow(codes, ks, seed, progress)
     chosen = k or elbow_k(ks, wcss)
     info = {
         "k": chosen,

@@ -17,6 +17,8 @@ from ..runs.fileio import ensure_dir
 from ..runs.streaming import Shard, stream_rows
 from .plots import latent_scatter_figure, pyplot, save_figure
 
+TITLE_INCHES = 0.6  # above a cluster gallery's rows
+GALLERY_CLUSTERS = 30  # rows of a cluster gallery: more is a picture nobody can take in
 PLOT_MAX = 100_000  # codes drawn in the scatter; more only hide each other (a seeded sample)
 
 
@@ -244,23 +246,35 @@ def cluster_gallery(
     seed: int = 0,
     title: str = "drawings of each cluster",
 ):
-    """A figure with one row per cluster (noise last): real drawings side by side."""
+    """A figure with one row per cluster (noise last): real drawings side by side; of more than
+    GALLERY_CLUSTERS clusters, the largest."""
     plt = pyplot()
 
     from .plots import grid_image
 
     rng = np.random.default_rng(seed)
-    ids = sorted(set(labels.tolist()), key=lambda c: (c < 0, c))
-    fig, axes = plt.subplots(len(ids), 1, figsize=(per_cluster * 0.9, 1.25 * len(ids) + 0.6), squeeze=False)
+    ids, total = _gallery_clusters(labels)
+    if len(ids) - (-1 in ids) < total:
+        title += f" (the {GALLERY_CLUSTERS} largest of {total} clusters)"
+    height = 1.25 * len(ids) + TITLE_INCHES
+    fig, axes = plt.subplots(len(ids), 1, figsize=(per_cluster * 0.9, height), squeeze=False)
     for ax, c in zip(axes[:, 0], ids, strict=True):
         members = np.flatnonzero(labels == c)
         pick = np.sort(rng.choice(members, size=min(per_cluster, len(members)), replace=False))
         ax.imshow(np.asarray(grid_image(images_u8[pick], ncols=per_cluster, scale=1)), cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{'noise' if c < 0 else f'cluster {c}'}: {len(members)} drawings", fontsize=9, loc="left")
         ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig.suptitle(title, y=1 - 0.1 / height, va="top")  # a tenth of an inch from the top, however tall
+    fig.tight_layout()  # which leaves the title its room
     return fig
+
+
+def _gallery_clusters(labels: np.ndarray) -> tuple[list[int], int]:
+    """(the clusters a gallery shows, in order, noise last; how many clusters there are)."""
+    ids, sizes = np.unique(labels, return_counts=True)
+    clusters = [(int(c), int(n)) for c, n in zip(ids, sizes, strict=True) if c >= 0]
+    largest = sorted(clusters, key=lambda cn: (-cn[1], cn[0]))[:GALLERY_CLUSTERS]
+    return sorted(c for c, _ in largest) + ([-1] if (ids < 0).any() else []), len(clusters)
 
 
 def elbow_figure(ks: list[int], wcss: list[float], chosen: int):
