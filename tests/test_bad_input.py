@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -340,6 +341,27 @@ def test_integers_out_of_range_are_refused_while_parsing(tmp_path, args):
     data = write_bitmap(tmp_path / "sheep.npy", n=20)
     res = CliRunner().invoke(main, [str(data) if a == "DATA" else a for a in args])
     assert res.exit_code == 2 and "is not in the range" in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["draw", "--mean", "1e300"],
+        ["draw", "--std", "1e39"],
+        ["draw", "--temperature", "1e308"],
+        ["manifold", "--range", "1e300"],
+    ],
+    ids=lambda a: "-".join(a)[:30],
+)
+def test_codes_past_float32_are_refused_in_words(tmp_path, args):
+    """Codes that overflow float32 would decode to a picture of NaNs after numpy's warnings."""
+    out = tmp_path / "out.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        res = CliRunner().invoke(main, [*args, "-o", str(out)])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert "codes beyond float32's range" in lines[0] and f"{float(args[-1]):g}" in lines[0] and not out.exists()
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,16 @@ def sample_codes(
 ) -> np.ndarray:
     """z ~ N(mean, (std * temperature)^2 I), (n, D). The prior is N(0, 1); the post used N(1, 0.5)."""
     rng = np.random.default_rng(seed)
-    return (mean + std * temperature * rng.standard_normal((n, latent_dim))).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # said by _finite_codes, in words
+        z = (mean + std * temperature * rng.standard_normal((n, latent_dim))).astype(np.float32)
+    return _finite_codes(z, f"mean {mean:g}, std {std:g}, temperature {temperature:g}")
+
+
+def _finite_codes(z: np.ndarray, asked: str) -> np.ndarray:
+    """``z`` where every code is a float32 number; else an error naming what was asked for."""
+    if not np.isfinite(z).all():
+        raise ConfigError(f"{asked}: codes beyond float32's range (about 3.4e38); ask for smaller ones")
+    return z
 
 
 def prior_codes(model: VAE, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -162,9 +171,10 @@ def manifold(
     """The classic grid of decodings over the latent plane: (grid * grid, 28, 28), row-major,
     top row = largest second coordinate (so the picture reads like a plot)."""
     centre, axes = manifold_axes(model.config.latent_dim, codes)
-    values = np.linspace(-span, span, grid, dtype=np.float32)
-    u, v = np.meshgrid(values, values[::-1])  # (grid, grid) each
-    z = centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1]
+    with np.errstate(over="ignore", invalid="ignore"):  # said by _finite_codes, in words
+        values = np.linspace(-span, span, grid, dtype=np.float32)
+        u, v = np.meshgrid(values, values[::-1])  # (grid, grid) each
+        z = _finite_codes(centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1], f"span {span:g}")
     return decode_codes(model, z, noise=pixel_noise(1))  # one noise: the map changes with the code alone
 
 
