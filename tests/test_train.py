@@ -171,6 +171,30 @@ def test_seed_preset_trains_and_evaluates(tmp_path):
     assert result["n"] == 12 and result["k"] == 20 and result["kl"] >= 0
 
 
+def test_evaluation_memory_does_not_grow_with_k(monkeypatch):
+    """The k importance samples are decoded a chunk at a time (here 16 decodes for k = 50: one
+    drawing at a time, in chunks of 16, 16, 16 and 2); the bounds combine the chunks exactly (the
+    mean of the log-weights, the log of the mean weight)."""
+    from electric_sheep.analysis import evaluate
+
+    k, n, chunk = 50, 3, 16
+    weights = torch.randn(n, k, dtype=torch.float64) * 30 - 200  # what each drawing's samples weigh, in order
+    calls = []
+
+    def log_weights(model, x_bin, mean, std, count, gen):
+        drawn = sum(c for _, c in calls)
+        calls.append((len(mean), count))
+        row, col = divmod(drawn, k)
+        return weights[row : row + 1, col : col + count]
+
+    monkeypatch.setattr(evaluate, "DECODES_PER_CHUNK", chunk)
+    monkeypatch.setattr(evaluate, "_log_weights", log_weights)
+    result = evaluate.evaluate_model(ckpt.load_model(ckpt.builtin_run_dir()), blobs(n, seed=2), k=k)
+    assert calls == [(1, 16), (1, 16), (1, 16), (1, 2)] * n
+    assert result["nelbo"] == pytest.approx(-float(weights.mean(dim=1).mean()))
+    assert result["iwae_nll"] == pytest.approx(-float((torch.logsumexp(weights, dim=1) - np.log(k)).mean()))
+
+
 def test_cli_train_and_evaluate_json(tmp_path):
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(120).reshape(120, 784))

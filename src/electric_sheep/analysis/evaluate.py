@@ -14,6 +14,7 @@ sampling quirk (std = exp(log_var)) is honoured.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +43,42 @@ def evaluate_model(
     x_all = drawings_tensor(images_u8)
     per_batch = max(1, DECODES_PER_CHUNK // k)
     sums = {"nelbo": 0.0, "iwae_nll": 0.0, "mse": 0.0, "kl": 0.0}
-    for i in tqdm(range(0, len(x_all), per_batch), desc="evaluating", disable=not progress, leave=False):
+    bar = tqdm(total=len(x_all) * k, desc="evaluating", unit="decode", disable=not progress, leave=False)
+    for i in range(0, len(x_all), per_batch):
         x = as_batch(x_all[i : i + per_batch].to(device))  # (B, 1, 28, 28) in [0, 1]
         x_bin = (x > 0.5).float()
         mean, log_var = model.encode(x)  # (B, D) each
         std = model.posterior_std(log_var)
-        log_w = _log_weights(model, x_bin, mean, std, k, gen)  # (B, k)
-        sums["nelbo"] -= float(log_w.mean(dim=1).sum())
-        sums["iwae_nll"] -= float((torch.logsumexp(log_w.double(), dim=1) - math.log(k)).sum())
+        mean_log_w, log_mean_w = _importance_weights(model, x_bin, mean, std, k, gen, bar.update)  # (B,) each
+        sums["nelbo"] -= float(mean_log_w.sum())
+        sums["iwae_nll"] -= float(log_mean_w.sum())
         sums["mse"] += float((model.decode(mean) - x).pow(2).flatten(1).mean(dim=1).sum())
         sums["kl"] += float(gaussian_kl(mean, std).sum())
+    bar.close()
     n = len(x_all)
     return {**{key: value / max(n, 1) for key, value in sums.items()}, "k": k, "n": n}
+
+
+def _importance_weights(
+    model: VAE,
+    x_bin: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    k: int,
+    gen: torch.Generator,
+    done: Callable[[int], object],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) the mean of the k log-weights of each drawing and the log of their mean, the samples
+    drawn at most DECODES_PER_CHUNK decodes at a time, so that memory does not grow with k."""
+    per_chunk = max(1, DECODES_PER_CHUNK // len(mean))
+    total = torch.zeros(len(mean), dtype=torch.float64, device=mean.device)
+    log_sum = torch.full_like(total, -math.inf)
+    for start in range(0, k, per_chunk):
+        log_w = _log_weights(model, x_bin, mean, std, min(per_chunk, k - start), gen).double()  # (B, chunk)
+        total += log_w.sum(dim=1)
+        log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, dim=1))
+        done(log_w.numel())
+    return total / k, log_sum - math.log(k)
 
 
 def _log_weights(
