@@ -350,6 +350,7 @@ def test_integers_out_of_range_are_refused_while_parsing(tmp_path, args):
         ["draw", "--std", "1e39"],
         ["draw", "--temperature", "1e308"],
         ["manifold", "--range", "1e300"],
+        ["explore", "--range", "1e300"],
     ],
     ids=lambda a: "-".join(a)[:30],
 )

@@ -170,12 +170,17 @@ def manifold(
 ) -> np.ndarray:
     """The classic grid of decodings over the latent plane: (grid * grid, 28, 28), row-major,
     top row = largest second coordinate (so the picture reads like a plot)."""
-    centre, axes = manifold_axes(model.config.latent_dim, codes)
+    plane = plane_codes(*manifold_axes(model.config.latent_dim, codes), grid, span)
+    return decode_codes(model, plane, noise=pixel_noise(1))  # one noise: the map changes with the code alone
+
+
+def plane_codes(centre: np.ndarray, axes: np.ndarray, grid: int, span: float) -> np.ndarray:
+    """(grid * grid, D) codes at centre + u * axes[0] + v * axes[1], u and v in [-span, span],
+    row-major, top row = largest v."""
     with np.errstate(over="ignore", invalid="ignore"):  # said by _finite_codes, in words
         values = np.linspace(-span, span, grid, dtype=np.float32)
         u, v = np.meshgrid(values, values[::-1])  # (grid, grid) each
-        z = _finite_codes(centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1], f"span {span:g}")
-    return decode_codes(model, z, noise=pixel_noise(1))  # one noise: the map changes with the code alone
+        return _finite_codes(centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1], f"span {span:g}")
 
 
 def reconstruct(model: VAE, images_u8: np.ndarray, candidates: int = CANDIDATES) -> np.ndarray:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..analysis.generate import decode_codes, manifold_axes
+from ..analysis.generate import decode_codes, manifold_axes, plane_codes
 from ..core.infer import drawings_tensor
 from ..core.pixels import drawing_noise, pixel_noise
 from .plots import grid_image
@@ -50,10 +50,8 @@ def explorer_payload(
     codes = codes[ok][:max_points]
     originals = originals[ok][:max_points] if originals is not None else None
     centre, axes = manifold_axes(model.config.latent_dim, codes if len(codes) >= 3 else None)
-    values = np.linspace(-span, span, grid, dtype=np.float32)
-    u, v = np.meshgrid(values, values[::-1])  # row 0 = top of the plane = largest second coordinate
-    z_grid = centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1]
-    tiles = decode_codes(model, z_grid, noise=pixel_noise(1))  # as the manifold: one noise for the map
+    # as the manifold: one noise for the map
+    tiles = decode_codes(model, plane_codes(centre, axes, grid, span), noise=pixel_noise(1))
     # Plane coordinates of each code: solve centre + a * axes[0] + b * axes[1] ~ z (least squares).
     ab = np.linalg.lstsq(axes.T.astype(np.float64), (codes - centre).T.astype(np.float64), rcond=None)[0].T
     # each drawing decoded with randomness of its own where the drawings are at hand: as alone
