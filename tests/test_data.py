@@ -321,3 +321,15 @@ def test_a_pattern_given_to_a_one_file_command_is_named_as_one(tmp_path):
         r = CliRunner().invoke(main, ["show", str(tmp_path / pattern), "-o", str(tmp_path / "grid.png")])
         assert r.exit_code == 2 and f"{tmp_path / pattern}: {problem}" in r.output, r.output
     assert not (tmp_path / "grid.png").exists()
+
+
+def test_all_means_every_drawing_and_recognized_only_the_recognised(tmp_path):
+    """`--all` is the default (every drawing), not the library's recognized=False (only those the
+    game did not recognise)."""
+    path = write_ndjson(tmp_path / "s.ndjson", n=10)  # every other drawing recognised
+    counts = {}
+    for flag in ([], ["--all"], ["--recognized"]):
+        r = CliRunner().invoke(main, ["info", str(path), "--json", *flag])
+        assert r.exit_code == 0, r.output
+        counts[" ".join(flag)] = json.loads(r.output)["count"]
+    assert counts == {"": 10, "--all": 10, "--recognized": 5}

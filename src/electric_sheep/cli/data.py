@@ -11,6 +11,14 @@ from ..data import drawings as data_mod
 from ..render.plots import MAX_TILES
 from .common import _cache_option, _finish, _out_option, main
 
+# --all is every drawing (None), not the library's False, which keeps only the unrecognised ones.
+_recognized_option = click.option(
+    "--recognized/--all",
+    default=None,
+    callback=lambda ctx, param, value: value or None,
+    help="Stroke formats: keep only the drawings the game recognised, or all of them (default).",
+)
+
 
 @main.command()
 @click.argument("category", required=False)
@@ -39,7 +47,7 @@ def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool
     "-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True, help="How many drawings."
 )
 @_out_option(Path("grid.png"))
-@click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
+@_recognized_option
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")
 @_cache_option
 def show(
@@ -58,7 +66,7 @@ def show(
 
 @main.command()
 @click.argument("data", nargs=-1, required=True)
-@click.option("--recognized/--all", default=None, help="Stroke formats: keep only recognised drawings.")
+@_recognized_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list of them for several files).")
 @_cache_option
 def info(data: tuple[str, ...], recognized: bool | None, as_json: bool, cache_dir: Path | None) -> None:
