@@ -53,6 +53,11 @@ def test_dreams_are_smooth_loops_through_the_prior(run, tmp_path):
     gif = Image.open(out)
     assert gif.n_frames == 7 and gif.info["loop"] == 0
     assert len(gif.convert("L").getcolors()) <= 16  # GIF_GREYS levels: a GIF a quarter the size
+    # many dreams wrap into rows of eight, not a strip thousands of pixels wide
+    res = CliRunner().invoke(main, ["dream", str(run), "-n", "12", "--frames", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    two_rows = grid_image(np.zeros((12, 28, 28), np.uint8), ncols=8, scale=4).size
+    assert Image.open(out).size == two_rows and two_rows[0] < 2 * 8 * 28 * 4
 
 
 def test_manifold_grid_shape_and_coordinates(run):

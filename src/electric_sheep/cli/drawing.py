@@ -24,6 +24,8 @@ from .common import (
     main,
 )
 
+DREAM_COLUMNS = 8  # dreams side by side in the animation; more go in further rows
+
 
 @main.command()
 @_run_dir_arg
@@ -109,7 +111,8 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
     if model.prior is None:  # a fitted prior follows the codes wherever they are
         warn_if_prior_unlearned(run_dir)
     drawings = dream_fn(model, count, frames, seed)  # (frames, n, 28, 28)
-    pictures = [grid_image(frame, ncols=count, scale=4) for frame in drawings]  # greyscale: small GIFs
+    # greyscale: small GIFs; many dreams in rows of DREAM_COLUMNS, not one strip thousands of pixels wide
+    pictures = [grid_image(frame, ncols=min(count, DREAM_COLUMNS), scale=4) for frame in drawings]
     save_animation(pictures, out, ms, ms)
     _finish(
         {"n": count, "frames": frames, "ms": ms, "seed": seed, "animation": str(out)},
