@@ -92,7 +92,9 @@ def draw(
 
 @main.command()
 @_run_dir_arg
-@click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Dreams side by side.")
+@click.option(
+    "-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Dreams, side by side in rows of 8."
+)
 @click.option("--frames", type=click.IntRange(2, 1000), default=96, show_default=True, help="Frames in one loop.")
 @click.option(
     "--ms", type=click.IntRange(20, MAX_FRAME_MS), default=80, show_default=True, help="Milliseconds per frame."
