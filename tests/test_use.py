@@ -60,6 +60,19 @@ def test_dreams_are_smooth_loops_through_the_prior(run, tmp_path):
     assert Image.open(out).size == two_rows and two_rows[0] < 2 * 8 * 28 * 4
 
 
+def test_the_manifold_of_a_1d_latent_is_one_line():
+    """Its rows would all be the same line, on an axis z[1] that does not exist."""
+    from electric_sheep.render.plots import manifold_figure
+
+    images = np.random.default_rng(0).random((25, 28, 28))
+    fig = manifold_figure(images, grid=5, span=3.0, latent_dim=1)
+    ax = fig.axes[0]
+    assert ax.get_images()[0].get_array().shape[:2] == (28, 5 * 28) and "latent line" in ax.get_title()
+    assert ax.get_xlabel() == "z[0]" and not ax.get_yticks().size
+    square = manifold_figure(images, grid=5, span=3.0, latent_dim=2).axes[0]
+    assert square.get_images()[0].get_array().shape[:2] == (5 * 28, 5 * 28) and square.get_ylabel() == "z[1]"
+
+
 def test_manifold_grid_shape_and_coordinates(run):
     model = load_model(run)
     grid = generate.manifold(model, grid=5, span=3.0)

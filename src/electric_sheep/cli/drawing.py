@@ -180,7 +180,8 @@ def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
     images = manifold_fn(model, grid, span, codes)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
     save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
-    _finish({"grid": grid, "range": span, "image": str(out)}, as_json, [f"wrote {out} ({grid}x{grid} decodings)"])
+    shape = f"{grid} decodings along z[0]" if model.config.latent_dim == 1 else f"{grid}x{grid} decodings"
+    _finish({"grid": grid, "range": span, "image": str(out)}, as_json, [f"wrote {out} ({shape})"])
 
 
 def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str]) -> tuple[Path, list[int]]:

@@ -269,9 +269,19 @@ def latent_scatter_figure(
 
 
 def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int):
-    """The manifold grid with its latent coordinates on the axes."""
+    """The manifold grid with its latent coordinates on the axes; of a 1-D latent, whose rows are
+    all the same line, that line once."""
     plt = pyplot()
 
+    if latent_dim == 1:
+        fig, ax = plt.subplots(figsize=(10, 1.9))
+        line = grid_image(images[:grid], ncols=grid, scale=1, pad=0)
+        ax.imshow(np.asarray(line), cmap="gray", vmin=0, vmax=255, extent=(-span, span, 0, 2 * span / grid))
+        ax.set_yticks([])
+        ax.set_xlabel("z[0]")
+        ax.set_title(f"what the decoder draws along the latent line ({grid} steps)")
+        fig.tight_layout()
+        return fig
     tiles = grid_image(images, ncols=grid, scale=1, pad=0)
     fig, ax = plt.subplots(figsize=(8, 8))
     ax.imshow(np.asarray(tiles), cmap="gray", vmin=0, vmax=255, extent=(-span, span, -span, span))

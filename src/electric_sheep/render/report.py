@@ -200,9 +200,8 @@ def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
     # The plane of the first two principal directions of the codes for latents above 2-D.
     grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_SPAN, codes if model.config.latent_dim > 2 else None)
     fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_SPAN, model.config.latent_dim)
-    caption = (
-        f"What the decoder draws across the latent plane, from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g} on each axis."
-    )
+    where = "along the latent line" if model.config.latent_dim == 1 else "across the latent plane"
+    caption = f"What the decoder draws {where}, from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g} on each axis."
     return Section("manifold", "The manifold", caption, _img(figure_uri(fig), "manifold"))
 
 
