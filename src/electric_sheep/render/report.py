@@ -201,7 +201,8 @@ def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
     grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_SPAN, codes if model.config.latent_dim > 2 else None)
     fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_SPAN, model.config.latent_dim)
     where = "along the latent line" if model.config.latent_dim == 1 else "across the latent plane"
-    caption = f"What the decoder draws {where}, from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g} on each axis."
+    axes = "" if model.config.latent_dim == 1 else " on each axis"
+    caption = f"What the decoder draws {where}, from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g}{axes}."
     return Section("manifold", "The manifold", caption, _img(figure_uri(fig), "manifold"))
 
 
