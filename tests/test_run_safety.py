@@ -19,9 +19,10 @@ from safetensors.torch import load_file, save_file
 from test_train import _train, _weights
 
 from electric_sheep.cli import main
-from electric_sheep.errors import DataError
+from electric_sheep.errors import ConfigError, DataError
 from electric_sheep.runs import checkpoint as ckpt
 from electric_sheep.runs.fileio import FolderInUse, folder_lock
+from electric_sheep.runs.train_data import train_on_data
 
 
 def _one_line(result, *needles: str) -> str:
@@ -206,6 +207,9 @@ def test_resume_recognises_its_data_by_content_not_path(tmp_path):
     assert len(ckpt.read_metrics(run)) == 3
     result = r.invoke(main, ["train", "--epochs", "3", "--out", str(tmp_path / "new")])
     assert result.exit_code == 2 and "only --resume may leave it out" in result.output
+    with pytest.raises(ConfigError, match="no DATA to train on"):  # the library says so too
+        train_on_data([], tmp_path / "new")
+    assert not (tmp_path / "new").exists()
 
 
 def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypatch):

@@ -106,6 +106,8 @@ def _training_data(
     split and the same files, or an error that says what differs."""
     recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
+    if not data and not resume:
+        raise ConfigError("no DATA to train on: give a file, a category or a pattern")
     if not data:  # resumed without DATA: the files the run recorded
         data = _recorded_sources(run_dir, recorded)
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
