@@ -56,6 +56,7 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
     for section in ("training", "latent-epochs", "samples", "manifold", "explorer"):
         assert f"id='{section}'" in page
     assert page.count("src='data:image/gif;base64,") == 2  # the latent space epoch by epoch; a dream
+    assert "drawn as each category" not in page  # the built-in model has no categories
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
 
 

@@ -273,6 +273,8 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
         assert r.exit_code == 0 and f"drawings of {name}" in r.output, r.output
     drawn = {name: np.median([_across(d) for d in draw(model, 32, category=name)]) for name in ("flat", "tall")}
     assert drawn["flat"] > 0.3 and drawn["tall"] < -0.1, drawn  # each drawn across its own way
+    r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])  # a row per category
+    assert r.exit_code == 0 and "alt='drawn as each category'" in (tmp_path / "r.html").read_text(), r.output
     r = CliRunner().invoke(main, ["draw", str(run), "--category", "cow", "-o", str(tmp_path / "c.png")])
     assert r.exit_code == 2 and "flat, tall" in r.output and len(r.output.strip().splitlines()) == 1
     out = tmp_path / "screen"

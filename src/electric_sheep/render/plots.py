@@ -296,16 +296,22 @@ def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int)
 
 def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int]):
     """One row per kind (original, reconstruction, ...), drawings in columns."""
+    n = len(indices)
+    listed = f"{', '.join(map(str, indices[:12]))}{' ...' if n > 12 else ''}"
+    title = f"drawing {listed} and its reconstruction" if n == 1 else f"drawings {listed} and their reconstructions"
+    return rows_figure(rows, title)
+
+
+def rows_figure(rows: dict[str, np.ndarray], title: str):
+    """One titled row of drawings per entry of ``rows`` (name -> (n, 28, 28)), n drawings a row."""
     plt = pyplot()
 
-    n = len(indices)
+    n = max(len(images) for images in rows.values())
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(4.0, n * 0.75), 1.3 * len(rows) + 0.5), squeeze=False)
     for ax, (name, images) in zip(axes[:, 0], rows.items(), strict=True):
         ax.imshow(np.asarray(grid_image(images, ncols=n, scale=1)), cmap="gray", vmin=0, vmax=255)
         ax.set_title(name, fontsize=9, loc="left")
         ax.axis("off")
-    listed = f"{', '.join(map(str, indices[:12]))}{' ...' if n > 12 else ''}"
-    title = f"drawing {listed} and its reconstruction" if n == 1 else f"drawings {listed} and their reconstructions"
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -26,10 +26,11 @@ from ..runs.fileio import read_json, write_text
 from .cluster_outputs import clusters
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
-from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure
+from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure, rows_figure
 
 # What the report shows.
 SAMPLES = 64  # generated drawings, an 8x8 grid
+PER_CATEGORY = 12  # drawings of each category of a class-conditional model
 DREAMS, DREAM_FRAMES, DREAM_MS = 4, 48, 100  # the dream animation: ~0.2 MB inlined
 RECONSTRUCTIONS = 16  # test drawings beside their reconstructions
 CLUSTER_DRAWINGS = 5000  # training drawings clustered: k-means and its elbow stay under seconds
@@ -177,6 +178,10 @@ def _samples_section(model: VAE, seed: int) -> Section:
         f"{SAMPLES} drawings decoded from random codes of {prior}; below, {DREAMS} dreams "
         "(as sheep dream makes them): drawings along smooth closed paths through the prior."
     )
+    if model.config.categories:  # a class-conditional model: what it draws of each category
+        rows = {name: draw(model, PER_CATEGORY, seed=seed, category=name) for name in model.config.categories}
+        body += _img(figure_uri(rows_figure(rows, "drawn as each category")), "drawn as each category")
+        caption += f" Last, {PER_CATEGORY} drawings of each of its categories (sheep draw --category)."
     return Section("samples", "New sheep", caption, body)
 
 
