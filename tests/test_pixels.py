@@ -52,6 +52,29 @@ def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass(context):
     assert torch.equal(drawn[:, 0].bool(), noise < p)
 
 
+def test_sampling_runs_on_one_cpu_thread_and_gives_the_others_back(monkeypatch):
+    """784 steps of tiny products: on a busy machine a second thread waits on the first at every
+    step (a drawing of 256 sheep took 9-29 s instead of 2). The caller's threads are restored."""
+    head, base, noise = _head(1, 9), torch.randn(2, 1, 28, 28), pixel_noise(2, seed=1)
+    seen, inner = [], PixelHead._sample
+
+    def sample(self, *args):
+        seen.append(torch.get_num_threads())
+        return inner(self, *args)
+
+    monkeypatch.setattr(PixelHead, "_sample", sample)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            drawn = head.sample(base, noise)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with torch.no_grad():
+        assert torch.equal(drawn, inner(head, base, noise, 1.0))  # the same drawing with any threads
+
+
 def test_a_cooler_pixel_temperature_draws_the_likelier_pixels():
     head, base = _head(3), torch.randn(2, 1, 28, 28)
     noises = [pixel_noise(2, seed=s) for s in (4, 5)]
