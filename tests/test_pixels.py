@@ -53,8 +53,8 @@ def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass(context):
 
 
 def test_sampling_runs_on_one_cpu_thread_and_gives_the_others_back(monkeypatch):
-    """784 steps of tiny products: on a busy machine a second thread waits on the first at every
-    step (a drawing of 256 sheep took 9-29 s instead of 2). The caller's threads are restored."""
+    """784 steps of tiny products, where on a busy machine a second thread waits on the first at
+    every step (docs/performance.md). The caller's threads are restored."""
     head, base, noise = _head(1, 9), torch.randn(2, 1, 28, 28), pixel_noise(2, seed=1)
     seen, inner = [], PixelHead._sample
 
