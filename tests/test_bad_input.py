@@ -209,6 +209,39 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_hand_edited_settings_name_the_setting(tmp_path):
+    """A value of the wrong type or range in any section of config.json (a fraction of a filter,
+    a string of names, NaN, a negative seed) stops with the setting named: before, some passed
+    (the string "abc" read as three categories) and others died in a traceback inside torch."""
+    r = CliRunner()
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    run = tmp_path / "run"
+    assert r.invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
+    config = json.loads((run / "config.json").read_text())
+    weights = (run / "model.safetensors").read_bytes()
+    draw = ["draw", str(run), "-n", "2", "-o", str(tmp_path / "x.png")]
+    resume = ["train", "--resume", "--out", str(run), "--epochs", "2"]
+    for section, key, value, command, problem in [
+        ("model", "channels", [8.5, 24], draw, "channels must be a list of 2 whole numbers, got [8.5, 24]"),
+        ("model", "categories", "abc", draw, 'categories must be a list of strings, got "abc"'),
+        ("model", "latent_dim", True, draw, "latent_dim must be a whole number, got true"),
+        ("model", "pixel_temperature", float("nan"), draw, "pixel_temperature must be a finite number, got NaN"),
+        ("model", "fitted_prior", "no", draw, 'fitted_prior must be true or false, got "no"'),
+        ("train", "seed", -1, resume, "seed from 0 to 2**32 - 1"),
+        ("train", "val_limit", 0, resume, "val_limit >= 1"),
+        ("train", "optimizer", "sgd", resume, "optimizer must be one of 'adam', 'rmsprop', got \"sgd\""),
+        ("data", "split_seed", 1.5, resume, "split_seed must be a whole number >= 0, got 1.5"),
+    ]:
+        edited = json.loads(json.dumps(config))
+        edited[section][key] = value
+        (run / "config.json").write_text(json.dumps(edited))
+        res = r.invoke(main, command)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and "Traceback" not in res.output, (key, res.output)
+        assert f"{run / 'config.json'}: " in lines[-1] and problem in lines[-1], lines[-1]
+    assert (run / "model.safetensors").read_bytes() == weights and not (tmp_path / "x.png").exists()
+
+
 def test_unwritable_output_names_it(tmp_path):
     """A folder where a file should go, or a file where a folder should: one line, nothing lost."""
     r = CliRunner()

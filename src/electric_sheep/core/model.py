@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .elbo import bernoulli_log_likelihood, gaussian_log_density, kl_objective
+from .fieldtypes import check_field_types
 from .layers import SameConvT, SubPixelConvTranspose2d
 from .pixels import PixelHead, Renderer, binarise, flip_pixels, pixel_noise
 from .presets import PRESET_MODEL
@@ -65,6 +66,7 @@ class ModelConfig:
     categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.preset not in PRESET_MODEL:
             raise ConfigError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_MODEL)}")
         if self.latent_dim < 1:
@@ -93,7 +95,7 @@ class ModelConfig:
             raise ConfigError(f"unknown model option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         values = dict(values)
         for key in ("channels", "categories"):
-            if key in values:
+            if isinstance(values.get(key), list):  # JSON has lists; anything else is for the type check
                 values[key] = tuple(values[key])
         return cls(**values)
 

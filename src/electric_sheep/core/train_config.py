@@ -11,6 +11,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import ConfigError
+from .fieldtypes import check_field_types
 from .presets import PRESET_TRAINING
 from .schedules import SCHEDULES
 
@@ -54,6 +55,7 @@ class TrainConfig:
     balance: bool = False  # several files: every category equally often in an epoch
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("epochs must be >= 1 and batch_size >= 2 (batch norm needs two drawings)")
         if self.kl_schedule not in SCHEDULES:
@@ -62,8 +64,14 @@ class TrainConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}")
         if not 0 <= self.context_noise < 0.5:
             raise ConfigError(f"context_noise must be in [0, 0.5), got {self.context_noise}")
-        if self.kl_steep < 0 or self.lr <= 0 or self.threads < 0 or self.gpu_batch_size < 0:
-            raise ConfigError("kl_steep, threads and gpu_batch_size must be >= 0 and lr > 0")
+        if min(self.kl_start, self.kl_steep, self.free_bits, self.threads, self.gpu_batch_size) < 0 or self.lr <= 0:
+            raise ConfigError("kl_start, kl_steep, free_bits, threads and gpu_batch_size must be >= 0 and lr > 0")
+        if self.kl_cycles < 1 or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"kl_cycles must be >= 1 and seed from 0 to 2**32 - 1, got {self.kl_cycles}, {self.seed}")
+        if (self.limit is not None and self.limit < 2) or (self.val_limit is not None and self.val_limit < 1):
+            raise ConfigError(
+                f"limit must be >= 2 and val_limit >= 1 (or null: all), got {self.limit}, {self.val_limit}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

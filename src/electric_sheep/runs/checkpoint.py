@@ -105,6 +105,19 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+def read_data_record(run_dir: str | Path) -> dict[str, Any]:
+    """What the run's ``config.json`` records of its data ({} when nothing); an error naming the
+    file when the split seed, which decides the validation drawings, is not a seed."""
+    path = Path(run_dir) / CONFIG
+    record = read_config(run_dir).get("data", {})
+    if not isinstance(record, dict):
+        raise DataError(path, f'"data" must be an object of settings, got {json.dumps(record)}')
+    seed = record.get("split_seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DataError(path, f"invalid data settings (split_seed must be a whole number >= 0, got {json.dumps(seed)})")
+    return record
+
+
 def read_model_config(run_dir: str | Path) -> ModelConfig:
     """The run's model settings; an error naming ``config.json`` when they are invalid."""
     values = read_config(run_dir)["model"]
@@ -292,7 +305,7 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
     user gives DATA, for the message when neither exists (an argument, or ``--data DATA``)."""
     from ..data.drawings import load_drawings
 
-    info = read_config(Path(run_dir)).get("data", {})
+    info = read_data_record(run_dir)
     source = data or info.get("source")
     if source is None and "sources" in info:
         raise DataError(run_dir, f"give {how}: the run was trained on several files; name the one to use")

@@ -104,7 +104,7 @@ def _training_data(
 ) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
     """(train drawings, validation drawings, what config.json records); resumed, the run's own
     split and the same files, or an error that says what differs."""
-    recorded = ckpt.read_config(run_dir).get("data", {}) if resume else {}
+    recorded = ckpt.read_data_record(run_dir) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     if not data and not resume:
         raise ConfigError("no DATA to train on: give a file, a category or a pattern")
