@@ -239,6 +239,11 @@ def test_hand_edited_settings_name_the_setting(tmp_path):
         lines = res.output.strip().splitlines()
         assert res.exit_code == 2 and "Traceback" not in res.output, (key, res.output)
         assert f"{run / 'config.json'}: " in lines[-1] and problem in lines[-1], lines[-1]
+    edited = json.loads(json.dumps(config))
+    edited["model"]["hidden"] = 64  # valid settings, but not those the weights were trained with
+    (run / "config.json").write_text(json.dumps(edited))
+    last = r.invoke(main, draw).output.strip().splitlines()[-1]
+    assert f"{run / 'model.safetensors'}: does not match config.json (size mismatch for " in last, last
     assert (run / "model.safetensors").read_bytes() == weights and not (tmp_path / "x.png").exists()
 
 

@@ -150,7 +150,9 @@ def _into_model(model: VAE, state: dict[str, torch.Tensor], path: Path) -> VAE:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise DataError(path, f"does not match config.json ({str(e).splitlines()[0]})") from None
+        # torch's first line only says that loading failed; the next says which tensor and how
+        first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+        raise DataError(path, f"does not match config.json ({first.rstrip('.')})") from None
     return model
 
 
