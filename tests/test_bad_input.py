@@ -113,8 +113,14 @@ def test_a_run_without_recorded_data_says_how_to_give_it(tmp_path):
 
     r = CliRunner().invoke(main, ["anomalies", str(builtin_run_dir())])  # a run folder, no drawings to score
     assert r.exit_code == 2 and "missing DATA: give the drawings after RUN_DIR" in r.output, r.output
-    drawings = write_bitmap(tmp_path / "sheep.npy")  # drawings where RUN_DIR goes
-    r = CliRunner().invoke(main, ["reconstruct", str(drawings), "--out-dir", str(tmp_path)])
+    drawings = write_bitmap(tmp_path / "sheep.npy")  # drawings where RUN_DIR goes: what to pick from
+    for command in (["reconstruct", "--index", "1", "0"], ["interpolate", "--from", "1", "--to", "0"]):
+        given, flagged = (tmp_path / "given.png", tmp_path / "flagged.png")
+        r = CliRunner().invoke(main, [*command, str(drawings), "-o", str(given)])
+        assert r.exit_code == 0 and "wrote" in r.output, r.output
+        r = CliRunner().invoke(main, [*command, "--data", str(drawings), "-o", str(flagged)])
+        assert given.read_bytes() == flagged.read_bytes()
+    r = CliRunner().invoke(main, ["draw", str(drawings), "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "is a file, not a run folder" in r.output, r.output
 
 

@@ -207,6 +207,17 @@ def _pick_options(f):
     return click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")(f)
 
 
+def _drawings_given_as_run_dir(run_dir: Path, data: str | None) -> tuple[Path, str | None]:
+    """(RUN_DIR, --data): drawings given where RUN_DIR goes and no --data are the drawings to pick
+    from, for the built-in model, as ``sheep anomalies DATA`` reads them."""
+    from ..runs.checkpoint import is_run_dir
+
+    given = run_dir.is_file() or (run_dir.is_dir() and is_picture_folder(run_dir))
+    if data is None and given and not is_run_dir(run_dir):
+        return _run(None), str(run_dir)
+    return run_dir, data
+
+
 def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag: str) -> np.ndarray:
     """The split's drawings, after checking that the requested indices exist."""
     from ..runs.checkpoint import run_data

@@ -11,6 +11,7 @@ from ..render.plots import MAX_FRAME_MS, MAX_TILES
 from .common import (
     SEED,
     _default_out,
+    _drawings_given_as_run_dir,
     _finish,
     _Finite,
     _json_option,
@@ -133,10 +134,13 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
 @_out_dir_option
 @_json_option
 def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) -> None:
-    """Decode the straight line between the latent codes of two drawings."""
+    """Decode the straight line between the latent codes of two drawings.
+
+    Drawings given in place of RUN_DIR are read as --data, with the built-in model."""
     from ..analysis.generate import interpolate as interp
     from ..render.plots import grid_image, save_image
 
+    run_dir, data = _drawings_given_as_run_dir(run_dir, data)
     images = _pick(run_dir, data, split, [start, end], "--from/--to")
     frames = interp(_model(run_dir), images[start], images[end], steps)
     row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
@@ -218,12 +222,15 @@ def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str])
 @_json_option
 @click.pass_context
 def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir, as_json) -> None:
-    """Originals beside their reconstructions (and optionally sharpened reconstructions)."""
+    """Originals beside their reconstructions (and optionally sharpened reconstructions).
+
+    Drawings given in place of RUN_DIR are read as --data, with the built-in model."""
     from ..analysis.generate import reconstruct as recon_fn
     from ..analysis.generate import sharpen as sharpen_fn
     from ..render.plots import reconstruction_figure, save_figure
 
     run_dir, indices = _trailing_indices(run_dir, indices, ctx.args)
+    run_dir, data = _drawings_given_as_run_dir(run_dir, data)
     images = _pick(run_dir, data, split, indices, "--index")
     idx = indices or list(range(min(count, len(images))))
     originals = images[idx]
@@ -237,5 +244,5 @@ def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir
     _finish(
         {"indices": idx, "mse": mse, "image": str(out)},
         as_json,
-        [f"wrote {out} ({len(idx)} drawings, mean squared error {mse:.4f} per pixel)"],
+        [f"wrote {out} ({len(idx)} drawing{'s' if len(idx) != 1 else ''}, mean squared error {mse:.4f} per pixel)"],
     )
