@@ -163,6 +163,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert len(ckpt.read_metrics(tmp_path)) == 1
 
 
+def test_divergence_is_reported_on_a_line_of_its_own(shared, tmp_path):
+    """The epoch's progress bar is closed before the error is printed: it used to run on after the
+    bar's last state, on the same line."""
+    data = shared / "quickdraw" / "bitmap" / "sheep.npy"
+    args = ["train", str(data), "--epochs", "1", "--limit", "200", "--lr", "1e6", "--out", str(tmp_path / "run")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "error: loss became nan" in res.output, res.output
+    before = res.output.split("error: loss became nan")[0]
+    assert before == "" or before[-1] in "\r\n", before[-80:]
+
+
 def test_seed_preset_trains_and_evaluates(tmp_path):
     history = _train(tmp_path, epochs=1, preset="seed", batch_size=8, limit=48)
     assert np.isfinite(history[0]["loss"])

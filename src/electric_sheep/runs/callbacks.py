@@ -229,6 +229,9 @@ class Progress(Callback):
     def on_interrupt(self, state: FitState) -> None:
         self._close()
 
+    def on_end(self, state: FitState) -> None:
+        self._close()  # training stopped mid-epoch (a NaN): the bar goes before the error is printed
+
     def _close(self) -> None:
         if self.bar is not None:
             self.bar.close()
