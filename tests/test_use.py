@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -245,6 +246,22 @@ def test_anomaly_gallery_frames_planted_drawings_in_red():
     assert bare.shape == img.shape and not (np.abs(bare - np.array(PLANTED_RGB)) < 10).all(axis=2).any()
     with pytest.raises(ValueError, match="3 labels for 4 drawings"):
         grid_image(images[:4], labels=["a", "b", "c"])
+
+
+def test_a_threshold_far_from_every_score_leaves_the_scores_readable():
+    """--threshold 1e308: the plot keeps the scores' own scale and says where the threshold is
+    (its line had stretched the axis to 1e308, every score on one row, with overflow warnings)."""
+    values = np.linspace(-1.0, 9.0, 50)
+    for threshold, side in ((1e308, "above"), (-1e300, "below")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fig = anomaly_outputs.scores_figure(values, threshold, f"score > {threshold:g}", "combined")
+        lo, hi = fig.axes[0].get_ylim()
+        assert -2 < lo < -1 and 9 < hi < 10, (lo, hi)
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert any(f"far {side} every score" in t for t in labels), labels
+    fig = anomaly_outputs.scores_figure(values, 5.0, "score > 5", "combined")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][-1] == "threshold 5 (score > 5)"
 
 
 def test_features_score_ranks_like_the_cosine_knn_of_encoder_features(run):

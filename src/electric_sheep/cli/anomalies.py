@@ -141,7 +141,7 @@ def _summary(result: dict, planted: np.ndarray | None, names: list[str] | None) 
         lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
     lines.append(
         f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
-        f"threshold {result['threshold']:.2f})"
+        f"threshold {result['threshold']:.6g})"
     )
     if planted is not None:
         lines.append(

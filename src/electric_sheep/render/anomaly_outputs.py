@@ -50,7 +50,14 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, pl
     else:
         ax.scatter(idx[~planted], values[~planted], s=size, color="#3b6ea5", label="sheep", linewidths=0)
         ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
-    ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.1f} ({rule})")
+    label = f"threshold {threshold:.4g} ({rule})"
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (threshold, threshold)
+    reach = max(hi - lo, abs(hi), abs(lo), 1e-9)  # how far from the scores a line still reads beside them
+    if lo - reach <= threshold <= hi + reach:
+        ax.axhline(threshold, color="black", ls="--", lw=1, label=label)
+    else:  # a line at 1e300 would squash every score onto one row
+        side = "above" if threshold > hi else "below"
+        ax.plot([], [], color="black", ls="--", lw=1, label=f"{label}, far {side} every score")
     ax.set_xlabel("drawing (data order)")
     ax.set_ylabel(SCORES[kind].axis, fontsize=8 if len(SCORES[kind].axis) > 50 else None)
     ax.set_title(f"anomaly scores: {n_flagged:,} of {n:,} flagged" + (f" ({len(idx):,} shown)" if len(idx) < n else ""))
