@@ -331,7 +331,7 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkey
         gif.seek(i)
         frames.append(np.asarray(gif.convert("L"), dtype=np.int16))
     assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() > 1
-    res = CliRunner().invoke(main, ["snapshots", str(run), "--epochs", "5,99", "--out-dir", str(tmp_path), "--json"])
+    res = CliRunner().invoke(main, ["snapshots", str(run), "--epochs", "5,99,5", "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["epochs"] == [5], res.output
     assert "no codes saved after epoch(s) 99 (saved: 1-30); showing 5" in res.stderr  # not silently left out
     images, epochs, dropped = latent_figures.snapshot_frames(run)

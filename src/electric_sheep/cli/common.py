@@ -78,11 +78,11 @@ class _Finite(click.FloatRange):
 
 
 def _epoch_list(ctx, param, value: str | None) -> list[int] | None:
-    """--epochs 5,10,15,20 as a list of integers (None when not given)."""
+    """--epochs 5,10,15,20 as a list of integers, each once (None when not given)."""
     if value is None:
         return None
     try:
-        return [int(e) for e in value.split(",") if e.strip()]
+        return list(dict.fromkeys(int(e) for e in value.split(",") if e.strip()))
     except ValueError:
         raise click.BadParameter(f"give comma-separated integers, e.g. 5,10,15,20; got {value!r}") from None
 
