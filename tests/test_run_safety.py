@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,29 @@ def test_the_lock_dies_with_its_process(tmp_path):
     holder.wait()
     _train(run, epochs=1)  # the kernel released the lock of the killed process
     assert (run / ckpt.WEIGHTS).is_file()
+
+
+def test_sigterm_stops_training_as_ctrl_c_does(tmp_path):
+    """`kill`, `timeout` or a scheduler's preemption send SIGTERM: the run saves where it stopped
+    and leaves no half-written file (Python's default had been to die on the spot)."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=600)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--epochs", "1000", "--out", str(run)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "electric_sheep", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not (run / ckpt.METRICS).is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the first epoch saved: the next is under way
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err, err[-2000:]
+    assert "Traceback" not in err and not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+    state = ckpt.load_training_state(run)
+    epochs = len(ckpt.read_metrics(run))
+    assert epochs >= 1 and (state.extra["step"] > 0) == ("interrupted: saved epoch" in err)
+    res = CliRunner().invoke(main, ["train", "--resume", "--out", str(run), "--epochs", str(epochs + 1)])
+    assert res.exit_code == 0 and len(ckpt.read_metrics(run)) == epochs + 1, res.output
 
 
 class _Killed(BaseException):

@@ -36,3 +36,8 @@ class TrainingDiverged(SheepError):
 
 class SheepWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI prints it in one line)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler's preemption), met as Ctrl-C is: training
+    saves where it stopped and half-written files are removed."""

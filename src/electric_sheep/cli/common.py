@@ -6,6 +6,7 @@ import contextlib
 import io
 import math
 import os
+import signal
 import sys
 import warnings
 from functools import partial
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..data import drawings as data_mod
 from ..data.formats import is_picture_folder
-from ..errors import SheepError, SheepWarning
+from ..errors import SheepError, SheepWarning, Terminated
 from ..runs.fileio import folder_lock, json_text
 from ..runs.streaming import Shard
 
@@ -26,20 +27,43 @@ PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalie
 
 class _Group(click.Group):
     """Turn every :class:`SheepError` into one line on stderr and exit status 2, no traceback,
-    every :class:`SheepWarning` into one "warning: ..." line on stderr, when it happens, and
-    Ctrl-C into exit status 130 (what was saved stays saved)."""
+    every :class:`SheepWarning` into one "warning: ..." line on stderr, when it happens, Ctrl-C
+    into exit status 130 and SIGTERM into 143 (what was saved stays saved, a training run saves
+    where it stopped)."""
 
     def invoke(self, ctx: click.Context):
-        with warnings.catch_warnings():  # restores Python's own warning display afterwards
+        with warnings.catch_warnings(), _sigterm_as_interrupt():  # both restored afterwards
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             try:
                 return super().invoke(ctx)
             except SheepError as e:
                 click.echo(f"error: {_shown(str(e))}", err=True)
                 sys.exit(2)
+            except Terminated:
+                click.echo("stopped by SIGTERM", err=True)
+                sys.exit(128 + signal.SIGTERM)
             except KeyboardInterrupt:
                 click.echo("stopped by Ctrl-C", err=True)
                 sys.exit(130)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises :class:`Terminated` while a command runs. Python's default is to die at once,
+    leaving temporary files and an interrupted epoch unsaved."""
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (a command run from a library's worker): leave it be
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _shown(message: str) -> str:

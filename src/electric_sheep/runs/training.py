@@ -47,6 +47,7 @@ def train(
     pick_device(cfg.device)
     # Only rank 0 writes; its lock keeps a second `sheep train` out of the folder until it ends.
     lock = folder_lock(run_dir, "a training run") if is_main_process() else contextlib.nullcontext()
+    log = _beside_bars(log)
     checkpoint = Checkpoint(run_dir, data_info or {}, resume, log)
     calibrate = CalibrateTemperature(train_images)  # first: the checkpoint saves what it sets
     keep = [calibrate, LatentSnapshots(run_dir), TensorBoard(run_dir), checkpoint, Progress(log, bar=progress)]
@@ -60,3 +61,15 @@ def train(
                 f"{e}, last good checkpoint in {run_dir}: {checkpoint.last_good()} (try a lower --lr)"
             ) from None
     return checkpoint.history
+
+
+def _beside_bars(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` that first clears any progress bar on the terminal (and draws it again after), so
+    that a line printed mid-epoch (a Ctrl-C's "saved") starts a line of its own."""
+    from tqdm import tqdm
+
+    def write(message: str) -> None:
+        with tqdm.external_write_mode():
+            log(message)
+
+    return write
