@@ -397,6 +397,9 @@ def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
         for key in ("image", "plot", "scatter"):
             if key in result:
                 assert Image.open(result[key]).size[0] > 50
+    for split, n in (([], 800), (["--split", "train"], 640)):  # what it was given, unless a split is asked for
+        res = r.invoke(main, ["latent", str(run), str(run.parent / "blobs.npy"), *split, "--out-dir", str(tmp_path)])
+        assert res.exit_code == 0 and f"encoded {n} drawings" in res.output, res.output
     other = tmp_path / "noise.npy"
     np.save(other, np.random.default_rng(0).integers(0, 256, (8, 784)).astype(np.uint8))
     mix = ["anomalies", str(run), str(run.parent / "blobs.npy"), "--mix", f"{other}:0.02", "--json"]

@@ -31,7 +31,7 @@ from .common import (
 
 @main.command()
 @_run_and_data_args
-@_whole_file_split("The drawings to encode; all: every drawing in the file.")
+@_whole_file_split("The drawings to encode: all, every drawing of the file; or one split.", default="all")
 @_out_dir_option
 @_json_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
