@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 from safetensors.torch import load_file
 
 from electric_sheep.analysis.evaluate import evaluate_model
@@ -25,6 +26,7 @@ from electric_sheep.core.train_config import (
 )
 from electric_sheep.core.trainer import Callback, OnStep, fit
 from electric_sheep.errors import ConfigError, SheepWarning, TrainingDiverged
+from electric_sheep.render.plots import grid_image
 from electric_sheep.runs import checkpoint as ckpt
 from electric_sheep.runs.train_data import resume_train_config
 from electric_sheep.runs.training import train
@@ -374,8 +376,10 @@ def test_every_command_speaks_json_for_scripts(tmp_path):
     assert result["history"][-1]["val_loss"] > 0 and result["run_dir"] == str(tmp_path / "run")
     res = r.invoke(main, ["show", str(data), "-n", "4", "-o", str(tmp_path / "g.png"), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout) == {
-        "image": str(tmp_path / "g.png"), "n": 4, "split": "train", "data": str(data)
+        "image": str(tmp_path / "g.png"), "n": 4, "split": "all", "data": str(data)
     }  # fmt: skip
+    first = np.asarray(grid_image(blobs(60)[:4]))  # the file's first four, in its order (not the train split's)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png")), first)
     res = r.invoke(main, ["download", "--list", "--json"])
     assert res.exit_code == 0 and len(json.loads(res.stdout)) == 345
     without = [name for name, c in main.commands.items() if not any("--json" in p.opts for p in c.params)]

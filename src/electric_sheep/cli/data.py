@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..data import drawings as data_mod
 from ..render.plots import MAX_TILES
-from .common import _cache_option, _finish, _out_option, main
+from .common import _cache_option, _finish, _out_option, _split_view, _whole_file_split, main
 
 # --all is every drawing (None), not the library's False, which keeps only the unrecognised ones.
 _recognized_option = click.option(
@@ -42,7 +43,7 @@ def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool
 
 @main.command()
 @click.argument("data")
-@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@_whole_file_split("all: the file's first drawings, in its order; or one split's first.", default="all")
 @click.option(
     "-n", "count", type=click.IntRange(1, MAX_TILES), default=64, show_default=True, help="How many drawings."
 )
@@ -57,11 +58,12 @@ def show(
     from ..render.plots import grid_image, save_image
 
     drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
-    drawings.check_split(split)
-    images = drawings.split(split, limit=count)
+    images = np.asarray(_split_view(drawings, split)[:count])
     save_image(grid_image(images), out)
     result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
-    _finish(result, as_json, [f"wrote {out} ({len(images)} {split} drawings from {drawings.source})"])
+    which = "" if split == "all" else f" {split}"
+    first = f"the first {len(images)}{which} drawings" if len(images) > 1 else f"the first{which} drawing"
+    _finish(result, as_json, [f"wrote {out} ({first} of {drawings.source})"])
 
 
 @main.command()
