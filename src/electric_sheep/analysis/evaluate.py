@@ -27,7 +27,7 @@ from ..core.infer import as_batch, drawings_tensor
 from ..core.model import VAE
 from ..errors import ConfigError, SheepError
 
-DECODES_PER_CHUNK = 8192  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
+DECODES_PER_CHUNK = 4096  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
 
 
 @torch.no_grad()
