@@ -107,6 +107,24 @@ def test_the_lock_dies_with_its_process(tmp_path):
     assert (run / ckpt.WEIGHTS).is_file()
 
 
+def test_a_new_run_overwrites_no_config_json_it_did_not_write(tmp_path):
+    """--out a folder that holds someone's config.json: refused, the file kept; the config.json of a
+    run that stopped before its first checkpoint is the new run's to replace."""
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"lr": 0.1}')
+    res = CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(folder), "--quiet"])
+    _one_line(res, str(folder / "config.json"), "is not a run's and would be overwritten")
+    assert (folder / "config.json").read_text() == '{"lr": 0.1}' and not (folder / ckpt.WEIGHTS).exists()
+    stopped = tmp_path / "stopped"
+    _train(stopped, epochs=1)
+    (stopped / ckpt.WEIGHTS).unlink()
+    (stopped / ckpt.STATE).unlink()  # as if it had stopped before its first checkpoint
+    res = CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(stopped), "--quiet"])
+    assert res.exit_code == 0 and (stopped / ckpt.WEIGHTS).is_file(), res.output
+
+
 def test_sigterm_stops_training_as_ctrl_c_does(tmp_path):
     """`kill`, `timeout` or a scheduler's preemption send SIGTERM: the run saves where it stopped
     and leaves no half-written file (Python's default had been to die on the spot)."""

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from ..errors import ConfigError, SheepError
+from ..errors import ConfigError, DataError, SheepError
 from .fileio import ensure_dir
 from ..core.infer import as_batch, encode_means
 from ..core.trainer import Callback, FitState, empty_sums
@@ -35,16 +35,26 @@ class Checkpoint(Callback):
                 self.log(f"{self.run_dir} has already trained {done}: nothing to do (ask for more with --epochs)")
         elif state.procs.main:
             ensure_dir(self.run_dir)
-            if (self.run_dir / ckpt.WEIGHTS).exists():
-                raise SheepError(
-                    f"{self.run_dir} already holds a run; use --resume to continue it or choose another --out"
-                )
+            self._check_nothing_to_overwrite()
             config = {"model": state.model.config.to_dict(), "train": state.config.to_dict(), "data": self.data_info}
             ckpt.save_config(self.run_dir, config)
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         if state.procs.main:
             self._save(state, state.epoch + 1, 0, None)
+
+    def _check_nothing_to_overwrite(self) -> None:
+        """A new run may replace the config.json of a run that stopped before its first checkpoint,
+        nothing else: not another run, nor a config.json no run wrote."""
+        if (self.run_dir / ckpt.WEIGHTS).exists() or (self.run_dir / ckpt.STATE).exists():
+            raise SheepError(f"{self.run_dir} already holds a run; use --resume to continue it or choose another --out")
+        if (self.run_dir / ckpt.CONFIG).exists():
+            try:
+                ckpt.read_config(self.run_dir)
+            except SheepError:
+                raise DataError(
+                    self.run_dir / ckpt.CONFIG, "is not a run's and would be overwritten: choose another --out"
+                ) from None
 
     def on_interrupt(self, state: FitState) -> None:
         if state.procs.main and state.step > 0:  # save the interrupted epoch so --resume continues it
