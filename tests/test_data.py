@@ -290,6 +290,24 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
         data.load_drawings(tmp_path / "empty")
 
 
+def test_pictures_in_folders_inside_the_folder_are_named_not_read(tmp_path):
+    """Only the pictures directly in a folder are its drawings; those further down are named in a
+    warning (they had been left out without a word)."""
+    from electric_sheep.errors import SheepWarning
+
+    square = [np.array([[0, 0], [50, 0], [50, 50], [0, 50], [0, 0]], float)]
+    _picture(square).save(tmp_path / "top.png")
+    for folder in ("farm/2025", "zoo", ".thumbnails", "notes"):
+        (tmp_path / folder).mkdir(parents=True)
+    _picture(square).save(tmp_path / "farm" / "2025" / "sheep.png")
+    _picture(square).save(tmp_path / "zoo" / "goat.jpg")
+    _picture(square).save(tmp_path / ".thumbnails" / "top.png")
+    (tmp_path / "notes" / "todo.txt").write_text("draw more")
+    with pytest.warns(SheepWarning, match=r"pictures in 2 folder\(s\) inside it are not read \(farm, zoo\)"):
+        d = data.load_drawings(tmp_path)
+    assert d.meta["files"] == ["top.png"] and len(d.images) == 1
+
+
 def test_long_rasterising_shows_progress(tmp_path, monkeypatch, capsys):
     """A big stroke file or folder of pictures shows a progress bar (after PROGRESS_AFTER_S; here 0)."""
     monkeypatch.setattr(formats, "PROGRESS_AFTER_S", 0.0)

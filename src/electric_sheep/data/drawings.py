@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import DataError, OutputError, SheepWarning
 from ..runs.fileio import atomic_path
 from .formats import (
+    PICTURE_SUFFIXES,
     SPLITS,
     Format,
     detect_format,
@@ -226,8 +227,20 @@ def _load_pictures(path: Path, raster: RasterConfig) -> Drawings:
         raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
     every = np.arange(len(images))
     left_out = [f.name for f in files if f not in kept]
-    meta = {"files": [f.name for f in kept], "skipped_files": left_out}
+    meta = {"files": [f.name for f in kept], "skipped_files": left_out, "unread_folders": _picture_subfolders(path)}
     return Drawings(images, dict.fromkeys(SPLITS, every), "picture", path, len(left_out), meta)
+
+
+def _picture_subfolders(path: Path) -> list[str]:
+    """The folders inside picture folder ``path`` with pictures somewhere in them (not read: a
+    folder's drawings are the pictures directly in it)."""
+    if not path.is_dir():
+        return []
+
+    def has_pictures(folder: Path) -> bool:
+        return any(f.suffix.lower() in PICTURE_SUFFIXES for f in folder.rglob("*") if not f.name.startswith("."))
+
+    return [d.name for d in sorted(path.iterdir()) if d.is_dir() and not d.name.startswith(".") and has_pictures(d)]
 
 
 def _rasterise(
@@ -254,6 +267,15 @@ def _announce(drawings: Drawings) -> Drawings:
         listed = f": {', '.join(names[:5])}" if names else ""
         listed += f" and {len(names) - 5} more" if len(names) > 5 else ""
         warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}{listed}", SheepWarning, stacklevel=3)
+    folders = drawings.meta.get("unread_folders", [])
+    if folders:
+        listed = ", ".join(folders[:5]) + (f" and {len(folders) - 5} more" if len(folders) > 5 else "")
+        warnings.warn(
+            f"{drawings.source}: the pictures in {len(folders)} folder(s) inside it are not read ({listed}): "
+            "give each folder on its own",
+            SheepWarning,
+            stacklevel=3,
+        )
     return drawings
 
 
