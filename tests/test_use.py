@@ -74,6 +74,23 @@ def test_the_manifold_of_a_1d_latent_is_one_line():
     assert square.get_images()[0].get_array().shape[:2] == (5 * 28, 5 * 28) and square.get_ylabel() == "z[1]"
 
 
+def test_plots_of_a_1d_latent_name_no_second_dimension():
+    """The scatter of 1-D codes spreads them by their order, and says so; the explorer's map has
+    no second axis. Both had labelled it z[1]."""
+    from electric_sheep.render.explorer import explorer_payload
+    from electric_sheep.render.plots import latent_scatter_figure
+
+    codes = np.random.default_rng(0).normal(size=(30, 1))
+    ax = latent_scatter_figure(codes).axes[0]
+    assert ax.get_xlabel() == "z[0]" and ax.get_ylabel() == "drawing, in order (a 1-D latent)"
+    assert latent_scatter_figure(np.column_stack([codes, codes])).axes[0].get_ylabel() == "z[1]"
+    from electric_sheep.core.model import build_model, make_model_config
+
+    model = build_model(make_model_config("default", latent_dim=1)).eval()
+    payload = explorer_payload(model, codes.astype(np.float32), None, grid=4)
+    assert payload["axes"] == ["z[0]", "none (a 1-D latent)"]
+
+
 def test_manifold_grid_shape_and_coordinates(run):
     model = load_model(run)
     grid = generate.manifold(model, grid=5, span=3.0)

@@ -91,7 +91,8 @@ def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
     if gif:
         animated = snapshots_animation(run_dir, out.with_suffix(".gif"))
         result["animation"] = animated["animation"]
-        lines.append(f"wrote {animated['animation']} ({len(animated['epochs'])} epochs, one per frame)")
+        count = len(animated["epochs"])
+        lines.append(f"wrote {animated['animation']} ({count} epoch{'s' if count != 1 else ''}, one per frame)")
     _finish(result, as_json, lines)
 
 

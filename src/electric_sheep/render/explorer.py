@@ -66,8 +66,14 @@ def explorer_payload(
         "perRow": per_row,
         "reconSprite": sprite(recon, per_row) if len(codes) else None,
         "originalSprite": sprite(originals, per_row) if originals is not None and len(codes) else None,
-        "axes": ["z[0]", "z[1]"] if model.config.latent_dim <= 2 else ["PC 1 (sd)", "PC 2 (sd)"],
+        "axes": _axis_names(model.config.latent_dim),
     }
+
+
+def _axis_names(latent_dim: int) -> list[str]:
+    if latent_dim == 1:  # every row of the map is the same line
+        return ["z[0]", "none (a 1-D latent)"]
+    return ["z[0]", "z[1]"] if latent_dim == 2 else ["PC 1 (sd)", "PC 2 (sd)"]
 
 
 def explorer_html(payload: dict, element_id: str = "explorer") -> str:

@@ -247,7 +247,8 @@ def latent_scatter_figure(
     plt = pyplot()
 
     codes = np.asarray(codes, dtype=np.float64)
-    if codes.shape[1] == 1:  # a 1-D latent: spread along y by index so the points are visible
+    one_d = codes.shape[1] == 1
+    if one_d:  # a 1-D latent: spread along y by index so the points are visible
         codes = np.column_stack([codes[:, 0], np.arange(len(codes))])
     fig = None
     if ax is None:
@@ -263,7 +264,7 @@ def latent_scatter_figure(
         ax.legend(loc="best", fontsize=7, markerscale=2)
     ax.set_title(title)
     ax.set_xlabel("z[0]")
-    ax.set_ylabel("z[1]")
+    ax.set_ylabel("drawing, in order (a 1-D latent)" if one_d else "z[1]")
     ax.grid(alpha=0.3)
     return fig if fig is not None else ax.figure
 
