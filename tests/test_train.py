@@ -182,6 +182,13 @@ def test_seed_preset_trains_and_evaluates(tmp_path):
     result = evaluate_model(ckpt.load_model(tmp_path), blobs(12, seed=2), k=20)
     assert result["iwae_nll"] <= result["nelbo"] + 1e-6  # Jensen, on the same samples
     assert result["n"] == 12 and result["k"] == 20 and result["kl"] >= 0
+    draw = ["draw", str(tmp_path), "-n", "2", "-o", str(tmp_path / "x.png")]
+    res = CliRunner().invoke(main, [*draw, "--candidates", "4"])  # no pixel head: nothing to choose from
+    assert res.exit_code == 0 and "has no pixel head to sample: --candidates changes nothing" in res.stderr
+    res = CliRunner().invoke(main, [*draw, "--category", "cat"])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [
+        "error: the model cannot draw 'cat': it has no categories"
+    ]
 
 
 def test_evaluation_memory_does_not_grow_with_k(monkeypatch):

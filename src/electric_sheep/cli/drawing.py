@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
+from ..errors import SheepWarning
 from ..render.plots import MAX_FRAME_MS, MAX_TILES
 from .common import (
     SEED,
@@ -65,6 +67,11 @@ def draw(
     from ..runs.checkpoint import warn_if_prior_unlearned
 
     model = _model(run_dir)
+    if category is not None:
+        model.config.category_index(category)  # a category it cannot draw stops before any warning
+    if candidates is not None and model.pixel_head is None:
+        message = f"{run_dir} has no pixel head to sample: --candidates changes nothing"
+        warnings.warn(message, SheepWarning, stacklevel=2)
     gaussian = mean is not None or std is not None or model.prior is None
     if gaussian:
         warn_if_prior_unlearned(run_dir)
