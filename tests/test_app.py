@@ -56,6 +56,37 @@ def test_what_is_not_a_drawing_gets_a_message(sketch, message):
         sb.sketch_bitmap(sketch)
 
 
+def test_the_page_names_what_the_model_learned(tmp_path):
+    """A model of cats is asked for a cat and judges "looks like a cat" (it said "a sheep" whatever
+    the model had learned), one of several categories names them all, and a file whose name says
+    no category leaves the words generic; only a model of sheep falls back on the downloaded sheep."""
+    from conftest import write_bitmap
+
+    from electric_sheep.cli import main
+
+    for name, subject in [("cat", "a cat"), ("full_numpy_bitmap_airplane", "an airplane"), ("aaron_sheep", "a sheep")]:
+        data = write_bitmap(tmp_path / f"{name}.npy", n=40)
+        run = tmp_path / f"run_{name}"
+        assert CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
+        assert sb.run_subject(run) == subject
+    (tmp_path / "my_doodles.npy").write_bytes((tmp_path / "cat.npy").read_bytes())
+    run = tmp_path / "run_doodles"
+    CliRunner().invoke(main, ["train", str(tmp_path / "my_doodles.npy"), "--epochs", "1", "--out", str(run)])
+    assert sb.run_subject(run) is None and sb.run_subject(builtin_run_dir()) == "a sheep"
+    ref = sb.load_reference(tmp_path / "run_cat")
+    assert ref.subject == "a cat" and ref.images is not None
+    verdict = sb.judge(ref, sb.sketch_bitmap(_json(sheep())))
+    text = verdict.summary(ref.threshold, ref.rule, ref.subject)
+    assert text.startswith(("looks like a cat:", "does not look like a cat:")), text
+    assert verdict.summary(1.0, "top 1", None).split(":")[0].endswith("like the drawings it learned from")
+    with pytest.raises(sb.SketchProblem, match="the canvas is empty: draw a cat"):
+        sb.sketch_bitmap("[]", ref.subject)
+    pair = [tmp_path / "cat.npy", write_bitmap(tmp_path / "dog.npy", n=40, seed=1)]
+    cond = tmp_path / "cond"
+    res = CliRunner().invoke(main, ["train", *map(str, pair), "--conditional", "--epochs", "1", "--out", str(cond)])
+    assert res.exit_code == 0 and sb.run_subject(cond) == "a cat or a dog", res.output
+
+
 def test_map_points_and_pixels_agree(reference):
     point = np.array([0.7, -1.2])
     lo, hi = reference.view()

@@ -41,11 +41,12 @@ class Reference:
     codes: np.ndarray  # (N, D)
     centre: np.ndarray  # (D,) and axes (2, D): the map's plane (the latent plane itself for D = 2)
     axes: np.ndarray
-    scores: np.ndarray  # (N,), higher = less sheep-like
+    scores: np.ndarray  # (N,), higher = less typical
     threshold: float
     rule: str
     span: float = SPAN  # the dream sliders' half-range: at least SPAN, wide enough for the prior's codes
     background: Image.Image | None = field(default=None, repr=False)  # the map's dots, drawn once
+    subject: str | None = "a sheep"  # what the model learned to draw ("a cat"); None: not known
 
     @cached_property
     def plane(self) -> np.ndarray:
@@ -94,16 +95,16 @@ class SketchProblem(SheepError):
     """A sketch that is not a drawing to look at (empty, a dot, too large): said in the page."""
 
 
-def sketch_bitmap(sketch: str | None) -> np.ndarray:
+def sketch_bitmap(sketch: str | None, subject: str | None = "a sheep") -> np.ndarray:
     """A sketch, as the page sends it (JSON strokes ``[[[x, y], ...], ...]`` in canvas pixels, y
     down), as the 28x28 uint8 drawing the model sees: rendered by the same rasteriser as the
     stroke files; a :class:`SketchProblem` saying what is wrong otherwise."""
     strokes = _strokes(sketch)
     points = np.concatenate(strokes) if strokes else np.zeros((0, 2))
     if len(points) == 0:
-        raise SketchProblem("the canvas is empty: draw a sheep")
+        raise SketchProblem(f"the canvas is empty: draw {subject or 'something'}")
     if (points.max(axis=0) - points.min(axis=0)).max() < MIN_INK_SPAN:
-        raise SketchProblem("that is a single dot: draw a whole sheep")
+        raise SketchProblem(f"that is a single dot: draw {subject or 'more'}")
     return render(strokes)
 
 
@@ -138,10 +139,12 @@ class Verdict:
     point: np.ndarray  # (2,) on the map
     neighbours: np.ndarray | None  # (NEIGHBOURS, 28, 28) uint8 real drawings nearest in code space
 
-    def summary(self, threshold: float, rule: str) -> str:
-        verdict = "looks like a sheep" if self.sheep_like else "does not look like a sheep"
+    def summary(self, threshold: float, rule: str, subject: str | None = "a sheep") -> str:
+        """In words, of a model that learned to draw ``subject`` (None: its drawings, unnamed)."""
+        like = subject or "the drawings it learned from"
+        verdict = f"looks like {like}" if self.sheep_like else f"does not look like {like}"
         return (
-            f"{verdict}: score {self.score:.3f} ({SCORE}), less sheep-like than {self.percentile:.0f}% "
+            f"{verdict}: score {self.score:.3f} ({SCORE}), less typical than {self.percentile:.0f}% "
             f"of the reference drawings; flagged above {threshold:.3f} ({rule})"
         )
 
@@ -234,15 +237,56 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
     from ..runs.checkpoint import last_latents, load_model, run_data
 
     model = load_model(run_dir)
-    for source in (lambda: run_data(run_dir, data), lambda: load_drawings("sheep")):
+    subject = run_subject(run_dir)
+    sources = [lambda: run_data(run_dir, data)]
+    if subject == "a sheep":  # what the built-in model learned from, where it was downloaded
+        sources.append(lambda: load_drawings("sheep"))
+    for source in sources:
         try:
             drawings = source()
         except SheepError:
             if data is not None:  # the user's own DATA must be readable
                 raise
             continue
-        return make_reference(model, drawings.split("train", limit=REFERENCE_LIMIT))
-    return make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))
+        ref = make_reference(model, drawings.split("train", limit=REFERENCE_LIMIT))
+        break
+    else:
+        ref = make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))
+    ref.subject = subject
+    return ref
+
+
+def run_subject(run_dir: str | Path) -> str | None:
+    """What a run learned to draw, in words ("a sheep", "an airplane", "a cat or a dog"): its
+    categories, else the Quick, Draw! category its training file is named after (``cat.npy``,
+    ``full_numpy_bitmap_cat.npy``, ``aaron_sheep.npz``); None when the name says none."""
+    from ..runs.checkpoint import builtin_run_dir, read_config, read_model_config
+
+    categories = read_model_config(run_dir).categories
+    if categories:
+        return " or ".join(_with_article(c) for c in categories)
+    if Path(run_dir).resolve() == builtin_run_dir().resolve():
+        return "a sheep"
+    record = read_config(run_dir).get("data", {})
+    source = record.get("source") if isinstance(record, dict) else None
+    name = _category_in_name(Path(source).stem) if isinstance(source, str) else None
+    return _with_article(name) if name else None
+
+
+def _category_in_name(stem: str) -> str | None:
+    """The one Quick, Draw! category a file's name holds, as a whole or as one of its words."""
+    from ..data.drawings import categories
+
+    known = {c.lower().replace(" ", "_"): c for c in categories()}
+    name = stem.lower().replace(" ", "_").replace("-", "_")
+    if name in known:
+        return known[name]
+    found = {known[w] for w in name.split("_") if w in known}
+    return found.pop() if len(found) == 1 else None
+
+
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _saved_scores(path: Path) -> np.ndarray | None:

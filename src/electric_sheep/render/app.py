@@ -1,6 +1,7 @@
-"""``sheep app``: a local web page (Gradio) to draw a sheep and see what the model makes of it.
+"""``sheep app``: a local web page (Gradio) to draw a sheep (or what else the model learned)
+and see what the model makes of it.
 
-Three tabs: *Draw* (the drawing as the model sees it, its reconstruction, how sheep-like it is,
+Three tabs: *Draw* (the drawing as the model sees it, its reconstruction, how typical it is,
 where it lands on the map, the nearest real drawings, updated on every stroke), *Dream* (decode a
 point chosen with sliders, a click on the map or "surprise me") and *Interpolate* (the decoded
 path between two drawings). The computing is :mod:`electric_sheep.analysis.sketchbook`'s; this module only
@@ -45,13 +46,14 @@ def on_sketch(ref: sb.Reference, value):
     """Outputs of the Draw tab for one state of the sketchpad: seen, reconstruction, verdict,
     map, neighbours (a message and blanks when the canvas is not a drawing)."""
     try:
-        verdict = sb.judge(ref, sb.sketch_bitmap(value))
+        verdict = sb.judge(ref, sb.sketch_bitmap(value, ref.subject))
     except sb.SketchProblem as e:
         return None, None, f"**{e}**", sb.map_image(ref), None
     near = grid_image(verdict.neighbours, ncols=sb.NEIGHBOURS, scale=3) if verdict.neighbours is not None else None
     strokes = sb.stroke_count(value)
     # the count tells the user (and a test) which drawing was judged when the numbers barely move
-    text = f"{verdict.summary(ref.threshold, ref.rule)}; {strokes} stroke{'s' if strokes != 1 else ''} seen"
+    summary = verdict.summary(ref.threshold, ref.rule, ref.subject)
+    text = f"{summary}; {strokes} stroke{'s' if strokes != 1 else ''} seen"
     if verdict.neighbours is None:
         text += " (the nearest real drawings need the data: `sheep download sheep` or `--data DATA`)"
     return _tile(verdict.bitmap), _tile(verdict.reconstruction), text, sb.map_image(ref, verdict.point), near
@@ -92,7 +94,7 @@ def on_interpolate(ref: sb.Reference, start, end, source: str, first: int, last:
     """The Interpolate tab: the path between two drawings, drawn or picked from the data."""
     try:
         if source == "drawn":
-            a, b = (sb.sketch_bitmap(v) for v in (start, end))
+            a, b = (sb.sketch_bitmap(v, ref.subject) for v in (start, end))
         else:
             a, b = _picked(ref, int(first), int(last))
     except sb.SketchProblem as e:
@@ -114,7 +116,7 @@ def build(ref: sb.Reference, title: str = "electric-sheep"):
     """The page, as a Gradio Blocks (not started)."""
     gr = _gradio()
     with gr.Blocks(title=title, analytics_enabled=False) as page:
-        gr.Markdown(f"# {title}: draw a sheep and see what the model makes of it")
+        gr.Markdown(f"# {title}: draw {ref.subject or 'something'} and see what the model makes of it")
         with gr.Tab("Draw"):
             _draw_tab(gr, ref)
         with gr.Tab("Dream"):
@@ -146,12 +148,13 @@ def _image(gr, label: str, elem_id: str):
 
 def _draw_tab(gr, ref: sb.Reference) -> None:
     with gr.Row():
-        pad = _sketchpad(gr, "draw a sheep here", "pad")
+        pad = _sketchpad(gr, f"draw {ref.subject} here" if ref.subject else "draw here", "pad")
         with gr.Column():
             with gr.Row():
                 seen = _image(gr, "as the model sees it (28 x 28)", "seen")
                 recon = _image(gr, "as the model remembers it", "recon")
-            verdict = gr.Markdown("Draw a sheep: the model answers on every stroke.", elem_id="verdict")
+            prompt = f"Draw {ref.subject}" if ref.subject else "Draw"
+            verdict = gr.Markdown(f"{prompt}: the model answers on every stroke.", elem_id="verdict")
     with gr.Row():
         where = _image(gr, "where it lands on the map of the training drawings' codes", "map")
         near = _image(gr, f"the {sb.NEIGHBOURS} nearest real drawings", "near")
