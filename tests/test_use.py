@@ -210,6 +210,25 @@ def test_dbscan_where_every_drawing_is_its_own_cluster_has_no_silhouette():
     assert latent.dbscan_search(two, (1.0, 1.0), (2, 2), trials=1, progress=False)[0].silhouette > 0.9
 
 
+def test_dbscan_of_many_codes_clusters_a_sample_and_labels_the_rest(monkeypatch):
+    """Past DBSCAN_MAX codes (whose neighbourhoods took all 24 GB of memory at 480,000), DBSCAN sees
+    a seeded sample; every other code joins its nearest core code's cluster within eps, else noise."""
+    from sklearn.cluster import DBSCAN
+
+    monkeypatch.setattr(latent, "DBSCAN_MAX", 60)
+    rng = np.random.default_rng(0)
+    groups = np.r_[rng.normal(0, 0.05, (100, 2)), rng.normal(5, 0.05, (100, 2)), [[50.0, 50.0]]]
+    labels = latent.dbscan_labels(groups, eps=0.5, min_samples=3, seed=0)
+    sample = latent.dbscan_sample(len(groups), seed=0)
+    assert len(sample) == 60 and np.array_equal(
+        labels[sample], DBSCAN(eps=0.5, min_samples=3).fit_predict(groups[sample])
+    )
+    assert len(set(labels[:100])) == 1 and len(set(labels[100:200])) == 1 and labels[0] != labels[100] >= 0
+    assert labels[200] == -1  # nowhere near a core code: noise
+    trials = latent.dbscan_search(groups, (0.5, 0.5), (3, 3), trials=1, progress=False)
+    assert trials[0].clusters == 2  # the search sees the same sample
+
+
 def test_a_gallery_of_many_clusters_shows_the_largest():
     labels = np.r_[np.repeat(np.arange(100), 2), np.full(5, 7), np.full(3, -1)]  # cluster 7 largest, then noise
     images = np.zeros((len(labels), 28, 28), np.uint8)

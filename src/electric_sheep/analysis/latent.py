@@ -84,9 +84,11 @@ def dbscan_search(
     seed: int = 0,
     progress: bool = True,
 ) -> list[DBSCANTrial]:
-    """Random search over eps (log-uniform) and min_samples (uniform integers)."""
+    """Random search over eps (log-uniform) and min_samples (uniform integers), on the codes of
+    :func:`dbscan_sample` (all of them up to DBSCAN_MAX)."""
     from sklearn.cluster import DBSCAN
 
+    codes = codes[dbscan_sample(len(codes), seed)]
     rng = np.random.default_rng(seed)
     # A core point needs min_samples drawings around it: more than there are finds nothing.
     hi = max(1, min(min_samples_range[1], len(codes)))
@@ -114,6 +116,43 @@ def _trial(codes: np.ndarray, labels: np.ndarray, eps: float, min_samples: int, 
     if 2 <= len(np.unique(sampled)) < len(sampled):
         sil = float(silhouette_score(points, sampled))
     return DBSCANTrial(eps, min_samples, n_clusters, float(1 - clustered.mean()), sil)
+
+
+# DBSCAN keeps every code's neighbours at once: where codes crowd within eps that is N^2 indices
+# (2.7 GB for 10,000 codes; 480,000 took the machine's 24 GB). Past this many it clusters a sample.
+DBSCAN_MAX = 10_000
+
+
+def dbscan_sample(n: int, seed: int = 0) -> np.ndarray:
+    """Which of ``n`` codes DBSCAN clusters itself: all up to DBSCAN_MAX, else a seeded sample."""
+    if n <= DBSCAN_MAX:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, DBSCAN_MAX, replace=False))
+
+
+def dbscan_labels(codes: np.ndarray, eps: float, min_samples: int, seed: int = 0) -> np.ndarray:
+    """DBSCAN's labels of every code. Past DBSCAN_MAX codes, DBSCAN clusters the sample of
+    :func:`dbscan_sample`, and each other code takes the cluster of its nearest core code if that
+    is within eps, else is noise: how DBSCAN labels a point it did not see (a border point)."""
+    from sklearn.cluster import DBSCAN
+
+    sample = dbscan_sample(len(codes), seed)
+    fit = DBSCAN(eps=eps, min_samples=min_samples).fit(codes[sample])
+    if len(sample) == len(codes):
+        return fit.labels_
+    labels = np.full(len(codes), -1, dtype=fit.labels_.dtype)
+    labels[sample] = fit.labels_
+    core = sample[fit.core_sample_indices_]
+    rest = np.setdiff1d(np.arange(len(codes)), sample)
+    if len(core) and len(rest):
+        import faiss
+
+        index = faiss.IndexFlatL2(codes.shape[1])
+        index.add(np.ascontiguousarray(codes[core], dtype=np.float32))
+        squared, nearest = index.search(np.ascontiguousarray(codes[rest], dtype=np.float32), 1)
+        near = squared[:, 0] <= eps * eps
+        labels[rest[near]] = labels[core[nearest[near, 0]]]
+    return labels
 
 
 MAX_NOISE = 0.25  # a clustering that calls more than a quarter of the sheep noise explains too little

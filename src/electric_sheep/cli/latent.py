@@ -169,6 +169,11 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
             f"clusters, {result['noise_fraction']:.1%} noise, silhouette {result['silhouette']:.3f} "
             f"({result['rule']}); table {result['table']}"
         )
+        if result["searched_on"] < result["n"]:
+            head += (
+                f"\nsearched and clustered on a sample of {result['searched_on']:,} of the {result['n']:,} codes; "
+                "each other code joins the cluster of its nearest core code within eps, or the noise"
+            )
     sizes = _cluster_sizes(result["cluster_sizes"])
     _finish(
         result, as_json, [head, f"cluster sizes: {sizes}", f"wrote {result['scatter']}", f"wrote {result['gallery']}"]

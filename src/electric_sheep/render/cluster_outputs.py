@@ -11,6 +11,8 @@ import numpy as np
 from ..analysis.latent import (
     ClusterMethod,
     choose_trial,
+    dbscan_labels,
+    dbscan_sample,
     dbscan_search,
     elbow,
     elbow_k,
@@ -111,11 +113,9 @@ def _dbscan_clustering(
     progress: bool,
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """DBSCAN after a random search over its parameters: (labels, numbers for the JSON, title)."""
-    from sklearn.cluster import DBSCAN
-
     table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
     best, rule = choose_trial(table, n_clusters)
-    labels = DBSCAN(eps=best.eps, min_samples=best.min_samples).fit_predict(codes)
+    labels = dbscan_labels(codes, best.eps, best.min_samples, seed)
     table_path = write_csv(
         out_dir / "dbscan_search.csv",
         ["eps", "min_samples", "clusters", "noise_fraction", "silhouette"],
@@ -129,5 +129,6 @@ def _dbscan_clustering(
         "silhouette": best.silhouette,
         "rule": rule,
         "table": str(table_path),
+        "searched_on": len(dbscan_sample(len(codes), seed)),  # codes the search and DBSCAN saw
     }
     return labels, info, f"DBSCAN, eps = {best.eps:.3f}, min_samples = {best.min_samples}"
