@@ -55,7 +55,8 @@ def on_sketch(ref: sb.Reference, value):
     summary = verdict.summary(ref.threshold, ref.rule, ref.subject)
     text = f"{summary}; {strokes} stroke{'s' if strokes != 1 else ''} seen"
     if verdict.neighbours is None:
-        text += " (the nearest real drawings need the data: `sheep download sheep` or `--data DATA`)"
+        download = "`sheep download sheep` or " if ref.subject == "a sheep" else ""
+        text += f" (the nearest real drawings need the data: {download}`--data DATA`)"
     return _tile(verdict.bitmap), _tile(verdict.reconstruction), text, sb.map_image(ref, verdict.point), near
 
 
