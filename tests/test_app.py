@@ -11,6 +11,7 @@ from app_driver import sheep_strokes as sheep
 from click.testing import CliRunner
 
 from electric_sheep.analysis import sketchbook as sb
+from electric_sheep.runs import checkpoint as ckpt
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
 
 
@@ -68,11 +69,11 @@ def test_the_page_names_what_the_model_learned(tmp_path):
         data = write_bitmap(tmp_path / f"{name}.npy", n=40)
         run = tmp_path / f"run_{name}"
         assert CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
-        assert sb.run_subject(run) == subject
+        assert ckpt.run_subject(run) == subject
     (tmp_path / "my_doodles.npy").write_bytes((tmp_path / "cat.npy").read_bytes())
     run = tmp_path / "run_doodles"
     CliRunner().invoke(main, ["train", str(tmp_path / "my_doodles.npy"), "--epochs", "1", "--out", str(run)])
-    assert sb.run_subject(run) is None and sb.run_subject(builtin_run_dir()) == "a sheep"
+    assert ckpt.run_subject(run) is None and ckpt.run_subject(builtin_run_dir()) == "a sheep"
     ref = sb.load_reference(tmp_path / "run_cat")
     assert ref.subject == "a cat" and ref.images is not None
     verdict = sb.judge(ref, sb.sketch_bitmap(_json(sheep())))
@@ -84,7 +85,7 @@ def test_the_page_names_what_the_model_learned(tmp_path):
     pair = [tmp_path / "cat.npy", write_bitmap(tmp_path / "dog.npy", n=40, seed=1)]
     cond = tmp_path / "cond"
     res = CliRunner().invoke(main, ["train", *map(str, pair), "--conditional", "--epochs", "1", "--out", str(cond)])
-    assert res.exit_code == 0 and sb.run_subject(cond) == "a cat or a dog", res.output
+    assert res.exit_code == 0 and ckpt.run_subject(cond) == "a cat or a dog", res.output
 
 
 def test_map_points_and_pixels_agree(reference):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -57,7 +58,23 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
         assert f"id='{section}'" in page
     assert page.count("src='data:image/gif;base64,") == 2  # the latent space epoch by epoch; a dream
     assert "drawn as each category" not in page  # the built-in model has no categories
+    assert "<h2>New sheep</h2>" in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
+
+
+def test_a_report_names_new_drawings_after_what_the_run_learned(tmp_path):
+    """The samples of a model of cats are not called new sheep (a copy of the built-in model's
+    folder still is: its config says what it learned)."""
+    for name, source, title in [("cats", "data/cat.npy", "New drawings"), ("copy", None, "New sheep")]:
+        run = tmp_path / name
+        shutil.copytree(builtin_run_dir(), run)
+        config = json.loads((run / "config.json").read_text())
+        if source:
+            config["data"] = {"source": source, "format": "bitmap", "split_seed": 0}
+        (run / "config.json").write_text(json.dumps(config))
+        proc = _sheep("report", str(run), "-o", "r.html", cwd=run)
+        assert proc.returncode == 0, proc.stderr
+        assert f"<h2>{title}</h2>" in (run / "r.html").read_text(), name
 
 
 @pytest.fixture(scope="module")

@@ -234,7 +234,7 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
     the run's own data, else the downloaded ``sheep`` category (what the built-in model learned
     from), else the codes and scores the run saved of its validation drawings, without drawings."""
     from ..data.drawings import load_drawings
-    from ..runs.checkpoint import last_latents, load_model, run_data
+    from ..runs.checkpoint import last_latents, load_model, run_data, run_subject
 
     model = load_model(run_dir)
     subject = run_subject(run_dir)
@@ -254,39 +254,6 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
         ref = make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))
     ref.subject = subject
     return ref
-
-
-def run_subject(run_dir: str | Path) -> str | None:
-    """What a run learned to draw, in words ("a sheep", "an airplane", "a cat or a dog"): its
-    categories, else the Quick, Draw! category its training file is named after (``cat.npy``,
-    ``full_numpy_bitmap_cat.npy``, ``aaron_sheep.npz``); None when the name says none."""
-    from ..runs.checkpoint import builtin_run_dir, read_config, read_model_config
-
-    categories = read_model_config(run_dir).categories
-    if categories:
-        return " or ".join(_with_article(c) for c in categories)
-    if Path(run_dir).resolve() == builtin_run_dir().resolve():
-        return "a sheep"
-    record = read_config(run_dir).get("data", {})
-    source = record.get("source") if isinstance(record, dict) else None
-    name = _category_in_name(Path(source).stem) if isinstance(source, str) else None
-    return _with_article(name) if name else None
-
-
-def _category_in_name(stem: str) -> str | None:
-    """The one Quick, Draw! category a file's name holds, as a whole or as one of its words."""
-    from ..data.drawings import categories
-
-    known = {c.lower().replace(" ", "_"): c for c in categories()}
-    name = stem.lower().replace(" ", "_").replace("-", "_")
-    if name in known:
-        return known[name]
-    found = {known[w] for w in name.split("_") if w in known}
-    return found.pop() if len(found) == 1 else None
-
-
-def _with_article(noun: str) -> str:
-    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _saved_scores(path: Path) -> np.ndarray | None:

@@ -121,7 +121,7 @@ def build_report(
     candidates = [
         _training_section(ckpt.read_metrics(run_dir)),
         _snapshots_section(run_dir, epochs),
-        _samples_section(model, seed),
+        _samples_section(model, seed, ckpt.run_subject(run_dir)),
         _reconstructions_section(model, drawings),
         _manifold_section(model, codes),
         _clusters_section(model, drawings, seed, progress),
@@ -169,8 +169,9 @@ def _snapshots_section(run_dir: Path, epochs: list[int] | None) -> Section | Non
     return Section("latent-epochs", "The latent space during training", caption, body)
 
 
-def _samples_section(model: VAE, seed: int) -> Section:
-    body = _img(png_data_uri(grid_image(draw(model, SAMPLES, seed=seed))), "generated sheep")
+def _samples_section(model: VAE, seed: int, subject: str | None) -> Section:
+    new = "New sheep" if subject == "a sheep" else "New drawings"  # of what the run learned
+    body = _img(png_data_uri(grid_image(draw(model, SAMPLES, seed=seed))), new.lower())
     frames = [grid_image(f, ncols=DREAMS, scale=3) for f in dream(model, DREAMS, DREAM_FRAMES, seed)]
     body += _img(gif_uri(frames, DREAM_MS), "the model dreaming")
     prior = "z ~ N(0, I), the prior" if model.prior is None else "the prior fitted to the codes"
@@ -182,7 +183,7 @@ def _samples_section(model: VAE, seed: int) -> Section:
         rows = {name: draw(model, PER_CATEGORY, seed=seed, category=name) for name in model.config.categories}
         body += _img(figure_uri(rows_figure(rows, "drawn as each category")), "drawn as each category")
         caption += f" Last, {PER_CATEGORY} drawings of each of its categories (sheep draw --category)."
-    return Section("samples", "New sheep", caption, body)
+    return Section("samples", new, caption, body)
 
 
 def gif_uri(frames: list, frame_ms: int, hold_last_ms: int | None = None) -> str:

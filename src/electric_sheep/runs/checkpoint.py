@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,38 @@ def builtin_run_dir() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("electric_sheep").joinpath("pretrained")))
+
+
+def run_subject(run_dir: str | Path) -> str | None:
+    """What a run learned to draw, in words ("a sheep", "an airplane", "a cat or a dog"): its
+    categories, else the Quick, Draw! category its training file is named after (``cat.npy``,
+    ``full_numpy_bitmap_cat.npy``, ``aaron_sheep.npz``); None when the name says none."""
+    categories = read_model_config(run_dir).categories
+    if categories:
+        return " or ".join(_with_article(c) for c in categories)
+    if Path(run_dir).resolve() == builtin_run_dir().resolve():
+        return "a sheep"
+    record = read_config(run_dir).get("data", {})
+    record = record if isinstance(record, dict) else {}
+    source, dataset = record.get("source"), record.get("dataset")  # a file, or words (a copied built-in model)
+    name = _category_in_name(Path(source).stem if isinstance(source, str) else str(dataset or ""))
+    return _with_article(name) if name else None
+
+
+def _category_in_name(text: str) -> str | None:
+    """The one Quick, Draw! category a file's name (or a text) holds, whole or as one of its words."""
+    from ..data.drawings import categories  # imported when needed, as run_data does below
+
+    known = {c.lower().replace(" ", "_"): c for c in categories()}
+    name = "_".join(w for w in re.split(r"[^a-z0-9]+", text.lower()) if w)
+    if name in known:
+        return known[name]
+    found = {known[w] for w in name.split("_") if w in known}
+    return found.pop() if len(found) == 1 else None
+
+
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def is_run_dir(path: str | Path) -> bool:
