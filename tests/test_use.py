@@ -355,6 +355,18 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=name)
 
 
+def test_a_mixture_without_validation_drawings_validates_on_itself(tmp_path):
+    """A file of a few drawings has no valid split: the honest case trains on, as `sheep train`
+    does, validating on the mixture (it stopped with a message meant for a library caller)."""
+    from electric_sheep.errors import SheepWarning
+
+    m = mixtures.mix(blobs(20, seed=5), crosses(4, seed=1), 0.2, seed=0)
+    quiet = {"progress": False, "log": lambda s: None}
+    with pytest.warns(SheepWarning, match="no drawing in the validation split .24 in the mixture."):
+        model = mixtures.train_on_mixture(m.images, m.images[:0], ModelConfig(), tmp_path, epochs=1, trim=0, **quiet)
+    assert anomaly.scores(model, m.images, "elbo-ink").shape == (24,)
+
+
 def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkeypatch):
     """`snapshots --gif`: one frame per saved epoch, all the same size, titled with the KL weight;
     the codes move between the first frame and the last."""

@@ -49,6 +49,14 @@ def train_on_mixture(
 
     if not 0 <= trim < 1:
         raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
+    if not len(val_u8):  # a file of a few drawings: its 10% valid split rounds to none
+        warnings.warn(
+            f"no drawing in the validation split ({len(images_u8)} in the mixture); validation is measured on "
+            "the mixture's drawings themselves",
+            SheepWarning,
+            stacklevel=2,
+        )
+        val_u8 = images_u8
     run_dir = Path(run_dir)
     first_dir = run_dir / "stage1" if trim > 0 else run_dir
     if trim > 0:
