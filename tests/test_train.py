@@ -99,6 +99,20 @@ def test_unknown_training_options_rejected():
         make_train_config("default", epoch=3)
 
 
+def test_settings_take_numbers_of_the_right_kind_from_python_or_numpy():
+    """A string or a fraction where a count goes is named; a numpy number (drawn by a script) is
+    the Python number it holds, which config.json can store."""
+    with pytest.raises(ConfigError, match='epochs must be a whole number, got "3"'):
+        make_train_config("default", epochs="3")
+    with pytest.raises(ConfigError, match="lr must be a finite number, got NaN"):
+        make_train_config("default", lr=float("nan"))
+    with pytest.raises(ConfigError, match="optimizer must be one of 'adam', 'rmsprop'"):
+        make_train_config("default", optimizer="sgd")
+    cfg = make_train_config("default", epochs=np.int64(3), lr=np.float32(0.5), seed=np.uint32(7), flip=np.bool_(False))
+    assert json.loads(json.dumps(cfg.to_dict()))["epochs"] == 3 and type(cfg.seed) is int and cfg.flip is False
+    assert type(ModelConfig(latent_dim=np.int64(4)).latent_dim) is int
+
+
 def test_run_folder_round_trip_and_tensorboard(tmp_path):
     history = _train(tmp_path, epochs=2)
     assert [row["epoch"] for row in history] == [1, 2]

@@ -14,15 +14,21 @@ import types
 import typing
 from typing import Any, Literal, Union
 
+import numpy as np
+
 from ..errors import ConfigError
 
 
 def check_field_types(settings: Any) -> None:
     """Raise a ConfigError naming the first field of dataclass ``settings`` whose value does not
-    have its annotated type (numbers must also be finite)."""
+    have its annotated type (numbers must also be finite). A numpy number (a seed drawn by a
+    script, say) is taken as the Python number it holds, which config.json can store."""
     hints = typing.get_type_hints(type(settings))
     for field in dataclasses.fields(settings):
         value, kind = getattr(settings, field.name), hints[field.name]
+        if isinstance(value, np.generic):
+            value = value.item()
+            object.__setattr__(settings, field.name, value)  # frozen dataclasses too
         if not _matches(value, kind):
             raise ConfigError(f"{field.name} must be {_describe(kind)}, got {_shown(value)}")
 
