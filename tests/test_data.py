@@ -351,3 +351,6 @@ def test_all_means_every_drawing_and_recognized_only_the_recognised(tmp_path):
         assert r.exit_code == 0, r.output
         counts[" ".join(flag)] = json.loads(r.output)["count"]
     assert counts == {"": 10, "--all": 10, "--recognized": 5}
+    bitmap = write_bitmap(tmp_path / "b.npy", n=10)  # says nothing of recognition: said, not ignored
+    r = CliRunner().invoke(main, ["info", str(bitmap), "--json", "--recognized"])
+    assert json.loads(r.stdout)["count"] == 10 and "does not say which drawings the game recognised" in r.stderr

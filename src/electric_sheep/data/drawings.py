@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import DataError, OutputError, SheepWarning
 from ..runs.fileio import atomic_path
 from .formats import (
+    FLAGGED,
     PICTURE_SUFFIXES,
     SPLITS,
     Format,
@@ -200,6 +201,12 @@ def load_drawings(
     """
     path = resolve_source(source, cache_dir)
     fmt = detect_format(path)
+    if recognized is not None and fmt not in FLAGGED:
+        warnings.warn(
+            f"{path}: a {fmt} file does not say which drawings the game recognised: every drawing is kept",
+            SheepWarning,
+            stacklevel=2,
+        )
     if fmt == "bitmap":
         images = read_bitmap(path)
         return Drawings(images, seeded_splits(len(images), seed), "bitmap", path)

@@ -31,6 +31,7 @@ from .pictures import picture_to_bitmap
 from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
 
 Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture"]
+FLAGGED: tuple[Format, ...] = ("ndjson", "bin")  # the formats that say whether the game recognised a drawing
 
 SPLITS = ("train", "valid", "test")
 PIXELS = 28 * 28
