@@ -77,6 +77,9 @@ def test_train_on_several_files_records_them_and_resumes_only_with_them(three, t
     r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "3", "--out", str(out)])  # the files it recorded
     assert r.exit_code == 0, r.output
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    one = ["train", str(three[0]), "--balance", *common[:-1], str(tmp_path / "one")]
+    r = CliRunner().invoke(main, one)  # nothing to balance: said, not ignored
+    assert r.exit_code == 0 and "--balance evens out several files; one file is used as it is" in r.stderr
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other size"])

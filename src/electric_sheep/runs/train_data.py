@@ -149,6 +149,8 @@ def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[Dr
 
     data = sources[0]
     drawings = load_drawings(data, seed=split_seed)
+    if cfg.balance:
+        warnings.warn(f"{data}: --balance evens out several files; one file is used as it is", SheepWarning, stacklevel=3)
     if drawings.format == "picture":
         warnings.warn(
             f"{drawings.source}: pictures have no held-out split; validation is measured on the "
