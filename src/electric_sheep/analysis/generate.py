@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ..core.infer import drawings_tensor, encode_means, fast_inference
 from ..core.model import SIDE, VAE
@@ -37,8 +38,10 @@ def decode_codes(
     noise: torch.Tensor | None = None,
     category: str | None = None,
     candidates: int = 1,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches.
+    """Decode (N, D) latent codes to (N, 28, 28) drawings in [0, 1], in batches (``progress``: a
+    bar over them when there is more than one).
 
     A model with a pixel head samples each drawing's pixels with its own noise, drawn from
     ``seed``, ``candidates`` times, and keeps the candidate nearest the decoder's plan; or, given
@@ -51,7 +54,8 @@ def decode_codes(
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
     gen, device = torch.Generator().manual_seed(seed), _device(model)
     out = []
-    with fast_inference(model):
+    bar = tqdm(total=len(z), desc="drawing", unit="drawing", leave=False, disable=not progress or len(z) <= BATCH)
+    with fast_inference(model), bar:
         for i in range(0, len(z), BATCH):
             zb = z[i : i + BATCH]
             if noise is None:  # (candidates, B, 28, 28); with one candidate the noise of earlier versions
@@ -62,6 +66,7 @@ def decode_codes(
                 nb = noise[torch.arange(i, i + len(zb)) % len(noise)]
             y = None if label is None else torch.full((len(zb),), label, device=device)
             out.append(model.decode(zb.to(device), nb.to(device), y)[:, 0].float().cpu())
+            bar.update(len(zb))
     return torch.cat(out).numpy() if out else np.zeros((0, SIDE, SIDE), np.float32)
 
 
@@ -98,10 +103,11 @@ def draw(
     seed: int = 0,
     category: str | None = None,
     candidates: int = CANDIDATES,
+    progress: bool = False,
 ) -> np.ndarray:
     """``n`` new drawings: codes from the model's prior, or from N(mean, std^2) when either is given
     (the post's way); of ``category`` for a class-conditional model; each the best of
-    ``candidates`` samples of its pixels (see :data:`CANDIDATES`)."""
+    ``candidates`` samples of its pixels (see :data:`CANDIDATES`). ``progress``: a bar."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if mean is None and std is None:
@@ -110,7 +116,7 @@ def draw(
         z = sample_codes(
             model.config.latent_dim, n, 0.0 if mean is None else mean, 1.0 if std is None else std, temperature, seed
         )
-    return decode_codes(model, z, seed, category=category, candidates=candidates)
+    return decode_codes(model, z, seed, category=category, candidates=candidates, progress=progress)
 
 
 DREAM_HARMONICS = 3  # how wiggly a dream's path is: the slowest of its sinusoids goes round once
@@ -132,12 +138,14 @@ def dream_codes(latent_dim: int, n: int, frames: int, seed: int = 0) -> np.ndarr
     return (z / np.sqrt(DREAM_HARMONICS)).astype(np.float32)
 
 
-def dream(model: VAE, n: int = 4, frames: int = 96, seed: int = 0) -> np.ndarray:
-    """The drawings along :func:`dream_codes` (through the model's prior), (frames, n, 28, 28) in [0, 1]."""
+def dream(model: VAE, n: int = 4, frames: int = 96, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """The drawings along :func:`dream_codes` (through the model's prior), (frames, n, 28, 28) in
+    [0, 1]. ``progress``: a bar."""
     eps = torch.from_numpy(dream_codes(model.config.latent_dim, n, frames, seed))  # (frames, n, D)
     z = model.codes_from_normal(eps, torch.Generator().manual_seed(seed)).numpy()
     noise = pixel_noise(n, seed)  # each sheep keeps its own strokes' randomness from frame to frame
-    return decode_codes(model, z.reshape(frames * n, -1), noise=noise).reshape(frames, n, SIDE, SIDE)
+    drawings = decode_codes(model, z.reshape(frames * n, -1), noise=noise, progress=progress)
+    return drawings.reshape(frames, n, SIDE, SIDE)
 
 
 def interpolate(model: VAE, start_u8: np.ndarray, end_u8: np.ndarray, steps: int = 10) -> np.ndarray:

@@ -76,7 +76,7 @@ def draw(
     if gaussian:
         warn_if_prior_unlearned(run_dir)
     candidates = candidates or CANDIDATES
-    images = draw_fn(model, count, mean, std, temperature, seed, category, candidates)
+    images = draw_fn(model, count, mean, std, temperature, seed, category, candidates, progress=not as_json)
     save_image(grid_image(images), out)
     m, s = (0.0 if mean is None else mean), (1.0 if std is None else std)
     source = (
@@ -120,7 +120,7 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
     model = _model(run_dir)
     if model.prior is None:  # a fitted prior follows the codes wherever they are
         warn_if_prior_unlearned(run_dir)
-    drawings = dream_fn(model, count, frames, seed)  # (frames, n, 28, 28)
+    drawings = dream_fn(model, count, frames, seed, progress=not as_json)  # (frames, n, 28, 28)
     # greyscale: small GIFs; many dreams in rows of DREAM_COLUMNS, not one strip thousands of pixels wide
     pictures = [grid_image(frame, ncols=min(count, DREAM_COLUMNS), scale=4) for frame in drawings]
     save_animation(pictures, out, ms, ms)
