@@ -373,7 +373,7 @@ def test_a_mixture_without_validation_drawings_validates_on_itself(tmp_path):
 
     m = mixtures.mix(blobs(20, seed=5), crosses(4, seed=1), 0.2, seed=0)
     quiet = {"progress": False, "log": lambda s: None}
-    with pytest.warns(SheepWarning, match="no drawing in the validation split .24 in the mixture."):
+    with pytest.warns(SheepWarning, match="the mixture: no drawing in the validation split .24 to train on."):
         model = mixtures.train_on_mixture(m.images, m.images[:0], ModelConfig(), tmp_path, epochs=1, trim=0, **quiet)
     assert anomaly.scores(model, m.images, "elbo-ink").shape == (24,)
 

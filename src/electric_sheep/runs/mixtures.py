@@ -45,17 +45,12 @@ def train_on_mixture(
     :class:`~electric_sheep.core.train_config.TrainConfig` fields."""
     from ..core.train_config import make_train_config
     from .checkpoint import load_model
-    from .training import train
+    from .training import train, warn_no_validation
 
     if not 0 <= trim < 1:
         raise ConfigError(f"trim must be in [0, 1), got {trim:g}")
-    if not len(val_u8):  # a file of a few drawings: its 10% valid split rounds to none
-        warnings.warn(
-            f"no drawing in the validation split ({len(images_u8)} in the mixture); validation is measured on "
-            "the mixture's drawings themselves",
-            SheepWarning,
-            stacklevel=2,
-        )
+    if not len(val_u8):
+        warn_no_validation("the mixture", len(images_u8))
         val_u8 = images_u8
     run_dir = Path(run_dir)
     first_dir = run_dir / "stage1" if trim > 0 else run_dir

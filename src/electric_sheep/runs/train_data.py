@@ -17,7 +17,7 @@ from ..errors import ConfigError, DataError, SheepWarning
 from .fileio import check_unlocked
 from ..core.model import ModelConfig, make_model_config
 from ..data.sources import DrawingSet, expand_sources, load_sources
-from .training import train
+from .training import train, warn_no_validation
 from ..core.train_config import TrainConfig, default_epochs, make_train_config
 from ..core.trainer import Callback
 
@@ -113,13 +113,8 @@ def _training_data(
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
     train_images, val_images, info = (_several_files if len(sources) > 1 else _one_file)(sources, cfg, split_seed)
     _check_same_data(run_dir, recorded, info)
-    if not len(val_images):  # a file of a few drawings: its 10% valid split rounds to none
-        warnings.warn(
-            f"{', '.join(sources)}: no drawing in the validation split ({len(train_images)} to train on); "
-            "validation is measured on the training drawings themselves",
-            SheepWarning,
-            stacklevel=3,
-        )
+    if not len(val_images):
+        warn_no_validation(", ".join(sources), len(train_images))
         val_images = train_images.take(np.arange(min(len(train_images), cfg.val_limit or len(train_images))))
     return train_images, val_images, info
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 from ..core.batches import is_streamed
 from .callbacks import CalibrateTemperature, Checkpoint, LatentSnapshots, Progress, TensorBoard
 from ..core.devices import is_main_process, pick_device, seed_process
-from ..errors import TrainingDiverged
+from ..errors import SheepWarning, TrainingDiverged
 from .fileio import folder_lock
 from ..core.infer import check_drawings
 from ..core.model import ModelConfig, build_model
@@ -61,6 +62,17 @@ def train(
                 f"{e}, last good checkpoint in {run_dir}: {checkpoint.last_good()} (try a lower --lr)"
             ) from None
     return checkpoint.history
+
+
+def warn_no_validation(where: str, n_train: int) -> None:
+    """Say that ``where`` holds no drawing to validate on (a file of a few drawings: its 10% valid
+    split rounds to none), so validation is measured on the ``n_train`` training drawings."""
+    warnings.warn(
+        f"{where}: no drawing in the validation split ({n_train} to train on); validation is measured on "
+        "the training drawings themselves",
+        SheepWarning,
+        stacklevel=3,
+    )
 
 
 def _beside_bars(log: Callable[[str], None]) -> Callable[[str], None]:
