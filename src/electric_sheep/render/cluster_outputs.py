@@ -48,7 +48,8 @@ def clusters(
         raise ConfigError(f"unknown clustering method {method!r}; choose {' or '.join(get_args(ClusterMethod))}")
     codes = encode(model, images_u8)
     ok = finite_rows(codes)
-    codes, images = codes[ok], images_u8[ok]
+    # a boolean index copies: a whole split of a large file would be held twice
+    codes, images = (codes, images_u8) if ok.all() else (codes[ok], images_u8[ok])
     ensure_dir(out_dir)
     # Only the finite codes, so they line up with the labels (`sheep latent` keeps codes.npy whole).
     codes_path = write_npy(out_dir / f"{method}_codes.npy", codes)
