@@ -236,11 +236,8 @@ class Progress(Callback):
             if "pixel_temperature" in row:
                 self.log(f"pixel temperature read off the training drawings: {row['pixel_temperature']:g}")
 
-    def on_interrupt(self, state: FitState) -> None:
-        self._close()
-
     def on_end(self, state: FitState) -> None:
-        self._close()  # training stopped mid-epoch (a NaN): the bar goes before the error is printed
+        self._close()  # however training stopped (Ctrl-C, a NaN): the bar goes before the message
 
     def _close(self) -> None:
         if self.bar is not None:

@@ -307,8 +307,7 @@ def run_subject(run_dir: str | Path) -> str | None:
         return " or ".join(_with_article(c) for c in categories)
     if Path(run_dir).resolve() == builtin_run_dir().resolve():
         return "a sheep"
-    record = read_config(run_dir).get("data", {})
-    record = record if isinstance(record, dict) else {}
+    record = read_data_record(run_dir)
     source, dataset = record.get("source"), record.get("dataset")  # a file, or words (a copied built-in model)
     name = _category_in_name(Path(source).stem if isinstance(source, str) else str(dataset or ""))
     return _with_article(name) if name else None
