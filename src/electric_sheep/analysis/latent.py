@@ -118,8 +118,8 @@ def _trial(codes: np.ndarray, labels: np.ndarray, eps: float, min_samples: int, 
     return DBSCANTrial(eps, min_samples, n_clusters, float(1 - clustered.mean()), sil)
 
 
-# DBSCAN keeps every code's neighbours at once: where codes crowd within eps that is N^2 indices
-# (2.7 GB for 10,000 codes; 480,000 took the machine's 24 GB). Past this many it clusters a sample.
+# DBSCAN keeps every code's neighbours at once: where codes crowd within eps that is N^2 indices,
+# so past this many it clusters a sample (docs/guide.md, `sheep clusters`).
 DBSCAN_MAX = 10_000
 
 
