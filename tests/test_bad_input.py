@@ -291,8 +291,10 @@ def test_kmeans_on_too_few_drawings(tmp_path):
     r = CliRunner()
     res = r.invoke(main, ["clusters", str(data), "--out-dir", str(tmp_path / "a"), "--json"])
     assert res.exit_code == 0, res.output
-    assert list(json.loads(res.output)["elbow"]) == [str(k) for k in range(2, 8)]
-    res = r.invoke(main, ["clusters", str(data), "--k", "9", "--out-dir", str(tmp_path / "b")])
+    assert list(json.loads(res.output)["elbow"]) == [str(k) for k in range(2, 10)]  # the whole file by default
+    res = r.invoke(main, ["clusters", str(data), "--split", "train", "--out-dir", str(tmp_path / "t"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["n"] == 8, res.output
+    res = r.invoke(main, ["clusters", str(data), "--split", "train", "--k", "9", "--out-dir", str(tmp_path / "b")])
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and "8 drawings for k = 9" in lines[0], res.output
     copies = tmp_path / "copies.npy"  # three drawings, each many times: three distinct codes
@@ -302,7 +304,7 @@ def test_kmeans_on_too_few_drawings(tmp_path):
     assert list(json.loads(res.output)["elbow"]) == ["2"]
     res = r.invoke(main, ["clusters", str(copies), "--k", "4", "--out-dir", str(tmp_path / "d")])
     lines = res.output.strip().splitlines()
-    assert res.exit_code == 2 and len(lines) == 1 and "48 drawings (3 distinct) for k = 4" in lines[0], res.output
+    assert res.exit_code == 2 and len(lines) == 1 and "60 drawings (3 distinct) for k = 4" in lines[0], res.output
 
 
 def test_a_file_of_a_few_drawings_trains_and_names_its_empty_splits(tmp_path):

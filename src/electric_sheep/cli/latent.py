@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..data import drawings as data_mod
 from ..runs.streaming import Shard
 from .common import (
     SEED,
@@ -114,7 +113,7 @@ def _pair(kind):
 @main.command()
 @_run_and_data_args
 @click.option("--method", type=click.Choice(["kmeans", "dbscan"]), default="kmeans", show_default=True)
-@click.option("--split", type=click.Choice(data_mod.SPLITS), default="train", show_default=True)
+@_whole_file_split("The drawings to cluster: all, every drawing of the file; or one split.", default="all")
 @click.option("--k", type=click.IntRange(2), default=None, help="k-means: clusters (default: the elbow).")
 @click.option("--k-range", default="2:10", show_default=True, callback=_pair(int), help="k-means: elbow range.")
 @click.option(
@@ -146,10 +145,11 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
 
     run_dir, data = _run_and_data(paths)
     drawings = run_data(run_dir, data)
-    drawings.check_split(split)
+    if split != "all":
+        drawings.check_split(split)
     result = clusters_fn(
         _model(run_dir),
-        drawings.split(split),
+        drawings.images if split == "all" else drawings.split(split),
         _default_out(run_dir, out_dir),
         method,
         k=k,
