@@ -32,9 +32,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..core.model import VAE, ModelConfig, build_model
 from ..errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import atomic_path, parse_json, read_json, read_npy, read_text, write_json, write_npy, write_text
-from ..core.model import VAE, ModelConfig, build_model
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

@@ -11,15 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint as ckpt
 from ..core.devices import is_main_process
-from ..errors import ConfigError, DataError, SheepWarning
-from .fileio import check_unlocked
 from ..core.model import ModelConfig, make_model_config
-from ..data.sources import DrawingSet, expand_sources, load_sources
-from .training import train, warn_no_validation
 from ..core.train_config import TrainConfig, default_epochs, make_train_config
 from ..core.trainer import Callback
+from ..data.sources import DrawingSet, expand_sources, load_sources
+from ..errors import ConfigError, DataError, SheepWarning
+from . import checkpoint as ckpt
+from .fileio import check_unlocked
+from .training import train, warn_no_validation
 
 
 def _configs(
@@ -145,7 +145,9 @@ def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[Dr
     data = sources[0]
     drawings = load_drawings(data, seed=split_seed)
     if cfg.balance:
-        warnings.warn(f"{data}: --balance evens out several files; one file is used as it is", SheepWarning, stacklevel=3)
+        warnings.warn(
+            f"{data}: --balance evens out several files; one file is used as it is", SheepWarning, stacklevel=3
+        )
     if drawings.format == "picture":
         warnings.warn(
             f"{drawings.source}: pictures have no held-out split; validation is measured on the "

@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 
 from ..core.batches import is_streamed
-from .callbacks import CalibrateTemperature, Checkpoint, LatentSnapshots, Progress, TensorBoard
 from ..core.devices import is_main_process, pick_device, seed_process
-from ..errors import SheepWarning, TrainingDiverged
-from .fileio import folder_lock
 from ..core.infer import check_drawings
 from ..core.model import ModelConfig, build_model
-from ..data.sources import DrawingSet
 from ..core.train_config import TrainConfig
 from ..core.trainer import Callback, fit
+from ..data.sources import DrawingSet
+from ..errors import SheepWarning, TrainingDiverged
+from .callbacks import CalibrateTemperature, Checkpoint, LatentSnapshots, Progress, TensorBoard
+from .fileio import folder_lock
 
 
 def train(
