@@ -602,3 +602,17 @@ def test_the_library_draws_nothing_when_asked_for_nothing_and_refuses_negative_c
         generate.draw(model, -1)
     with pytest.raises(ValueError, match="samples must be >= 0"):
         anomaly.scores(model, np.zeros((2, 28, 28), np.uint8), "elbo-ink", samples=-1)
+
+
+def test_one_drawing_is_counted_as_one(tmp_path):
+    """Messages and gallery titles put the noun in the singular for one: '1 drawing', not '1 drawings'."""
+    r = CliRunner()
+    res = r.invoke(main, ["draw", "-n", "1", "-o", str(tmp_path / "one.png")])
+    assert res.exit_code == 0 and "(1 drawing from" in res.output, res.output
+    one = tmp_path / "one.npy"
+    np.save(one, blobs(1).reshape(1, 784))
+    res = r.invoke(main, ["latent", str(one), "--out-dir", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0 and "encoded 1 drawing into" in res.output, res.output
+    fig = latent_figures.cluster_gallery(blobs(3), np.array([0, 0, 1]))
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["cluster 0: 2 drawings", "cluster 1: 1 drawing"], titles

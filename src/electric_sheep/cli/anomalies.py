@@ -11,6 +11,7 @@ import numpy as np
 from ..analysis.anomaly import DEFAULT_SCORE, SCORES
 from ..data import drawings as data_mod
 from ..runs.streaming import Shard, Store
+from ..wording import counted
 from .common import (
     PARTS,
     SEED,
@@ -140,7 +141,7 @@ def _summary(result: dict, planted: np.ndarray | None, names: list[str] | None) 
     if "resembles" in result:
         lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
     lines.append(
-        f"{result['n_flagged']} of {result['n']} drawings flagged ({result['rule']}, "
+        f"{result['n_flagged']:,} of {counted(result['n'], 'drawing')} flagged ({result['rule']}, "
         f"threshold {result['threshold']:.6g})"
     )
     if planted is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import SheepWarning
 from ..render.plots import MAX_FRAME_MS, MAX_TILES
+from ..wording import counted
 from .common import (
     SEED,
     _default_out,
@@ -94,7 +95,7 @@ def draw(
             "image": str(out),
         },
         as_json,
-        [f"wrote {out} ({count} drawings{' of ' + category if category else ''} from {source})"],
+        [f"wrote {out} ({counted(count, 'drawing')}{' of ' + category if category else ''} from {source})"],
     )
 
 
@@ -251,5 +252,5 @@ def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir
     _finish(
         {"indices": idx, "mse": mse, "image": str(out)},
         as_json,
-        [f"wrote {out} ({len(idx)} drawing{'s' if len(idx) != 1 else ''}, mean squared error {mse:.4f} per pixel)"],
+        [f"wrote {out} ({counted(len(idx), 'drawing')}, mean squared error {mse:.4f} per pixel)"],
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..runs.streaming import Shard
+from ..wording import counted
 from .common import (
     SEED,
     _default_out,
@@ -60,11 +61,11 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
     if not shard.main:
         return
     lines = [
-        f"encoded {result['n']} drawings into {result['latent_dim']}-D codes: {result['codes']}",
+        f"encoded {counted(result['n'], 'drawing')} into {result['latent_dim']}-D codes: {result['codes']}",
         f"wrote {result['plot']}",
     ]
     if result["n_nonfinite"]:
-        lines.insert(1, f"left out {result['n_nonfinite']} drawings whose codes are not finite")
+        lines.insert(1, f"left out {counted(result['n_nonfinite'], 'drawing')} whose codes are not finite")
     _finish(result, as_json, lines)
 
 
@@ -91,7 +92,7 @@ def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
         animated = snapshots_animation(run_dir, out.with_suffix(".gif"))
         result["animation"] = animated["animation"]
         count = len(animated["epochs"])
-        lines.append(f"wrote {animated['animation']} ({count} epoch{'s' if count != 1 else ''}, one per frame)")
+        lines.append(f"wrote {animated['animation']} ({counted(count, 'epoch')}, one per frame)")
     _finish(result, as_json, lines)
 
 

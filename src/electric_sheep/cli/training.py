@@ -11,6 +11,7 @@ from ..core.presets import PRESET_MODEL
 from ..core.schedules import SCHEDULES
 from ..data import drawings as data_mod
 from ..runs.fileio import json_text
+from ..wording import counted
 from .common import (
     SEED,
     _channels,
@@ -173,7 +174,7 @@ def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> Non
     if as_json:
         click.echo(json_text(result))
         return
-    click.echo(f"{result['preset']} preset on {result['n']} {split} drawings of {result['data']}:")
+    click.echo(f"{result['preset']} preset on {counted(result['n'], split + ' drawing')} of {result['data']}:")
     click.echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
     click.echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
     click.echo(f"  MSE            {result['mse']:.5f} per pixel")

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..analysis import sketchbook as sb
 from ..errors import SheepError
+from ..wording import counted
 from .plots import grid_image
 
 TILE_SCALE = 6  # a 28x28 drawing is shown at 168x168
@@ -53,7 +54,7 @@ def on_sketch(ref: sb.Reference, value):
     strokes = sb.stroke_count(value)
     # the count tells the user (and a test) which drawing was judged when the numbers barely move
     summary = verdict.summary(ref.threshold, ref.rule, ref.subject)
-    text = f"{summary}; {strokes} stroke{'s' if strokes != 1 else ''} seen"
+    text = f"{summary}; {counted(strokes, 'stroke')} seen"
     if verdict.neighbours is None:
         download = "`sheep download sheep` or " if ref.subject == "a sheep" else ""
         text += f" (the nearest real drawings need the data: {download}`--data DATA`)"

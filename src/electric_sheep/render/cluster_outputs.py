@@ -24,6 +24,7 @@ from ..analysis.latent import (
 from ..core.model import VAE
 from ..errors import ConfigError
 from ..runs.fileio import ensure_dir, write_csv, write_json, write_npy
+from ..wording import counted
 from .latent_figures import cluster_gallery, elbow_figure
 from .plots import latent_scatter_figure, save_figure
 
@@ -91,7 +92,7 @@ def _kmeans_clustering(
     n = len(np.unique(codes, axis=0))  # copies of a drawing share a code: a cluster needs a point of its own
     ks = list(range(k_range[0], min(k_range[1], n - 1) + 1))  # more points than clusters, for each k
     if not ks or (k is not None and k > n):
-        count = f"{len(codes)} drawings" + (f" ({n} distinct)" if n < len(codes) else "")
+        count = counted(len(codes), "drawing") + (f" ({n:,} distinct)" if n < len(codes) else "")
         raise ConfigError(f"k-means needs more drawings than clusters: {count} for k = {k or k_range[0]}")
     wcss = elbow(codes, ks, seed, progress)
     chosen = k or elbow_k(ks, wcss)

@@ -15,6 +15,7 @@ from ..errors import DataError, SheepError, SheepWarning
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import ensure_dir
 from ..runs.streaming import Shard, stream_rows
+from ..wording import counted
 from .plots import latent_scatter_figure, pyplot, save_figure
 
 TITLE_INCHES = 0.6  # above a cluster gallery's rows
@@ -262,7 +263,8 @@ def cluster_gallery(
         members = np.flatnonzero(labels == c)
         pick = np.sort(rng.choice(members, size=min(per_cluster, len(members)), replace=False))
         ax.imshow(np.asarray(grid_image(images_u8[pick], ncols=per_cluster, scale=1)), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{'noise' if c < 0 else f'cluster {c}'}: {len(members)} drawings", fontsize=9, loc="left")
+        name = "noise" if c < 0 else f"cluster {c}"
+        ax.set_title(f"{name}: {counted(len(members), 'drawing')}", fontsize=9, loc="left")
         ax.axis("off")
     fig.suptitle(title, y=1 - 0.1 / height, va="top")  # a tenth of an inch from the top, however tall
     fig.tight_layout()  # which leaves the title its room

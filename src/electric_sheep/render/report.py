@@ -23,6 +23,7 @@ from ..data.drawings import Drawings
 from ..errors import DataError
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import read_json, write_text
+from ..wording import counted
 from .cluster_outputs import clusters
 from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
 from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
@@ -272,10 +273,10 @@ def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
 
 
 def _anomaly_caption(r: dict[str, Any]) -> str:
-    text = f"Score: {r['score']}; {r['n_flagged']} of {r['n']} drawings flagged ({r['rule']})."
+    text = f"Score: {r['score']}; {r['n_flagged']:,} of {counted(r['n'], 'drawing')} flagged ({r['rule']})."
     if "auroc" in r:
         text += (
-            f" {r['n_planted']} drawings of another kind were planted: AUROC {r['auroc']:.3f}, average precision "
+            f" Planted drawings of another kind: {r['n_planted']:,}; AUROC {r['auroc']:.3f}, average precision "
             f"{r['average_precision']:.3f}, precision at {r['k']} {r['precision_at_k']:.3f}."
         )
     return text

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoint as ckpt
-from ..errors import ConfigError, DataError, SheepError
-from .fileio import ensure_dir
 from ..core.infer import as_batch, encode_means
 from ..core.trainer import Callback, FitState, empty_sums
+from ..errors import ConfigError, DataError, SheepError
+from ..wording import counted
+from . import checkpoint as ckpt
+from .fileio import ensure_dir
 
 
 class Checkpoint(Callback):
@@ -31,7 +32,7 @@ class Checkpoint(Callback):
         if self.resume:
             self._restore(state)
             if state.epoch >= state.config.epochs and state.procs.main:
-                done = f"{state.epoch} epoch" + ("s" if state.epoch != 1 else "")
+                done = counted(state.epoch, "epoch")
                 self.log(f"{self.run_dir} has already trained {done}: nothing to do (ask for more with --epochs)")
         elif state.procs.main:
             ensure_dir(self.run_dir)
