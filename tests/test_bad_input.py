@@ -460,3 +460,25 @@ def test_a_folder_of_pictures_among_several_files_is_named(tmp_path):
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and f"{folder}: is a folder of pictures" in lines[0], res.output
     assert not run.exists()
+
+
+def test_a_training_file_moved_or_changed_since_training_is_named(tmp_path):
+    """Commands that read the run's own data: a file no longer there is named with what to do, one
+    that changed since training (grown: split otherwise) is read with a warning."""
+    r = CliRunner()
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    run = tmp_path / "run"
+    assert r.invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
+    evaluate = ["evaluate", str(run), "--k", "2"]
+    res = r.invoke(main, evaluate)
+    assert res.exit_code == 0 and "changed" not in res.output, res.output
+    np.save(data, np.concatenate([np.load(data), np.load(write_bitmap(tmp_path / "more.npy", n=10, seed=1))]))
+    res = r.invoke(main, evaluate)
+    assert res.exit_code == 0 and f"{data} has changed since {run} was trained on it" in res.output, res.output
+    data.rename(tmp_path / "elsewhere.npy")
+    res = r.invoke(main, evaluate)
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert f"the file it was trained on, {data}, is not there any more: give DATA" in lines[0]
+    res = r.invoke(main, [*evaluate[:2], str(tmp_path / "elsewhere.npy"), "--k", "2"])
+    assert res.exit_code == 0, res.output

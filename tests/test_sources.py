@@ -278,6 +278,7 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
     assert drawn["flat"] > 0.3 and drawn["tall"] < -0.1, drawn  # each drawn across its own way
     r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])  # a row per category
     assert r.exit_code == 0 and "alt='drawn as each category'" in (tmp_path / "r.html").read_text(), r.output
+    assert "leaves out reconstructions and clusters: " in r.output and "several files" in r.output  # said why
     r = CliRunner().invoke(main, ["draw", str(run), "--category", "cow", "-o", str(tmp_path / "c.png")])
     assert r.exit_code == 2 and "flat, tall" in r.output and len(r.output.strip().splitlines()) == 1
     out = tmp_path / "screen"

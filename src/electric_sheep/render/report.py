@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,7 +21,7 @@ from ..analysis.generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, dream, manif
 from ..analysis.latent import encode
 from ..core.model import VAE
 from ..data.drawings import Drawings
-from ..errors import DataError
+from ..errors import DataError, SheepWarning
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import read_json, write_text
 from ..wording import counted
@@ -114,10 +115,12 @@ def build_report(
     model = ckpt.load_model(run_dir)
     try:
         drawings = ckpt.run_data(run_dir, data)
-    except DataError:
+    except DataError as e:
         if data is not None:  # drawings the user named must be there
             raise
-        drawings = None  # e.g. the built-in model without DATA: the sections that need drawings are left out
+        # e.g. the built-in model without DATA: the sections that need drawings are left out, said
+        warnings.warn(f"the report leaves out reconstructions and clusters: {e}", SheepWarning, stacklevel=2)
+        drawings = None
     codes = _codes(model, drawings, run_dir)
     candidates = [
         _training_section(ckpt.read_metrics(run_dir)),

@@ -350,4 +350,28 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
             f"give {how}, a file or a category name after `sheep download NAME`: the run does not say "
             f"where its training data{trained_on} is",
         )
-    return load_drawings(source, seed=info.get("split_seed", 0))
+    if data is None and not Path(source).exists():
+        raise DataError(run_dir, f"the file it was trained on, {source}, is not there any more: give {how}")
+    drawings = load_drawings(source, seed=info.get("split_seed", 0))
+    _warn_if_changed(run_dir, info, drawings.source)
+    return drawings
+
+
+def _warn_if_changed(run_dir: str | Path, info: dict[str, Any], source: str | Path) -> None:
+    """A file the run trained on, read again: a warning when it is no longer the same file (one
+    that grew or shrank is split otherwise, so its held-out drawings may be ones the run learned)."""
+    from ..data.drawings import data_fingerprint
+
+    for record in info.get("sources", [info]):
+        if not (isinstance(record, dict) and isinstance(record.get("source"), str) and "fingerprint" in record):
+            continue
+        if (
+            Path(record["source"]).resolve() == Path(source).resolve()
+            and data_fingerprint(source) != record["fingerprint"]
+        ):
+            warnings.warn(
+                f"{source} has changed since {run_dir} was trained on it: its splits may now count drawings "
+                "the run learned from among the held-out ones",
+                SheepWarning,
+                stacklevel=3,
+            )
