@@ -53,7 +53,11 @@ class PixelHead(nn.Module):
 
     def forward(self, base: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
         """Teacher-forced: logits of every pixel given the binarised drawing ``drawn`` (B, 1, 28, 28)."""
-        seen = F.conv2d(drawn, self.context.weight * self.mask, self.context.bias, padding=self.size // 2)
+        # Only the window's rows down to the centre's see anything (the mask zeroes the others):
+        # convolving with those rows alone is the same sum for about half the work.
+        pad = self.size // 2
+        causal = (self.context.weight * self.mask)[:, :, : pad + 1]  # (C, 1, pad + 1, size)
+        seen = F.conv2d(F.pad(drawn, (pad, pad, pad, 0)), causal, self.context.bias)  # (B, C, 28, 28)
         return base + self._mlp(seen.add_(self.condition(base)))
 
     def _mlp(self, h: torch.Tensor) -> torch.Tensor:
