@@ -66,7 +66,7 @@ CASES = [
     (_lfs, "Git LFS pointer"),
     (_truncated, "truncated"),
     (_rows, "expected (N, 784)"),
-    (_dtype, "dtype is float64"),
+    (_dtype, "dtype is float64, expected uint8 (0 = background, 255 = ink); save floats in [0, 1] as (x * 255)"),
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
     (_no_rows, "holds no drawings"),

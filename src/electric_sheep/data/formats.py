@@ -162,7 +162,9 @@ def read_bitmap(path: Path) -> np.ndarray:
         raise DataError(path, "holds Python objects (dtype object), which would need pickle to read: refused")
     arr = read_npy(path, "file of drawings", mmap_mode="r")
     if arr.dtype != np.uint8:
-        raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink)")
+        # floats in [0, 1] are the usual case: say how to convert, not only what is wrong
+        hint = "; save floats in [0, 1] as (x * 255).round().astype(np.uint8)" if arr.dtype.kind == "f" else ""
+        raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink){hint}")
     rows_of_pixels = arr.ndim == 2 and arr.shape[1] == PIXELS  # the official layout
     images = arr.ndim == 3 and arr.shape[1:] == (28, 28)
     if not (rows_of_pixels or images):
