@@ -309,6 +309,10 @@ def test_a_threshold_far_from_every_score_leaves_the_scores_readable():
         assert any(f"far {side} every score" in t for t in labels), labels
     fig = anomaly_outputs.scores_figure(values, 5.0, "score > 5", "combined")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][-1] == "threshold 5 (score > 5)"
+    planted = np.arange(50) % 10 == 0  # drawings planted among cats are not among sheep
+    fig = anomaly_outputs.scores_figure(values, 5.0, "score > 5", "combined", planted)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["not planted", "planted", "threshold 5 (score > 5)"], labels
 
 
 def test_features_score_ranks_like_the_cosine_knn_of_encoder_features(run):

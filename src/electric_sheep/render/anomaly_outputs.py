@@ -48,7 +48,7 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, pl
     if planted is None:
         ax.scatter(idx, values, s=size, color="#3b6ea5", label="drawings", linewidths=0)
     else:
-        ax.scatter(idx[~planted], values[~planted], s=size, color="#3b6ea5", label="sheep", linewidths=0)
+        ax.scatter(idx[~planted], values[~planted], s=size, color="#3b6ea5", label="not planted", linewidths=0)
         ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
     label = f"threshold {threshold:.4g} ({rule})"
     lo, hi = (float(values.min()), float(values.max())) if len(values) else (threshold, threshold)
