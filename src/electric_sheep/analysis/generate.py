@@ -138,13 +138,15 @@ def dream_codes(latent_dim: int, n: int, frames: int, seed: int = 0) -> np.ndarr
     return (z / np.sqrt(DREAM_HARMONICS)).astype(np.float32)
 
 
-def dream(model: VAE, n: int = 4, frames: int = 96, seed: int = 0, progress: bool = False) -> np.ndarray:
+def dream(
+    model: VAE, n: int = 4, frames: int = 96, seed: int = 0, progress: bool = False, category: str | None = None
+) -> np.ndarray:
     """The drawings along :func:`dream_codes` (through the model's prior), (frames, n, 28, 28) in
-    [0, 1]. ``progress``: a bar."""
+    [0, 1]. ``progress``: a bar. ``category``: what a class-conditional model dreams of."""
     eps = torch.from_numpy(dream_codes(model.config.latent_dim, n, frames, seed))  # (frames, n, D)
     z = model.codes_from_normal(eps, torch.Generator().manual_seed(seed)).numpy()
     noise = pixel_noise(n, seed)  # each sheep keeps its own strokes' randomness from frame to frame
-    drawings = decode_codes(model, z.reshape(frames * n, -1), noise=noise, progress=progress)
+    drawings = decode_codes(model, z.reshape(frames * n, -1), noise=noise, category=category, progress=progress)
     return drawings.reshape(frames, n, SIDE, SIDE)
 
 

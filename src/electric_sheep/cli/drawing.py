@@ -109,9 +109,12 @@ def draw(
     "--ms", type=click.IntRange(20, MAX_FRAME_MS), default=80, show_default=True, help="Milliseconds per frame."
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--category", default=None, help="What a class-conditional model dreams of (one of its categories).")
 @_out_option(Path("dream.gif"), "animation", "A .gif, .png (APNG) or .webp animation.")
 @_json_option
-def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path, as_json: bool) -> None:
+def dream(
+    run_dir: Path, count: int, frames: int, ms: int, seed: int, category: str | None, out: Path, as_json: bool
+) -> None:
     """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
     random paths through the prior."""
     from ..analysis.generate import dream as dream_fn
@@ -119,16 +122,19 @@ def dream(run_dir: Path, count: int, frames: int, ms: int, seed: int, out: Path,
     from ..runs.checkpoint import warn_if_prior_unlearned
 
     model = _model(run_dir)
+    if category is not None:
+        model.config.category_index(category)  # a category it cannot draw stops before any warning
     if model.prior is None:  # a fitted prior follows the codes wherever they are
         warn_if_prior_unlearned(run_dir)
-    drawings = dream_fn(model, count, frames, seed, progress=not as_json)  # (frames, n, 28, 28)
+    drawings = dream_fn(model, count, frames, seed, progress=not as_json, category=category)  # (frames, n, 28, 28)
     # greyscale: small GIFs; many dreams in rows of DREAM_COLUMNS, not one strip thousands of pixels wide
     pictures = [grid_image(frame, ncols=min(count, DREAM_COLUMNS), scale=4) for frame in drawings]
     save_animation(pictures, out, ms, ms)
+    what = counted(count, "dream") + (f" of {category}" if category else "")
     _finish(
-        {"n": count, "frames": frames, "ms": ms, "seed": seed, "animation": str(out)},
+        {"n": count, "frames": frames, "ms": ms, "seed": seed, "category": category, "animation": str(out)},
         as_json,
-        [f"wrote {out} ({count} dreams, {frames} frames of {ms} ms, looping)"],
+        [f"wrote {out} ({what}, {frames} frames of {ms} ms, looping)"],
     )
 
 
