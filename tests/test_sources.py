@@ -259,7 +259,7 @@ def _across(picture):
 
 
 def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawings_resemble(tmp_path):
-    from electric_sheep.analysis.generate import draw, dream
+    from electric_sheep.analysis.generate import draw, dream, manifold
     from electric_sheep.runs.checkpoint import load_model
 
     flat, tall = _bars(tmp_path / "flat.npy", 300, True, 0), _bars(tmp_path / "tall.npy", 300, False, 1)
@@ -280,6 +280,11 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
     assert np.median([_across(d) for d in frames.reshape(-1, 28, 28)]) < -0.1
     r = CliRunner().invoke(main, ["dream", str(run), "--category", "flat", "-n", "2", "-o", str(tmp_path / "d.gif")])
     assert r.exit_code == 0 and "(2 dreams of flat," in r.output, r.output
+    r = CliRunner().invoke(
+        main, ["manifold", str(run), "--category", "tall", "--grid", "6", "-o", str(tmp_path / "m.png")]
+    )
+    assert r.exit_code == 0 and "(6x6 decodings of tall)" in r.output, r.output
+    assert np.median([_across(d) for d in manifold(model, 6, category="tall")]) < -0.1
     r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])  # a row per category
     assert r.exit_code == 0 and "alt='drawn as each category'" in (tmp_path / "r.html").read_text(), r.output
     assert "leaves out reconstructions and clusters: " in r.output and "several files" in r.output  # said why

@@ -176,12 +176,18 @@ def manifold_axes(latent_dim: int, codes: np.ndarray | None = None) -> tuple[np.
 
 
 def manifold(
-    model: VAE, grid: int = MANIFOLD_GRID, span: float = MANIFOLD_SPAN, codes: np.ndarray | None = None
+    model: VAE,
+    grid: int = MANIFOLD_GRID,
+    span: float = MANIFOLD_SPAN,
+    codes: np.ndarray | None = None,
+    category: str | None = None,
 ) -> np.ndarray:
     """The classic grid of decodings over the latent plane: (grid * grid, 28, 28), row-major,
-    top row = largest second coordinate (so the picture reads like a plot)."""
+    top row = largest second coordinate (so the picture reads like a plot). ``category``: what a
+    class-conditional model decodes."""
     plane = plane_codes(*manifold_axes(model.config.latent_dim, codes), grid, span)
-    return decode_codes(model, plane, noise=pixel_noise(1))  # one noise: the map changes with the code alone
+    # one noise: the map changes with the code alone
+    return decode_codes(model, plane, noise=pixel_noise(1), category=category)
 
 
 def plane_codes(centre: np.ndarray, axes: np.ndarray, grid: int, span: float) -> np.ndarray:

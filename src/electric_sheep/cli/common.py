@@ -226,6 +226,21 @@ def _json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print the numbers and paths as one JSON object.")(f)
 
 
+def _category_option(does: str):
+    """--category for the commands that decode: what a class-conditional model ``does``."""
+    return click.option(
+        "--category", default=None, help=f"What a class-conditional model {does} (one of its categories)."
+    )
+
+
+def _model_for(run_dir: Path, category: str | None):
+    """The run's model; a --category it cannot draw stops here, before any warning or work."""
+    model = _model(run_dir)
+    if category is not None:
+        model.config.category_index(category)
+    return model
+
+
 def _pick_options(f):
     f = click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)(f)
     return click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")(f)

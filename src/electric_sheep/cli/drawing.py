@@ -13,12 +13,14 @@ from ..render.plots import MAX_FRAME_MS, MAX_TILES
 from ..wording import counted
 from .common import (
     SEED,
+    _category_option,
     _default_out,
     _drawings_given_as_run_dir,
     _finish,
     _Finite,
     _json_option,
     _model,
+    _model_for,
     _out_dir_option,
     _out_option,
     _pick,
@@ -38,7 +40,7 @@ DREAM_COLUMNS = 8  # dreams side by side in the animation; more go in further ro
 @click.option("--std", type=_Finite(0), default=None, help="Std of z (the post used 0.5). Default: the model's prior.")
 @click.option("--temperature", type=_Finite(0), default=1.0, show_default=True, help="Scales the std.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--category", default=None, help="What a class-conditional model draws (one of its categories).")
+@_category_option("draws")
 @click.option(
     "--candidates",
     type=click.IntRange(1, 64),
@@ -67,9 +69,7 @@ def draw(
     from ..render.plots import grid_image, save_image
     from ..runs.checkpoint import warn_if_prior_unlearned
 
-    model = _model(run_dir)
-    if category is not None:
-        model.config.category_index(category)  # a category it cannot draw stops before any warning
+    model = _model_for(run_dir, category)
     if candidates is not None and model.pixel_head is None:
         message = f"{run_dir} has no pixel head to sample: --candidates changes nothing"
         warnings.warn(message, SheepWarning, stacklevel=2)
@@ -109,7 +109,7 @@ def draw(
     "--ms", type=click.IntRange(20, MAX_FRAME_MS), default=80, show_default=True, help="Milliseconds per frame."
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--category", default=None, help="What a class-conditional model dreams of (one of its categories).")
+@_category_option("dreams of")
 @_out_option(Path("dream.gif"), "animation", "A .gif, .png (APNG) or .webp animation.")
 @_json_option
 def dream(
@@ -121,9 +121,7 @@ def dream(
     from ..render.plots import grid_image, save_animation
     from ..runs.checkpoint import warn_if_prior_unlearned
 
-    model = _model(run_dir)
-    if category is not None:
-        model.config.category_index(category)  # a category it cannot draw stops before any warning
+    model = _model_for(run_dir, category)
     if model.prior is None:  # a fitted prior follows the codes wherever they are
         warn_if_prior_unlearned(run_dir)
     drawings = dream_fn(model, count, frames, seed, progress=not as_json, category=category)  # (frames, n, 28, 28)
@@ -179,27 +177,30 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
     show_default=True,
     help="Half-width of the plane (in prior standard deviations).",
 )
+@_category_option("decodes")
 @_out_option(None, "figure", "Default OUT_DIR/manifold.png.")
 @_out_dir_option
 @_json_option
-def manifold(run_dir, grid, span, out, out_dir, as_json) -> None:
+def manifold(run_dir, grid, span, category, out, out_dir, as_json) -> None:
     """The grid of decodings over the latent plane (first two principal directions for D > 2)."""
     from ..analysis.generate import manifold as manifold_fn
     from ..analysis.latent import validation_codes
     from ..render.plots import manifold_figure, save_figure
     from ..runs.checkpoint import warn_if_prior_unlearned
 
-    model = _model(run_dir)
+    model = _model_for(run_dir, category)
     if model.config.latent_dim > 2:
         codes = validation_codes(model, run_dir)  # the plane of the codes' own spread
     else:
         codes = None
         warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-RANGE
-    images = manifold_fn(model, grid, span, codes)
+    images = manifold_fn(model, grid, span, codes, category)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
     save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
     shape = f"{grid} decodings along z[0]" if model.config.latent_dim == 1 else f"{grid}x{grid} decodings"
-    _finish({"grid": grid, "range": span, "image": str(out)}, as_json, [f"wrote {out} ({shape})"])
+    shape += f" of {category}" if category else ""
+    result = {"grid": grid, "range": span, "category": category, "image": str(out)}
+    _finish(result, as_json, [f"wrote {out} ({shape})"])
 
 
 def _trailing_indices(run_dir: Path, indices: tuple[int, ...], extra: list[str]) -> tuple[Path, list[int]]:
