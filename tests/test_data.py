@@ -269,7 +269,7 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
     assert all(d.splits[k].tolist() == [0, 1] for k in formats.SPLITS)
     r = CliRunner().invoke(main, ["info", str(tmp_path), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["files"] == ["a_square.jpg", "b_square.png"], r.output
-    assert "warning: " in r.stderr and "skipped 3 blank or unreadable picture(s)" in r.stderr
+    assert "warning: " in r.stderr and "skipped 3 blank or unreadable pictures" in r.stderr
     from PIL import Image
 
     tall = [np.array([[0, 0], [20, 0], [20, 60], [0, 60], [0, 0]], float)]  # not the same turned
@@ -303,7 +303,7 @@ def test_pictures_in_folders_inside_the_folder_are_named_not_read(tmp_path):
     _picture(square).save(tmp_path / "zoo" / "goat.jpg")
     _picture(square).save(tmp_path / ".thumbnails" / "top.png")
     (tmp_path / "notes" / "todo.txt").write_text("draw more")
-    with pytest.warns(SheepWarning, match=r"pictures in 2 folder\(s\) inside it are not read \(farm, zoo\)"):
+    with pytest.warns(SheepWarning, match=r"pictures in 2 folders inside it are not read \(farm, zoo\)"):
         d = data.load_drawings(tmp_path)
     assert d.meta["files"] == ["top.png"] and len(d.images) == 1
 

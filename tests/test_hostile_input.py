@@ -320,7 +320,7 @@ def test_skipped_pictures_are_named(tmp_path):
     ink.save(folder / "a.png")
     Image.new("L", (64, 64), 255).save(folder / "blank.png")
     result = CliRunner().invoke(main, ["info", str(folder)])
-    assert result.exit_code == 0 and "skipped 1 blank or unreadable picture(s): blank.png" in result.output
+    assert result.exit_code == 0 and "skipped 1 blank or unreadable picture: blank.png" in result.output
 
 
 def test_errors_about_the_builtin_model_do_not_show_the_package_folder(tmp_path):

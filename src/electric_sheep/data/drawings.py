@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import DataError, OutputError, SheepWarning
 from ..runs.fileio import atomic_path
+from ..wording import counted
 from .formats import (
     FLAGGED,
     PICTURE_SUFFIXES,
@@ -269,16 +270,17 @@ def _rasterise(
 def _announce(drawings: Drawings) -> Drawings:
     """Warn (SheepWarning, pointing at load_drawings' caller) when drawings were skipped."""
     if drawings.skipped:
-        what = "blank or unreadable picture(s)" if drawings.format == "picture" else "malformed drawing(s)"
+        noun = "blank or unreadable picture" if drawings.format == "picture" else "malformed drawing"
         names = list(drawings.meta.get("skipped_files", []))
         listed = f": {', '.join(names[:5])}" if names else ""
         listed += f" and {len(names) - 5} more" if len(names) > 5 else ""
-        warnings.warn(f"{drawings.source}: skipped {drawings.skipped} {what}{listed}", SheepWarning, stacklevel=3)
+        message = f"{drawings.source}: skipped {counted(drawings.skipped, noun)}{listed}"
+        warnings.warn(message, SheepWarning, stacklevel=3)
     folders = drawings.meta.get("unread_folders", [])
     if folders:
         listed = ", ".join(folders[:5]) + (f" and {len(folders) - 5} more" if len(folders) > 5 else "")
         warnings.warn(
-            f"{drawings.source}: the pictures in {len(folders)} folder(s) inside it are not read ({listed}): "
+            f"{drawings.source}: the pictures in {counted(len(folders), 'folder')} inside it are not read ({listed}): "
             "give each folder on its own",
             SheepWarning,
             stacklevel=3,
