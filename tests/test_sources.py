@@ -285,6 +285,13 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
     )
     assert r.exit_code == 0 and "(6x6 decodings of tall)" in r.output, r.output
     assert np.median([_across(d) for d in manifold(model, 6, category="tall")]) < -0.1
+    nll = {}  # flat bars evaluated as what the run learned from their file, then told they are tall
+    for told in ([], ["--category", "tall"]):
+        r = CliRunner().invoke(main, ["evaluate", str(run), str(flat), "--k", "5", *told, "--json"])
+        assert r.exit_code == 0, r.output
+        result = json.loads(r.output)
+        nll[result["category"]] = result["iwae_nll"]
+    assert set(nll) == {"flat", "tall"} and nll["flat"] < nll["tall"], nll
     r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])  # a row per category
     assert r.exit_code == 0 and "alt='drawn as each category'" in (tmp_path / "r.html").read_text(), r.output
     assert "leaves out reconstructions and clusters: " in r.output and "several files" in r.output  # said why

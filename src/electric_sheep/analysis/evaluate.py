@@ -32,9 +32,16 @@ DECODES_PER_CHUNK = 4096  # drawings x samples decoded at once: bounds memory, k
 
 @torch.no_grad()
 def evaluate_model(
-    model: VAE, images_u8: np.ndarray, k: int = 1000, seed: int = 0, progress: bool = False
+    model: VAE,
+    images_u8: np.ndarray,
+    k: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+    category: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``nelbo``, ``iwae_nll``, ``mse``, ``kl`` (means per drawing), ``k`` and ``n``."""
+    """Return ``nelbo``, ``iwae_nll``, ``mse``, ``kl`` (means per drawing), ``k`` and ``n``.
+    ``category``: the one a class-conditional model is told the drawings are (None: none told)."""
+    label = None if category is None else model.config.category_index(category)
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     model.eval()
@@ -47,12 +54,13 @@ def evaluate_model(
     for i in range(0, len(x_all), per_batch):
         x = as_batch(x_all[i : i + per_batch].to(device))  # (B, 1, 28, 28) in [0, 1]
         x_bin = (x > 0.5).float()
-        mean, log_var = model.encode(x)  # (B, D) each
+        y = None if label is None else torch.full((len(x),), label, device=device)
+        mean, log_var = model.encode(x, y)  # (B, D) each
         std = model.posterior_std(log_var)
-        mean_log_w, log_mean_w = _importance_weights(model, x_bin, mean, std, k, gen, bar.update)  # (B,) each
+        mean_log_w, log_mean_w = _importance_weights(model, x_bin, mean, std, k, gen, bar.update, y)  # (B,) each
         sums["nelbo"] -= float(mean_log_w.sum())
         sums["iwae_nll"] -= float(log_mean_w.sum())
-        sums["mse"] += float((model.decode(mean) - x).pow(2).flatten(1).mean(dim=1).sum())
+        sums["mse"] += float((model.decode(mean, y=y) - x).pow(2).flatten(1).mean(dim=1).sum())
         sums["kl"] += float(gaussian_kl(mean, std).sum())
     bar.close()
     n = len(x_all)
@@ -67,6 +75,7 @@ def _importance_weights(
     k: int,
     gen: torch.Generator,
     done: Callable[[int], object],
+    y: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) the mean of the k log-weights of each drawing and the log of their mean, the samples
     drawn at most DECODES_PER_CHUNK decodes at a time, so that memory does not grow with k."""
@@ -74,7 +83,7 @@ def _importance_weights(
     total = torch.zeros(len(mean), dtype=torch.float64, device=mean.device)
     log_sum = torch.full_like(total, -math.inf)
     for start in range(0, k, per_chunk):
-        log_w = _log_weights(model, x_bin, mean, std, min(per_chunk, k - start), gen).double()  # (B, chunk)
+        log_w = _log_weights(model, x_bin, mean, std, min(per_chunk, k - start), gen, y).double()  # (B, chunk)
         total += log_w.sum(dim=1)
         log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, dim=1))
         done(log_w.numel())
@@ -82,13 +91,20 @@ def _importance_weights(
 
 
 def _log_weights(
-    model: VAE, x_bin: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, k: int, gen: torch.Generator
+    model: VAE,
+    x_bin: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    k: int,
+    gen: torch.Generator,
+    y: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """log p(x|z) + log p(z) - log q(z|x) for k samples per drawing: (B, k)."""
     b, d = mean.shape
     eps = torch.randn((k, b, d), generator=gen, device=mean.device)
     z = mean + std * eps  # (k, B, D)
-    log_px = model.log_likelihood(z.reshape(k * b, d), x_bin.repeat(k, 1, 1, 1)).reshape(k, b)
+    ys = None if y is None else y.repeat(k)
+    log_px = model.log_likelihood(z.reshape(k * b, d), x_bin.repeat(k, 1, 1, 1), ys).reshape(k, b)
     log_pz = model.log_prior(z)  # (k, B): the prior new drawings are sampled from
     log_qz = gaussian_log_density(z, mean, std)
     return (log_px + log_pz - log_qz).T
@@ -103,18 +119,23 @@ def evaluate_run(
     limit: int | None = None,
     progress: bool = True,
     out: str | Path | None = None,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run folder on ``split`` of ``data`` (default: the data it was trained on) and
-    write the numbers to ``out`` (default ``RUN_DIR/eval.json``)."""
-    from ..runs.checkpoint import load_model, run_data
+    write the numbers to ``out`` (default ``RUN_DIR/eval.json``). A class-conditional model is
+    told ``category``, by default the one it learned from that file (none for another file)."""
+    from ..runs.checkpoint import load_model, run_data, source_category
     from ..runs.fileio import write_json
 
     run_dir = Path(run_dir)
     drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     model = load_model(run_dir)
     drawings.check_split(split)
-    result = evaluate_model(model, drawings.split(split, limit=limit), k=k, progress=progress)
-    result.update({"split": split, "data": str(drawings.source), "preset": model.config.preset})
+    if category is None and model.config.categories:
+        category = source_category(run_dir, drawings.source)
+    images = drawings.split(split, limit=limit)
+    result = evaluate_model(model, images, k=k, progress=progress, category=category)
+    result.update({"split": split, "data": str(drawings.source), "preset": model.config.preset, "category": category})
     if not all(math.isfinite(result[key]) for key in ("nelbo", "iwae_nll", "mse", "kl")):
         raise SheepError(f"{run_dir}: the model gives non-finite results (NaN or infinity); nothing written")
     write_json(out or run_dir / "eval.json", result)

@@ -14,11 +14,13 @@ from ..runs.fileio import json_text
 from ..wording import counted
 from .common import (
     SEED,
+    _category_option,
     _channels,
     _default_out,
     _finish,
     _Finite,
     _is_builtin,
+    _model_for,
     _run_and_data,
     _run_and_data_args,
     main,
@@ -161,8 +163,9 @@ def train(data: tuple[str, ...], run_dir, resume: bool, quiet: bool, as_json: bo
 @click.option("--k", type=click.IntRange(1), default=1000, show_default=True, help="Importance samples (IWAE).")
 @click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N drawings only.")
+@_category_option("is told the drawings are (default: the one it learned from DATA, if any)")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object only.")
-def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> None:
+def evaluate(paths, k: int, split: str, limit: int | None, category: str | None, as_json: bool) -> None:
     """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json
     (for the built-in model, to ./sheep-analysis/eval.json)."""
     from ..analysis.evaluate import evaluate_run
@@ -170,11 +173,15 @@ def evaluate(paths, k: int, split: str, limit: int | None, as_json: bool) -> Non
     run_dir, data = _run_and_data(paths)
     # The built-in model's eval.json is its model card's figure: write beside the user instead.
     out = (_default_out(run_dir, None) if _is_builtin(run_dir) else run_dir) / "eval.json"
-    result = evaluate_run(run_dir, data, k=k, split=split, limit=limit, progress=not as_json, out=out)
+    _model_for(run_dir, category)  # a category it cannot draw stops before any work
+    result = evaluate_run(
+        run_dir, data, k=k, split=split, limit=limit, progress=not as_json, out=out, category=category
+    )
     if as_json:
         click.echo(json_text(result))
         return
-    click.echo(f"{result['preset']} preset on {counted(result['n'], split + ' drawing')} of {result['data']}:")
+    told = f" (as {result['category']})" if result["category"] else ""
+    click.echo(f"{result['preset']} preset on {counted(result['n'], split + ' drawing')} of {result['data']}{told}:")
     click.echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
     click.echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
     click.echo(f"  MSE            {result['mse']:.5f} per pixel")

@@ -357,6 +357,15 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
     return drawings
 
 
+def source_category(run_dir: str | Path, source: str | Path) -> str | None:
+    """The category a run recorded for one of its training files (None for a file it did not train on)."""
+    for record in read_data_record(run_dir).get("sources", []):
+        if isinstance(record, dict) and isinstance(record.get("source"), str):
+            if Path(record["source"]).resolve() == Path(source).resolve():
+                return record.get("category")
+    return None
+
+
 def _warn_if_changed(run_dir: str | Path, info: dict[str, Any], source: str | Path) -> None:
     """A file the run trained on, read again: a warning when it is no longer the same file (one
     that grew or shrank is split otherwise, so its held-out drawings may be ones the run learned)."""
