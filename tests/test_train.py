@@ -215,7 +215,7 @@ def test_evaluation_memory_does_not_grow_with_k(monkeypatch):
     weights = torch.randn(n, k, dtype=torch.float64) * 30 - 200  # what each drawing's samples weigh, in order
     calls = []
 
-    def log_weights(model, x_bin, mean, std, count, gen):
+    def log_weights(model, x_bin, mean, std, count, gen, y=None):
         drawn = sum(c for _, c in calls)
         calls.append((len(mean), count))
         row, col = divmod(drawn, k)
