@@ -260,6 +260,7 @@ def _across(picture):
 
 def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawings_resemble(tmp_path):
     from electric_sheep.analysis.generate import draw, dream, manifold
+    from electric_sheep.render.plots import manifold_figure
     from electric_sheep.runs.checkpoint import load_model
 
     flat, tall = _bars(tmp_path / "flat.npy", 300, True, 0), _bars(tmp_path / "tall.npy", 300, False, 1)
@@ -284,7 +285,10 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
         main, ["manifold", str(run), "--category", "tall", "--grid", "6", "-o", str(tmp_path / "m.png")]
     )
     assert r.exit_code == 0 and "(6x6 decodings of tall)" in r.output, r.output
-    assert np.median([_across(d) for d in manifold(model, 6, category="tall")]) < -0.1
+    grid = manifold(model, 6, category="tall")
+    assert np.median([_across(d) for d in grid]) < -0.1
+    title = manifold_figure(grid, 6, 3.0, model.config.latent_dim, "tall").axes[0].get_title()
+    assert "draws as tall across" in title, title
     nll = {}  # flat bars evaluated as what the run learned from their file, then told they are tall
     for told in ([], ["--category", "tall"]):
         r = CliRunner().invoke(main, ["evaluate", str(run), str(flat), "--k", "5", *told, "--json"])

@@ -196,7 +196,7 @@ def manifold(run_dir, grid, span, category, out, out_dir, as_json) -> None:
         warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-RANGE
     images = manifold_fn(model, grid, span, codes, category)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
-    save_figure(manifold_figure(images, grid, span, model.config.latent_dim), out)
+    save_figure(manifold_figure(images, grid, span, model.config.latent_dim, category), out)
     shape = f"{grid} decodings along z[0]" if model.config.latent_dim == 1 else f"{grid}x{grid} decodings"
     shape += f" of {category}" if category else ""
     result = {"grid": grid, "range": span, "category": category, "image": str(out)}

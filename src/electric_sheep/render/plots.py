@@ -269,18 +269,18 @@ def latent_scatter_figure(
     return fig if fig is not None else ax.figure
 
 
-def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int):
+def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int, category: str | None = None):
     """The manifold grid with its latent coordinates on the axes; of a 1-D latent, whose rows are
-    all the same line, that line once."""
+    all the same line, that line once. ``category``: what a class-conditional model was told to draw."""
     plt = pyplot()
-
+    told = f" as {category}" if category else ""
     if latent_dim == 1:
         fig, ax = plt.subplots(figsize=(10, 1.9))
         line = grid_image(images[:grid], ncols=grid, scale=1, pad=0)
         ax.imshow(np.asarray(line), cmap="gray", vmin=0, vmax=255, extent=(-span, span, 0, 2 * span / grid))
         ax.set_yticks([])
         ax.set_xlabel("z[0]")
-        ax.set_title(f"what the decoder draws along the latent line ({grid} steps)")
+        ax.set_title(f"what the decoder draws{told} along the latent line ({grid} steps)")
         fig.tight_layout()
         return fig
     tiles = grid_image(images, ncols=grid, scale=1, pad=0)
@@ -291,7 +291,7 @@ def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int)
     )
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    ax.set_title(f"what the decoder draws across the latent plane ({grid} x {grid})")
+    ax.set_title(f"what the decoder draws{told} across the latent plane ({grid} x {grid})")
     return fig
 
 
