@@ -128,8 +128,10 @@ def evaluate_run(
     from ..runs.fileio import write_json
 
     run_dir = Path(run_dir)
-    drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     model = load_model(run_dir)
+    if category is not None:  # one it cannot draw stops before the drawings are read
+        model.config.category_index(category)
+    drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     drawings.check_split(split)
     if category is None and model.config.categories:
         category = source_category(run_dir, drawings.source)

@@ -20,7 +20,6 @@ from .common import (
     _finish,
     _Finite,
     _is_builtin,
-    _model_for,
     _run_and_data,
     _run_and_data_args,
     main,
@@ -173,7 +172,6 @@ def evaluate(paths, k: int, split: str, limit: int | None, category: str | None,
     run_dir, data = _run_and_data(paths)
     # The built-in model's eval.json is its model card's figure: write beside the user instead.
     out = (_default_out(run_dir, None) if _is_builtin(run_dir) else run_dir) / "eval.json"
-    _model_for(run_dir, category)  # a category it cannot draw stops before any work
     result = evaluate_run(
         run_dir, data, k=k, split=split, limit=limit, progress=not as_json, out=out, category=category
     )

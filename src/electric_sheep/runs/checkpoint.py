@@ -359,10 +359,16 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
 
 def source_category(run_dir: str | Path, source: str | Path) -> str | None:
     """The category a run recorded for one of its training files (None for a file it did not train on)."""
-    for record in read_data_record(run_dir).get("sources", []):
+    return (_source_record(read_data_record(run_dir), source) or {}).get("category")
+
+
+def _source_record(info: dict[str, Any], source: str | Path) -> dict[str, Any] | None:
+    """What the data record ``info`` says of the training file at ``source`` (one of several, or
+    the only one), or None when the run did not train on it."""
+    for record in info.get("sources", [info]):
         if isinstance(record, dict) and isinstance(record.get("source"), str):
             if Path(record["source"]).resolve() == Path(source).resolve():
-                return record.get("category")
+                return record
     return None
 
 
@@ -371,16 +377,11 @@ def _warn_if_changed(run_dir: str | Path, info: dict[str, Any], source: str | Pa
     that grew or shrank is split otherwise, so its held-out drawings may be ones the run learned)."""
     from ..data.drawings import data_fingerprint
 
-    for record in info.get("sources", [info]):
-        if not (isinstance(record, dict) and isinstance(record.get("source"), str) and "fingerprint" in record):
-            continue
-        if (
-            Path(record["source"]).resolve() == Path(source).resolve()
-            and data_fingerprint(source) != record["fingerprint"]
-        ):
-            warnings.warn(
-                f"{source} has changed since {run_dir} was trained on it: its splits may now count drawings "
-                "the run learned from among the held-out ones",
-                SheepWarning,
-                stacklevel=3,
-            )
+    record = _source_record(info, source)
+    if record is not None and "fingerprint" in record and data_fingerprint(source) != record["fingerprint"]:
+        warnings.warn(
+            f"{source} has changed since {run_dir} was trained on it: its splits may now count drawings "
+            "the run learned from among the held-out ones",
+            SheepWarning,
+            stacklevel=3,
+        )
