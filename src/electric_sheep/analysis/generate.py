@@ -228,10 +228,11 @@ TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # the pixel temperatures calibrat
 CALIBRATION_DRAWINGS = 1000  # at most: enough to read a grey share to a few tenths of a point
 
 
-def calibrate_temperature(model: VAE, images_u8, seed: int = 0) -> float:
+def calibrate_temperature(model: VAE, images_u8, seed: int = 0, progress: bool = False) -> float:
     """Set ``model``'s calibrated pixel temperature (ModelConfig.calibrated_temperature) to the one
     of TEMPERATURES at which its new drawings, drawn as :func:`draw` draws them, have the share of
     grey pixels of the drawings ``images_u8`` (N, 28, 28) uint8 it learned from; returns it.
+    ``progress``: a bar over the temperatures tried.
 
     A head trained on a noisy context hedges, and how much depends on the data: too hot, its lines
     fray into stray pixels; too cold, they thin. The grey share is the data's own measure of that.
@@ -246,6 +247,7 @@ def calibrate_temperature(model: VAE, images_u8, seed: int = 0) -> float:
         model.calibrated.fill_(t)
         return abs(grey_share(draw(model, n, seed=seed)) - target)
 
-    best = min(TEMPERATURES, key=gap)
+    desc = "reading the pixel temperature"
+    best = min(tqdm(TEMPERATURES, desc=desc, unit="temperature", leave=False, disable=not progress), key=gap)
     model.calibrated.fill_(best)
     return best

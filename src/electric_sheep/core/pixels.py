@@ -29,6 +29,7 @@ from .hashing import row_hashes
 
 SIDE = 28
 RENDER_CHANNELS = 8
+NEAR = 3  # the head reads the decoder's logits in a NEAR x NEAR patch around each pixel
 
 
 def causal_mask(size: int) -> torch.Tensor:
@@ -47,7 +48,7 @@ class PixelHead(nn.Module):
         self.size = context  # odd: the window is centred on the pixel predicted
         self.context = nn.Conv2d(1, channels, context, padding=context // 2)
         self.register_buffer("mask", causal_mask(context), persistent=False)
-        self.condition = nn.Conv2d(1, channels, 3, padding=1, bias=False)  # the decoder's logits nearby
+        self.condition = nn.Conv2d(1, channels, NEAR, padding=NEAR // 2, bias=False)  # the decoder's logits nearby
         self.hidden = nn.Conv2d(channels, channels, 1)
         self.out = nn.Conv2d(channels, 1, 1)
 
@@ -79,24 +80,30 @@ class PixelHead(nn.Module):
             return self._sample(base.float(), noise.float(), temperature)
 
     def _sample(self, base: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
-        b, pad = len(base), self.size // 2
-        # Per pixel, contiguous over the batch: (28, 28, B, C), (28, 28, B) and (28, 28, B).
-        given = (self.condition(base) + self.context.bias[:, None, None]).permute(2, 3, 0, 1).contiguous()
-        logits0 = (base[:, 0] + self.out.bias).permute(1, 2, 0).contiguous()
+        b, pad, rows = len(base), self.size // 2, self.size // 2 + 1  # rows: the window's causal ones
+        # Batch last, so that each step reads its window as a few contiguous (width, B) blocks
+        # instead of gathering it from every drawing: (30, 30, B) the decoder's logits, padded.
+        logits = F.pad(base[:, 0], (NEAR // 2,) * 4).permute(1, 2, 0).contiguous()
+        # near[i, c, r] = logits[i + r, c]: (28, 30, 3, B), so that a 3x3 patch is one contiguous block
+        near = torch.stack([logits[r : r + SIDE] for r in range(NEAR)], dim=2)
+        condition = self.condition.weight[:, 0].permute(2, 1, 0).reshape(NEAR * NEAR, -1)  # (9, C): near's order
+        inner = slice(NEAR // 2, NEAR // 2 + SIDE)
+        logits0 = logits[inner, inner] + self.out.bias  # (28, 28, B)
         # ink where logit / temperature > logit(noise)
-        threshold = (temperature * torch.logit(noise, eps=1e-7)).permute(1, 2, 0).contiguous()
-        weight = (self.context.weight * self.mask).flatten(1).T  # (size^2, C)
+        threshold = (temperature * torch.logit(noise, eps=1e-7)).permute(1, 2, 0).contiguous()  # (28, 28, B)
+        weight = (self.context.weight * self.mask)[:, 0, :rows].flatten(1).T  # (rows * size, C)
         hidden_w, hidden_b = self.hidden.weight[:, :, 0, 0].T, self.hidden.bias  # (C, C), (C,)
         out_w = self.out.weight[0, :, 0, 0]  # (C,)
-        canvas = base.new_zeros(b, SIDE + 2 * pad, SIDE + 2 * pad)
+        canvas = base.new_zeros(SIDE + pad, SIDE + 2 * pad, b)  # padded above and at the sides: (32, 36, B) for 9x9
         for i in range(SIDE):
             for j in range(SIDE):
-                window = canvas[:, i : i + self.size, j : j + self.size].reshape(b, -1)  # (B, size^2)
-                h = torch.addmm(given[i, j], window, weight).relu_()  # (B, C)
-                h = torch.addmm(hidden_b, h, hidden_w).relu_()
+                patch = near[i, j : j + NEAR].view(NEAR * NEAR, b)  # (9, B)
+                h = torch.addmm(self.context.bias, patch.T, condition)  # (B, C)
+                window = canvas[i : i + rows, j : j + self.size].reshape(-1, b)  # (rows * size, B)
+                h = torch.addmm(hidden_b, h.addmm_(window.T, weight).relu_(), hidden_w).relu_()
                 logit = torch.addmv(logits0[i, j], h, out_w)  # (B,)
-                canvas[:, i + pad, j + pad] = (logit > threshold[i, j]).to(canvas.dtype)
-        return canvas[:, None, pad:-pad, pad:-pad]
+                canvas[i + pad, j + pad] = (logit > threshold[i, j]).to(canvas.dtype)
+        return canvas[pad:, pad:-pad].permute(2, 0, 1)[:, None].contiguous()
 
 
 class Renderer(nn.Module):

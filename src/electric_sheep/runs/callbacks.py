@@ -126,17 +126,19 @@ def _restore_rng(rng: dict[str, torch.Tensor], state: FitState, epoch: int) -> N
 class CalibrateTemperature(Callback):
     """After the last epoch, before it is saved: the pixel temperature read off the training
     drawings, for a model that calibrates it (ModelConfig.calibrated_temperature); the last
-    metrics row records it."""
+    metrics row records it. ``progress``: a bar over the temperatures tried."""
 
-    def __init__(self, train_images) -> None:
+    def __init__(self, train_images, progress: bool = False) -> None:
         self.train_images = train_images  # (N, 28, 28) uint8, an array or a DrawingSet
+        self.progress = progress
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         last = state.epoch + 1 == state.config.epochs
         if state.procs.main and last and hasattr(state.model, "calibrated"):
             from ..analysis.generate import calibrate_temperature
 
-            row["pixel_temperature"] = calibrate_temperature(state.model, self.train_images, state.config.seed)
+            seed = state.config.seed
+            row["pixel_temperature"] = calibrate_temperature(state.model, self.train_images, seed, self.progress)
 
 
 class LatentSnapshots(Callback):

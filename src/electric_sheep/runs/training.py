@@ -50,7 +50,7 @@ def train(
     lock = folder_lock(run_dir, "a training run") if is_main_process() else contextlib.nullcontext()
     log = _beside_bars(log)
     checkpoint = Checkpoint(run_dir, data_info or {}, resume, log)
-    calibrate = CalibrateTemperature(train_images)  # first: the checkpoint saves what it sets
+    calibrate = CalibrateTemperature(train_images, progress)  # first: the checkpoint saves what it sets
     keep = [calibrate, LatentSnapshots(run_dir), TensorBoard(run_dir), checkpoint, Progress(log, bar=progress)]
     with lock:
         seed_process(cfg.seed)
