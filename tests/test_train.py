@@ -229,6 +229,19 @@ def test_evaluation_memory_does_not_grow_with_k(monkeypatch):
     assert result["iwae_nll"] == pytest.approx(-float((torch.logsumexp(weights, dim=1) - np.log(k)).mean()))
 
 
+def test_evaluation_stays_float32_where_drawing_would_use_bf16(monkeypatch):
+    """Runs and machines are compared by their NLL: bf16 inference would move it by whole nats."""
+    from electric_sheep.core import infer
+
+    model, images = ckpt.load_model(ckpt.builtin_run_dir()), blobs(6, seed=3)
+    plain = evaluate_model(model, images, k=8)
+    monkeypatch.setattr(infer, "bf16_supported", lambda device: True)
+    assert evaluate_model(model, images, k=8) == plain
+    with infer.fast_inference(model):  # where drawing and scoring would go bf16, here emulated
+        encoded = model.encode(infer.as_batch(torch.from_numpy(images)))[0]
+    assert encoded.dtype == torch.bfloat16
+
+
 def test_cli_train_and_evaluate_json(tmp_path):
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(120).reshape(120, 784))

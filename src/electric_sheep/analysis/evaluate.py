@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.elbo import gaussian_kl, gaussian_log_density
-from ..core.infer import as_batch, drawings_tensor
+from ..core.infer import as_batch, drawings_tensor, fast_inference
 from ..core.model import VAE
 from ..errors import ConfigError, SheepError
 
@@ -44,27 +44,35 @@ def evaluate_model(
     label = None if category is None else model.config.category_index(category)
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
-    model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     x_all = drawings_tensor(images_u8)
     per_batch = max(1, DECODES_PER_CHUNK // k)
-    sums = {"nelbo": 0.0, "iwae_nll": 0.0, "mse": 0.0, "kl": 0.0}
+    sums = dict.fromkeys(("nelbo", "iwae_nll", "mse", "kl"), 0.0)
     bar = tqdm(total=len(x_all) * k, desc="evaluating", unit="decode", disable=not progress, leave=False)
-    for i in range(0, len(x_all), per_batch):
-        x = as_batch(x_all[i : i + per_batch].to(device))  # (B, 1, 28, 28) in [0, 1]
-        x_bin = (x > 0.5).float()
-        y = None if label is None else torch.full((len(x),), label, device=device)
-        mean, log_var = model.encode(x, y)  # (B, D) each
-        std = model.posterior_std(log_var)
-        mean_log_w, log_mean_w = _importance_weights(model, x_bin, mean, std, k, gen, bar.update, y)  # (B,) each
-        sums["nelbo"] -= float(mean_log_w.sum())
-        sums["iwae_nll"] -= float(log_mean_w.sum())
-        sums["mse"] += float((model.decode(mean, y=y) - x).pow(2).flatten(1).mean(dim=1).sum())
-        sums["kl"] += float(gaussian_kl(mean, std).sum())
-    bar.close()
+    with fast_inference(model, bf16=False), bar:  # float32: runs are compared by these numbers
+        for i in range(0, len(x_all), per_batch):
+            x = as_batch(x_all[i : i + per_batch].to(device))  # (B, 1, 28, 28) in [0, 1]
+            y = None if label is None else torch.full((len(x),), label, device=device)
+            for key, value in _batch_sums(model, x, y, k, gen, bar.update).items():
+                sums[key] += value
     n = len(x_all)
     return {**{key: value / max(n, 1) for key, value in sums.items()}, "k": k, "n": n}
+
+
+def _batch_sums(
+    model: VAE, x: torch.Tensor, y: torch.Tensor | None, k: int, gen: torch.Generator, done: Callable[[int], object]
+) -> dict[str, float]:
+    """The sums over the drawings ``x`` (B, 1, 28, 28) of each number :func:`evaluate_model` returns."""
+    mean, log_var = model.encode(x, y)  # (B, D) each
+    std = model.posterior_std(log_var)
+    mean_log_w, log_mean_w = _importance_weights(model, (x > 0.5).float(), mean, std, k, gen, done, y)  # (B,) each
+    return {
+        "nelbo": -float(mean_log_w.sum()),
+        "iwae_nll": -float(log_mean_w.sum()),
+        "mse": float((model.decode(mean, y=y) - x).pow(2).flatten(1).mean(dim=1).sum()),
+        "kl": float(gaussian_kl(mean, std).sum()),
+    }
 
 
 def _importance_weights(

@@ -26,12 +26,12 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 @contextlib.contextmanager
-def fast_inference(model: nn.Module) -> Iterator[None]:
-    """Batch inference: eval mode, no autograd, channels-last layout and bf16 autocast where the
-    hardware has bf16 units (docs/performance.md). The model leaves the block in the mode and
-    layout it entered it in, so that training can go on.
+def fast_inference(model: nn.Module, bf16: bool = True) -> Iterator[None]:
+    """Batch inference: eval mode, no autograd, channels-last layout and (``bf16``) bf16 autocast
+    where the hardware has bf16 units (docs/performance.md). The model leaves the block in the mode
+    and layout it entered it in, so that training can go on.
 
-    Only for drawing, encoding and anomaly scores; training, validation and the NLL of
+    bf16 only for drawing, encoding and anomaly scores; training, validation and the NLL of
     :mod:`electric_sheep.analysis.evaluate` stay in float32.
     """
     device = next(model.parameters()).device
@@ -41,7 +41,8 @@ def fast_inference(model: nn.Module) -> Iterator[None]:
     contiguous = [p for p in model.parameters() if p.is_contiguous()]
     model.eval()
     model.to(memory_format=torch.channels_last)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_supported(device) else contextlib.nullcontext()
+    low = bf16 and bf16_supported(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext()
     try:
         with torch.inference_mode(), autocast:
             yield

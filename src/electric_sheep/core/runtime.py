@@ -4,9 +4,9 @@ PyTorch's CPU tensors come from the C library's ``malloc``. glibc serves blocks 
 dynamic threshold with fresh ``mmap`` pages and hands the top of its heap back to the system
 as soon as more than twice that threshold is free. Batched inference allocates and frees tens
 of megabytes of activations per batch, so with glibc's defaults every batch paid for its memory
-again in page faults. Only ``fast_inference`` applies the settings below: training and the IWAE
-evaluation gained nothing measurable from them (docs/performance.md, "The `features` score and
-the allocator"). This is what the jemalloc/tcmalloc advice of PyTorch's CPU performance guide
+again in page faults. Only ``fast_inference`` (drawing, scores, the IWAE evaluation) applies the
+settings below: training gained nothing measurable from them (docs/performance.md, "The
+`features` score and the allocator"). This is what the jemalloc/tcmalloc advice of PyTorch's CPU performance guide
 buys, without preloading another allocator.
 """
 
