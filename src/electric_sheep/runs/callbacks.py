@@ -92,6 +92,7 @@ class Checkpoint(Callback):
         saved_state = ckpt.load_training_state(self.run_dir)
         saved_state.restore_model(state.model, self.run_dir)
         state.optimizer.load_state_dict(saved_state.optimizer)
+        _moments_in_parameter_layout(state.optimizer)
         epoch, step = int(saved_state.extra["epoch"]), int(saved_state.extra["step"])
         _restore_rng(saved_state.rng, state, epoch)
         if state.procs.main:
@@ -112,6 +113,17 @@ class Checkpoint(Callback):
         trained_with = saved.get("train", {}).get("optimizer", state.config.optimizer)
         if trained_with != state.config.optimizer:
             raise ConfigError(f"{self.run_dir} was trained with {trained_with}; resume with the same optimizer")
+
+
+def _moments_in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Saved contiguous, each parameter's optimiser tensors go back in its layout (channels-last):
+    the fused update reads them element for element in the parameter's memory order."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(value)
 
 
 def _restore_rng(rng: dict[str, torch.Tensor], state: FitState, epoch: int) -> None:
