@@ -99,7 +99,7 @@ class PixelHead(nn.Module):
             for j in range(SIDE):
                 patch = near[i, j : j + NEAR].view(NEAR * NEAR, b)  # (9, B)
                 h = torch.addmm(self.context.bias, patch.T, condition)  # (B, C)
-                window = canvas[i : i + rows, j : j + self.size].reshape(-1, b)  # (rows * size, B)
+                window = canvas[i : i + rows, j : j + self.size].reshape(rows * self.size, b)
                 h = torch.addmm(hidden_b, h.addmm_(window.T, weight).relu_(), hidden_w).relu_()
                 logit = torch.addmv(logits0[i, j], h, out_w)  # (B,)
                 canvas[i + pad, j + pad] = (logit > threshold[i, j]).to(canvas.dtype)
