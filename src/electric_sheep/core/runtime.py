@@ -6,8 +6,8 @@ as soon as more than twice that threshold is free. Batched inference allocates a
 of megabytes of activations per batch, so with glibc's defaults every batch paid for its memory
 again in page faults. Only ``fast_inference`` (drawing, scores, the IWAE evaluation) applies the
 settings below: training gained nothing measurable from them (docs/performance.md, "The
-`features` score and the allocator"). This is what the jemalloc/tcmalloc advice of PyTorch's CPU performance guide
-buys, without preloading another allocator.
+`features` score and the allocator"). This is what the jemalloc/tcmalloc advice of PyTorch's
+CPU performance guide buys, without preloading another allocator.
 """
 
 from __future__ import annotations
