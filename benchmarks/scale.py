@@ -75,6 +75,7 @@ class _Enough(Exception):
 
 
 def measure_train(file: Path) -> dict:
+    from electric_sheep.core.trainer import OnStep
     from electric_sheep.runs.train_data import train_on_data
 
     times: list[float] = []
@@ -86,7 +87,8 @@ def measure_train(file: Path) -> dict:
 
     with tempfile.TemporaryDirectory() as run_dir, peak_anon() as anon:
         try:
-            train_on_data(file, Path(run_dir) / "run", epochs=1, progress=False, log=lambda s: None, on_step=tick)
+            quiet = {"progress": False, "log": lambda s: None}
+            train_on_data(file, Path(run_dir) / "run", epochs=1, callbacks=[OnStep(tick)], **quiet)
         except _Enough:
             pass
     seconds = times[-1] - times[WARMUP]
