@@ -242,6 +242,13 @@ def test_evaluation_stays_float32_where_drawing_would_use_bf16(monkeypatch):
     assert encoded.dtype == torch.bfloat16
 
 
+def test_evaluation_reconstructs_each_drawing_alike_whatever_k():
+    """The MSE decodes each drawing with pixel noise of its own: it does not depend on how many
+    drawings share a batch of importance samples (k = 1,000 takes four at a time, k = 1 all)."""
+    model, images = ckpt.load_model(ckpt.builtin_run_dir()), blobs(6, seed=4)
+    assert evaluate_model(model, images, k=1000)["mse"] == evaluate_model(model, images, k=1)["mse"]
+
+
 def test_cli_train_and_evaluate_json(tmp_path):
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(120).reshape(120, 784))

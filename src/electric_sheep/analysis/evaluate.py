@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..core.elbo import gaussian_kl, gaussian_log_density
 from ..core.infer import as_batch, drawings_tensor, fast_inference
 from ..core.model import VAE
+from ..core.pixels import drawing_noise
 from ..errors import ConfigError, SheepError
 
 DECODES_PER_CHUNK = 4096  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
@@ -51,28 +52,56 @@ def evaluate_model(
     sums = dict.fromkeys(("nelbo", "iwae_nll", "mse", "kl"), 0.0)
     bar = tqdm(total=len(x_all) * k, desc="evaluating", unit="decode", disable=not progress, leave=False)
     with fast_inference(model, bf16=False), bar:  # float32: runs are compared by these numbers
+        means = []
         for i in range(0, len(x_all), per_batch):
             x = as_batch(x_all[i : i + per_batch].to(device))  # (B, 1, 28, 28) in [0, 1]
-            y = None if label is None else torch.full((len(x),), label, device=device)
-            for key, value in _batch_sums(model, x, y, k, gen, bar.update).items():
+            mean, log_var = model.encode(x, _labels(label, len(x), device))  # (B, D) each
+            std = model.posterior_std(log_var)
+            for key, value in _batch_sums(model, x, mean, std, k, gen, bar.update, label).items():
                 sums[key] += value
+            means.append(mean)
+        sums["mse"] = _reconstruction_error(model, x_all, torch.cat(means) if means else None, label)
     n = len(x_all)
     return {**{key: value / max(n, 1) for key, value in sums.items()}, "k": k, "n": n}
 
 
+def _labels(label: int | None, n: int, device: torch.device) -> torch.Tensor | None:
+    """What a class-conditional model is told ``n`` drawings are (None: nothing)."""
+    return None if label is None else torch.full((n,), label, device=device)
+
+
 def _batch_sums(
-    model: VAE, x: torch.Tensor, y: torch.Tensor | None, k: int, gen: torch.Generator, done: Callable[[int], object]
+    model: VAE,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    k: int,
+    gen: torch.Generator,
+    done: Callable[[int], object],
+    label: int | None,
 ) -> dict[str, float]:
-    """The sums over the drawings ``x`` (B, 1, 28, 28) of each number :func:`evaluate_model` returns."""
-    mean, log_var = model.encode(x, y)  # (B, D) each
-    std = model.posterior_std(log_var)
+    """The sums of the bounds and the KL over the drawings ``x`` (B, 1, 28, 28), their posteriors
+    N(mean, std^2) (B, D)."""
+    y = _labels(label, len(x), x.device)
     mean_log_w, log_mean_w = _importance_weights(model, (x > 0.5).float(), mean, std, k, gen, done, y)  # (B,) each
     return {
         "nelbo": -float(mean_log_w.sum()),
         "iwae_nll": -float(log_mean_w.sum()),
-        "mse": float((model.decode(mean, y=y) - x).pow(2).flatten(1).mean(dim=1).sum()),
         "kl": float(gaussian_kl(mean, std).sum()),
     }
+
+
+def _reconstruction_error(model: VAE, x_all: torch.Tensor, means: torch.Tensor | None, label: int | None) -> float:
+    """The sum over the uint8 drawings ``x_all`` (N, 28, 28) of each one's mean squared error per pixel
+    when decoded from its posterior mean ``means`` (N, D), its pixels sampled with noise of its own
+    (as :func:`.generate.reconstruct` samples them): all the drawings in large batches, since the
+    pixel head's 784 steps cost about the same for one drawing as for thousands."""
+    total = 0.0
+    for i in range(0, len(x_all), DECODES_PER_CHUNK):
+        x, z = x_all[i : i + DECODES_PER_CHUNK], means[i : i + DECODES_PER_CHUNK]
+        drawn = model.decode(z, drawing_noise(x)[0].to(z.device), _labels(label, len(z), z.device))
+        total += float((drawn - as_batch(x.to(z.device))).pow(2).flatten(1).mean(dim=1).sum())
+    return total
 
 
 def _importance_weights(
