@@ -140,8 +140,7 @@ def _log_weights(
     b, d = mean.shape
     eps = torch.randn((k, b, d), generator=gen, device=mean.device)
     z = mean + std * eps  # (k, B, D)
-    ys = None if y is None else y.repeat(k)
-    log_px = model.log_likelihood(z.reshape(k * b, d), x_bin.repeat(k, 1, 1, 1), ys).reshape(k, b)
+    log_px = model.log_likelihood(z, x_bin, y)  # (k, B)
     log_pz = model.log_prior(z)  # (k, B): the prior new drawings are sampled from
     log_qz = gaussian_log_density(z, mean, std)
     return (log_px + log_pz - log_qz).T

@@ -187,9 +187,12 @@ class VAE(nn.Module):
         return base if self.pixel_head is None else self.pixel_head(base, flip_pixels(binarise(x), context_noise))
 
     def log_likelihood(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(binarised x | z) summed per drawing, (B,): the likelihood every NLL and ELBO score uses."""
-        x_bin = binarise(x)
-        return bernoulli_log_likelihood(self.likelihood_logits(z, x_bin, y).float(), x_bin)
+        """log p(binarised x | z) summed per drawing, the likelihood every NLL and ELBO score uses:
+        codes (B, D) of drawings x (B, 1, 28, 28) -> (B,), or k codes of each, (k, B, D) -> (k, B)."""
+        x_bin, k = binarise(x), (len(z) if z.dim() == 3 else 1)
+        logits = self.likelihood_logits(z.reshape(-1, z.shape[-1]), x_bin, None if y is None else y.repeat(k))
+        target = x_bin if k == 1 else x_bin.repeat(k, 1, 1, 1)
+        return bernoulli_log_likelihood(logits.float(), target).view(z.shape[:-1])
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) over the last dim: the fitted prior where there is one, else N(0, I)."""

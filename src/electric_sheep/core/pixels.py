@@ -53,13 +53,17 @@ class PixelHead(nn.Module):
         self.out = nn.Conv2d(channels, 1, 1)
 
     def forward(self, base: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced: logits of every pixel given the binarised drawing ``drawn`` (B, 1, 28, 28)."""
+        """Teacher-forced: logits of every pixel given the binarised drawings ``drawn`` (B, 1, 28, 28),
+        for the decoder's logits ``base`` of one code each (B, 1, 28, 28) or of k codes each
+        (k * B, 1, 28, 28, in k blocks of B): each drawing's context is read once."""
         # Only the window's rows down to the centre's see anything (the mask zeroes the others):
         # convolving with those rows alone is the same sum for about half the work.
         pad = self.size // 2
         causal = (self.context.weight * self.mask)[:, :, : pad + 1]  # (C, 1, pad + 1, size)
         seen = F.conv2d(F.pad(drawn, (pad, pad, pad, 0)), causal, self.context.bias)  # (B, C, 28, 28)
-        return base + self._mlp(seen.add_(self.condition(base)))
+        given = self.condition(base)  # (k * B, C, 28, 28)
+        given.view(-1, *seen.shape).add_(seen)  # the same context for each of a drawing's k codes
+        return base + self._mlp(given)
 
     def _mlp(self, h: torch.Tensor) -> torch.Tensor:
         # In place: no fresh (B, C, 28, 28) tensor per activation (the head's largest ones).
