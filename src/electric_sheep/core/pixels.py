@@ -100,13 +100,15 @@ class PixelHead(nn.Module):
         out_w = self.out.weight[0, :, 0, 0]  # (C,)
         canvas = base.new_zeros(SIDE + pad, SIDE + 2 * pad, b)  # padded above and at the sides: (32, 36, B) for 9x9
         for i in range(SIDE):
+            # Row i's views taken once: at a few microseconds per operation, small batches pay for each.
+            near_i, logits_i, threshold_i = near[i], logits0[i], threshold[i]  # (30, 3, B), (28, B), (28, B)
+            above, drawn = canvas[i : i + rows], canvas[i + pad]  # the window's rows; the row being drawn
             for j in range(SIDE):
-                patch = near[i, j : j + NEAR].view(NEAR * NEAR, b)  # (9, B)
+                patch = near_i[j : j + NEAR].view(NEAR * NEAR, b)  # (9, B)
                 h = torch.addmm(self.context.bias, patch.T, condition)  # (B, C)
-                window = canvas[i : i + rows, j : j + self.size].reshape(rows * self.size, b)
+                window = above[:, j : j + self.size].reshape(rows * self.size, b)
                 h = torch.addmm(hidden_b, h.addmm_(window.T, weight).relu_(), hidden_w).relu_()
-                logit = torch.addmv(logits0[i, j], h, out_w)  # (B,)
-                canvas[i + pad, j + pad] = (logit > threshold[i, j]).to(canvas.dtype)
+                drawn[j + pad] = torch.addmv(logits_i[j], h, out_w) > threshold_i[j]  # ink: 1, paper: 0
         return canvas[pad:, pad:-pad].permute(2, 0, 1)[:, None].contiguous()
 
 
