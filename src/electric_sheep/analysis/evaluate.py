@@ -55,9 +55,10 @@ def evaluate_model(
         means = []
         for i in range(0, len(x_all), per_batch):
             x = as_batch(x_all[i : i + per_batch].to(device))  # (B, 1, 28, 28) in [0, 1]
-            mean, log_var = model.encode(x, _labels(label, len(x), device))  # (B, D) each
+            y = _labels(label, len(x), device)
+            mean, log_var = model.encode(x, y)  # (B, D) each
             std = model.posterior_std(log_var)
-            for key, value in _batch_sums(model, x, mean, std, k, gen, bar.update, label).items():
+            for key, value in _batch_sums(model, x, mean, std, k, gen, bar.update, y).items():
                 sums[key] += value
             means.append(mean)
         sums["mse"] = _reconstruction_error(model, x_all, torch.cat(means) if means else None, label)
@@ -78,11 +79,10 @@ def _batch_sums(
     k: int,
     gen: torch.Generator,
     done: Callable[[int], object],
-    label: int | None,
+    y: torch.Tensor | None,
 ) -> dict[str, float]:
     """The sums of the bounds and the KL over the drawings ``x`` (B, 1, 28, 28), their posteriors
     N(mean, std^2) (B, D)."""
-    y = _labels(label, len(x), x.device)
     mean_log_w, log_mean_w = _importance_weights(model, (x > 0.5).float(), mean, std, k, gen, done, y)  # (B,) each
     return {
         "nelbo": -float(mean_log_w.sum()),
