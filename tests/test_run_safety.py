@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from test_train import _train, _weights
 
 from electric_sheep.cli import main
+from electric_sheep.core.trainer import Callback
 from electric_sheep.errors import ConfigError, DataError
 from electric_sheep.runs import checkpoint as ckpt
 from electric_sheep.runs.fileio import FolderInUse, folder_lock
@@ -187,6 +188,39 @@ def test_a_kill_inside_a_checkpoint_save_resumes_to_the_same_run(tmp_path, monke
     assert all(torch.equal(a[k], b[k]) for k in a)
     for key in ("epoch", "loss", "recon", "kl", "kl_weight", "val_loss"):
         assert [r[key] for r in ckpt.read_metrics(killed)] == [r[key] for r in ckpt.read_metrics(straight)]
+
+
+class _CtrlCAtEpochEnd(Callback):
+    """Ctrl-C while epoch 1 ends, after its metrics row is made: ``before`` the run's callbacks
+    save it (as during the last epoch's temperature reading) or after they have."""
+
+    def on_epoch_end(self, state, row):
+        if state.epoch == 0:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("before_the_save", [True, False])
+def test_ctrl_c_while_an_epoch_ends_resumes_to_the_same_run(tmp_path, monkeypatch, before_the_save):
+    """An interrupt between an epoch's last step and the next epoch neither drops the epoch nor
+    counts it twice: resumed, the run equals one never stopped."""
+    from electric_sheep.runs import callbacks
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _train(straight, epochs=3)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        if before_the_save:
+            patch.setattr(callbacks.LatentSnapshots, "on_epoch_end", _CtrlCAtEpochEnd.on_epoch_end)
+            _train(stopped, epochs=3)
+        else:
+            _train(stopped, epochs=3, callbacks=[_CtrlCAtEpochEnd()])
+    assert len(ckpt.read_metrics(stopped)) == (0 if before_the_save else 1)
+    _train(stopped, epochs=3, resume=True)
+    a, b = _weights(straight), _weights(stopped)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    keys = ("epoch", "loss", "recon", "kl", "kl_weight", "val_loss")
+    assert [[r[k] for k in keys] for r in ckpt.read_metrics(stopped)] == [
+        [r[k] for k in keys] for r in ckpt.read_metrics(straight)
+    ]
 
 
 def _flip_tensor_bytes(path, count=2000):

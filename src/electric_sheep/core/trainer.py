@@ -163,6 +163,7 @@ def _fit(state: FitState, x_train, callbacks: list[Callback]) -> None:
         warnings.warn(shortfall, SheepWarning, stacklevel=3)
     step_fn = _step_module(state.model, state.procs, state.config.compile)
     state.model.train()
+    row = None  # the metrics of an epoch whose end is under way
     try:
         while state.epoch < state.config.epochs:
             for cb in callbacks:
@@ -175,8 +176,10 @@ def _fit(state: FitState, x_train, callbacks: list[Callback]) -> None:
                 cb.on_epoch_end(state, row)
             if state.procs.world > 1:
                 dist.barrier()
-            state.epoch, state.step, state.sums = state.epoch + 1, 0, empty_sums()
+            state.epoch, state.step, state.sums, row = state.epoch + 1, 0, empty_sums(), None
     except KeyboardInterrupt:
+        if state.history and state.history[-1] is row:  # its end is done again on resume, not counted twice
+            state.history.pop()
         for cb in callbacks:
             cb.on_interrupt(state)
         raise

@@ -26,6 +26,7 @@ class Checkpoint(Callback):
     def __init__(self, run_dir: Path, data_info: dict[str, Any], resume: bool, log) -> None:
         self.run_dir, self.data_info, self.resume, self.log = run_dir, data_info, resume, log
         self.history: list[dict[str, Any]] = []
+        self.saved: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint saved
 
     def on_start(self, state: FitState) -> None:
         self.history = state.history
@@ -58,7 +59,8 @@ class Checkpoint(Callback):
                 ) from None
 
     def on_interrupt(self, state: FitState) -> None:
-        if state.procs.main and state.step > 0:  # save the interrupted epoch so --resume continues it
+        # Save the interrupted epoch so --resume continues it, unless its end was saved already.
+        if state.procs.main and state.step > 0 and self.saved != (state.epoch + 1, 0):
             self._save(state, state.epoch, state.step, state.sums)
             self.log(
                 f"interrupted: saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in "
@@ -79,6 +81,7 @@ class Checkpoint(Callback):
         extra = {"epoch": epoch, "step": step, "partial": partial}
         ckpt.save_training_state(self.run_dir, state.optimizer, extra, rng, state.model, state.history)
         self._save_readable(state.model, epoch, step, state.history)
+        self.saved = (epoch, step)
 
     def _save_readable(self, model, epoch: int, step: int, history: list[dict[str, Any]]) -> None:
         """The weights and metrics users read, as the training state has them."""
