@@ -4,6 +4,7 @@ that are checked on load, resume that recognises its data, training that reads o
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -221,6 +222,33 @@ def test_ctrl_c_while_an_epoch_ends_resumes_to_the_same_run(tmp_path, monkeypatc
     assert [[r[k] for k in keys] for r in ckpt.read_metrics(stopped)] == [
         [r[k] for k in keys] for r in ckpt.read_metrics(straight)
     ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_an_optimiser_update_resumes_to_the_same_run(tmp_path, monkeypatch, sig):
+    """Ctrl-C or SIGTERM that lands just as the weights change, before the step is counted, is
+    met after the step's bookkeeping: the checkpoint never holds weights one step ahead of its step."""
+    from electric_sheep.cli.common import _sigterm_as_interrupt
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _train(straight, epochs=2)
+    steps = {"n": 0}
+    real_step = torch.optim.Adam.step
+
+    def step_then_signal(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
+        steps["n"] += 1
+        if steps["n"] == 9:  # mid-epoch 2 (6 steps an epoch)
+            os.kill(os.getpid(), sig)
+        return result
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():
+        patch.setattr(torch.optim.Adam, "step", step_then_signal)
+        _train(stopped, epochs=2)
+    assert ckpt.load_training_state(stopped).extra["step"] == 3
+    _train(stopped, epochs=2, resume=True)
+    a, b = _weights(straight), _weights(stopped)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _flip_tensor_bytes(path, count=2000):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -215,14 +217,30 @@ def _run_epoch(state: FitState, step_fn: nn.Module, x_train, callbacks: list[Cal
         _check_finite(values[0], device, state, step)  # before the step touches the weights
         state.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        state.optimizer.step()
-        for key, value in zip(TERMS, values, strict=True):
-            state.sums[key] += value * len(idx)
-        state.sums["n"] += len(idx)
-        state.step, state.last_loss = step + 1, values[0]  # before the callbacks: a Ctrl-C there keeps this step
+        with _signals_held():  # the weights and the step's count change together
+            state.optimizer.step()
+            for key, value in zip(TERMS, values, strict=True):
+                state.sums[key] += value * len(idx)
+            state.sums["n"] += len(idx)
+            state.step, state.last_loss = step + 1, values[0]  # before the callbacks: a Ctrl-C there keeps this step
         for cb in callbacks:
             cb.on_step(state)
     state.sums["seconds"] += time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the block is done (they are delivered as it ends), so that
+    a checkpoint saved on either never holds an optimiser update half made or not yet counted."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield  # Windows, or a worker thread (signals go to the main thread)
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _forward(
