@@ -251,6 +251,33 @@ def test_a_signal_during_an_optimiser_update_resumes_to_the_same_run(tmp_path, m
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_ctrl_c_inside_a_steps_forward_pass_resumes_to_the_same_run(tmp_path, monkeypatch):
+    """Ctrl-C after a step has drawn its random numbers (flips, codes, context noise) but before it
+    is counted: the checkpoint keeps the random state of the last step counted, so the step is
+    drawn again alike on resume."""
+    from electric_sheep.core import trainer
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _train(straight, epochs=2)
+    calls = {"n": 0}
+    real_forward = trainer._forward
+
+    def forward_then_interrupt(*args, **kwargs):
+        result = real_forward(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 9:  # mid-epoch 2 (6 steps an epoch)
+            raise KeyboardInterrupt
+        return result
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(trainer, "_forward", forward_then_interrupt)
+        _train(stopped, epochs=2)
+    assert ckpt.load_training_state(stopped).extra["step"] == 2
+    _train(stopped, epochs=2, resume=True)
+    a, b = _weights(straight), _weights(stopped)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _flip_tensor_bytes(path, count=2000):
     """Overwrite ``count`` bytes inside the tensor data (after the header), as disk damage would."""
     raw = bytearray(path.read_bytes())

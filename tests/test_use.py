@@ -370,6 +370,50 @@ def test_trimmed_training_sets_aside_what_the_first_model_finds_anomalous(tmp_pa
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=name)
 
 
+class _StepCounter:
+    """Counts training steps (as the progress bar sees them) and raises Ctrl-C at ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.n, self.stop_at = 0, stop_at
+
+    def on_step(self, bar, state) -> None:
+        self.n += 1
+        if self.n == self.stop_at:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_mixture_run_continues_where_it_stopped(tmp_path, monkeypatch):
+    """`sheep anomalies --train-on-mix` stopped by Ctrl-C or SIGTERM in either stage: the same call
+    again goes on from the last step saved (stage 1 is not trained again) to the model an
+    uninterrupted call trains; other settings start afresh."""
+    from electric_sheep.runs import callbacks
+
+    m = mixtures.mix(blobs(120, seed=5), crosses(12, seed=1), 0.1, seed=0)
+    options = {"epochs": 2, "trim": 0.2, "progress": False, "log": lambda s: None, "batch_size": 32}
+    straight = mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), tmp_path / "straight", **options)
+    steps_taken = []
+    for stop_at in (3, 11):  # a step of stage 1 (5 an epoch, 10 in all), then of stage 2 (4 an epoch)
+        out = tmp_path / f"stopped-{stop_at}"
+        for counter in (_StepCounter(stop_at), _StepCounter()):
+            with monkeypatch.context() as patch:
+                patch.setattr(callbacks.Progress, "on_step", lambda bar, state, c=counter: c.on_step(bar, state))
+                if counter.stop_at is None:
+                    again = mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **options)
+                    continue
+                with pytest.raises(KeyboardInterrupt):
+                    mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **options)
+                assert not (out / "mixture_run").exists() and (out / mixtures.PARTIAL).is_dir()
+        steps_taken.append(counter.n)
+        for (name, ours), theirs in zip(again.state_dict().items(), straight.state_dict().values(), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=name)
+        assert not (out / mixtures.PARTIAL).exists() and (out / "mixture_run" / "stage1").is_dir()
+    assert steps_taken == [10 - 3 + 8, 8 - 1]  # only what the interrupted call had not done
+    other = mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **{**options, "seed": 1})
+    assert not all(
+        torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values(), strict=True)
+    )
+
+
 def test_a_mixture_without_validation_drawings_validates_on_itself(tmp_path):
     """A file of a few drawings has no valid split: the honest case trains on, as `sheep train`
     does, validating on the mixture (it stopped with a message meant for a library caller)."""
@@ -485,9 +529,10 @@ def test_cli_commands_write_figures_and_json(run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(mixtures, "train_on_mixture", interrupted)
     res = r.invoke(main, [*mix, "--train-on-mix", "2", "--latent-dim", "5", "--out-dir", str(tmp_path / "honest")])
-    assert res.exit_code != 0  # Ctrl-C while retraining keeps the earlier mixture run whole, leaves no temp folder
+    assert res.exit_code != 0  # Ctrl-C while retraining keeps the earlier mixture run whole
     assert load_model(tmp_path / "honest" / "mixture_run").config.latent_dim == 3
-    assert not [p for p in (tmp_path / "honest").iterdir() if p.name.startswith(".mixture_run")]
+    partial = tmp_path / "honest" / mixtures.PARTIAL  # kept for the same command again, nothing else
+    assert [p.name for p in (tmp_path / "honest").iterdir() if p.name.startswith(".mixture_run")] == [partial.name]
     monkeypatch.undo()
     res = r.invoke(main, ["reconstruct", str(run), "--index", "999"])
     assert res.exit_code == 2 and "out of range" in res.output

@@ -57,6 +57,7 @@ class FitState:
     sums: dict[str, float] = field(default_factory=empty_sums)
     history: list[dict[str, Any]] = field(default_factory=list)
     last_loss: float = math.nan  # of the latest step
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)  # random state after the last step counted
 
 
 class Callback:
@@ -160,6 +161,7 @@ def _fit(state: FitState, x_train, callbacks: list[Callback]) -> None:
     """The epochs, from where ``on_start`` left the state."""
     for cb in callbacks:
         cb.on_start(state)
+    state.rng = random_state(next(state.model.parameters()).device)
     shortfall = kl_shortfall_warning(state.config, state.steps)
     if shortfall and state.procs.main and state.epoch < state.config.epochs:
         warnings.warn(shortfall, SheepWarning, stacklevel=3)
@@ -223,9 +225,18 @@ def _run_epoch(state: FitState, step_fn: nn.Module, x_train, callbacks: list[Cal
                 state.sums[key] += value * len(idx)
             state.sums["n"] += len(idx)
             state.step, state.last_loss = step + 1, values[0]  # before the callbacks: a Ctrl-C there keeps this step
+            state.rng = random_state(device)  # a Ctrl-C in the next step saves this: that step is drawn again alike
         for cb in callbacks:
             cb.on_step(state)
     state.sums["seconds"] += time.perf_counter() - t0
+
+
+def random_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """The random state a training step draws from: torch's CPU generator, and the GPU's there."""
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.infer import as_batch, encode_means
-from ..core.trainer import Callback, FitState, empty_sums
+from ..core.trainer import Callback, FitState, empty_sums, random_state
 from ..errors import ConfigError, DataError, SheepError
 from ..wording import counted
 from . import checkpoint as ckpt
@@ -23,8 +23,11 @@ class Checkpoint(Callback):
     """Starts the run folder (``config.json``) or, with ``resume``, restores its last checkpoint,
     even one Ctrl-C saved in the middle of an epoch; saves every epoch, and an interrupted one."""
 
-    def __init__(self, run_dir: Path, data_info: dict[str, Any], resume: bool, log) -> None:
+    def __init__(
+        self, run_dir: Path, data_info: dict[str, Any], resume: bool, log, continue_with: str = "--resume"
+    ) -> None:
         self.run_dir, self.data_info, self.resume, self.log = run_dir, data_info, resume, log
+        self.continue_with = continue_with  # what the user runs to go on, for the interrupt's message
         self.history: list[dict[str, Any]] = []
         self.saved: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint saved
 
@@ -43,7 +46,7 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         if state.procs.main:
-            self._save(state, state.epoch + 1, 0, None)
+            self._save(state, state.epoch + 1, 0, None, random_state(next(state.model.parameters()).device))
 
     def _check_nothing_to_overwrite(self) -> None:
         """A new run may replace the config.json of a run that stopped before its first checkpoint,
@@ -61,10 +64,10 @@ class Checkpoint(Callback):
     def on_interrupt(self, state: FitState) -> None:
         # Save the interrupted epoch so --resume continues it, unless its end was saved already.
         if state.procs.main and state.step > 0 and self.saved != (state.epoch + 1, 0):
-            self._save(state, state.epoch, state.step, state.sums)
+            self._save(state, state.epoch, state.step, state.sums, state.rng)
             self.log(
                 f"interrupted: saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in "
-                f"{self.run_dir}; --resume continues from there"
+                f"{self.run_dir}; {self.continue_with} continues from there"
             )
 
     def last_good(self) -> str:
@@ -72,12 +75,11 @@ class Checkpoint(Callback):
         last = ckpt.read_metrics(self.run_dir)
         return f"epoch {last[-1]['epoch']}" if last else "none yet"
 
-    def _save(self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None) -> None:
+    def _save(
+        self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None, rng: dict[str, torch.Tensor]
+    ) -> None:
         """One checkpoint: committed by the training state's rename (it holds everything), then the
         weights and metrics that users read, each file atomically."""
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state()
         extra = {"epoch": epoch, "step": step, "partial": partial}
         ckpt.save_training_state(self.run_dir, state.optimizer, extra, rng, state.model, state.history)
         self._save_readable(state.model, epoch, step, state.history)

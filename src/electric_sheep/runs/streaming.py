@@ -80,10 +80,10 @@ def stream_rows(
     ensure_dir(target.parent)
     job = {**job, "n": n, "width": width, "world": shard.world, "chunk": chunk_size()}
     finished, rows_path, header = (target.with_name(target.stem + suffix) for suffix in _SUFFIXES)
-    if _same_job(finished, job) and (done := _rows(target, n, width)) is not None:
+    if same_job(finished, job) and (done := _rows(target, n, width)) is not None:
         return done
     state = target.with_name(f"{target.stem}.partial.{shard.rank}.json")
-    if shard.main and not (_same_job(header, job) and _rows(rows_path, n, width) is not None):  # start afresh
+    if shard.main and not (same_job(header, job) and _rows(rows_path, n, width) is not None):  # start afresh
         for old in target.parent.glob(f"{target.stem}.partial.*.json"):
             old.unlink()
         _allocate_rows(rows_path, n, width)
@@ -143,7 +143,8 @@ def _rows(path: Path, n: int, width: int) -> np.ndarray | None:
     return rows if rows.shape == (n, width) and rows.dtype == np.float32 else None
 
 
-def _same_job(path: Path, job: dict) -> bool:
+def same_job(path: Path, job: dict) -> bool:
+    """Whether ``path`` holds ``job`` as JSON (False when it is absent or unreadable)."""
     try:
         return json.loads(path.read_text()) == job
     except (OSError, ValueError):
