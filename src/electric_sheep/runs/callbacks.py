@@ -62,13 +62,16 @@ class Checkpoint(Callback):
                 ) from None
 
     def on_interrupt(self, state: FitState) -> None:
-        # Save the interrupted epoch so --resume continues it, unless its end was saved already.
-        if state.procs.main and state.step > 0 and self.saved != (state.epoch + 1, 0):
+        if not state.procs.main:
+            return
+        if state.step > 0 and self.saved != (state.epoch + 1, 0):  # unless its end was saved already
             self._save(state, state.epoch, state.step, state.sums, state.rng)
-            self.log(
-                f"interrupted: saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in "
-                f"{self.run_dir}; {self.continue_with} continues from there"
-            )
+            where = f"saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in"
+        elif done := ckpt.read_metrics(self.run_dir):  # between epochs: the last one is on disk
+            where = f"epoch {done[-1]['epoch']} is saved in"
+        else:
+            return
+        self.log(f"interrupted: {where} {self.run_dir}; {self.continue_with} continues from there")
 
     def last_good(self) -> str:
         """Which epoch the folder's last checkpoint holds, for a message."""
