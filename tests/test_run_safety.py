@@ -251,14 +251,16 @@ def test_a_signal_during_an_optimiser_update_resumes_to_the_same_run(tmp_path, m
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_ctrl_c_inside_a_steps_forward_pass_resumes_to_the_same_run(tmp_path, monkeypatch):
-    """Ctrl-C after a step has drawn its random numbers (flips, codes, context noise) but before it
-    is counted: the checkpoint keeps the random state of the last step counted, so the step is
-    drawn again alike on resume."""
+@pytest.mark.parametrize("preset", ["default", "seed"])
+def test_ctrl_c_inside_a_steps_forward_pass_resumes_to_the_same_run(tmp_path, monkeypatch, preset):
+    """Ctrl-C after a step has drawn its random numbers (flips, codes, context noise) and run its
+    batch statistics (the seed's batch norm) but before it is counted: the checkpoint keeps the
+    random state and running statistics of the last step counted, so the step runs again alike."""
     from electric_sheep.core import trainer
 
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    _train(straight, epochs=2)
+    options = {"preset": preset, "batch_size": 16, **({"limit": 96} if preset == "seed" else {})}
+    _train(straight, epochs=2, **options)
     calls = {"n": 0}
     real_forward = trainer._forward
 
@@ -271,9 +273,9 @@ def test_ctrl_c_inside_a_steps_forward_pass_resumes_to_the_same_run(tmp_path, mo
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(trainer, "_forward", forward_then_interrupt)
-        _train(stopped, epochs=2)
+        _train(stopped, epochs=2, **options)
     assert ckpt.load_training_state(stopped).extra["step"] == 2
-    _train(stopped, epochs=2, resume=True)
+    _train(stopped, epochs=2, resume=True, **options)
     a, b = _weights(straight), _weights(stopped)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -57,7 +57,10 @@ class FitState:
     sums: dict[str, float] = field(default_factory=empty_sums)
     history: list[dict[str, Any]] = field(default_factory=list)
     last_loss: float = math.nan  # of the latest step
-    rng: dict[str, torch.Tensor] = field(default_factory=dict)  # random state after the last step counted
+    # after the last step counted: the random state, and the running statistics (batch norm's) as
+    # pairs (the model's tensor, its copy)
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    running: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 class Callback:
@@ -161,7 +164,8 @@ def _fit(state: FitState, x_train, callbacks: list[Callback]) -> None:
     """The epochs, from where ``on_start`` left the state."""
     for cb in callbacks:
         cb.on_start(state)
-    state.rng = random_state(next(state.model.parameters()).device)
+    state.running = [(b, b.clone()) for b in _running_statistics(state.model)]
+    _mark_step(state, next(state.model.parameters()).device)
     shortfall = kl_shortfall_warning(state.config, state.steps)
     if shortfall and state.procs.main and state.epoch < state.config.epochs:
         warnings.warn(shortfall, SheepWarning, stacklevel=3)
@@ -182,6 +186,7 @@ def _fit(state: FitState, x_train, callbacks: list[Callback]) -> None:
                 dist.barrier()
             state.epoch, state.step, state.sums, row = state.epoch + 1, 0, empty_sums(), None
     except KeyboardInterrupt:
+        _back_to_last_step(state)
         if state.history and state.history[-1] is row:  # its end is done again on resume, not counted twice
             state.history.pop()
         for cb in callbacks:
@@ -225,10 +230,34 @@ def _run_epoch(state: FitState, step_fn: nn.Module, x_train, callbacks: list[Cal
                 state.sums[key] += value * len(idx)
             state.sums["n"] += len(idx)
             state.step, state.last_loss = step + 1, values[0]  # before the callbacks: a Ctrl-C there keeps this step
-            state.rng = random_state(device)  # a Ctrl-C in the next step saves this: that step is drawn again alike
+            _mark_step(state, device)
         for cb in callbacks:
             cb.on_step(state)
     state.sums["seconds"] += time.perf_counter() - t0
+
+
+def _running_statistics(model: nn.Module) -> list[torch.Tensor]:
+    """The buffers a training step changes besides the weights: normalisation layers' running
+    statistics (the seed's batch norm; the default preset has none)."""
+    tracking = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    return [b for m in tracking for b in m.buffers(recurse=False)]
+
+
+def _mark_step(state: FitState, device: torch.device) -> None:
+    """Keep what a step changes besides the weights, as it stands after the last step counted."""
+    state.rng = random_state(device)
+    for live, kept in state.running:
+        kept.copy_(live)
+
+
+def _back_to_last_step(state: FitState) -> None:
+    """Undo what an interrupted step changed besides the weights (its random draws, the running
+    statistics of its batch), so that a checkpoint saved now resumes into the same step, run alike."""
+    torch.set_rng_state(state.rng["torch"])
+    if "cuda" in state.rng:
+        torch.cuda.set_rng_state(state.rng["cuda"], next(state.model.parameters()).device)
+    for live, kept in state.running:
+        live.copy_(kept)
 
 
 def random_state(device: torch.device) -> dict[str, torch.Tensor]:

@@ -46,7 +46,7 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         if state.procs.main:
-            self._save(state, state.epoch + 1, 0, None, random_state(next(state.model.parameters()).device))
+            self._save(state, state.epoch + 1, 0, None)
 
     def _check_nothing_to_overwrite(self) -> None:
         """A new run may replace the config.json of a run that stopped before its first checkpoint,
@@ -65,7 +65,7 @@ class Checkpoint(Callback):
         if not state.procs.main:
             return
         if state.step > 0 and self.saved != (state.epoch + 1, 0):  # unless its end was saved already
-            self._save(state, state.epoch, state.step, state.sums, state.rng)
+            self._save(state, state.epoch, state.step, state.sums)
             where = f"saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in"
         elif done := ckpt.read_metrics(self.run_dir):  # between epochs: the last one is on disk
             where = f"epoch {done[-1]['epoch']} is saved in"
@@ -78,11 +78,10 @@ class Checkpoint(Callback):
         last = ckpt.read_metrics(self.run_dir)
         return f"epoch {last[-1]['epoch']}" if last else "none yet"
 
-    def _save(
-        self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None, rng: dict[str, torch.Tensor]
-    ) -> None:
+    def _save(self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None) -> None:
         """One checkpoint: committed by the training state's rename (it holds everything), then the
         weights and metrics that users read, each file atomically."""
+        rng = random_state(next(state.model.parameters()).device)
         extra = {"epoch": epoch, "step": step, "partial": partial}
         ckpt.save_training_state(self.run_dir, state.optimizer, extra, rng, state.model, state.history)
         self._save_readable(state.model, epoch, step, state.history)
