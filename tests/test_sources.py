@@ -130,6 +130,41 @@ def test_streamed_rows_continue_after_a_kill_and_never_mix_jobs(tmp_path, monkey
     assert sum(seen) == 95  # another job's rows are never reused
 
 
+@pytest.mark.parametrize("step", ["write_json", "replace"])
+def test_streamed_rows_killed_as_they_are_finished_are_not_computed_again(tmp_path, monkeypatch, step):
+    """A kill in the moment every row is written and the file takes its name: the same job again
+    finds its rows, and a finished file of another job is never taken for them."""
+    from electric_sheep.runs import streaming
+
+    monkeypatch.setenv(streaming.CHUNK_ENV, "10")
+    target, seen = tmp_path / "rows.npy", []
+
+    def compute(start, stop, shift=0):
+        seen.append(stop - start)
+        return np.arange(start, stop, dtype=np.float32)[:, None] + shift
+
+    def rows(job, shift=0):
+        return streaming.stream_rows(
+            30, lambda a, b: compute(a, b, shift), target, width=1, job=job, desc="", progress=False
+        )
+
+    rows({"data": "old"}, shift=100)  # another job's finished rows, of the same shape
+    real = {"write_json": streaming.write_json, "replace": os.replace}[step]
+    name = {"write_json": "rows.job.json", "replace": "rows.partial.npy"}[step]
+
+    def killed_at_the_rows(path, *args):
+        if os.path.basename(path) == name:  # recording the job, or naming the rows
+            raise KeyboardInterrupt
+        return real(path, *args)
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(streaming if step == "write_json" else os, step, killed_at_the_rows)
+        rows({"data": "new"})
+    seen.clear()
+    np.testing.assert_array_equal(rows({"data": "new"})[:, 0], np.arange(30))
+    assert seen == []  # nothing computed again
+
+
 def test_damaged_streamed_rows_are_computed_again(tmp_path, monkeypatch):
     """A partial or finished rows file whose header was damaged (a full disk, a bad copy) is
     computed again, not a traceback."""

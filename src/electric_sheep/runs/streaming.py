@@ -91,9 +91,10 @@ def stream_rows(
     shard.barrier()
     _fill(rows_path, compute, state, job, shard, desc, progress and shard.main)
     shard.barrier()
-    if shard.main:
-        os.replace(rows_path, target)
+    if shard.main:  # recorded before named: a kill in between leaves the rows found, not computed again
+        target.unlink(missing_ok=True)  # another job's rows, which the record must not vouch for
         write_json(finished, job)
+        os.replace(rows_path, target)
         for old in [header, *target.parent.glob(f"{target.stem}.partial.*.json")]:
             old.unlink(missing_ok=True)
     shard.barrier()
