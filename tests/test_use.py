@@ -408,7 +408,14 @@ def test_an_interrupted_mixture_run_continues_where_it_stopped(tmp_path, monkeyp
             torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=name)
         assert not (out / mixtures.PARTIAL).exists() and (out / "mixture_run" / "stage1").is_dir()
     assert steps_taken == [10 - 3 + 8, 8 - 1]  # only what the interrupted call had not done
-    other = mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **{**options, "seed": 1})
+    with pytest.raises(KeyboardInterrupt), monkeypatch.context() as patch:  # another interrupted call
+        patch.setattr(callbacks.Progress, "on_step", lambda bar, state, c=_StepCounter(2): c.on_step(bar, state))
+        mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **options)
+    said = []
+    other = mixtures.mixture_run(
+        m.images, m.images[:32], ModelConfig(), out, **{**options, "seed": 1, "log": said.append}
+    )
+    assert "held an interrupted training of other drawings or settings: starting afresh" in said[0]
     assert not all(
         torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values(), strict=True)
     )

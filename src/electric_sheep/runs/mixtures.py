@@ -155,6 +155,9 @@ def mixture_run(
     work = out_dir / PARTIAL
     job = _mixture_job(images_u8, val_u8, model_cfg, options)
     if not same_job(work / JOB, job):
+        if (work / JOB).exists():
+            log = options.get("log", print)
+            log(f"{work} held an interrupted training of other drawings or settings: starting afresh")
         shutil.rmtree(work, ignore_errors=True)
         ensure_dir(work)
         write_json(work / JOB, job)
