@@ -368,39 +368,34 @@ def test_evaluating_the_builtin_model_leaves_its_files_alone(tmp_path, monkeypat
     assert json.loads((tmp_path / "sheep-analysis" / "eval.json").read_text())["n"] == 6
 
 
+def _torchrun_train(data, run, *options):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    train_args = ["train", str(data), "--batch-size", "16", "--out", str(run), "--quiet", "--device", "cpu"]
+    proc = subprocess.run(
+        [*cmd, "-m", "electric_sheep", *train_args, *options], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 def test_ddp_with_two_cpu_processes(tmp_path):
+    """Two processes train one run; resumed after its first epoch, it ends with the weights of the
+    run never stopped (each process seeds every step from the seed, its rank, the epoch and step)."""
     data = tmp_path / "blobs.npy"
     np.save(data, blobs(160).reshape(160, 784))
     run = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "electric_sheep",
-        "train",
-        str(data),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--out",
-        str(run),
-        "--quiet",
-        "--device",
-        "cpu",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _torchrun_train(data, run, "--epochs", "2")
     history = ckpt.read_metrics(run)
     assert [r["epoch"] for r in history] == [1, 2]
     assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
     assert proc.stdout.count("epoch   2/2") == 1
     model = ckpt.load_model(run)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    resumed = tmp_path / "resumed"
+    _torchrun_train(data, resumed, "--epochs", "1")
+    _torchrun_train(data, resumed, "--epochs", "2", "--resume")
+    a, b = _weights(run), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_every_command_speaks_json_for_scripts(tmp_path):

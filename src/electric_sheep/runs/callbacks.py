@@ -101,7 +101,7 @@ class Checkpoint(Callback):
         state.optimizer.load_state_dict(saved_state.optimizer)
         _moments_in_parameter_layout(state.optimizer)
         epoch, step = int(saved_state.extra["epoch"]), int(saved_state.extra["step"])
-        _restore_rng(saved_state.rng, state, epoch)
+        _restore_rng(saved_state.rng, state)
         if state.procs.main:
             saved["train"] = state.config.to_dict()  # e.g. more --epochs than before
             ckpt.save_config(self.run_dir, saved)
@@ -133,13 +133,11 @@ def _moments_in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
                     state[key] = torch.empty_like(p).copy_(value)
 
 
-def _restore_rng(rng: dict[str, torch.Tensor], state: FitState, epoch: int) -> None:
-    if state.procs.world == 1:
+def _restore_rng(rng: dict[str, torch.Tensor], state: FitState) -> None:
+    if state.procs.world == 1:  # under torchrun each step seeds itself (trainer._seed_step)
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"])
-    else:  # each process had its own stream; only rank 0's was saved, derive the others from it
-        torch.manual_seed(state.config.seed + state.procs.rank + 7919 * epoch)
 
 
 class CalibrateTemperature(Callback):
