@@ -138,7 +138,7 @@ def fit(
     cfg = for_device(cfg, device, n_train)
     procs = join_processes(device)
     try:
-        with cpu_threads(cfg.threads if device.type == "cpu" else 0):
+        with cpu_threads(cfg.threads if device.type == "cpu" else 0), _layout_warning_hidden(procs):
             x_train = training_drawings(train_images, cfg.limit, cfg.seed, cfg.balance, device)
             if len(x_train) < 2 * procs.world:  # batch norm (seed preset) needs two drawings per batch
                 world = f" ({2 * procs.world} for {procs.world} processes)" if procs.world > 1 else ""
@@ -158,6 +158,18 @@ def fit(
     finally:
         leave_processes(procs)
     return model
+
+
+@contextlib.contextmanager
+def _layout_warning_hidden(procs: Processes):
+    """Under torchrun, DistributedDataParallel warns once that a gradient's strides differ from its
+    bucket's: the pixel head's masked weight (C, 1, 9, 9), whose one input channel makes both strides
+    the same order in memory; nothing to act on. Keeping that weight contiguous instead would change
+    the training's float sums."""
+    with warnings.catch_warnings():
+        if procs.world > 1:
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        yield
 
 
 def _fit(state: FitState, x_train, callbacks: list[Callback]) -> None:
