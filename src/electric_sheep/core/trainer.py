@@ -166,9 +166,11 @@ def _layout_warning_hidden(procs: Processes):
     bucket's: the pixel head's masked weight (C, 1, 9, 9), whose one input channel makes both strides
     the same order in memory; nothing to act on. Keeping that weight contiguous instead would change
     the training's float sums."""
+    if procs.world == 1:  # catch_warnings would reset which warnings were shown once already
+        yield
+        return
     with warnings.catch_warnings():
-        if procs.world > 1:
-            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         yield
 
 
