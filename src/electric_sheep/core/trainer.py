@@ -258,7 +258,8 @@ def _seed_step(seed: int, rank: int, epoch: int, step: int, device: torch.device
     value = (((seed * _MIX + rank) * _MIX + epoch) * _MIX + step) % 2**63
     torch.default_generator.manual_seed(value)  # torch.manual_seed costs 200 us more, for other backends
     if device.type == "cuda":
-        torch.cuda.default_generators[device.index or 0].manual_seed(value)
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(value)
 
 
 _MIX = 1_000_003  # a prime larger than any rank, epoch or step count: distinct steps get distinct seeds
