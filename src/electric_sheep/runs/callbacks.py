@@ -244,6 +244,8 @@ class Progress(Callback):
 
             w = kl_weight(state.config, state.epoch, state.step - 1, state.steps)
             self.bar.set_postfix(loss=f"{state.last_loss:.2f}", kl_w=f"{w:.2f}")
+        if state.step == state.steps:  # gone before the epoch's end draws a bar of its own (the temperature's)
+            self._close()
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         self._close()
