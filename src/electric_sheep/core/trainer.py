@@ -164,8 +164,7 @@ def fit(
 def _layout_warning_hidden(procs: Processes):
     """Under torchrun, DistributedDataParallel warns once that a gradient's strides differ from its
     bucket's: the pixel head's masked weight (C, 1, 9, 9), whose one input channel makes both strides
-    the same order in memory; nothing to act on. Keeping that weight contiguous instead would change
-    the training's float sums."""
+    the same order in memory; nothing to act on (docs/performance.md)."""
     if procs.world == 1:  # catch_warnings would reset which warnings were shown once already
         yield
         return
@@ -256,7 +255,7 @@ def _seed_step(seed: int, rank: int, epoch: int, step: int, device: torch.device
     """Under torchrun every process seeds each step from the run's seed, its rank, the epoch and
     the step: a resumed run draws what the uninterrupted one drew, though only rank 0 saves."""
     value = (((seed * _MIX + rank) * _MIX + epoch) * _MIX + step) % 2**63
-    torch.default_generator.manual_seed(value)  # torch.manual_seed costs 200 us more, for other backends
+    torch.default_generator.manual_seed(value)  # the CPU's alone: torch.manual_seed visits every backend
     if device.type == "cuda":
         with torch.cuda.device(device):
             torch.cuda.manual_seed(value)
