@@ -41,6 +41,19 @@ def test_local_outlier_factor_is_scikit_learns():
     np.testing.assert_allclose(knn, dist[:, 1:].mean(axis=1), rtol=1e-4)  # a point is not its own neighbour
 
 
+def test_a_search_in_faiss_large_blocks_finds_scikit_learns_neighbours():
+    """Large enough for faiss's matrix-product path and its reservoir of k >= 100 nearest, in the
+    blocks this module sets (the whole reference at once); faiss's own settings are put back."""
+    import faiss
+
+    points = np.random.default_rng(3).normal(size=(2500, 64)).astype(np.float32)
+    before = faiss.cvar.distance_compute_blas_database_bs, faiss.cvar.distance_compute_blas_query_bs
+    ours = neighbourhood_scores(points, flat, 100, "lof", dims=None)
+    theirs = -LocalOutlierFactor(n_neighbors=100).fit(points).negative_outlier_factor_
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+    assert (faiss.cvar.distance_compute_blas_database_bs, faiss.cvar.distance_compute_blas_query_bs) == before
+
+
 def test_copies_of_a_drawing_count_once_among_its_neighbours():
     """A drawing repeated more than k times: its copies and the drawings near them score as if it
     were there once, where a density of 1 / 0 would put the drawings next to it at 1e10."""

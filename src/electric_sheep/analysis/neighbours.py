@@ -26,6 +26,7 @@ PCA_SAMPLE = 2048  # drawings the principal components are fitted on (a sample c
 PCA_OVERSAMPLE = 10  # extra directions the randomized SVD follows, as scikit-learn's PCA
 PCA_ITERATIONS = 8  # power iterations: as close to the exact components as scikit-learn's randomized PCA
 BATCH = 4096  # drawings described and searched at a time
+DISTANCE_BLOCK = 32 << 20  # bytes of the query x reference distances faiss computes at a time
 METHODS = ("lof", "knn")
 TINY = 1e-10  # keeps a density finite where distinct points are closer than float32 tells apart
 
@@ -93,7 +94,7 @@ class Neighbourhood:
         if self.k < 1:
             return np.zeros(shape), np.zeros(shape, dtype=np.int64)
         # k + 1 found: a point of the reference finds itself among them.
-        sq, idx = self.index.search(_rows(points), self.k + 1)
+        sq, idx = _search(self.index, _rows(points), self.k + 1)
         is_self = idx == self.places(points)[:, None]
         drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), self.k)  # else the farthest
         keep = np.ones_like(idx, dtype=bool)
@@ -119,6 +120,20 @@ class Neighbourhood:
 
     def score_points(self, method: str, points: np.ndarray) -> np.ndarray:
         return self.score(method, self._search(points))
+
+
+def _search(index: Any, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search``, its blocks of distances spanning the whole reference (and as many queries
+    as DISTANCE_BLOCK holds). faiss updates each query's nearest so far once per block: in its
+    default blocks of 1,024 reference points, a search of 20,000 revisits them 20 times, from memory."""
+    settings = _faiss().cvar  # faiss's own, for the whole process: put back as they were
+    before = settings.distance_compute_blas_database_bs, settings.distance_compute_blas_query_bs
+    settings.distance_compute_blas_database_bs = index.ntotal
+    settings.distance_compute_blas_query_bs = max(1, DISTANCE_BLOCK // (np.float32().nbytes * index.ntotal))
+    try:
+        return index.search(points, k)
+    finally:
+        settings.distance_compute_blas_database_bs, settings.distance_compute_blas_query_bs = before
 
 
 def _rows(points: np.ndarray) -> np.ndarray:
