@@ -94,7 +94,7 @@ class Neighbourhood:
         if self.k < 1:
             return np.zeros(shape), np.zeros(shape, dtype=np.int64)
         # k + 1 found: a point of the reference finds itself among them.
-        sq, idx = _search(self.index, _rows(points), self.k + 1)
+        sq, idx = _faiss_search(self.index, _rows(points), self.k + 1)
         is_self = idx == self.places(points)[:, None]
         drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), self.k)  # else the farthest
         keep = np.ones_like(idx, dtype=bool)
@@ -122,7 +122,7 @@ class Neighbourhood:
         return self.score(method, self._search(points))
 
 
-def _search(index: Any, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _faiss_search(index: Any, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``index.search``, its blocks of distances spanning the whole reference (and as many queries
     as DISTANCE_BLOCK holds). faiss updates each query's nearest so far once per block: in its
     default blocks of 1,024 reference points, a search of 20,000 revisits them 20 times, from memory."""

@@ -281,9 +281,7 @@ def _mark_step(state: FitState, device: torch.device) -> None:
 def _back_to_last_step(state: FitState) -> None:
     """Undo what an interrupted step changed besides the weights (its random draws, the running
     statistics of its batch), so that a checkpoint saved now resumes into the same step, run alike."""
-    torch.set_rng_state(state.rng["torch"])
-    if "cuda" in state.rng:
-        torch.cuda.set_rng_state(state.rng["cuda"], next(state.model.parameters()).device)
+    set_random_state(state.rng, next(state.model.parameters()).device)
     for live, kept in state.running:
         live.copy_(kept)
 
@@ -294,6 +292,13 @@ def random_state(device: torch.device) -> dict[str, torch.Tensor]:
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
     return rng
+
+
+def set_random_state(rng: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Put back what :func:`random_state` took (the GPU's part only when training there)."""
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
 
 
 @contextlib.contextmanager

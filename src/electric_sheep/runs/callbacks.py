@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.infer import as_batch, encode_means
-from ..core.trainer import Callback, FitState, empty_sums, random_state
+from ..core.trainer import Callback, FitState, empty_sums, random_state, set_random_state
 from ..errors import ConfigError, DataError, SheepError
 from ..wording import counted
 from . import checkpoint as ckpt
@@ -135,9 +135,7 @@ def _moments_in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
 
 def _restore_rng(rng: dict[str, torch.Tensor], state: FitState) -> None:
     if state.procs.world == 1:  # under torchrun each step seeds itself (trainer._seed_step)
-        torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state(rng["cuda"])
+        set_random_state(rng, next(state.model.parameters()).device)
 
 
 class CalibrateTemperature(Callback):
