@@ -299,3 +299,39 @@ def test_model_scores_of_a_drawing_do_not_depend_on_what_is_scored_beside_it(run
         np.testing.assert_allclose(alone[15:], shifted[:25], rtol=1e-6)
     sampled = [anomaly.scores(model, part, "elbo", samples=1) for part in (drawings[:40], drawings[15:])]
     assert not np.allclose(sampled[0][15:], sampled[1][:25], rtol=1e-6)  # what the mean avoids
+
+
+def test_robust_z_is_the_textbook_formula_for_any_float_input_and_leaves_it_untouched():
+    """robust_z reorders a scratch copy to find its medians in place (a file of millions holds
+    two arrays of them, not five): the result is still (x - median) / (1.4826 MAD), in float64,
+    whether the scores are float32 memory maps or float64, and the input is not changed."""
+    rng = np.random.default_rng(3)
+    values = np.r_[rng.gamma(2.0, size=501), np.full(40, 1.5)].astype(np.float32)
+    values.flags.writeable = False  # as a memory map opened read-only
+    offset = values.astype(np.float64) - np.median(values.astype(np.float64))
+    expected = offset / (anomaly.MAD_TO_SD * np.median(np.abs(offset)))
+    for given in (values, values.astype(np.float64)):
+        z = anomaly.robust_z(given)
+        assert z.dtype == np.float64
+        np.testing.assert_allclose(z, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_scores_streamed_to_a_folder_are_the_scores_computed_in_memory(run, tmp_path):
+    """Columns kept in a folder are float32 memory maps; every score a user gets is float64 and
+    the same (to float32's rounding of the columns) as without a folder."""
+    from electric_sheep.runs.checkpoint import load_model
+    from electric_sheep.runs.streaming import Store
+
+    model, drawings = load_model(run), blobs(60, seed=6)
+    for kind in ("combined", "elbo-ink", "pixels"):
+        kept = anomaly.scores(model, drawings, kind, store=Store(tmp_path / kind, {"kind": kind}))
+        assert kept.dtype == np.float64
+        np.testing.assert_allclose(kept, anomaly.scores(model, drawings, kind), rtol=1e-5, atol=1e-5)
+
+
+def test_the_gallery_shows_the_highest_scores_first_ties_in_file_order():
+    from electric_sheep.render.anomaly_outputs import _highest
+
+    values = np.r_[np.linspace(0, 1, 1000), np.full(6, 5.0), 2.0, np.full(3, 5.0)][::-1].copy()
+    for m in (0, 1, 5, 9, 10, 64, 2000):
+        assert np.array_equal(_highest(values, m), np.argsort(-values, kind="stable")[:m]), m

@@ -129,7 +129,9 @@ def typical_set(*statistics: np.ndarray, share: float = TYPICAL) -> np.ndarray:
     so that a drawing far out on any one is left out, however many drawings are as far."""
     if not len(statistics[0]):
         return np.zeros(0, bool)
-    distance = np.max([np.abs(robust_z(s)) for s in statistics], axis=0)
+    distance = np.abs(robust_z(statistics[0]))
+    for s in statistics[1:]:  # one statistic's distances at a time: a file of millions holds two
+        np.maximum(distance, np.abs(robust_z(s)), out=distance)
     return distance <= np.quantile(distance, share)
 
 
@@ -162,7 +164,10 @@ def _combined(model: VAE, images_u8: np.ndarray, samples: int, seed: int, store:
     typical = _typical(columns)
     parts = [columns["elbo-ink"]]
     parts += [_outlier_factor(images_u8, describe, typical, samples, seed, store) for describe in ("hog", "blurred")]
-    return np.mean([robust_z(p) for p in parts], axis=0)
+    total = robust_z(parts[0])
+    for part in parts[1:]:  # summed in turn, as np.mean over them would: one z-score at a time in memory
+        total += robust_z(part)
+    return np.divide(total, len(parts), out=total)
 
 
 def resemblance(model: VAE, images_u8: np.ndarray, store: Store | None = None) -> np.ndarray | None:
@@ -195,18 +200,21 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     in units that one outlier cannot inflate (1.4826 makes it the standard deviation for a normal).
     Values equal up to rounding count as equal. Where over half are equal the MAD is 0; the mean
     absolute deviation (times 1.2533, the same for a normal) takes its place, and values that are
-    all equal are all 0."""
-    centre = np.median(values)
-    offset = np.asarray(values, np.float64) - centre
-    offset[np.abs(offset) <= _rounding(values)] = 0  # copies of the typical drawing are typical
-    deviation = np.abs(offset)
-    spread = MAD_TO_SD * np.median(deviation) or MEAN_AD_TO_SD * np.mean(deviation)
-    return offset / spread if spread > 0 else np.zeros(len(values))
+    all equal are all 0. (N,) float64, from values of any float type; two arrays of N in memory."""
+    work = np.array(values, np.float64)  # also the medians' scratch: they reorder it
+    centre = np.median(work, overwrite_input=True)
+    offset = np.subtract(values, centre, dtype=np.float64)
+    deviation = np.abs(offset, out=work)
+    near = deviation <= _rounding(values)
+    offset[near] = deviation[near] = 0  # copies of the typical drawing are typical
+    mean_deviation = np.mean(deviation)  # before the median reorders it
+    spread = MAD_TO_SD * np.median(deviation, overwrite_input=True) or MEAN_AD_TO_SD * mean_deviation
+    return np.divide(offset, spread, out=offset) if spread > 0 else np.zeros(len(values))
 
 
 def _rounding(values: np.ndarray) -> float:
     """The largest difference between two of ``values`` that is rounding (see ROUNDING)."""
-    return ROUNDING * float(np.max(np.abs(values))) if len(values) else 0.0
+    return ROUNDING * float(np.max(np.abs([np.min(values), np.max(values)]))) if len(values) else 0.0
 
 
 SCORES: dict[str, Score] = {
@@ -275,7 +283,7 @@ def scores(
     from ..core.infer import check_drawings
 
     check_drawings(images_u8)
-    return SCORES[kind].compute(model, images_u8, samples, seed, store or Store())
+    return np.asarray(SCORES[kind].compute(model, images_u8, samples, seed, store or Store()), np.float64)
 
 
 def threshold_for(

@@ -30,8 +30,16 @@ BLUR_SIGMA = 1.5  # pixels: about the width of a stroke at 28x28
 
 def hog(images_u8: np.ndarray) -> np.ndarray:
     """(B, H, W) uint8 -> (B, blocks * BLOCK^2 * ORIENTATIONS) float32 HOG descriptors."""
-    parts = [_hog_batch(torch.from_numpy(np.array(images_u8[i : i + BATCH]))) for i in range(0, len(images_u8), BATCH)]
-    return torch.cat(parts).numpy() if parts else np.zeros((0, _hog_size(images_u8.shape[1:])), np.float32)
+    return _in_batches(lambda x: _hog_batch(torch.from_numpy(x)), images_u8, _hog_size(images_u8.shape[1:]))
+
+
+def _in_batches(describe: Callable[[np.ndarray], torch.Tensor], images_u8: np.ndarray, size: int) -> np.ndarray:
+    """(B, size) float32: ``describe`` of BATCH drawings at a time, written into one array (a list
+    of parts joined at the end would hold every descriptor twice)."""
+    out = np.empty((len(images_u8), size), np.float32)
+    for i in range(0, len(images_u8), BATCH):
+        out[i : i + BATCH] = describe(np.array(images_u8[i : i + BATCH]))
+    return out
 
 
 def _hog_batch(x: torch.Tensor) -> torch.Tensor:
@@ -87,9 +95,13 @@ def _hog_size(shape: tuple[int, ...]) -> int:
 
 def blurred(images_u8: np.ndarray) -> np.ndarray:
     """(B, H, W) uint8 -> (B, H * W) float32 pixels in [0, 1] under a Gaussian blur."""
-    x = torch.from_numpy(np.asarray(images_u8, dtype=np.float32)).div_(255.0)  # a new array: never read-only
-    rows, cols = (_blur_matrix(side) for side in x.shape[1:])
-    return (rows.T @ x @ cols).reshape(len(x), -1).numpy()
+    rows, cols = (_blur_matrix(side) for side in images_u8.shape[1:])
+
+    def blur(part: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(part.astype(np.float32)).div_(255.0)
+        return (rows.T @ x @ cols).reshape(len(x), -1)
+
+    return _in_batches(blur, images_u8, rows.shape[0] * cols.shape[0])
 
 
 @functools.cache

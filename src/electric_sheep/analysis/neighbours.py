@@ -254,12 +254,18 @@ def _projection(reference: np.ndarray, dims: int | None, seed: int) -> Callable[
     centre = sample.mean(dim=0)
     axes = _principal_axes(sample - centre, dims, seed)
 
-    def project(x: np.ndarray) -> np.ndarray:
+    def project_batch(x: np.ndarray) -> torch.Tensor:
         centred = torch.from_numpy(np.asarray(x, np.float32)) - centre
         z = centred @ axes
         # the axes are orthonormal: what the projection leaves out is |x|^2 - |z|^2
         off = (centred.pow(2).sum(dim=1) - z.pow(2).sum(dim=1)).clamp_min(0).sqrt()
-        return torch.cat([z, off[:, None]], dim=1).numpy()
+        return torch.cat([z, off[:, None]], dim=1)
+
+    def project(x: np.ndarray) -> np.ndarray:  # a batch at a time: the reference's centred copies are large
+        out = np.empty((len(x), dims + 1), np.float32)
+        for s in batches(len(x)):
+            out[s] = project_batch(x[s])
+        return out
 
     return project
 

@@ -175,10 +175,12 @@ class Store:
     def column(
         self, name: str, n: int, compute: Callable[[int, int], np.ndarray], width: int = 1, desc: str | None = None
     ) -> np.ndarray:
-        """(n,) or (n, width) values of ``compute(start, stop)``, kept as ``folder/name.npy``;
-        ``desc``: what the progress bar says (default: the name)."""
+        """(n,) or (n, width) values of ``compute(start, stop)``, kept as ``folder/name.npy``
+        (then a float32 memory map: the columns of millions of drawings take no memory of their
+        own) or in memory as ``compute`` gave them; ``desc``: what the progress bar says
+        (default: the name)."""
         target = None if self.folder is None else Path(self.folder) / f"{name}.npy"
         rows = stream_rows(
             n, compute, target, width=width, job=self.job, desc=desc or name, progress=self.progress, shard=self.shard
         )
-        return np.asarray(rows[:, 0] if width == 1 else rows, dtype=np.float64)
+        return rows[:, 0] if width == 1 else rows
