@@ -205,6 +205,39 @@ def test_best_dbscan_trial_rule():
     assert rule == "highest silhouette among 2+ clusters with <= 25% noise"
 
 
+def test_dbscan_searches_the_codes_own_scale_by_default():
+    """Three groups of codes in 16 dimensions, as the default preset's latent spreads them: the fixed
+    range of 2-D codes (0.02 to 1.0) found no cluster at all; the range read off the codes finds
+    the three groups, and the same ones however far apart the codes are spread."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0, size=(3, 16))
+    codes = np.concatenate([c + rng.normal(size=(200, 16)) for c in centres]).astype(np.float32)
+    truth = np.repeat(np.arange(3), 200)
+    fixed = latent.dbscan_search(codes, (0.02, 1.0), (5, 50), trials=20, progress=False)
+    assert max(t.clusters for t in fixed) == 0
+    labels = {}
+    for scale in (1.0, 10.0):
+        eps_range = latent.eps_range_of(codes * scale, (5, 50))
+        trials = latent.dbscan_search(codes * scale, eps_range, (5, 50), trials=20, progress=False)
+        best = latent.best_trial(trials)
+        labels[scale] = latent.dbscan_labels(codes * scale, best.eps, best.min_samples)
+        assert best.clusters == 3 and best.noise < 0.1
+        kept = labels[scale] >= 0
+        assert all(len(set(labels[scale][kept & (truth == g)].tolist())) == 1 for g in range(3))
+    spread = np.multiply(latent.eps_range_of(codes, (5, 50)), 10)
+    assert latent.eps_range_of(codes * 10, (5, 50)) == pytest.approx(spread, rel=1e-4)
+    np.testing.assert_array_equal(labels[1.0], labels[10.0])
+
+
+def test_an_eps_range_of_copies_is_still_a_range():
+    """Every code the same (one drawing, copied): the distances are 0, and a log-uniform search
+    needs a positive range."""
+    low, high = latent.eps_range_of(np.ones((30, 4), np.float32), (5, 50))
+    assert 0 < low <= high
+    trials = latent.dbscan_search(np.ones((30, 4), np.float32), (low, high), (5, 50), trials=3, progress=False)
+    assert all(t.clusters == 1 and t.noise == 0 for t in trials)
+
+
 def test_dbscan_search_keeps_min_samples_within_the_drawings():
     codes = np.random.default_rng(0).normal(size=(8, 2))
     trials = latent.dbscan_search(codes, (0.1, 1.0), (5, 50), trials=20, progress=False)

@@ -76,6 +76,31 @@ class DBSCANTrial:
     silhouette: float  # on the non-noise points; NaN with fewer than 2 clusters
 
 
+# The default eps range runs from where this share of the codes are core points at the smallest
+# min_samples to where all but this share are at the largest: between "all noise" and "one cluster".
+EPS_QUANTILE = 0.05
+
+
+def eps_range_of(codes: np.ndarray, min_samples_range: tuple[int, int], seed: int = 0) -> tuple[float, float]:
+    """An eps search range in the codes' own scale (a latent of 16 dimensions spreads its codes
+    several times farther apart than one of 2): from the EPS_QUANTILE quantile of each code's
+    distance to its min_samples_range[0]-th nearest code (itself the first, as DBSCAN counts) to
+    the 1 - EPS_QUANTILE quantile of its distance to its min_samples_range[1]-th; on the codes
+    :func:`dbscan_search` searches on. The k-distances of Ester et al. (1996), read as a range."""
+    import faiss
+
+    points = np.ascontiguousarray(codes[dbscan_sample(len(codes), seed)], dtype=np.float32)
+    hi = max(1, min(min_samples_range[1], len(points)))
+    lo = min(min_samples_range[0], hi)
+    index = faiss.IndexFlatL2(points.shape[1])
+    index.add(points)
+    distances = np.sqrt(np.maximum(index.search(points, hi)[0], 0.0))  # (N, hi), nearest first
+    low = float(np.quantile(distances[:, lo - 1], EPS_QUANTILE))
+    high = float(np.quantile(distances[:, hi - 1], 1 - EPS_QUANTILE))
+    tiny = np.finfo(np.float32).eps * max(1.0, float(np.abs(points).max()))  # copies: distance 0
+    return max(low, tiny), max(high, low, tiny)
+
+
 def dbscan_search(
     codes: np.ndarray,
     eps_range: tuple[float, float],

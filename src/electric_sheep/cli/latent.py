@@ -118,7 +118,11 @@ def _pair(kind):
 @click.option("--k", type=click.IntRange(2), default=None, help="k-means: clusters (default: the elbow).")
 @click.option("--k-range", default="2:10", show_default=True, callback=_pair(int), help="k-means: elbow range.")
 @click.option(
-    "--eps", "eps_range", default="0.02:1.0", show_default=True, callback=_pair(float), help="DBSCAN: eps search range."
+    "--eps",
+    "eps_range",
+    default=None,
+    callback=_pair(float),
+    help="DBSCAN: eps search range LOW:HIGH (default: from the codes' distances to their nearest codes).",
 )
 @click.option(
     "--min-samples",
@@ -165,8 +169,10 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
     if method == "kmeans":
         head = f"k-means with k = {result['k']} on {result['n']} codes; elbow plot {result['elbow_plot']}"
     else:
+        low, high = result["eps_range"]
         head = (
-            f"DBSCAN eps = {result['eps']:.3f}, min_samples = {result['min_samples']}: {result['clusters']} "
+            f"DBSCAN eps = {result['eps']:.3f} (searched {low:.3g} to {high:.3g}), "
+            f"min_samples = {result['min_samples']}: {result['clusters']} "
             f"clusters, {result['noise_fraction']:.1%} noise, silhouette {result['silhouette']:.3f} "
             f"({result['rule']}); table {result['table']}"
         )

@@ -17,6 +17,7 @@ from ..analysis.latent import (
     elbow,
     elbow_k,
     encode,
+    eps_range_of,
     finite_rows,
     kmeans,
     to_plane,
@@ -37,14 +38,15 @@ def clusters(
     *,
     k: int | None = None,
     k_range: tuple[int, int] = (2, 10),
-    eps_range: tuple[float, float] = (0.02, 1.0),
+    eps_range: tuple[float, float] | None = None,
     min_samples_range: tuple[int, int] = (5, 50),
     trials: int = 40,
     n_clusters: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Cluster the finite codes of ``images_u8`` and write the plots, gallery and numbers."""
+    """Cluster the finite codes of ``images_u8`` and write the plots, gallery and numbers.
+    ``eps_range`` None: DBSCAN searches a range read off the codes' own distances (eps_range_of)."""
     if method not in get_args(ClusterMethod):
         raise ConfigError(f"unknown clustering method {method!r}; choose {' or '.join(get_args(ClusterMethod))}")
     codes = encode(model, images_u8)
@@ -107,7 +109,7 @@ def _kmeans_clustering(
 def _dbscan_clustering(
     codes: np.ndarray,
     out_dir: Path,
-    eps_range: tuple[float, float],
+    eps_range: tuple[float, float] | None,
     min_samples_range: tuple[int, int],
     trials: int,
     n_clusters: int | None,
@@ -115,6 +117,7 @@ def _dbscan_clustering(
     progress: bool,
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """DBSCAN after a random search over its parameters: (labels, numbers for the JSON, title)."""
+    eps_range = eps_range or eps_range_of(codes, min_samples_range, seed)
     table = dbscan_search(codes, eps_range, min_samples_range, trials, seed, progress)
     best, rule = choose_trial(table, n_clusters)
     labels = dbscan_labels(codes, best.eps, best.min_samples, seed)
@@ -130,6 +133,7 @@ def _dbscan_clustering(
         "noise_fraction": best.noise,
         "silhouette": best.silhouette,
         "rule": rule,
+        "eps_range": list(eps_range),
         "table": str(table_path),
         "searched_on": len(dbscan_sample(len(codes), seed)),  # codes the search and DBSCAN saw
     }
