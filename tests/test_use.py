@@ -191,6 +191,18 @@ def test_kmeans_and_dbscan_match_scikit_learn(run, tmp_path):
         cluster_outputs.clusters(model, images, tmp_path, "spectral")
 
 
+def test_a_cluster_scatter_of_many_dimensions_names_its_principal_components(tmp_path, monkeypatch):
+    """The clusters' scatter shows the codes' first two principal components when the latent has
+    more than two dimensions, as `sheep latent` does; it had labelled them z[0] and z[1]."""
+    model = load_model(builtin_run_dir())
+    assert model.config.latent_dim > 2
+    saved = {}
+    monkeypatch.setattr(cluster_outputs, "save_figure", lambda fig, path: saved.setdefault(path.name, fig) and path)
+    cluster_outputs.clusters(model, blobs(60, seed=5), tmp_path, "kmeans", k=2, progress=False)
+    ax = saved["kmeans_scatter.png"].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("first principal component", "second principal component")
+
+
 def test_best_dbscan_trial_rule():
     t = latent.DBSCANTrial
     trials = [t(0.1, 5, 1, 0.0, float("nan")), t(0.2, 5, 3, 0.1, 0.4), t(0.3, 5, 2, 0.05, 0.6), t(0.4, 5, 4, 0.5, 0.9)]

@@ -76,8 +76,8 @@ def _write_clusters(
     """The labels, a scatter of the codes' plane coloured by them and a gallery per cluster, as
     files named ``prefix`` + ``_labels.npy``, ``_scatter.png``, ``_gallery.png``."""
     labels_path = write_npy(prefix.with_name(f"{prefix.name}_labels.npy"), labels)
-    plane, _ = to_plane(codes)
-    scatter = latent_scatter_figure(plane, title=title, labels=labels)
+    plane, axis = to_plane(codes)
+    scatter = latent_scatter_figure(plane, title=title, labels=labels, axis=axis)
     gallery = cluster_gallery(images, labels, seed=seed, title=title)
     return {
         "cluster_sizes": {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))},

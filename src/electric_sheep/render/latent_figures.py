@@ -68,16 +68,7 @@ def latent_map(
 def _scatter(codes: np.ndarray, title: str, path: Path) -> Path:
     """The codes on their plane (see :func:`to_plane`), saved as ``path``."""
     plane, axis = latent.to_plane(codes)
-    fig = latent_scatter_figure(plane, title=title)
-    _name_axes(fig.axes[0], axis)
-    return save_figure(fig, path)
-
-
-def _name_axes(ax, axis: str) -> None:
-    """Label a scatter of :func:`to_plane`'s output: latent dims (the default labels) or PCs."""
-    if axis == "PC":
-        ax.set_xlabel("first principal component")
-        ax.set_ylabel("second principal component")
+    return save_figure(latent_scatter_figure(plane, title=title, axis=axis), path)
 
 
 POST_EPOCHS = (5, 10, 15, 20)  # the epochs whose latent space the blog post showed
@@ -113,8 +104,7 @@ def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
         ok = latent.finite_rows(codes)
         dropped += int((~ok).sum())
         plane, axis = latent.to_plane(codes[ok])
-        latent_scatter_figure(plane, title=f"after epoch {epoch}", ax=ax)
-        _name_axes(ax, axis)
+        latent_scatter_figure(plane, title=f"after epoch {epoch}", ax=ax, axis=axis)
     fig.suptitle("validation drawings in the latent space during training")
     return fig, chosen, available, dropped
 
@@ -185,8 +175,7 @@ def _frame(plt, plane: np.ndarray, axis: str, title: str, limits: tuple[np.ndarr
     """One frame of the animation: the scatter on the axes every frame shares."""
     lo, hi = limits
     fig, ax = plt.subplots(figsize=(5, 5))
-    latent_scatter_figure(plane, title=title, ax=ax)
-    _name_axes(ax, axis)
+    latent_scatter_figure(plane, title=title, ax=ax, axis=axis)
     ax.set_xlim(lo[0], hi[0])
     if len(lo) > 1:  # (a 1-D latent is spread along y by drawing index)
         ax.set_ylim(lo[1], hi[1])

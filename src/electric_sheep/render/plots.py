@@ -239,10 +239,12 @@ def latent_scatter_figure(
     labels: np.ndarray | None = None,
     label_names: dict[int, str] | None = None,
     ax=None,
+    axis: str = "z",
 ):
     """Scatter of 2-D codes (N, 2); coloured by integer ``labels`` when given (e.g. clusters).
 
-    Codes with more than two dims must be projected first (see :mod:`electric_sheep.analysis.latent`).
+    Codes with more than two dims must be projected first: ``axis`` is what
+    :func:`electric_sheep.analysis.latent.to_plane` says its plane is ("z" or "PC").
     """
     plt = pyplot()
 
@@ -263,8 +265,9 @@ def latent_scatter_figure(
             ax.scatter(codes[m, 0], codes[m, 1], s=5, alpha=0.7, label=f"{name} ({m.sum()})", color=color, linewidths=0)
         ax.legend(loc="best", fontsize=7, markerscale=2)
     ax.set_title(title)
-    ax.set_xlabel("z[0]")
-    ax.set_ylabel("drawing, in order (a 1-D latent)" if one_d else "z[1]")
+    first, second = ("first principal component", "second principal component") if axis == "PC" else ("z[0]", "z[1]")
+    ax.set_xlabel(first)
+    ax.set_ylabel("drawing, in order (a 1-D latent)" if one_d else second)
     ax.grid(alpha=0.3)
     return fig if fig is not None else ax.figure
 

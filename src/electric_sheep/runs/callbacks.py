@@ -192,6 +192,7 @@ class TensorBoard(Callback):
 
 
 def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
+    from ..analysis.latent import to_plane
     from ..render.plots import grid_image, latent_scatter_figure
 
     e = row["epoch"]
@@ -207,8 +208,8 @@ def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
         "reconstructions", np.asarray(grid_image(pairs, ncols=16, scale=2, invert=True)), e, dataformats="HW"
     )
     writer.add_image("samples", np.asarray(grid_image(samples, ncols=8, scale=2, invert=True)), e, dataformats="HW")
-    codes = encode_means(model, x_val)
-    writer.add_figure("latent_space", latent_scatter_figure(codes, title=f"validation codes after epoch {e}"), e)
+    plane, axis = to_plane(encode_means(model, x_val))
+    writer.add_figure("latent_space", latent_scatter_figure(plane, f"validation codes after epoch {e}", axis=axis), e)
     writer.flush()
 
 
