@@ -74,7 +74,10 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
 @click.option(
     "--epochs",
     callback=_epoch_list,
-    help="Comma-separated epochs to show [default: the post's 5,10,15,20 the run saved].",
+    help=(
+        "Comma-separated epochs to show [default: the post's 5,10,15,20 where the run saved two or more, "
+        "else four spread over it]."
+    ),
 )
 @_out_option(None, "figure", "Default OUT_DIR/latent_epochs.png.")
 @click.option("--gif", is_flag=True, help="Also animate every saved epoch: latent_epochs.gif beside the PNG.")

@@ -27,7 +27,10 @@ from .common import (
 @click.option(
     "--epochs",
     callback=_epoch_list,
-    help="Epochs of the latent snapshots [default: the post's 5,10,15,20 the run saved].",
+    help=(
+        "Epochs of the latent snapshots [default: the post's 5,10,15,20 where the run saved two or more, "
+        "else four spread over it]."
+    ),
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @_json_option

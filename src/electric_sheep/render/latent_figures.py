@@ -79,8 +79,8 @@ def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
 
     Returns (figure, epochs shown, epochs available, non-finite codes left out). Epochs that
     were not saved are skipped, with a :class:`SheepWarning` when they were asked for (``None``
-    asks for the post's, where the run has them); with none of them, up to four are spread over
-    the run.
+    asks for the post's, where the run has two or more of them: one panel shows no change); with
+    none of them, up to four are spread over the run.
     """
     plt = pyplot()
 
@@ -88,7 +88,9 @@ def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
     if not available:
         raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
     asked = list(POST_EPOCHS) if epochs is None else epochs
-    chosen = [e for e in asked if e in available] or _spread(available, 4)
+    chosen = [e for e in asked if e in available]
+    if not chosen or (epochs is None and len(chosen) < 2):
+        chosen = _spread(available, 4)
     missing = [e for e in asked if e not in available]
     if missing and epochs is not None:  # say so: a figure without the epoch asked for must not pass for it
         warnings.warn(
