@@ -131,6 +131,9 @@ def test_report_in_a_real_browser(full_report):
                 )
             )
         assert shown[0][0] != shown[1][0] and shown[0][1] != shown[1][1]
+        # The built-in model's 16-D codes are shown on their first two principal directions: the
+        # readout names them (it had said z = (a, b), as for a 2-D latent).
+        assert page.locator("#explorer .coords").inner_text().startswith("(PC 1, PC 2) = (")
         # Click the encoded drawing nearest the centre: its drawing and reconstruction appear.
         px, py, i = page.evaluate("""() => { const r = document.getElementById('explorer'); let best = [0, 0, -1, 1e9];
             for (let i = 0; i < 600; i++) { try { const [x, y] = r.pointPosition(i);

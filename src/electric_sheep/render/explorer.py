@@ -67,6 +67,7 @@ def explorer_payload(
         "reconSprite": sprite(recon, per_row) if len(codes) else None,
         "originalSprite": sprite(originals, per_row) if originals is not None and len(codes) else None,
         "axes": _axis_names(model.config.latent_dim),
+        "pointer": "z" if model.config.latent_dim <= 2 else "(PC 1, PC 2)",  # what the readout's numbers are
     }
 
 
@@ -157,7 +158,7 @@ _TEMPLATE = """
       vctx.imageSmoothingEnabled = false;
       vctx.drawImage(grid, col * T, row * T, T, T, 0, 0, preview.width, preview.height);
       preview.dataset.cell = row + "," + col;
-      root.querySelector(".coords").textContent = "z = (" + a.toFixed(2) + ", " + b.toFixed(2) + ")";
+      root.querySelector(".coords").textContent = D.pointer + " = (" + a.toFixed(2) + ", " + b.toFixed(2) + ")";
     }
     function tile(img, i, canvas) {
       const c = canvas.getContext("2d"); c.imageSmoothingEnabled = false; c.fillStyle = "#eee";
