@@ -59,6 +59,7 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
     assert page.count("src='data:image/gif;base64,") == 2  # the latent space epoch by epoch; a dream
     assert "drawn as each category" not in page  # the built-in model has no categories
     assert "<h2>New sheep</h2>" in page
+    assert "first two principal directions, from -3 to 3 standard deviations" in page  # 16-D: not "the latent plane"
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
 
 

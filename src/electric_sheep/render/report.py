@@ -210,10 +210,18 @@ def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
     # The plane of the first two principal directions of the codes for latents above 2-D.
     grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_SPAN, codes if model.config.latent_dim > 2 else None)
     fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_SPAN, model.config.latent_dim)
-    where = "along the latent line" if model.config.latent_dim == 1 else "across the latent plane"
-    axes = "" if model.config.latent_dim == 1 else " on each axis"
-    caption = f"What the decoder draws {where}, from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g}{axes}."
+    caption = f"What the decoder draws {_manifold_span(model.config.latent_dim)}."
     return Section("manifold", "The manifold", caption, _img(figure_uri(fig), "manifold"))
+
+
+def _manifold_span(latent_dim: int) -> str:
+    """Where the manifold's grid lies, in words."""
+    span = f"from -{MANIFOLD_SPAN:g} to {MANIFOLD_SPAN:g}"
+    if latent_dim == 1:
+        return f"along the latent line, {span}"
+    if latent_dim == 2:
+        return f"across the latent plane, {span} on each axis"
+    return f"across the plane of the codes' first two principal directions, {span} standard deviations on each"
 
 
 def _clusters_section(model: VAE, drawings: Drawings | None, seed: int, progress: bool) -> Section | None:
