@@ -8,6 +8,7 @@ import torch
 
 from electric_sheep.analysis import generate
 from electric_sheep.analysis.evaluate import evaluate_model
+from electric_sheep.core import pixels
 from electric_sheep.core.batches import random_flip
 from electric_sheep.core.infer import fast_inference
 from electric_sheep.core.model import build_model, make_model_config
@@ -50,6 +51,39 @@ def test_sampling_pixel_by_pixel_agrees_with_the_teacher_forced_pass(context):
     assert set(drawn.unique().tolist()) <= {0.0, 1.0} and 0 < drawn.mean() < 1
     # Every sampled pixel is exactly what its probability given the pixels before it says.
     assert torch.equal(drawn[:, 0].bool(), noise < p)
+
+
+def _both_passes(head, base, drawn, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's logits fused and layer by layer, in inference."""
+    with torch.no_grad():
+        seen = torch.zeros(len(base), 8, 28, 28, dtype=base.dtype).contiguous(memory_format=torch.channels_last)
+        assert pixels.fusable(base, seen)
+        fused = head(base, drawn)
+        with monkeypatch.context() as m:
+            m.setattr(pixels, "fusable", lambda *a: False)
+            return fused, head(base, drawn)
+
+
+def test_the_fused_inference_pass_is_the_layer_by_layer_one(monkeypatch):
+    """In inference (channels-last, as fast_inference runs it) the head's first layers run as
+    convolutions that add and rectify as they write: in float32 the same logits to the bit as layer
+    by layer, in bfloat16 the same up to its rounding; with a gradient wanted, k codes a drawing or
+    the contiguous layout, layer by layer."""
+    head = _head(3, 9).to(memory_format=torch.channels_last)
+    base = torch.randn(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    drawn = (torch.rand(64, 1, 28, 28) > 0.7).float().contiguous(memory_format=torch.channels_last)
+    fused, layered = _both_passes(head, base, drawn, monkeypatch)
+    assert torch.equal(fused, layered)
+    seen = torch.zeros(64, 8, 28, 28).contiguous(memory_format=torch.channels_last)
+    assert not pixels.fusable(base.repeat(2, 1, 1, 1), seen)  # k = 2 codes a drawing
+    assert not pixels.fusable(base, seen.contiguous())
+    with torch.enable_grad():
+        assert not pixels.fusable(base, seen)
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused, layered = _both_passes(head, base.bfloat16(), drawn.bfloat16(), monkeypatch)
+        assert fused.dtype == torch.bfloat16
+        assert (fused.float() - layered.float()).abs().max() <= 4 * 2**-8 * layered.float().abs().max()
 
 
 def test_sampling_runs_on_one_cpu_thread_and_gives_the_others_back(monkeypatch):

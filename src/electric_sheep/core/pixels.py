@@ -32,6 +32,24 @@ RENDER_CHANNELS = 8
 NEAR = 3  # the head reads the decoder's logits in a NEAR x NEAR patch around each pixel
 
 
+def fusable(base: torch.Tensor, seen: torch.Tensor) -> bool:
+    """Whether the head's first layers can run fused (``PixelHead._fused_hidden``, oneDNN's
+    convolution with post-ops, which has no gradient): CPU inference in the channels-last layout
+    (fast_inference's; oneDNN fuses only there), one code per drawing, in float32, or in bfloat16
+    where the CPU has bfloat16 units."""
+    mkldnn = torch.ops.mkldnn
+    low = base.dtype == torch.bfloat16 and getattr(mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+    return (
+        hasattr(mkldnn, "_convolution_pointwise")
+        and not torch.is_grad_enabled()
+        and base.device.type == "cpu"
+        and seen.is_contiguous(memory_format=torch.channels_last)
+        and base.shape == seen.shape[:1] + base.shape[1:]
+        and base.dtype == seen.dtype
+        and (base.dtype == torch.float32 or low)
+    )
+
+
 def causal_mask(size: int) -> torch.Tensor:
     """(size, size) ones on the pixels before the centre in raster order, zeros elsewhere."""
     mask = torch.ones(size, size)
@@ -61,6 +79,8 @@ class PixelHead(nn.Module):
         pad = self.size // 2
         causal = (self.context.weight * self.mask)[:, :, : pad + 1]  # (C, 1, pad + 1, size)
         seen = F.conv2d(F.pad(drawn, (pad, pad, pad, 0)), causal, self.context.bias)  # (B, C, 28, 28)
+        if fusable(base, seen):
+            return base + self.out(self._fused_hidden(base, seen))
         given = self.condition(base)  # (k * B, C, 28, 28)
         given.view(-1, *seen.shape).add_(seen)  # the same context for each of a drawing's k codes
         return base + self._mlp(given)
@@ -68,6 +88,16 @@ class PixelHead(nn.Module):
     def _mlp(self, h: torch.Tensor) -> torch.Tensor:
         # In place: no fresh (B, C, 28, 28) tensor per activation (the head's largest ones).
         return self.out(self.hidden(h.relu_()).relu_())
+
+    def _fused_hidden(self, base: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """relu(hidden(relu(condition(base) + seen))), (B, C, 28, 28): each layer one oneDNN
+        convolution that adds and rectifies as it writes its output (post-ops), instead of a pass
+        over these activations for each; the same sums (bitwise in float32; docs/performance.md)."""
+        fused, near, one = torch.ops.mkldnn._convolution_pointwise, [NEAR // 2] * 2, [1, 1]
+        weights = (self.condition.weight, self.hidden.weight, self.hidden.bias)
+        weight, hidden_w, hidden_b = (t.to(base.dtype) for t in weights)
+        h = fused.binary(base, seen, weight, None, near, one, one, 1, "add", None, "relu", [], "")
+        return fused(h, hidden_w, hidden_b, [0, 0], one, one, 1, "relu", [], "")
 
     def sample(self, base: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Draw a binarised drawing pixel by pixel: x_i = 1 when noise_i < sigmoid(logit_i / temperature),
