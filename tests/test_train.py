@@ -17,7 +17,7 @@ from electric_sheep.analysis.evaluate import evaluate_model
 from electric_sheep.cli import main
 from electric_sheep.core import train_config as train_mod
 from electric_sheep.core.devices import seed_process
-from electric_sheep.core.model import ModelConfig, build_model
+from electric_sheep.core.model import ModelConfig, build_model, make_model_config
 from electric_sheep.core.train_config import (
     TrainConfig,
     kl_shortfall_warning,
@@ -137,6 +137,31 @@ def test_run_folder_round_trip_and_tensorboard(tmp_path):
     assert [e.step for e in acc.Scalars("loss/loss")] == [1, 2]
     assert acc.Scalars("loss/loss")[-1].value == pytest.approx(history[-1]["loss"], rel=1e-5)
     assert {"reconstructions", "samples", "latent_space"} <= set(tags["images"])
+
+
+def test_tensorboard_plots_the_codes_plane_and_survives_a_code_that_is_not_finite(monkeypatch):
+    """TensorBoard's latent_space shows 16-D codes on their first two principal components, as every
+    scatter does; a non-finite code (a run going astray) is left out, not a crash of the training."""
+    from electric_sheep.runs import callbacks
+
+    model = build_model(make_model_config("default"))
+    assert model.config.latent_dim > 2
+    codes = np.random.default_rng(0).normal(size=(32, model.config.latent_dim)).astype(np.float32)
+    codes[5] = np.nan
+    monkeypatch.setattr(callbacks, "encode_means", lambda m, x: codes)
+    figures = {}
+
+    class Writer:
+        def add_scalar(self, *a): ...
+        def add_image(self, *a, **k): ...
+        def flush(self): ...
+        def add_figure(self, tag, fig, step):
+            figures[tag] = fig
+
+    row = {"epoch": 1, "loss": 1.0, "kl_weight": 0.0, "images_per_s": 1.0}
+    callbacks._log_epoch(Writer(), model, torch.from_numpy(blobs(32)), row)
+    ax = figures["latent_space"].axes[0]
+    assert ax.get_xlabel() == "first principal component" and len(ax.collections[0].get_offsets()) == 31
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):

@@ -192,7 +192,7 @@ class TensorBoard(Callback):
 
 
 def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
-    from ..analysis.latent import to_plane
+    from ..analysis.latent import finite_rows, to_plane
     from ..render.plots import grid_image, latent_scatter_figure
 
     e = row["epoch"]
@@ -208,7 +208,8 @@ def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
         "reconstructions", np.asarray(grid_image(pairs, ncols=16, scale=2, invert=True)), e, dataformats="HW"
     )
     writer.add_image("samples", np.asarray(grid_image(samples, ncols=8, scale=2, invert=True)), e, dataformats="HW")
-    plane, axis = to_plane(encode_means(model, x_val))
+    codes = encode_means(model, x_val)
+    plane, axis = to_plane(codes[finite_rows(codes)])  # a code of a diverging run cannot be projected
     writer.add_figure("latent_space", latent_scatter_figure(plane, f"validation codes after epoch {e}", axis=axis), e)
     writer.flush()
 
