@@ -142,6 +142,8 @@ def test_run_folder_round_trip_and_tensorboard(tmp_path):
 def test_tensorboard_plots_the_codes_plane_and_survives_a_code_that_is_not_finite(monkeypatch):
     """TensorBoard's latent_space shows 16-D codes on their first two principal components, as every
     scatter does; a non-finite code (a run going astray) is left out, not a crash of the training."""
+    import matplotlib.pyplot as plt
+
     from electric_sheep.runs import callbacks
 
     model = build_model(make_model_config("default"))
@@ -160,8 +162,10 @@ def test_tensorboard_plots_the_codes_plane_and_survives_a_code_that_is_not_finit
 
     row = {"epoch": 1, "loss": 1.0, "kl_weight": 0.0, "images_per_s": 1.0}
     callbacks._log_epoch(Writer(), model, torch.from_numpy(blobs(32)), row)
-    ax = figures["latent_space"].axes[0]
+    fig = figures["latent_space"]
+    ax = fig.axes[0]
     assert ax.get_xlabel() == "first principal component" and len(ax.collections[0].get_offsets()) == 31
+    plt.close(fig)  # what the real writer does with it
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):

@@ -194,6 +194,8 @@ def test_kmeans_and_dbscan_match_scikit_learn(run, tmp_path):
 def test_a_cluster_scatter_of_many_dimensions_names_its_principal_components(tmp_path, monkeypatch):
     """The clusters' scatter shows the codes' first two principal components when the latent has
     more than two dimensions, as `sheep latent` does; it had labelled them z[0] and z[1]."""
+    import matplotlib.pyplot as plt
+
     model = load_model(builtin_run_dir())
     assert model.config.latent_dim > 2
     saved = {}
@@ -201,6 +203,8 @@ def test_a_cluster_scatter_of_many_dimensions_names_its_principal_components(tmp
     cluster_outputs.clusters(model, blobs(60, seed=5), tmp_path, "kmeans", k=2, progress=False)
     ax = saved["kmeans_scatter.png"].axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("first principal component", "second principal component")
+    for fig in saved.values():  # what save_figure does with them
+        plt.close(fig)
 
 
 def test_best_dbscan_trial_rule():
