@@ -90,8 +90,7 @@ def eps_range_of(codes: np.ndarray, min_samples_range: tuple[int, int], seed: in
     import faiss
 
     points = np.ascontiguousarray(codes[dbscan_sample(len(codes), seed)], dtype=np.float32)
-    hi = max(1, min(min_samples_range[1], len(points)))
-    lo = min(min_samples_range[0], hi)
+    lo, hi = _min_samples_bounds(min_samples_range, len(points))
     index = faiss.IndexFlatL2(points.shape[1])
     index.add(points)
     distances = np.sqrt(np.maximum(index.search(points, hi)[0], 0.0))  # (N, hi), nearest first
@@ -99,6 +98,13 @@ def eps_range_of(codes: np.ndarray, min_samples_range: tuple[int, int], seed: in
     high = float(np.quantile(distances[:, hi - 1], 1 - EPS_QUANTILE))
     tiny = np.finfo(np.float32).eps * max(1.0, float(np.abs(points).max()))  # copies: distance 0
     return max(low, tiny), max(high, low, tiny)
+
+
+def _min_samples_bounds(min_samples_range: tuple[int, int], n: int) -> tuple[int, int]:
+    """The range kept within the n drawings: a core point needs min_samples drawings around it, and
+    more than there are finds nothing."""
+    hi = max(1, min(min_samples_range[1], n))
+    return min(min_samples_range[0], hi), hi
 
 
 def dbscan_search(
@@ -115,9 +121,7 @@ def dbscan_search(
 
     codes = codes[dbscan_sample(len(codes), seed)]
     rng = np.random.default_rng(seed)
-    # A core point needs min_samples drawings around it: more than there are finds nothing.
-    hi = max(1, min(min_samples_range[1], len(codes)))
-    lo = min(min_samples_range[0], hi)
+    lo, hi = _min_samples_bounds(min_samples_range, len(codes))
     results = []
     for _ in tqdm(range(trials), desc="DBSCAN search", disable=not progress, leave=False):
         eps = float(np.exp(rng.uniform(np.log(eps_range[0]), np.log(eps_range[1]))))
