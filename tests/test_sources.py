@@ -82,6 +82,47 @@ def test_train_on_several_files_records_them_and_resumes_only_with_them(three, t
     assert r.exit_code == 0 and "--balance evens out several files; one file is used as it is" in r.stderr
 
 
+def test_a_run_of_several_files_uses_all_of_them_without_data(three, tmp_path, monkeypatch):
+    from electric_sheep.render import latent_figures
+    from electric_sheep.runs.checkpoint import run_data
+
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", *map(str, three), "--epochs", "1", "--quiet", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    drawings = run_data(run)  # every file, each drawing labelled with its file's category
+    sets = [load_drawings(p) for p in three]
+    assert len(drawings) == sum(map(len, sets)) and drawings.name() == "a, b and c"
+    for split in ("train", "valid", "test"):
+        labels, names = drawings.categories(split)
+        assert names == ["a", "b", "c"] and np.bincount(labels).tolist() == [len(d.splits[split]) for d in sets]
+        np.testing.assert_array_equal(drawings.split(split)[:, 0, 0], np.array([10, 20, 30])[labels])
+    first = drawings.categories("test")[0][:10]  # the first of a split are of every file, in proportion
+    assert np.bincount(first, minlength=3).tolist() == [1, 7, 2], first
+    plotted, scatter = {}, latent_figures.latent_scatter_figure
+    spy = lambda *args, **options: plotted.update(options) or scatter(*args, **options)  # noqa: E731
+    monkeypatch.setattr(latent_figures, "latent_scatter_figure", spy)
+    r = CliRunner().invoke(main, ["latent", str(run), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["categories"] == {"a": 40, "b": 200, "c": 60}
+    assert np.bincount(plotted["labels"]).tolist() == [40, 200, 60]  # the map coloured by category
+    assert plotted["label_names"] == {0: "a", 1: "b", 2: "c"} and "of a, b and c" in plotted["title"]
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output)
+    parts = result["categories"]
+    assert [parts[c]["n"] for c in "abc"] == [len(d.splits["test"]) for d in sets] == [4, 20, 6]
+    alone = json.loads(CliRunner().invoke(main, ["evaluate", str(run), str(three[1]), "--k", "3", "--json"]).output)
+    assert parts["b"]["iwae_nll"] == alone["iwae_nll"]  # each file as it would be evaluated alone
+    mean = sum(parts[c]["iwae_nll"] * parts[c]["n"] for c in "abc") / 30
+    assert result["n"] == 30 and result["iwae_nll"] == pytest.approx(mean)
+    r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 0 and "leaves out" not in r.output, r.output
+    assert "id='reconstructions'" in (tmp_path / "r.html").read_text()
+    three[2].unlink()
+    r = CliRunner().invoke(main, ["latent", str(run)])
+    assert r.exit_code == 2 and "c.npy" in r.output and "is not there any more" in r.output, r.output
+
+
 @pytest.mark.parametrize("damage", ["truncated", "other size"])
 def test_a_bad_file_among_several_is_named_before_anything_is_written(three, tmp_path, damage):
     bad = tmp_path / "bad.npy"
@@ -333,7 +374,10 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
     assert set(nll) == {"flat", "tall"} and nll["flat"] < nll["tall"], nll
     r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])  # a row per category
     assert r.exit_code == 0 and "alt='drawn as each category'" in (tmp_path / "r.html").read_text(), r.output
-    assert "leaves out reconstructions and clusters: " in r.output and "several files" in r.output  # said why
+    assert "id='reconstructions'" in (tmp_path / "r.html").read_text()  # the drawings of both files
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "5", "--json"])  # each file told its own
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["categories"]["flat"]["iwae_nll"] == nll["flat"]
     r = CliRunner().invoke(main, ["draw", str(run), "--category", "cow", "-o", str(tmp_path / "c.png")])
     assert r.exit_code == 2 and "flat, tall" in r.output and len(r.output.strip().splitlines()) == 1
     out = tmp_path / "screen"

@@ -28,6 +28,8 @@ from ..core.model import VAE
 from ..core.pixels import drawing_noise
 from ..errors import ConfigError, SheepError
 
+METRICS = ("nelbo", "iwae_nll", "mse", "kl")  # the means per drawing that an evaluation gives
+
 DECODES_PER_CHUNK = 4096  # drawings x samples decoded at once: bounds memory, keeps BLAS busy
 
 
@@ -49,7 +51,7 @@ def evaluate_model(
     gen = torch.Generator(device=device).manual_seed(seed)
     x_all = drawings_tensor(images_u8)
     per_batch = max(1, DECODES_PER_CHUNK // k)
-    sums = dict.fromkeys(("nelbo", "iwae_nll", "mse", "kl"), 0.0)
+    sums = dict.fromkeys(METRICS, 0.0)
     bar = tqdm(total=len(x_all) * k, desc="evaluating", unit="decode", disable=not progress, leave=False)
     with fast_inference(model, bf16=False), bar:  # float32: runs are compared by these numbers
         means = []
@@ -169,12 +171,36 @@ def evaluate_run(
         model.config.category_index(category)
     drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     drawings.check_split(split)
-    if category is None and model.config.categories:
-        category = source_category(run_dir, drawings.source)
-    images = drawings.split(split, limit=limit)
-    result = evaluate_model(model, images, k=k, progress=progress, category=category)
-    result.update({"split": split, "data": str(drawings.source), "preset": model.config.preset, "category": category})
-    if not all(math.isfinite(result[key]) for key in ("nelbo", "iwae_nll", "mse", "kl")):
+    images, groups = drawings.split(split, limit=limit), drawings.categories(split)
+    if groups is not None:  # the several files of the run, each category apart
+        result = _by_category(model, images, groups[0][: len(images)], groups[1], k, progress, category)
+    else:
+        if category is None and model.config.categories:
+            category = source_category(run_dir, drawings.source)
+        result = evaluate_model(model, images, k=k, progress=progress, category=category)
+    data = ", ".join(drawings.files())
+    result.update({"split": split, "data": data, "preset": model.config.preset, "category": category})
+    if not all(math.isfinite(result[key]) for key in METRICS):
         raise SheepError(f"{run_dir}: the model gives non-finite results (NaN or infinity); nothing written")
     write_json(out or run_dir / "eval.json", result)
     return result
+
+
+def _by_category(
+    model: VAE,
+    images_u8: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    k: int,
+    progress: bool,
+    category: str | None,
+) -> dict[str, Any]:
+    """:func:`evaluate_model` of each category's drawings apart (a class-conditional model told
+    their own category, or ``category`` when given), in ``categories``, and the means over all."""
+    parts = {}
+    for i, name in enumerate(names):
+        told = category or (name if name in model.config.categories else None)
+        parts[name] = evaluate_model(model, images_u8[labels == i], k=k, progress=progress, category=told)
+    n = sum(part["n"] for part in parts.values())
+    means = {key: sum(part[key] * part["n"] for part in parts.values()) / max(n, 1) for key in METRICS}
+    return {**means, "k": k, "n": n, "categories": parts}

@@ -317,4 +317,4 @@ def _job(run_dir, drawings, split: str) -> dict:
     from ..runs.checkpoint import WEIGHTS
 
     model = Path(run_dir) / WEIGHTS
-    return {"data": data_fingerprint(drawings.source), "split": split, "model": data_fingerprint(model)}
+    return {"data": drawings.fingerprint(), "split": split, "model": data_fingerprint(model)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import click
 
@@ -53,10 +52,11 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
             _model(run_dir),
             _split_view(drawings, split),
             out_dir,
-            title=f"{split} drawings of {Path(drawings.source).name}",
+            title=f"{split} drawings of {drawings.name()}",
             job=_job(run_dir, drawings, split),
             progress=not (quiet or as_json) and shard.main,
             shard=shard,
+            categories=drawings.categories(split),
         )
     if not shard.main:
         return
@@ -66,6 +66,8 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
     ]
     if result["n_nonfinite"]:
         lines.insert(1, f"left out {counted(result['n_nonfinite'], 'drawing')} whose codes are not finite")
+    if "categories" in result:
+        lines.insert(1, "of " + ", ".join(f"{name} {n:,}" for name, n in result["categories"].items()))
     _finish(result, as_json, lines)
 
 

@@ -179,11 +179,14 @@ def evaluate(paths, k: int, split: str, limit: int | None, category: str | None,
         click.echo(json_text(result))
         return
     told = f" (as {result['category']})" if result["category"] else ""
-    click.echo(f"{result['preset']} preset on {counted(result['n'], split + ' drawing')} of {result['data']}{told}:")
+    data = ", ".join(result["categories"]) if "categories" in result else result["data"]
+    click.echo(f"{result['preset']} preset on {counted(result['n'], split + ' drawing')} of {data}{told}:")
     click.echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
     click.echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
     click.echo(f"  MSE            {result['mse']:.5f} per pixel")
     click.echo(f"  KL             {result['kl']:.3f} nats")
+    for name, part in result.get("categories", {}).items():
+        click.echo(f"  {name}: {counted(part['n'], 'drawing')}, IWAE NLL {part['iwae_nll']:.2f} nats")
     click.echo(f"wrote {out}")
 
 

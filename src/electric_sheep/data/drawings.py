@@ -70,6 +70,31 @@ class Drawings:
         idx = self.splits[name][:limit] if limit is not None else self.splits[name]
         return np.ascontiguousarray(self.images[idx])
 
+    def name(self) -> str:
+        """What the drawings are, in a title: the file's name, or the categories of several files."""
+        names = self.meta.get("categories")
+        if names is None:
+            return Path(self.source).name
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    def categories(self, split: str) -> tuple[np.ndarray, list[str]] | None:
+        """For several files as one set (:func:`electric_sheep.data.sources.combine`): the category
+        (its file's place) of each drawing of ``split`` ("all": every drawing, in order) and the
+        categories' names; None for one file."""
+        if "categories" not in self.meta:
+            return None
+        idx = np.arange(len(self)) if split == "all" else self.splits[split]
+        return self.images.labels(idx), list(self.meta["categories"])
+
+    def files(self) -> list[str]:
+        """The file the drawings are from, or every file of several."""
+        return [str(f) for f in self.meta.get("sources", [self.source])]
+
+    def fingerprint(self) -> str:
+        """The identity of the file (see :func:`data_fingerprint`), or of every file of several."""
+        parts = [data_fingerprint(source) for source in self.files()]
+        return parts[0] if len(parts) == 1 else hashlib.sha256("|".join(parts).encode()).hexdigest()
+
     def check_split(self, name: str) -> None:
         """Refuse a split with no drawing in it (a file of a few drawings: 10% of 4 rounds to none)."""
         if name in self.splits and not len(self.splits[name]):

@@ -30,7 +30,8 @@ from .npz import npz_names, read_npz
 from .pictures import picture_to_bitmap
 from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
 
-Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture"]
+# "several": files of different formats used as one set (data.sources.combine)
+Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture", "several"]
 FLAGGED: tuple[Format, ...] = ("ndjson", "bin")  # the formats that say whether the game recognised a drawing
 
 SPLITS = ("train", "valid", "test")

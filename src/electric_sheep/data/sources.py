@@ -4,6 +4,7 @@ A ``DrawingSet`` addresses one split of several files with one index, file after
 (0 .. n_0 - 1 are the first file's drawings, and so on); rows are read from each file's memory map
 only when a batch asks for them, so a set of millions of drawings costs the process next to no
 memory of its own. The label of a drawing is the position of its file among the sources.
+:func:`combine` makes several files one ``Drawings`` (what a run trained on them uses without DATA).
 """
 
 from __future__ import annotations
@@ -119,6 +120,28 @@ class DrawingSet:
             for start, size in zip(self.starts, self.sizes, strict=True)
         ]
         return rng.permutation(np.concatenate(picks))
+
+
+def combine(sets: list[Drawings], names: list[str], source: Path) -> Drawings:
+    """Several files' drawings as one :class:`Drawings` (``source``: what it is named by, such as the
+    run trained on them): its images every drawing of each file, as a DrawingSet; each of its
+    splits the files' own, interleaved in proportion to their sizes, so that the first drawings
+    of a split (a report's, an explorer's) are of every category. ``names``: each file's category."""
+    from .drawings import Drawings
+
+    every = DrawingSet([(d.images, np.arange(len(d))) for d in sets], names)
+    splits = {split: _interleaved([d.splits[split] for d in sets], every.starts) for split in sets[0].splits}
+    formats = {d.format for d in sets}
+    meta = {"sources": [str(d.source) for d in sets], "categories": list(names)}
+    return Drawings(every, splits, formats.pop() if len(formats) == 1 else "several", source, meta=meta)
+
+
+def _interleaved(rows: list[np.ndarray], starts: np.ndarray) -> np.ndarray:
+    """Each file's rows, offset to the global index, merged in order of their place within their
+    own file (as a share of it): the files mixed in proportion all along."""
+    offset = np.concatenate([r + start for r, start in zip(rows, starts, strict=True)])
+    place = np.concatenate([(np.arange(len(r)) + 0.5) / len(r) for r in rows]) if len(offset) else np.zeros(0)
+    return offset[np.argsort(place, kind="stable")]
 
 
 def load_sources(sources: list[str], *, seed: int = 0) -> list[Drawings]:

@@ -32,10 +32,12 @@ def latent_map(
     job: dict | None = None,
     progress: bool = False,
     shard: Shard = Shard(),
+    categories: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict[str, Any] | None:
     """Encode every drawing into ``out_dir/codes.npy`` (streamed chunk by chunk; a killed run of
     the same ``job`` continues), save the scatter; count and leave out non-finite codes. Under
-    torchrun (``shard``) every process encodes its share, and only the first plots and returns."""
+    torchrun (``shard``) every process encodes its share, and only the first plots and returns.
+    ``categories``: each drawing's category and their names (several files), to colour the scatter by."""
     ensure_dir(out_dir)
     codes_path = out_dir / "codes.npy"
     width = model.config.latent_dim
@@ -54,8 +56,9 @@ def latent_map(
     if len(shown) > PLOT_MAX:
         shown = np.sort(np.random.default_rng(0).choice(shown, PLOT_MAX, replace=False))
     what = f"{ok.sum():,} drawings" if len(shown) == ok.sum() else f"{len(shown):,} of {ok.sum():,} drawings"
-    plot = _scatter(np.asarray(codes[shown]), f"{title} ({what})", out_dir / "latent.png")
-    return {
+    labels, names = (None, None) if categories is None else (categories[0][shown], dict(enumerate(categories[1])))
+    plot = _scatter(np.asarray(codes[shown]), f"{title} ({what})", out_dir / "latent.png", labels, names)
+    result = {
         "n": int(len(codes)),
         "n_plotted": int(len(shown)),
         "n_nonfinite": int((~ok).sum()),
@@ -63,12 +66,20 @@ def latent_map(
         "codes": str(codes_path),
         "plot": str(plot),
     }
+    if categories is not None:
+        counts = np.bincount(categories[0], minlength=len(categories[1]))
+        result["categories"] = {name: int(n) for name, n in zip(categories[1], counts, strict=True)}
+    return result
 
 
-def _scatter(codes: np.ndarray, title: str, path: Path) -> Path:
-    """The codes on their plane (see :func:`to_plane`), saved as ``path``."""
+def _scatter(
+    codes: np.ndarray, title: str, path: Path, labels: np.ndarray | None = None, names: dict[int, str] | None = None
+) -> Path:
+    """The codes on their plane (see :func:`to_plane`), coloured by ``labels`` named ``names`` when
+    given, saved as ``path``."""
     plane, axis = latent.to_plane(codes)
-    return save_figure(latent_scatter_figure(plane, title=title, axis=axis), path)
+    figure = latent_scatter_figure(plane, title=title, labels=labels, label_names=names, axis=axis)
+    return save_figure(figure, path)
 
 
 POST_EPOCHS = (5, 10, 15, 20)  # the epochs whose latent space the blog post showed

@@ -134,7 +134,7 @@ def build_report(
     ]
     sections = [section for section in candidates if section is not None]
     title = f"electric-sheep report: {config['model']['preset']} preset, {model.config.latent_dim}-D latent"
-    source = f" · data: {html.escape(str(drawings.source))}" if drawings is not None else ""
+    source = f" · data: {html.escape(', '.join(drawings.files()))}" if drawings is not None else ""
     nav = " · ".join(f"<a href='#{s.anchor}'>{s.anchor}</a>" for s in sections)
     page = (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -335,14 +335,15 @@ def is_run_dir(path: str | Path) -> bool:
 
 def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DATA"):
     """The drawings a command should use: DATA if given, else the data the run was trained on
-    (with the same split seed). Returns :class:`electric_sheep.data.drawings.Drawings`. ``how`` is how the
+    (with the same split seed; several files as one set, each drawing labelled with its file's
+    category). Returns :class:`electric_sheep.data.drawings.Drawings`. ``how`` is how the
     user gives DATA, for the message when neither exists (an argument, or ``--data DATA``)."""
     from ..data.drawings import load_drawings
 
     info = read_data_record(run_dir)
     source = data or info.get("source")
     if source is None and "sources" in info:
-        raise DataError(run_dir, f"give {how}: the run was trained on several files; name the one to use")
+        return _several_files(run_dir, info, how)
     if source is None:
         trained_on = f" ({info['dataset']})" if isinstance(info.get("dataset"), str) else ""
         raise DataError(
@@ -350,11 +351,36 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
             f"give {how}, a file or a category name after `sheep download NAME`: the run does not say "
             f"where its training data{trained_on} is",
         )
-    if data is None and not Path(source).exists():
-        raise DataError(run_dir, f"the file it was trained on, {source}, is not there any more: give {how}")
+    if data is None:
+        _check_still_there(run_dir, source, how)
     drawings = load_drawings(source, seed=info.get("split_seed", 0))
     _warn_if_changed(run_dir, info, drawings.source)
     return drawings
+
+
+def _check_still_there(run_dir: str | Path, source: str, how: str) -> None:
+    if not Path(source).exists():
+        raise DataError(run_dir, f"the file it was trained on, {source}, is not there any more: give {how}")
+
+
+def _several_files(run_dir: str | Path, info: dict[str, Any], how: str):
+    """The files a run was trained on, as one set (see :func:`electric_sheep.data.sources.combine`)."""
+    from ..data.drawings import load_drawings
+    from ..data.sources import combine
+
+    records = info["sources"]
+    if not isinstance(records, list) or not records or not all(_is_source_record(r) for r in records):
+        raise DataError(Path(run_dir) / CONFIG, '"sources" must be a list of {"source": path, "category": name}')
+    sets = []
+    for record in records:
+        _check_still_there(run_dir, record["source"], how)
+        sets.append(load_drawings(record["source"], seed=info.get("split_seed", 0)))
+        _warn_if_changed(run_dir, info, sets[-1].source)
+    return combine(sets, [r["category"] for r in records], Path(run_dir))
+
+
+def _is_source_record(record: Any) -> bool:
+    return isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("source", "category"))
 
 
 def source_category(run_dir: str | Path, source: str | Path) -> str | None:
