@@ -153,3 +153,35 @@ def test_report_in_a_real_browser(full_report):
     assert not errors, errors
     assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith("data:")]
     assert Image.open(ARTIFACTS / "explorer.png").size == (1280, 900)
+
+
+def test_the_explorer_colours_and_names_the_categories_of_its_points(tmp_path):
+    """Drawings of several files: each point in its category's colour (the latent scatter's), a
+    legend, and the clicked point's category named."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    from electric_sheep.core.model import build_model, make_model_config
+    from electric_sheep.render.explorer import explorer_payload, standalone_page
+
+    model = build_model(make_model_config("seed")).eval()
+    codes = np.array([[-2.0, -2.0], [2.0, 2.0]], np.float32)  # far apart: one point of each category
+    categories = (np.array([0, 1]), ["sheep", "cat"])
+    page_file = tmp_path / "explorer.html"
+    page_file.write_text(standalone_page(explorer_payload(model, codes, None, grid=4, categories=categories)))
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(page_file.as_uri())
+        page.wait_for_selector("#explorer[data-ready='1']", timeout=15000)
+        assert page.locator("#explorer .legend").inner_text().split() == ["●", "sheep", "●", "cat"]
+        colours = page.evaluate("""() => { const r = document.getElementById('explorer');
+            const c = r.querySelector('canvas.plane').getContext('2d');
+            return [0, 1].map((i) => { const [x, y] = r.pointPosition(i);
+              return Array.from(c.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)); }); }""")
+        assert colours[0][2] > colours[0][0] and colours[1][0] > colours[1][2], colours  # tab10 blue, then orange
+        box = page.locator("#explorer canvas.plane").bounding_box()
+        x, y = page.evaluate("document.getElementById('explorer').pointPosition(1)")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        assert page.locator("#explorer .picked").inner_text() == "point 1 (cat)"
+        browser.close()

@@ -60,8 +60,10 @@ def explore(paths, out, grid, span, as_json) -> None:
 
     run_dir, data = _run_and_data(paths)
     model = load_model(run_dir)
+    categories = None
     try:
-        originals = run_data(run_dir, data).split("valid", limit=600)
+        drawings = run_data(run_dir, data)
+        originals, categories = drawings.split("valid", limit=600), drawings.categories("valid")
         codes = encode(model, originals)
     except SheepError:
         if data is not None:  # drawings the user named must be there
@@ -70,7 +72,7 @@ def explore(paths, out, grid, span, as_json) -> None:
 
         saved = last_latents(run_dir)
         originals, codes = None, (saved if saved is not None else np.zeros((0, model.config.latent_dim)))
-    write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span)))
+    write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span, categories=categories)))
     _finish({"page": str(out), "points": int(len(codes))}, as_json, [f"wrote {out} ({len(codes)} encoded drawings)"])
 
 

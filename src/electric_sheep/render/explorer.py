@@ -38,17 +38,25 @@ def png_data_uri(img: Image.Image) -> str:
 
 
 def explorer_payload(
-    model, codes: np.ndarray, originals: np.ndarray | None, grid: int = 40, span: float = 3.0, max_points: int = 600
+    model,
+    codes: np.ndarray,
+    originals: np.ndarray | None,
+    grid: int = 40,
+    span: float = 3.0,
+    max_points: int = 600,
+    categories: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict:
     """Everything the page needs: the grid sprite, the points, their drawings and reconstructions.
 
     ``codes`` (N, D) are z_mean of real drawings (``originals``, uint8, or None when the drawings
     themselves are not at hand). For D > 2 the plane is spanned by the first two principal
-    directions of the codes, as in the manifold.
+    directions of the codes, as in the manifold. ``categories``: each drawing's category and
+    their names (drawings of several files), to colour the points by.
     """
     ok = np.isfinite(codes).all(axis=1)
     codes = codes[ok][:max_points]
     originals = originals[ok][:max_points] if originals is not None else None
+    labels = None if categories is None else categories[0][: len(ok)][ok][:max_points]
     centre, axes = manifold_axes(model.config.latent_dim, codes if len(codes) >= 3 else None)
     # as the manifold: one noise for the map
     tiles = decode_codes(model, plane_codes(centre, axes, grid, span), noise=pixel_noise(1))
@@ -68,6 +76,8 @@ def explorer_payload(
         "originalSprite": sprite(originals, per_row) if originals is not None and len(codes) else None,
         "axes": _axis_names(model.config.latent_dim),
         "pointer": "z" if model.config.latent_dim <= 2 else "(PC 1, PC 2)",  # what the readout's numbers are
+        "categories": [] if categories is None else list(categories[1]),
+        "pointCategory": None if labels is None else [int(c) for c in labels],
     }
 
 
@@ -113,7 +123,8 @@ _TEMPLATE = """
   <div class="side">
     <div><b>Decoder at the pointer</b> <span class="coords">(move the pointer over the plane)</span></div>
     <canvas class="preview" width="224" height="224" aria-label="decoded drawing"></canvas>
-    <div><b>Clicked drawing</b> <span class="picked">(click a blue point)</span></div>
+    <div class="legend"></div>
+    <div><b>Clicked drawing</b> <span class="picked">(click a point)</span></div>
     <div class="pair">
       <div><canvas class="original" width="112" height="112"></canvas><br>drawing</div>
       <div><canvas class="recon" width="112" height="112"></canvas><br>reconstruction</div>
@@ -127,6 +138,11 @@ _TEMPLATE = """
   const plane = root.querySelector(".plane"), preview = root.querySelector(".preview");
   const pctx = plane.getContext("2d"), vctx = preview.getContext("2d");
   const T = 28, M = 36, W = plane.width - 2 * M, H = plane.height - 2 * M;
+  // matplotlib's tab10, as the latent scatter colours categories; one colour without them
+  const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const colour = (i) => D.pointCategory ? PALETTE[D.pointCategory[i] % PALETTE.length] : "#3b6ea5";
+  root.querySelector(".legend").innerHTML = D.categories.map((name, c) =>
+    '<span style="color:' + PALETTE[c % PALETTE.length] + '">&#9679;</span> ' + name.replace(/[&<>"]/g, "")).join(" &nbsp; ");
   const load = (src) => new Promise((ok) => { if (!src) return ok(null); const i = new Image(); i.onload = () => ok(i); i.src = src; });
   const toPx = (a, b) => [M + (a + D.span) / (2 * D.span) * W, M + (D.span - b) / (2 * D.span) * H];
   const toZ = (x, y) => [(x - M) / W * 2 * D.span - D.span, D.span - (y - M) / H * 2 * D.span];
@@ -145,11 +161,13 @@ _TEMPLATE = """
       pctx.fillStyle = "#333"; pctx.textAlign = "center"; pctx.font = "12px sans-serif";
       pctx.fillText(D.axes[0], M + W / 2, plane.height - 6);
       pctx.save(); pctx.translate(12, M + H / 2); pctx.rotate(-Math.PI / 2); pctx.fillText(D.axes[1], 0, 0); pctx.restore();
-      pctx.fillStyle = "rgba(59,110,165,0.55)";
-      for (const [a, b] of D.points) {
-        if (Math.abs(a) > D.span || Math.abs(b) > D.span) continue;
-        const [x, y] = toPx(a, b); pctx.beginPath(); pctx.arc(x, y, 2.6, 0, 2 * Math.PI); pctx.fill();
-      }
+      pctx.globalAlpha = 0.6;
+      D.points.forEach(([a, b], i) => {
+        if (Math.abs(a) > D.span || Math.abs(b) > D.span) return;
+        const [x, y] = toPx(a, b); pctx.fillStyle = colour(i);
+        pctx.beginPath(); pctx.arc(x, y, 2.6, 0, 2 * Math.PI); pctx.fill();
+      });
+      pctx.globalAlpha = 1;
     }
     function showCell(x, y) {
       const [a, b] = toZ(x, y);
@@ -173,7 +191,8 @@ _TEMPLATE = """
       D.points.forEach(([a, b], i) => { const [px, py] = toPx(a, b); const d = (px - x) ** 2 + (py - y) ** 2; if (d < bestD) { bestD = d; best = i; } });
       if (best < 0) return;
       tile(orig, best, root.querySelector(".original")); tile(recon, best, root.querySelector(".recon"));
-      root.querySelector(".picked").textContent = "point " + best;
+      const what = D.pointCategory ? " (" + D.categories[D.pointCategory[best]] + ")" : "";
+      root.querySelector(".picked").textContent = "point " + best + what;
     });
     drawPlane(); showCell(M + W / 2, M + H / 2);
     root.pointPosition = (i) => toPx(D.points[i][0], D.points[i][1]);  // canvas pixels of point i

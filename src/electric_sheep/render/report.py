@@ -257,11 +257,14 @@ def _anomalies_section(run_dir: Path) -> Section | None:
 
 
 def _explorer_section(model: VAE, codes: np.ndarray | None, drawings: Drawings | None) -> Section:
-    originals = drawings.split("valid", limit=EXPLORER_DRAWINGS) if drawings is not None else None
-    payload = explorer_payload(model, codes if codes is not None else np.zeros((0, 2)), originals)
+    originals, categories = None, None
+    if drawings is not None:
+        originals, categories = drawings.split("valid", limit=EXPLORER_DRAWINGS), drawings.categories("valid")
+    codes = codes if codes is not None else np.zeros((0, 2))
+    payload = explorer_payload(model, codes, originals, categories=categories)
     caption = (
         "Move the pointer over the plane to see what the decoder draws there; "
-        "click a blue point (an encoded drawing) to see the drawing and its reconstruction."
+        "click a point (an encoded drawing) to see the drawing and its reconstruction."
     )
     return Section("explorer", "Latent explorer", caption, explorer_html(payload))
 
