@@ -352,20 +352,26 @@ def test_training_reads_only_the_validation_drawings_it_uses(tmp_path, monkeypat
 
     data = tmp_path / "big.npy"
     np.save(data, np.zeros((30_000, 784), np.uint8))  # a valid split of 3,000 drawings
-    read = {}
-    original = Drawings.split
+    read = []
+    original_split, original_take = Drawings.split, DrawingSet.take
 
-    def spy(self, name, limit=None):
-        images = original(self, name, limit)
-        read[name] = len(images)
+    def spy_split(self, name, limit=None):
+        images = original_split(self, name, limit)
+        read.append(len(images))
         return images
 
-    monkeypatch.setattr(Drawings, "split", spy)
+    def spy_take(self, idx):
+        images = original_take(self, idx)
+        read.append(len(images))
+        return images
+
+    monkeypatch.setattr(Drawings, "split", spy_split)
+    monkeypatch.setattr(DrawingSet, "take", spy_take)
     given = []
     # The reading is what is measured, not the training.
     monkeypatch.setattr("electric_sheep.runs.train_data.train", lambda *a, **k: given.append(a) or [])
     train_on_data(data, tmp_path / "run", limit=64, epochs=1, progress=False, log=lambda s: None)
-    assert read == {"valid": 2000}  # the training drawings are not read up front: batches read them
+    assert read == [2000] and len(given[0][1]) == 2000  # the validation drawings; batches read the training ones
     train_set = given[0][0]
     assert isinstance(train_set, DrawingSet) and len(train_set) == 64
     assert isinstance(train_set.parts[0][0], np.memmap)

@@ -115,9 +115,23 @@ def test_a_run_of_several_files_uses_all_of_them_without_data(three, tmp_path, m
     assert parts["b"]["iwae_nll"] == alone["iwae_nll"]  # each file as it would be evaluated alone
     mean = sum(parts[c]["iwae_nll"] * parts[c]["n"] for c in "abc") / 30
     assert result["n"] == 30 and result["iwae_nll"] == pytest.approx(mean)
+    r = CliRunner().invoke(main, ["clusters", str(run), "--k", "3", "--json"])  # a file's drawings share a code
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output)
+    assert result["adjusted_rand_index"] == 1.0  # each cluster one whole category
+    assert sorted(sorted(t.values()) for t in result["categories"].values()) == [[0, 0, 40], [0, 0, 60], [0, 0, 200]]
     r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])
     assert r.exit_code == 0 and "leaves out" not in r.output, r.output
-    assert "id='reconstructions'" in (tmp_path / "r.html").read_text()
+    report = (tmp_path / "r.html").read_text()
+    assert "id='reconstructions'" in report and "Against the categories (adjusted Rand index " in report
+    from electric_sheep.render.latent_figures import snapshots_figure
+
+    legend = snapshots_figure(run, [1])[0].axes[0].get_legend()  # the codes saved in training, by category
+    valid = [f"{c} ({len(d.splits['valid'])})" for c, d in zip("abc", sets, strict=True)]
+    assert [t.get_text() for t in legend.get_texts()] == valid
+    np.save(run / "latents" / "categories.npy", np.zeros(3, np.int16))  # not one per saved code
+    r = CliRunner().invoke(main, ["snapshots", str(run)])
+    assert r.exit_code == 2 and "categories.npy" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     three[2].unlink()
     r = CliRunner().invoke(main, ["latent", str(run)])
     assert r.exit_code == 2 and "c.npy" in r.output and "is not there any more" in r.output, r.output

@@ -170,6 +170,7 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
         n_clusters=n_clusters,
         seed=seed,
         progress=not as_json,
+        categories=drawings.categories(split),
     )
     if method == "kmeans":
         head = f"k-means with k = {result['k']} on {result['n']} codes; elbow plot {result['elbow_plot']}"
@@ -186,10 +187,21 @@ def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_cl
                 f"\nsearched and clustered on a sample of {result['searched_on']:,} of the {result['n']:,} codes; "
                 "each other code joins the cluster of its nearest core code within eps, or the noise"
             )
-    sizes = _cluster_sizes(result["cluster_sizes"])
-    _finish(
-        result, as_json, [head, f"cluster sizes: {sizes}", f"wrote {result['scatter']}", f"wrote {result['gallery']}"]
-    )
+    lines = [head, f"cluster sizes: {_cluster_sizes(result['cluster_sizes'])}"]
+    if "categories" in result:
+        lines.append(_cluster_categories(result["categories"], result["adjusted_rand_index"]))
+    _finish(result, as_json, [*lines, f"wrote {result['scatter']}", f"wrote {result['gallery']}"])
+
+
+def _cluster_categories(table: dict[int, dict[str, int]], rand_index: float, shown: int = 20) -> str:
+    """'against the categories (adjusted Rand index 0.12): 0: 61% duck, 1: ...': each cluster's
+    largest category (of the largest clusters, when many)."""
+    largest = sorted(table, key=lambda c: -sum(table[c].values()))[:shown]
+    parts = []
+    for c in sorted(largest, key=lambda c: (c < 0, c)):  # the noise last, as in the sizes
+        name, n = max(table[c].items(), key=lambda item: item[1])
+        parts.append(f"{'noise' if c < 0 else c}: {n / max(sum(table[c].values()), 1):.0%} {name}")
+    return f"against the categories (adjusted Rand index {rand_index:.3f}): {', '.join(parts)}"
 
 
 def _cluster_sizes(sizes: dict[int, int], shown: int = 20) -> str:

@@ -44,9 +44,12 @@ def clusters(
     n_clusters: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    categories: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Cluster the finite codes of ``images_u8`` and write the plots, gallery and numbers.
-    ``eps_range`` None: DBSCAN searches a range read off the codes' own distances (eps_range_of)."""
+    ``eps_range`` None: DBSCAN searches a range read off the codes' own distances (eps_range_of).
+    ``categories``: each drawing's category and their names (several files), which the clusters
+    are compared with."""
     if method not in get_args(ClusterMethod):
         raise ConfigError(f"unknown clustering method {method!r}; choose {' or '.join(get_args(ClusterMethod))}")
     codes = encode(model, images_u8)
@@ -66,8 +69,22 @@ def clusters(
         )
     result.update(info)
     result.update(_write_clusters(out_dir / method, codes, images, labels, title, seed))
+    if categories is not None:
+        result.update(_against_categories(labels, categories[0] if ok.all() else categories[0][ok], categories[1]))
     write_json(out_dir / f"{method}.json", result)
     return result
+
+
+def _against_categories(clusters: np.ndarray, categories: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """How the clusters divide the categories: each cluster's drawings of each category, and the
+    adjusted Rand index of the two partitions (1: the same; about 0: no more alike than chance)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    table = {}
+    for c in sorted(set(clusters.tolist())):
+        counts = np.bincount(categories[clusters == c], minlength=len(names))
+        table[int(c)] = {name: int(n) for name, n in zip(names, counts, strict=True)}
+    return {"categories": table, "adjusted_rand_index": float(adjusted_rand_score(categories, clusters))}
 
 
 def _write_clusters(

@@ -117,9 +117,16 @@ def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
         ok = latent.finite_rows(codes)
         dropped += int((~ok).sum())
         plane, axis = latent.to_plane(codes[ok])
-        latent_scatter_figure(plane, title=f"after epoch {epoch}", ax=ax, axis=axis)
+        labels, names = _categories_of(run_dir, ok)
+        latent_scatter_figure(plane, f"after epoch {epoch}", labels, names, ax=ax, axis=axis)
     fig.suptitle("validation drawings in the latent space during training")
     return fig, chosen, available, dropped
+
+
+def _categories_of(run_dir: Path, kept: np.ndarray) -> tuple[np.ndarray | None, dict[int, str] | None]:
+    """(the category of each saved code ``kept``, their names) for a run of several files, else Nones."""
+    found = ckpt.latent_categories(run_dir, len(kept))
+    return (None, None) if found is None else (found[0][kept], found[1])
 
 
 def snapshots(run_dir: Path, epochs: list[int] | None, out: Path) -> dict[str, Any]:
@@ -154,41 +161,50 @@ def snapshot_frames(run_dir: Path) -> tuple[list, list[int], int]:
     epochs = _spread(ckpt.latent_epochs(run_dir), MAX_FRAMES)
     if not epochs:
         raise DataError(run_dir, "has no saved latent codes (latents/epoch_NNN.npy); train it with `sheep train`")
-    planes, axes, dropped = _snapshot_planes(run_dir, epochs)
+    planes, axes, kept = _snapshot_planes(run_dir, epochs)
+    dropped = sum(int((~ok).sum()) for ok in kept)
     lo, hi = _frame_limits(planes)
     weights = _kl_weights(run_dir)
     trained = max([*epochs, *(e for e in weights if isinstance(e, int))])  # codes may not be saved every epoch
     frames = []
-    for epoch, plane, axis in zip(epochs, planes, axes, strict=True):
+    for epoch, plane, axis, ok in zip(epochs, planes, axes, kept, strict=True):
         title = f"validation codes after epoch {epoch} of {trained}"
         if isinstance(weights.get(epoch), int | float):  # what drives the change: the KL weight
             title += f"\n(KL weight {weights[epoch]:.2f})"
-        frames.append(figure_image(_frame(plt, plane, axis, title, (lo, hi))))
+        frames.append(figure_image(_frame(plt, plane, axis, title, (lo, hi), _categories_of(run_dir, ok))))
     return frames, epochs, dropped
 
 
-def _snapshot_planes(run_dir: Path, epochs: list[int]) -> tuple[list[np.ndarray], list[str], int]:
+def _snapshot_planes(run_dir: Path, epochs: list[int]) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
     """Each epoch's finite codes on their plane, principal directions signed as the previous
-    epoch's; (planes, axis names, codes left out)."""
-    planes, axes, dropped, previous = [], [], 0, None
+    epoch's; (planes, axis names, which codes each kept)."""
+    planes, axes, kept, previous = [], [], [], None
     for epoch in epochs:
         codes = ckpt.load_latents(run_dir, epoch)
         ok = latent.finite_rows(codes)
-        dropped += int((~ok).sum())
         plane, axis = latent.to_plane(codes[ok])
         if axis == "PC" and previous is not None and len(previous) == len(plane):
             plane = _agree_in_sign(plane, previous)
         planes.append(plane)
         axes.append(axis)
+        kept.append(ok)
         previous = plane
-    return planes, axes, dropped
+    return planes, axes, kept
 
 
-def _frame(plt, plane: np.ndarray, axis: str, title: str, limits: tuple[np.ndarray, np.ndarray]):
-    """One frame of the animation: the scatter on the axes every frame shares."""
+def _frame(
+    plt,
+    plane: np.ndarray,
+    axis: str,
+    title: str,
+    limits: tuple[np.ndarray, np.ndarray],
+    categories: tuple[np.ndarray | None, dict[int, str] | None] = (None, None),
+):
+    """One frame of the animation: the scatter on the axes every frame shares, coloured by
+    ``categories`` (a run of several files)."""
     lo, hi = limits
     fig, ax = plt.subplots(figsize=(5, 5))
-    latent_scatter_figure(plane, title=title, ax=ax, axis=axis)
+    latent_scatter_figure(plane, title, *categories, ax=ax, axis=axis)
     ax.set_xlim(lo[0], hi[0])
     if len(lo) > 1:  # (a 1-D latent is spread along y by drawing index)
         ax.set_ylim(lo[1], hi[1])

@@ -277,13 +277,22 @@ def _codes(model, drawings, run_dir: Path) -> np.ndarray | None:
 
 
 def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
+    images = drawings.split("train", limit=CLUSTER_DRAWINGS)
+    categories = drawings.categories("train")
+    if categories is not None:  # the first of the split: the drawings clustered
+        categories = (categories[0][: len(images)], categories[1])
     with tempfile.TemporaryDirectory() as tmp:
-        result = clusters(
-            model, drawings.split("train", limit=CLUSTER_DRAWINGS), Path(tmp), "kmeans", seed=seed, progress=progress
-        )
+        result = clusters(model, images, Path(tmp), "kmeans", seed=seed, progress=progress, categories=categories)
         parts = [_img(file_uri(Path(result[key])), key) for key in ("elbow_plot", "scatter", "gallery")]
     sizes = ", ".join(f"cluster {c}: {n}" for c, n in result["cluster_sizes"].items())
-    return f"<p class='caption'>k = {result['k']} ({sizes}).</p>" + "".join(parts)
+    text = f"k = {result['k']} ({sizes})."
+    if "categories" in result:
+        mixes = "; ".join(
+            f"cluster {c}: " + ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+            for c, counts in result["categories"].items()
+        )
+        text += f" Against the categories (adjusted Rand index {result['adjusted_rand_index']:.3f}): {mixes}."
+    return f"<p class='caption'>{html.escape(text)}</p>" + "".join(parts)
 
 
 def _anomaly_caption(r: dict[str, Any]) -> str:

@@ -158,10 +158,14 @@ class CalibrateTemperature(Callback):
 
 class LatentSnapshots(Callback):
     """The validation drawings' codes after every epoch (``latents/epoch_NNN.npy``): the latent
-    space over training."""
+    space over training; with ``categories`` (several files), each drawing's, once."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, categories: np.ndarray | None = None) -> None:
+        self.run_dir, self.categories = run_dir, categories
+
+    def on_start(self, state: FitState) -> None:
+        if state.procs.main and self.categories is not None:
+            ckpt.save_latent_categories(self.run_dir, self.categories)
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         if state.procs.main:

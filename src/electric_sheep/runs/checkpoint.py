@@ -41,6 +41,7 @@ WEIGHTS = "model.safetensors"
 STATE = "training_state.safetensors"
 METRICS = "metrics.jsonl"
 LATENTS = "latents"
+LATENT_CATEGORIES = "categories.npy"  # in LATENTS: each saved code's category, for a run of several files
 CHECKSUM = "sha256"  # key of the tensors' checksum in a safetensors header
 
 
@@ -266,6 +267,29 @@ def _latents_path(run_dir: Path, epoch: int) -> Path:
 
 def save_latents(run_dir: Path, epoch: int, codes: np.ndarray) -> Path:
     return write_npy(_latents_path(run_dir, epoch), codes.astype(np.float32))
+
+
+def save_latent_categories(run_dir: Path, categories: np.ndarray) -> Path:
+    """The category (its file's place among the run's sources) of each validation drawing whose
+    codes are saved: the snapshots colour them by it."""
+    return write_npy(Path(run_dir) / LATENTS / LATENT_CATEGORIES, categories.astype(np.int16))
+
+
+def latent_categories(run_dir: str | Path, n: int) -> tuple[np.ndarray, dict[int, str]] | None:
+    """(the category of each of the ``n`` saved codes, the categories' names) for a run of
+    several files, else None; an error naming the file when it does not fit the codes."""
+    path = Path(run_dir) / LATENTS / LATENT_CATEGORIES
+    if not path.is_file():  # one file, or codes saved before categories were
+        return None
+    sources = read_data_record(run_dir).get("sources")
+    if not isinstance(sources, list):
+        return None
+    names = {i: str(s.get("category", i)) if isinstance(s, dict) else str(i) for i, s in enumerate(sources)}
+    labels = read_npy(path, "array of categories")
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or not np.isin(labels, list(names)).all():
+        problem = f"holds {labels.dtype} of shape {labels.shape}: not one of {len(names)} categories per saved code"
+        raise DataError(path, problem)
+    return labels, names
 
 
 def latent_epochs(run_dir: str | Path) -> list[int]:

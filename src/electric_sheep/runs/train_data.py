@@ -90,20 +90,22 @@ def train_on_data(
     model_cfg, cfg = _configs(run_dir, resume, model_options, overrides)
     if is_main_process():  # before loading the data, which may take minutes; rank 0 then takes the lock
         check_unlocked(run_dir, "a training run")
-    train_images, val_images, info = _training_data(data, run_dir, resume, cfg, split_seed)
+    train_images, val_images, val_categories, info = _training_data(data, run_dir, resume, cfg, split_seed)
     if conditional and not resume:
         model_cfg = _conditional(model_cfg, train_images)
     if not resume and overrides.get("epochs") is None:
         cfg = dataclasses.replace(cfg, epochs=default_epochs(model_cfg.preset, cfg, len(train_images)))
     options = {"resume": resume, "data_info": info, "progress": progress, "log": log, "callbacks": callbacks}
+    options["val_categories"] = val_categories
     return train(train_images, val_images, model_cfg, cfg, run_dir, **options)
 
 
 def _training_data(
     data: str | Path | list[str] | None, run_dir: str | Path, resume: bool, cfg: TrainConfig, split_seed: int
-) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
-    """(train drawings, validation drawings, what config.json records); resumed, the run's own
-    split and the same files, or an error that says what differs."""
+) -> tuple[DrawingSet, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """(train drawings, validation drawings, the category of each of those for several files,
+    what config.json records); resumed, the run's own split and the same files, or an error that
+    says what differs."""
     recorded = ckpt.read_data_record(run_dir) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     if not data and not resume:
@@ -111,12 +113,15 @@ def _training_data(
     if not data:  # resumed without DATA: the files the run recorded
         data = _recorded_sources(run_dir, recorded)
     sources = expand_sources([data] if isinstance(data, str | Path) else [str(d) for d in data])
-    train_images, val_images, info = (_several_files if len(sources) > 1 else _one_file)(sources, cfg, split_seed)
+    train_images, val_set, info = (_several_files if len(sources) > 1 else _one_file)(sources, cfg, split_seed)
     _check_same_data(run_dir, recorded, info)
-    if not len(val_images):
+    n_val = len(val_set)
+    if not n_val:
         warn_no_validation(", ".join(sources), len(train_images))
-        val_images = train_images.take(np.arange(min(len(train_images), cfg.val_limit or len(train_images))))
-    return train_images, val_images, info
+        val_set, n_val = train_images, min(len(train_images), cfg.val_limit or len(train_images))
+    rows = np.arange(n_val)  # only what validation uses is read
+    categories = val_set.labels(rows) if len(val_set.names) > 1 else None
+    return train_images, val_set.take(rows), categories, info
 
 
 def _recorded_sources(run_dir: str | Path, recorded: dict[str, Any]) -> list[str]:
@@ -138,7 +143,7 @@ def _conditional(model_cfg: ModelConfig, train_images: DrawingSet) -> ModelConfi
     return dataclasses.replace(model_cfg, categories=tuple(train_images.names))
 
 
-def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict[str, Any]]:
+def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, DrawingSet, dict[str, Any]]:
     """(train drawings, validation drawings, what config.json records) of the one file in ``sources``."""
     from ..data.drawings import data_fingerprint, load_drawings
 
@@ -163,10 +168,10 @@ def _one_file(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[Dr
         "n_train": int(len(train_images)),
         "fingerprint": data_fingerprint(drawings.source),
     }
-    return train_images, drawings.split("valid", limit=cfg.val_limit), info  # only what validation uses is read
+    return train_images, DrawingSet.from_drawings([drawings], "valid", cfg.val_limit), info
 
 
-def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, np.ndarray, dict]:
+def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tuple[DrawingSet, DrawingSet, dict]:
     """The train splits of several files as one streamed DrawingSet (``limit``: of each file), the
     validation drawings (an equal share of ``val_limit`` from each) and what config.json records."""
     from ..data.drawings import data_fingerprint
@@ -189,7 +194,7 @@ def _several_files(sources: list[str], cfg: TrainConfig, split_seed: int) -> tup
         for d, name, n in zip(sets, train_set.names, train_set.sizes, strict=True)
     ]
     info = {"sources": files, "split_seed": split_seed, "n_train": len(train_set), "balance": cfg.balance}
-    return train_set, val_set.take(np.arange(len(val_set))), info
+    return train_set, val_set, info
 
 
 def _check_same_data(run_dir: str | Path, recorded: dict[str, Any], info: dict[str, Any]) -> None:
