@@ -83,12 +83,24 @@ def test_train_on_several_files_records_them_and_resumes_only_with_them(three, t
 
 
 def test_a_run_of_several_files_uses_all_of_them_without_data(three, tmp_path, monkeypatch):
-    from electric_sheep.render import latent_figures
+    from electric_sheep.render import latent_figures, plots
     from electric_sheep.runs.checkpoint import run_data
 
     run = tmp_path / "run"
-    r = CliRunner().invoke(main, ["train", *map(str, three), "--epochs", "1", "--quiet", "--out", str(run)])
+    board, scatter = {}, plots.latent_scatter_figure
+
+    def spy(plane, title, labels, names, **options):
+        board.update(labels=labels, names=names)
+        return scatter(plane, title, labels, names, **options)
+
+    with monkeypatch.context() as m:  # TensorBoard's latent plot, coloured by category
+        m.setattr(plots, "latent_scatter_figure", spy)
+        r = CliRunner().invoke(main, ["train", *map(str, three), "--epochs", "1", "--quiet", "--out", str(run)])
     assert r.exit_code == 0, r.output
+    assert board["names"] == {0: "a", 1: "b", 2: "c"} and np.bincount(board["labels"]).tolist() == [4, 20, 6]
+    saved = np.load(run / "latents" / "categories.npy")  # validated in an order that mixes the files
+    np.testing.assert_array_equal(saved, board["labels"])
+    assert np.bincount(saved[:10], minlength=3).tolist() == [1, 7, 2]
     drawings = run_data(run)  # every file, each drawing labelled with its file's category
     sets = [load_drawings(p) for p in three]
     assert len(drawings) == sum(map(len, sets)) and drawings.name() == "a, b and c"

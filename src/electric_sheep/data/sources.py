@@ -130,15 +130,15 @@ def combine(sets: list[Drawings], names: list[str], source: Path) -> Drawings:
     from .drawings import Drawings
 
     every = DrawingSet([(d.images, np.arange(len(d))) for d in sets], names)
-    splits = {split: _interleaved([d.splits[split] for d in sets], every.starts) for split in sets[0].splits}
+    splits = {split: interleaved([d.splits[split] for d in sets], every.starts) for split in sets[0].splits}
     formats = {d.format for d in sets}
     meta = {"sources": [str(d.source) for d in sets], "categories": list(names)}
     return Drawings(every, splits, formats.pop() if len(formats) == 1 else "several", source, meta=meta)
 
 
-def _interleaved(rows: list[np.ndarray], starts: np.ndarray) -> np.ndarray:
-    """Each file's rows, offset to the global index, merged in order of their place within their
-    own file (as a share of it): the files mixed in proportion all along."""
+def interleaved(rows: list[np.ndarray], starts: np.ndarray) -> np.ndarray:
+    """Each file's rows, offset to the global index (``starts``: each file's first), merged in order
+    of their place within their own file (as a share of it): the files mixed in proportion all along."""
     offset = np.concatenate([r + start for r, start in zip(rows, starts, strict=True)])
     place = np.concatenate([(np.arange(len(r)) + 0.5) / len(r) for r in rows]) if len(offset) else np.zeros(0)
     return offset[np.argsort(place, kind="stable")]

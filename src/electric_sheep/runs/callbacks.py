@@ -176,8 +176,9 @@ class TensorBoard(Callback):
     """Scalars for every loss term and the KL weight; reconstructions, samples and the latent
     scatter, every epoch, in the run folder."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir, self.writer = run_dir, None
+    def __init__(self, run_dir: Path, categories: tuple[np.ndarray, list[str]] | None = None) -> None:
+        """``categories``: each validation drawing's category and their names (several files)."""
+        self.run_dir, self.writer, self.categories = run_dir, None, categories
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         if not state.procs.main:
@@ -188,14 +189,16 @@ class TensorBoard(Callback):
             # purge_step drops events a crashed run logged after its last checkpoint.
             start = state.epoch
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=start + 1 if start else None)
-        _log_epoch(self.writer, state.model, state.x_val, row)
+        _log_epoch(self.writer, state.model, state.x_val, row, self.categories)
 
     def on_end(self, state: FitState) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
+def _log_epoch(
+    writer, model, x_val: torch.Tensor, row: dict[str, Any], categories: tuple[np.ndarray, list[str]] | None = None
+) -> None:
     from ..analysis.latent import finite_rows, to_plane
     from ..render.plots import grid_image, latent_scatter_figure
 
@@ -213,8 +216,11 @@ def _log_epoch(writer, model, x_val: torch.Tensor, row: dict[str, Any]) -> None:
     )
     writer.add_image("samples", np.asarray(grid_image(samples, ncols=8, scale=2, invert=True)), e, dataformats="HW")
     codes = encode_means(model, x_val)
-    plane, axis = to_plane(codes[finite_rows(codes)])  # a code of a diverging run cannot be projected
-    writer.add_figure("latent_space", latent_scatter_figure(plane, f"validation codes after epoch {e}", axis=axis), e)
+    ok = finite_rows(codes)
+    plane, axis = to_plane(codes[ok])  # a code of a diverging run cannot be projected
+    labels, names = (None, None) if categories is None else (categories[0][ok], dict(enumerate(categories[1])))
+    figure = latent_scatter_figure(plane, f"validation codes after epoch {e}", labels, names, axis=axis)
+    writer.add_figure("latent_space", figure, e)
     writer.flush()
 
 

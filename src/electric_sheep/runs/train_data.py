@@ -15,7 +15,7 @@ from ..core.devices import is_main_process
 from ..core.model import ModelConfig, make_model_config
 from ..core.train_config import TrainConfig, default_epochs, make_train_config
 from ..core.trainer import Callback
-from ..data.sources import DrawingSet, expand_sources, load_sources
+from ..data.sources import DrawingSet, expand_sources, interleaved, load_sources
 from ..errors import ConfigError, DataError, SheepWarning
 from . import checkpoint as ckpt
 from .fileio import check_unlocked
@@ -102,9 +102,9 @@ def train_on_data(
 
 def _training_data(
     data: str | Path | list[str] | None, run_dir: str | Path, resume: bool, cfg: TrainConfig, split_seed: int
-) -> tuple[DrawingSet, np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """(train drawings, validation drawings, the category of each of those for several files,
-    what config.json records); resumed, the run's own split and the same files, or an error that
+) -> tuple[DrawingSet, np.ndarray, tuple[np.ndarray, list[str]] | None, dict[str, Any]]:
+    """(train drawings, validation drawings, the category of each of those and their names for
+    several files, what config.json records); resumed, the run's own split and the same files, or an error that
     says what differs."""
     recorded = ckpt.read_data_record(run_dir) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
@@ -120,8 +120,12 @@ def _training_data(
         warn_no_validation(", ".join(sources), len(train_images))
         val_set, n_val = train_images, min(len(train_images), cfg.val_limit or len(train_images))
     rows = np.arange(n_val)  # only what validation uses is read
-    categories = val_set.labels(rows) if len(val_set.names) > 1 else None
-    return train_images, val_set.take(rows), categories, info
+    if len(val_set.names) == 1:
+        return train_images, val_set.take(rows), None, info
+    # files mixed, so that the first drawings shown (TensorBoard's reconstructions) are of each
+    sizes = np.bincount(val_set.labels(rows), minlength=len(val_set.names))
+    rows = interleaved([np.arange(n) for n in sizes], val_set.starts)
+    return train_images, val_set.take(rows), (val_set.labels(rows), val_set.names), info
 
 
 def _recorded_sources(run_dir: str | Path, recorded: dict[str, Any]) -> list[str]:

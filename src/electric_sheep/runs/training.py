@@ -36,15 +36,15 @@ def train(
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
     continue_with: str = "--resume",
-    val_categories: np.ndarray | None = None,
+    val_categories: tuple[np.ndarray, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train a new VAE of ``model_cfg`` on uint8 (N, 28, 28) drawings into ``run_dir`` and return
     the metrics history. ``log``: where each epoch's line goes; ``progress``: a bar over its steps.
     With ``resume`` the run continues from ``run_dir``'s last checkpoint, even one saved by Ctrl-C
     in the middle of an epoch, to the same result as an uninterrupted run (``continue_with``: what
     the user runs for that, as Ctrl-C's message says). ``callbacks`` run after the run's own (see
-    :class:`.trainer.Callback`). ``val_categories``: each validation drawing's category (several
-    files), which the saved codes are coloured by."""
+    :class:`.trainer.Callback`). ``val_categories``: each validation drawing's category and their
+    names (several files), which the latent plots colour the codes by."""
     run_dir = Path(run_dir)
     # Bad drawings or an unknown or absent device stop before the run folder is made.
     for images in (val_images,) if is_streamed(train_images) else (train_images, val_images):
@@ -55,8 +55,8 @@ def train(
     log = _beside_bars(log)
     checkpoint = Checkpoint(run_dir, data_info or {}, resume, log, continue_with)
     calibrate = CalibrateTemperature(train_images, progress)  # first: the checkpoint saves what it sets
-    snapshots = LatentSnapshots(run_dir, val_categories)
-    keep = [calibrate, snapshots, TensorBoard(run_dir), checkpoint, Progress(log, bar=progress)]
+    snapshots = LatentSnapshots(run_dir, None if val_categories is None else val_categories[0])
+    keep = [calibrate, snapshots, TensorBoard(run_dir, val_categories), checkpoint, Progress(log, bar=progress)]
     with lock:
         seed_process(cfg.seed)
         model = build_model(model_cfg)
