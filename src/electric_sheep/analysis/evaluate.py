@@ -196,9 +196,12 @@ def _by_category(
     category: str | None,
 ) -> dict[str, Any]:
     """:func:`evaluate_model` of each category's drawings apart (a class-conditional model told
-    their own category, or ``category`` when given), in ``categories``, and the means over all."""
+    their own category, or ``category`` when given), in ``categories``, and the means over all.
+    A category with no drawing among them (``--limit``) is left out."""
     parts = {}
     for i, name in enumerate(names):
+        if not np.any(labels == i):
+            continue
         told = category or (name if name in model.config.categories else None)
         parts[name] = evaluate_model(model, images_u8[labels == i], k=k, progress=progress, category=told)
     n = sum(part["n"] for part in parts.values())
