@@ -86,6 +86,14 @@ def test_the_page_names_what_the_model_learned(tmp_path):
     cond = tmp_path / "cond"
     res = CliRunner().invoke(main, ["train", *map(str, pair), "--conditional", "--epochs", "1", "--out", str(cond)])
     assert res.exit_code == 0 and ckpt.run_subject(cond) == "a cat or a dog", res.output
+    ref = sb.load_reference(cond)  # the reference: drawings of both files
+    verdict = sb.judge(ref, sb.sketch_bitmap(_json(sheep())))
+    assert verdict.resembles in ("cat", "dog")  # the one whose label explains it best
+    assert verdict.summary(ref.threshold, ref.rule, ref.subject).endswith(f"closest to: {verdict.resembles}")
+    farm = tmp_path / "farm"  # one model of both, not conditional: named after both too
+    assert CliRunner().invoke(main, ["train", *map(str, pair), "--epochs", "1", "--out", str(farm)]).exit_code == 0
+    assert ckpt.run_subject(farm) == "a cat or a dog" and sb.judge(ref, verdict.bitmap).resembles is not None
+    assert sb.judge(sb.load_reference(farm), verdict.bitmap).resembles is None
 
 
 def test_map_points_and_pixels_agree(reference):

@@ -19,7 +19,7 @@ from ..core.model import VAE
 from ..data.raster import render
 from ..errors import DataError, SheepError
 from ..runs.fileio import read_npy
-from .anomaly import scores, threshold_for
+from .anomaly import resemblance, scores, threshold_for
 from .generate import decode_codes, interpolate, manifold_axes, prior_codes, reconstruct
 from .latent import encode
 
@@ -138,14 +138,16 @@ class Verdict:
     sheep_like: bool  # at or below the reference's threshold
     point: np.ndarray  # (2,) on the map
     neighbours: np.ndarray | None  # (NEIGHBOURS, 28, 28) uint8 real drawings nearest in code space
+    resembles: str | None = None  # of a class-conditional model: the category whose label explains it best
 
     def summary(self, threshold: float, rule: str, subject: str | None = "a sheep") -> str:
         """In words, of a model that learned to draw ``subject`` (None: its drawings, unnamed)."""
         like = subject or "the drawings it learned from"
         verdict = f"looks like {like}" if self.sheep_like else f"does not look like {like}"
+        closest = f"; the category it is closest to: {self.resembles}" if self.resembles else ""
         return (
             f"{verdict}: score {self.score:.3f} ({SCORE}), less typical than {self.percentile:.0f}% "
-            f"of the reference drawings; flagged above {threshold:.3f} ({rule})"
+            f"of the reference drawings; flagged above {threshold:.3f} ({rule}){closest}"
         )
 
 
@@ -158,6 +160,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
     if ref.images is not None:
         nearest = np.argsort(((ref.codes - code) ** 2).sum(axis=1), kind="stable")[:NEIGHBOURS]
         near = ref.images[nearest]
+    resembles = resemblance(ref.model, batch)
     return Verdict(
         bitmap,
         reconstruct(ref.model, batch)[0],  # as `sheep reconstruct` draws it
@@ -166,6 +169,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
         score <= ref.threshold,
         ref.to_plane(code[None])[0],
         near,
+        None if resembles is None else ref.model.config.categories[resembles[0]],
     )
 
 

@@ -332,6 +332,11 @@ def run_subject(run_dir: str | Path) -> str | None:
     if Path(run_dir).resolve() == builtin_run_dir().resolve():
         return "a sheep"
     record = read_data_record(run_dir)
+    if isinstance(record.get("sources"), list):  # several files: each a category, if each is named after one
+        names = [
+            _category_in_name(str(s.get("category", ""))) if isinstance(s, dict) else None for s in record["sources"]
+        ]
+        return " or ".join(map(_with_article, names)) if all(names) else None
     source, dataset = record.get("source"), record.get("dataset")  # a file, or words (a copied built-in model)
     name = _category_in_name(Path(source).stem if isinstance(source, str) else str(dataset or ""))
     return _with_article(name) if name else None
