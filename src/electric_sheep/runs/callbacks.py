@@ -164,7 +164,9 @@ class LatentSnapshots(Callback):
         self.run_dir, self.categories = run_dir, categories
 
     def on_start(self, state: FitState) -> None:
-        if state.procs.main and self.categories is not None:
+        # Not beside codes saved without them (a run resumed from an older version): their order may differ.
+        known = (self.run_dir / ckpt.LATENTS / ckpt.LATENT_CATEGORIES).is_file() or not ckpt.latent_epochs(self.run_dir)
+        if state.procs.main and self.categories is not None and known:
             ckpt.save_latent_categories(self.run_dir, self.categories)
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:

@@ -104,8 +104,8 @@ def _training_data(
     data: str | Path | list[str] | None, run_dir: str | Path, resume: bool, cfg: TrainConfig, split_seed: int
 ) -> tuple[DrawingSet, np.ndarray, tuple[np.ndarray, list[str]] | None, dict[str, Any]]:
     """(train drawings, validation drawings, the category of each of those and their names for
-    several files, what config.json records); resumed, the run's own split and the same files, or an error that
-    says what differs."""
+    several files, what config.json records); resumed, the run's own split and the same files, or
+    an error that says what differs."""
     recorded = ckpt.read_data_record(run_dir) if resume else {}
     split_seed = recorded.get("split_seed", split_seed)  # the same validation drawings as before
     if not data and not resume:
