@@ -112,7 +112,8 @@ def test_a_run_without_recorded_data_says_how_to_give_it(tmp_path):
     from electric_sheep.runs.checkpoint import builtin_run_dir
 
     r = CliRunner().invoke(main, ["anomalies", str(builtin_run_dir())])  # a run folder, no drawings to score
-    assert r.exit_code == 2 and "missing DATA: give the drawings after RUN_DIR" in r.output, r.output
+    assert r.exit_code == 2 and "give DATA, a file or a category name" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
     drawings = write_bitmap(tmp_path / "sheep.npy")  # drawings where RUN_DIR goes: what to pick from
     for command in (["reconstruct", "--index", "1", "0"], ["interpolate", "--from", "1", "--to", "0"]):
         given, flagged = (tmp_path / "given.png", tmp_path / "flagged.png")

@@ -138,6 +138,14 @@ def test_a_run_of_several_files_uses_all_of_them_without_data(three, tmp_path, m
     assert r.exit_code == 0 and "leaves out" not in r.output, r.output
     report = (tmp_path / "r.html").read_text()
     assert "id='reconstructions'" in report and "Against the categories (adjusted Rand index " in report
+    r = CliRunner().invoke(main, ["anomalies", str(run), "--split", "test", "--json"])  # the run's own drawings
+    assert r.exit_code == 0 and json.loads(r.output)["n"] == 30, r.output
+    assert sum(json.loads(r.output)["flagged_by_source"].values()) == json.loads(r.output)["n_flagged"]
+    with open(run / "analysis" / "anomaly_scores.csv") as f:
+        rows = [line.rstrip("\n").split(",") for line in f]
+    assert rows[0][-2:] == ["source", "source_row"]
+    for c, d in zip("abc", sets, strict=True):  # each file's test drawings, named by their rows in it
+        assert sorted(int(row[-1]) for row in rows[1:] if row[-2] == c) == sorted(d.splits["test"].tolist())
     from electric_sheep.render.latent_figures import snapshots_figure
 
     legend = snapshots_figure(run, [1])[0].axes[0].get_legend()  # the codes saved in training, by category

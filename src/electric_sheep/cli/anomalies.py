@@ -31,7 +31,7 @@ from .common import (
 
 
 @main.command()
-@click.argument("paths", nargs=-1, metavar="[RUN_DIR] DATA")
+@click.argument("paths", nargs=-1, metavar="[RUN_DIR] [DATA]")
 @_whole_file_split(
     "Which drawings of DATA to score: all, every drawing of the file; or one split (train: the 80% a model of "
     "DATA learned from). With --mix the intruders are planted among them.",
@@ -84,21 +84,27 @@ def anomalies(
 ) -> None:
     """Score drawings and flag the ones that are probably not sheep (default score: combined).
 
-    Scores are written to disk as they are computed: interrupted, the same command run again
-    continues where it stopped. Under torchrun the processes share the work."""
+    DATA: a file, a folder of pictures or a category; without it, the drawings RUN_DIR was
+    trained on (every file of a run of several). Scores are written to disk as they are computed:
+    interrupted, the same command run again continues where it stopped. Under torchrun the
+    processes share the work."""
     from ..core.train_config import TrainConfig
     from ..render.anomaly_outputs import run_anomalies
+    from ..runs.checkpoint import run_data
 
-    run_dir, data = _run_and_data(paths, data_required=True)
+    run_dir, data = _run_and_data(paths)
     _check_options(mix_spec, train_on_mix, latent_dim, (threshold, top, quantile))
     out_dir = _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "anomaly scores"):
-        drawings = data_mod.load_drawings(data)
+        drawings = data_mod.load_drawings(data) if data is not None else run_data(run_dir)
         images = _split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
+        sources = drawings.categories(split)  # several files: each drawing's category and row in its file
+        sources = None if sources is None else (*sources, drawings.rows_in_files(split))
         planted, model, store = None, None, None
         lines = []
         if mix_spec:
             images, planted = _plant(images[:], mix_spec, seed, drawings.format)
+            sources = None  # the mixture is shuffled
             if train_on_mix:
                 valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
                 options = (train_on_mix, trim, latent_dim, out_dir, seed, as_json)
@@ -116,7 +122,15 @@ def anomalies(
         names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
         flags = {"threshold": threshold, "top": top, "quantile": quantile}
         result = run_anomalies(
-            model or _model(run_dir), images, out_dir, kind=kind, planted=planted, names=names, store=store, **flags
+            model or _model(run_dir),
+            images,
+            out_dir,
+            kind=kind,
+            planted=planted,
+            names=names,
+            store=store,
+            sources=sources,
+            **flags,
         )
         if store is not None:
             shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
@@ -138,6 +152,8 @@ def _check_options(mix_spec, train_on_mix, latent_dim, thresholds: tuple) -> Non
 def _summary(result: dict, planted: np.ndarray | None, names: list[str] | None) -> list[str]:
     """What `sheep anomalies` prints after its work: what was flagged, how well, where it went."""
     lines = []
+    if "flagged_by_source" in result:
+        lines.append("flagged of each file: " + ", ".join(f"{k} {v}" for k, v in result["flagged_by_source"].items()))
     if "resembles" in result:
         lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
     lines.append(

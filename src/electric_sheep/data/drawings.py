@@ -86,6 +86,14 @@ class Drawings:
         idx = np.arange(len(self)) if split == "all" else self.splits[split]
         return self.images.labels(idx), list(self.meta["categories"])
 
+    def rows_in_files(self, split: str) -> np.ndarray | None:
+        """For several files as one set: each drawing of ``split``'s row in its own file; else None."""
+        found = self.categories(split)
+        if found is None:
+            return None
+        idx = np.arange(len(self)) if split == "all" else self.splits[split]
+        return idx - self.images.starts[found[0]]
+
     def files(self) -> list[str]:
         """The file the drawings are from, or every file of several."""
         return [str(f) for f in self.meta.get("sources", [self.source])]

@@ -110,10 +110,12 @@ def run_anomalies(
     gallery_size: int = 64,
     names: list[str] | None = None,
     store: Store | None = None,
+    sources: tuple[np.ndarray, list[str], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
-    (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files).
-    ``store``: see :func:`scores`."""
+    (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files; ``source``
+    and ``source_row`` columns when ``sources`` gives each drawing's category, their names and
+    each drawing's row in its own file, drawings of several files). ``store``: see :func:`scores`."""
     values, resembles = screen(model, images_u8, kind, store)
     cut, rule = threshold_for(values, threshold, top, quantile)
     flagged = values > cut
@@ -123,6 +125,9 @@ def run_anomalies(
         raise ValueError(f"{len(names)} names for {len(values)} drawings")
     categories = model.config.categories
     extra = _extra_columns(planted, names, categories, resembles)
+    if sources is not None:
+        labels, source_names, rows = sources
+        extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
     plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
     gallery = save_image(gallery_image(images_u8, values, worst, kind, planted, names), out_dir / "anomaly_gallery.png")
@@ -132,6 +137,9 @@ def run_anomalies(
         result["worst_names"] = [names[i] for i in worst[:10]]
     result.update(csv=str(csv_path), plot=str(plot), gallery=str(gallery))
     result.update(_what_was_found(values, flagged, planted, categories, resembles))
+    if sources is not None:
+        counts = np.bincount(sources[0][flagged], minlength=len(sources[1]))
+        result["flagged_by_source"] = {name: int(n) for name, n in zip(sources[1], counts, strict=True)}
     write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
     return result
 
