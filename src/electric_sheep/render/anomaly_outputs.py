@@ -75,19 +75,23 @@ def gallery_image(
     kind: str,
     planted: np.ndarray | None = None,
     names: list[str] | None = None,
+    sources: tuple[np.ndarray, list[str], np.ndarray] | None = None,
 ):
     """The highest-scoring drawings, highest first, each labelled with its index (or its name,
-    e.g. a picture file's) and score.
+    e.g. a picture file's; or, of several files, its file's category and its row there) and score.
 
     Planted drawings (when known) get a red frame, so a glance shows what the detector caught.
     """
     which = f"the highest {kind} score" if len(worst) == 1 else f"the {len(worst)} highest {kind} scores, highest first"
-    title = f"{which} ({'name' if names else '#index'} score)"
+    tag, what = (lambda i: f"#{i}"), "#index"
+    if names:
+        tag, what = (lambda i: Path(names[i]).stem), "name"
+    elif sources is not None:
+        tag, what = (lambda i: f"{sources[1][sources[0][i]]} {sources[2][i]}"), "file, row"
+    title = f"{which} ({what}, score)"
     if planted is not None:
         title += f"; planted in red: {int(planted[worst].sum())} of {len(worst)}"
-    labels = [
-        f"{Path(names[i]).stem if names else f'#{i}'}  {values[i]:.{2 if abs(values[i]) < 100 else 0}f}" for i in worst
-    ]
+    labels = [f"{tag(i)}  {values[i]:.{2 if abs(values[i]) < 100 else 0}f}" for i in worst]
     return grid_image(
         images_u8[worst],
         ncols=GALLERY_COLUMNS,
@@ -130,7 +134,8 @@ def run_anomalies(
         extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
     plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
-    gallery = save_image(gallery_image(images_u8, values, worst, kind, planted, names), out_dir / "anomaly_gallery.png")
+    gallery = gallery_image(images_u8, values, worst, kind, planted, names, sources)
+    gallery = save_image(gallery, out_dir / "anomaly_gallery.png")
     result: dict[str, Any] = {"score": kind, "n": int(len(values)), "threshold": cut, "rule": rule}
     result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
     if names is not None:
