@@ -93,7 +93,11 @@ def test_the_page_names_what_the_model_learned(tmp_path):
     farm = tmp_path / "farm"  # one model of both, not conditional: named after both too
     assert CliRunner().invoke(main, ["train", *map(str, pair), "--epochs", "1", "--out", str(farm)]).exit_code == 0
     assert ckpt.run_subject(farm) == "a cat or a dog" and sb.judge(ref, verdict.bitmap).resembles is not None
-    assert sb.judge(sb.load_reference(farm), verdict.bitmap).resembles is None
+    farm_ref = sb.load_reference(farm)
+    assert sb.judge(farm_ref, verdict.bitmap).resembles is None
+    assert farm_ref.categories[1] == ["cat", "dog"] and len(farm_ref.categories[0]) == len(farm_ref.codes)
+    colours = {tuple(c) for c in np.asarray(sb.map_image(farm_ref)).reshape(-1, 3).tolist()}
+    assert {(31, 119, 180), (255, 127, 14)} <= colours  # the map's dots and names in each category's colour
 
 
 def test_map_points_and_pixels_agree(reference):

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from ..core.model import VAE
 from ..data.raster import render
 from ..errors import DataError, SheepError
+from ..render.plots import CATEGORY_COLOURS
 from ..runs.fileio import read_npy
 from .anomaly import resemblance, scores, threshold_for
 from .generate import decode_codes, interpolate, manifold_axes, prior_codes, reconstruct
@@ -47,6 +48,7 @@ class Reference:
     span: float = SPAN  # the dream sliders' half-range: at least SPAN, wide enough for the prior's codes
     background: Image.Image | None = field(default=None, repr=False)  # the map's dots, drawn once
     subject: str | None = "a sheep"  # what the model learned to draw ("a cat"); None: not known
+    categories: tuple[np.ndarray, list[str]] | None = None  # of drawings of several files: each one's, names
 
     @cached_property
     def plane(self) -> np.ndarray:
@@ -196,13 +198,20 @@ def path_between(ref: Reference, start: np.ndarray, end: np.ndarray, steps: int)
 
 
 def map_image(ref: Reference, point: np.ndarray | None = None) -> Image.Image:
-    """The reference drawings' codes on the map (blue dots), and ``point`` as a red cross (at the
-    edge when it lies outside the view)."""
+    """The reference drawings' codes on the map (blue dots; of several files, each in its
+    category's colour, named in the corner), and ``point`` as a red cross (at the edge when it
+    lies outside the view)."""
     if ref.background is None:
         ref.background = Image.new("RGB", (MAP_PX, MAP_PX), "white")
         draw = ImageDraw.Draw(ref.background)
-        for x, y in _pixels(ref, ref.plane):
-            draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(120, 150, 190))
+        labels = ref.categories[0] if ref.categories is not None else np.zeros(len(ref.plane), int)
+        for (x, y), c in zip(_pixels(ref, ref.plane), labels, strict=True):
+            colour = (120, 150, 190) if ref.categories is None else CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)]
+            draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
+        for c, name in enumerate(ref.categories[1] if ref.categories is not None else []):
+            colour, y = CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)], 6 + 12 * c
+            draw.ellipse((6, y + 2, 12, y + 8), fill=colour)
+            draw.text((16, y), name, fill=colour)
     img = ref.background.copy()
     if point is not None:
         (x, y), r = np.clip(_pixels(ref, point[None])[0], 0, MAP_PX - 1), 8
@@ -253,6 +262,8 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
                 raise
             continue
         ref = make_reference(model, drawings.split("train", limit=REFERENCE_LIMIT))
+        categories = drawings.categories("train")  # several files: the map's dots coloured by category
+        ref.categories = None if categories is None else (categories[0][: len(ref.codes)], categories[1])
         break
     else:
         ref = make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))

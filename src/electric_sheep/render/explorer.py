@@ -20,7 +20,7 @@ from PIL import Image
 from ..analysis.generate import decode_codes, manifold_axes, plane_codes
 from ..core.infer import drawings_tensor
 from ..core.pixels import drawing_noise, pixel_noise
-from .plots import grid_image
+from .plots import CATEGORY_COLOURS, grid_image
 
 TILE = 28
 
@@ -77,6 +77,7 @@ def explorer_payload(
         "axes": _axis_names(model.config.latent_dim),
         "pointer": "z" if model.config.latent_dim <= 2 else "(PC 1, PC 2)",  # what the readout's numbers are
         "categories": [] if categories is None else list(categories[1]),
+        "palette": list(CATEGORY_COLOURS),
         "pointCategory": None if labels is None else [int(c) for c in labels],
     }
 
@@ -138,8 +139,7 @@ _TEMPLATE = """
   const plane = root.querySelector(".plane"), preview = root.querySelector(".preview");
   const pctx = plane.getContext("2d"), vctx = preview.getContext("2d");
   const T = 28, M = 36, W = plane.width - 2 * M, H = plane.height - 2 * M;
-  // matplotlib's tab10, as the latent scatter colours categories; one colour without them
-  const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const PALETTE = D.palette;  // the latent scatter's colours of categories; one colour without them
   const colour = (i) => D.pointCategory ? PALETTE[D.pointCategory[i] % PALETTE.length] : "#3b6ea5";
   root.querySelector(".legend").innerHTML = D.categories.map((name, c) =>
     '<span style="color:' + PALETTE[c % PALETTE.length] + '">&#9679;</span> ' + name.replace(/[&<>"]/g, "")).join(" &nbsp; ");

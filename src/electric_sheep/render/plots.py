@@ -233,6 +233,12 @@ def save_animation(frames: list[Image.Image], path: str | Path, frame_ms: int, h
     return path
 
 
+# matplotlib's tab10: the colours of categories and clusters in every plot, the explorer and the app's map
+CATEGORY_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
 def latent_scatter_figure(
     codes: np.ndarray,
     title: str = "latent space",
@@ -261,7 +267,7 @@ def latent_scatter_figure(
         for lab in np.unique(labels):
             m = labels == lab
             name = (label_names or {}).get(int(lab), "noise" if lab == -1 else f"cluster {lab}")
-            color = "#bbbbbb" if lab == -1 else None
+            color = "#bbbbbb" if lab == -1 else CATEGORY_COLOURS[int(lab) % len(CATEGORY_COLOURS)]
             ax.scatter(codes[m, 0], codes[m, 1], s=5, alpha=0.7, label=f"{name} ({m.sum()})", color=color, linewidths=0)
         ax.legend(loc="best", fontsize=7, markerscale=2)
     ax.set_title(title)
