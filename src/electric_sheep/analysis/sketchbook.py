@@ -199,7 +199,7 @@ def path_between(ref: Reference, start: np.ndarray, end: np.ndarray, steps: int)
 
 def map_image(ref: Reference, point: np.ndarray | None = None) -> Image.Image:
     """The reference drawings' codes on the map (blue dots; of several files, each in its
-    category's colour, named in the corner), and ``point`` as a red cross (at the edge when it
+    category's colour, named in the bottom left corner), and ``point`` as a red cross (at the edge when it
     lies outside the view)."""
     if ref.background is None:
         ref.background = Image.new("RGB", (MAP_PX, MAP_PX), "white")
@@ -208,8 +208,9 @@ def map_image(ref: Reference, point: np.ndarray | None = None) -> Image.Image:
         for (x, y), c in zip(_pixels(ref, ref.plane), labels, strict=True):
             colour = (120, 150, 190) if ref.categories is None else CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)]
             draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
-        for c, name in enumerate(ref.categories[1] if ref.categories is not None else []):
-            colour, y = CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)], 6 + 12 * c
+        names = ref.categories[1] if ref.categories is not None else []
+        for c, name in enumerate(names):  # bottom left: the page's label covers the top left
+            colour, y = CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)], MAP_PX - 18 - 12 * (len(names) - 1 - c)
             draw.ellipse((6, y + 2, 12, y + 8), fill=colour)
             draw.text((16, y), name, fill=colour)
     img = ref.background.copy()
