@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -224,22 +225,31 @@ def test_ctrl_c_while_an_epoch_ends_resumes_to_the_same_run(tmp_path, monkeypatc
     ]
 
 
+@pytest.mark.parametrize("to_a_thread", [False, True])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_during_an_optimiser_update_resumes_to_the_same_run(tmp_path, monkeypatch, sig):
+def test_a_signal_during_an_optimiser_update_resumes_to_the_same_run(tmp_path, monkeypatch, sig, to_a_thread):
     """Ctrl-C or SIGTERM that lands just as the weights change, before the step is counted, is
-    met after the step's bookkeeping: the checkpoint never holds weights one step ahead of its step."""
+    met after the step's bookkeeping: the checkpoint never holds weights one step ahead of its step.
+    Also when the kernel hands the signal to another of the process's threads (a busy machine's
+    torch workers): its handler still runs in the main thread, at once."""
     from electric_sheep.cli.common import _sigterm_as_interrupt
 
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     _train(straight, epochs=2)
     steps = {"n": 0}
     real_step = torch.optim.Adam.step
+    other = threading.Thread(target=threading.Event().wait, args=(30,), daemon=True)
+    other.start()
 
     def step_then_signal(self, *args, **kwargs):
         result = real_step(self, *args, **kwargs)
         steps["n"] += 1
         if steps["n"] == 9:  # mid-epoch 2 (6 steps an epoch)
-            os.kill(os.getpid(), sig)
+            if to_a_thread:
+                signal.pthread_kill(other.ident, sig)
+                time.sleep(0.05)  # the other thread's handler has run: the main thread acts at its next instruction
+            else:
+                os.kill(os.getpid(), sig)
         return result
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():

@@ -304,16 +304,25 @@ def set_random_state(rng: dict[str, torch.Tensor], device: torch.device) -> None
 @contextlib.contextmanager
 def _signals_held():
     """Ctrl-C and SIGTERM wait until the block is done (they are delivered as it ends), so that
-    a checkpoint saved on either never holds an optimiser update half made or not yet counted."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield  # Windows, or a worker thread (signals go to the main thread)
+    a checkpoint saved on either never holds an optimiser update half made or not yet counted.
+    Their Python handlers are swapped for ones that only note them: a signal mask would hold them
+    off the main thread alone, and the kernel hands a process's signal to any thread that does not
+    block it (torch's workers), whose note the main thread then acts on at once."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in held}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield  # a worker thread (handlers are the main thread's), or handlers set outside Python
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+    for s in held:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # to the handler in place again: KeyboardInterrupt, or SIGTERM's
 
 
 def _forward(
