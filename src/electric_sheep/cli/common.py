@@ -162,7 +162,7 @@ def _run(run_dir: Path | None) -> Path:
     return Path(run_dir) if run_dir is not None else builtin_run_dir()
 
 
-def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[Path, str | None]:
+def _run_and_data(paths: tuple[str, ...]) -> tuple[Path, str | None]:
     """Split ``[RUN_DIR] [DATA]``: one path is RUN_DIR when it is a run folder, else DATA (a file,
     or a folder of pictures: one of figures beside our JSON and CSV files is a mistyped RUN_DIR)."""
     from ..runs.checkpoint import is_run_dir, read_config
@@ -173,13 +173,9 @@ def _run_and_data(paths: tuple[str, ...], data_required: bool = False) -> tuple[
         read_config(Path(paths[0]))  # its one-line error when RUN_DIR is none, before anything is written
         return Path(paths[0]), paths[1]
     if len(paths) == 1 and is_run_dir(paths[0]):
-        if data_required:
-            raise click.UsageError(f"missing DATA: give the drawings after RUN_DIR ({paths[0]} DATA)")
         return Path(paths[0]), None
     if len(paths) == 1 and Path(paths[0]).is_dir() and not is_picture_folder(Path(paths[0])):
         read_config(Path(paths[0]))  # a folder that is neither a run nor pictures: its error
-    if data_required and not paths:
-        raise click.UsageError("missing DATA")
     return _run(None), (paths[0] if paths else None)
 
 
