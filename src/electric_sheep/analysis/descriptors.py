@@ -44,13 +44,16 @@ def _in_batches(describe: Callable[[np.ndarray], torch.Tensor], images_u8: np.nd
 
 def _hog_batch(x: torch.Tensor) -> torch.Tensor:
     """(B, H, W) uint8 -> (B, features) float32."""
+    b, h, w = x.shape
     x = x.to(torch.int32)
-    g_row, g_col = torch.zeros_like(x), torch.zeros_like(x)
-    g_row[:, 1:-1] = x[:, 2:] - x[:, :-2]  # central differences, zero on the border, as scikit-image
-    g_col[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
+    # Every gradient is a pair of integers in [-255, 255], numbered (row + 255) * 511 + (column + 255):
+    # central differences added in place, zero on the border, as scikit-image.
+    pair = torch.full((b, h, w), 255 * 511 + 255, dtype=torch.int32)
+    pair[:, 1:-1].add_(x[:, 2:] - x[:, :-2], alpha=511)
+    pair[:, :, 1:-1].add_(x[:, :, 2:] - x[:, :, :-2])
     bins, magnitudes = _gradient_tables()
-    pair = (g_row + 255) * 511 + (g_col + 255)  # every gradient is a pair of integers in [-255, 255]
-    return _normalised_blocks(_cell_histograms(bins[pair], magnitudes[pair]))
+    pair = pair.reshape(b, -1)
+    return _normalised_blocks(_cell_histograms(bins[pair], magnitudes[pair], (h, w)))
 
 
 @functools.cache
@@ -65,15 +68,22 @@ def _gradient_tables() -> tuple[torch.Tensor, torch.Tensor]:
     return bins, (torch.hypot(g_row.float(), g_col.float()) / 255.0).flatten()
 
 
-def _cell_histograms(bins: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) orientation bins and gradient magnitudes -> (B, H/CELL, W/CELL, O): the mean
-    magnitude per cell and bin, summed in one pass (scatter_add) rather than over O planes."""
-    b, h, w = bins.shape
-    rows, cols = h // CELL, w // CELL
-    cell = (torch.arange(h) // CELL)[:, None] * cols + (torch.arange(w) // CELL)[None, :]  # (H, W)
-    slot = (cell * ORIENTATIONS + bins).reshape(b, -1)
-    sums = torch.zeros(b, rows * cols * ORIENTATIONS).scatter_add_(1, slot, magnitude.reshape(b, -1))
-    return sums.reshape(b, rows, cols, ORIENTATIONS) / (CELL * CELL)
+def _cell_histograms(bins: torch.Tensor, magnitude: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(B, H * W) orientation bins and gradient magnitudes of drawings of ``shape`` (H, W) ->
+    (B, H/CELL, W/CELL, O): the mean magnitude per cell and bin, summed in one pass (scatter_add)
+    rather than over O planes."""
+    rows, cols = shape[0] // CELL, shape[1] // CELL
+    slot = bins.add_(_cell_slots(shape))  # bins is a fresh tensor (a lookup): reused as the slots
+    sums = torch.zeros(len(bins), rows * cols * ORIENTATIONS).scatter_add_(1, slot, magnitude)
+    return sums.reshape(-1, rows, cols, ORIENTATIONS).div_(CELL * CELL)
+
+
+@functools.cache
+def _cell_slots(shape: tuple[int, int]) -> torch.Tensor:
+    """(H * W,) the first histogram slot of each pixel's cell: its cell's number times O."""
+    h, w = shape
+    cell = (torch.arange(h) // CELL)[:, None] * (w // CELL) + (torch.arange(w) // CELL)[None, :]
+    return (cell * ORIENTATIONS).reshape(-1)
 
 
 def _normalised_blocks(cells: torch.Tensor) -> torch.Tensor:
