@@ -171,9 +171,9 @@ def evaluate_run(
         model.config.category_index(category)
     drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed
     drawings.check_split(split)
-    images, groups = drawings.split(split, limit=limit), drawings.categories(split)
+    images, groups = drawings.split(split, limit=limit), drawings.categories(split, limit=limit)
     if groups is not None:  # the several files of the run, each category apart
-        result = _by_category(model, images, groups[0][: len(images)], groups[1], k, progress, category)
+        result = _by_category(model, images, *groups, k, progress, category)
     else:
         if category is None and model.config.categories:
             category = source_category(run_dir, drawings.source)

@@ -204,11 +204,10 @@ def map_image(ref: Reference, point: np.ndarray | None = None) -> Image.Image:
     if ref.background is None:
         ref.background = Image.new("RGB", (MAP_PX, MAP_PX), "white")
         draw = ImageDraw.Draw(ref.background)
-        labels = ref.categories[0] if ref.categories is not None else np.zeros(len(ref.plane), int)
-        for (x, y), c in zip(_pixels(ref, ref.plane), labels, strict=True):
-            colour = (120, 150, 190) if ref.categories is None else CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)]
+        labels, names = ref.categories if ref.categories is not None else (None, [])
+        for i, (x, y) in enumerate(_pixels(ref, ref.plane)):
+            colour = (120, 150, 190) if labels is None else CATEGORY_COLOURS[labels[i] % len(CATEGORY_COLOURS)]
             draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
-        names = ref.categories[1] if ref.categories is not None else []
         for c, name in enumerate(names):  # bottom left: the page's label covers the top left
             colour, y = CATEGORY_COLOURS[c % len(CATEGORY_COLOURS)], MAP_PX - 18 - 12 * (len(names) - 1 - c)
             draw.ellipse((6, y + 2, 12, y + 8), fill=colour)
@@ -263,8 +262,7 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
                 raise
             continue
         ref = make_reference(model, drawings.split("train", limit=REFERENCE_LIMIT))
-        categories = drawings.categories("train")  # several files: the map's dots coloured by category
-        ref.categories = None if categories is None else (categories[0][: len(ref.codes)], categories[1])
+        ref.categories = drawings.categories("train", limit=REFERENCE_LIMIT)  # several files: the map's colours
         break
     else:
         ref = make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))

@@ -63,7 +63,7 @@ def explore(paths, out, grid, span, as_json) -> None:
     categories = None
     try:
         drawings = run_data(run_dir, data)
-        originals, categories = drawings.split("valid", limit=600), drawings.categories("valid")
+        originals, categories = drawings.split("valid", limit=600), drawings.categories("valid", limit=600)
         codes = encode(model, originals)
     except SheepError:
         if data is not None:  # drawings the user named must be there

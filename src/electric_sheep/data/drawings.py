@@ -77,22 +77,23 @@ class Drawings:
             return Path(self.source).name
         return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
-    def categories(self, split: str) -> tuple[np.ndarray, list[str]] | None:
+    def categories(self, split: str, limit: int | None = None) -> tuple[np.ndarray, list[str]] | None:
         """For several files as one set (:func:`electric_sheep.data.sources.combine`): the category
-        (its file's place) of each drawing of ``split`` ("all": every drawing, in order) and the
-        categories' names; None for one file."""
+        (its file's place) of each drawing of ``split`` ("all": every drawing, in order; its first
+        ``limit``, as :meth:`split` gives them) and the categories' names; None for one file."""
         if "categories" not in self.meta:
             return None
-        idx = np.arange(len(self)) if split == "all" else self.splits[split]
-        return self.images.labels(idx), list(self.meta["categories"])
+        return self.images.labels(self._indices(split)[:limit]), list(self.meta["categories"])
 
     def rows_in_files(self, split: str) -> np.ndarray | None:
         """For several files as one set: each drawing of ``split``'s row in its own file; else None."""
-        found = self.categories(split)
-        if found is None:
+        if "categories" not in self.meta:
             return None
-        idx = np.arange(len(self)) if split == "all" else self.splits[split]
-        return idx - self.images.starts[found[0]]
+        idx = self._indices(split)
+        return idx - self.images.starts[self.images.labels(idx)]
+
+    def _indices(self, split: str) -> np.ndarray:
+        return np.arange(len(self)) if split == "all" else self.splits[split]
 
     def files(self) -> list[str]:
         """The file the drawings are from, or every file of several."""

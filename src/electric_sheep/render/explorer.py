@@ -56,7 +56,7 @@ def explorer_payload(
     ok = np.isfinite(codes).all(axis=1)
     codes = codes[ok][:max_points]
     originals = originals[ok][:max_points] if originals is not None else None
-    labels = None if categories is None else categories[0][: len(ok)][ok][:max_points]
+    labels = None if categories is None else categories[0][ok][:max_points]
     centre, axes = manifold_axes(model.config.latent_dim, codes if len(codes) >= 3 else None)
     # as the manifold: one noise for the map
     tiles = decode_codes(model, plane_codes(centre, axes, grid, span), noise=pixel_noise(1))

@@ -16,7 +16,7 @@ from ..runs import checkpoint as ckpt
 from ..runs.fileio import ensure_dir
 from ..runs.streaming import Shard, stream_rows
 from ..wording import counted
-from .plots import latent_scatter_figure, pyplot, save_figure
+from .plots import category_labels, latent_scatter_figure, pyplot, save_figure
 
 TITLE_INCHES = 0.6  # above a cluster gallery's rows
 GALLERY_CLUSTERS = 30  # rows of a cluster gallery: more is a picture nobody can take in
@@ -56,7 +56,7 @@ def latent_map(
     if len(shown) > PLOT_MAX:
         shown = np.sort(np.random.default_rng(0).choice(shown, PLOT_MAX, replace=False))
     what = f"{ok.sum():,} drawings" if len(shown) == ok.sum() else f"{len(shown):,} of {ok.sum():,} drawings"
-    labels, names = (None, None) if categories is None else (categories[0][shown], dict(enumerate(categories[1])))
+    labels, names = category_labels(categories, shown)
     plot = _scatter(np.asarray(codes[shown]), f"{title} ({what})", out_dir / "latent.png", labels, names)
     result = {
         "n": int(len(codes)),
@@ -125,8 +125,7 @@ def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
 
 def _categories_of(run_dir: Path, kept: np.ndarray) -> tuple[np.ndarray | None, dict[int, str] | None]:
     """(the category of each saved code ``kept``, their names) for a run of several files, else Nones."""
-    found = ckpt.latent_categories(run_dir, len(kept))
-    return (None, None) if found is None else (found[0][kept], found[1])
+    return category_labels(ckpt.latent_categories(run_dir, len(kept)), kept)
 
 
 def snapshots(run_dir: Path, epochs: list[int] | None, out: Path) -> dict[str, Any]:

@@ -239,6 +239,14 @@ CATEGORY_COLOURS = (
 )  # fmt: skip
 
 
+def category_labels(
+    categories: tuple[np.ndarray, list[str]] | None, kept: np.ndarray | slice = slice(None)
+) -> tuple[np.ndarray | None, dict[int, str] | None]:
+    """(labels, label_names) for :func:`latent_scatter_figure` from ``categories`` (each drawing's
+    category and their names) of the drawings ``kept``; (None, None) without categories."""
+    return (None, None) if categories is None else (categories[0][kept], dict(enumerate(categories[1])))
+
+
 def latent_scatter_figure(
     codes: np.ndarray,
     title: str = "latent space",

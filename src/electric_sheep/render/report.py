@@ -259,7 +259,8 @@ def _anomalies_section(run_dir: Path) -> Section | None:
 def _explorer_section(model: VAE, codes: np.ndarray | None, drawings: Drawings | None) -> Section:
     originals, categories = None, None
     if drawings is not None:
-        originals, categories = drawings.split("valid", limit=EXPLORER_DRAWINGS), drawings.categories("valid")
+        originals = drawings.split("valid", limit=EXPLORER_DRAWINGS)
+        categories = drawings.categories("valid", limit=EXPLORER_DRAWINGS)
     codes = codes if codes is not None else np.zeros((0, 2))
     payload = explorer_payload(model, codes, originals, categories=categories)
     caption = (
@@ -278,9 +279,7 @@ def _codes(model, drawings, run_dir: Path) -> np.ndarray | None:
 
 def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
     images = drawings.split("train", limit=CLUSTER_DRAWINGS)
-    categories = drawings.categories("train")
-    if categories is not None:  # the first of the split: the drawings clustered
-        categories = (categories[0][: len(images)], categories[1])
+    categories = drawings.categories("train", limit=CLUSTER_DRAWINGS)
     with tempfile.TemporaryDirectory() as tmp:
         result = clusters(model, images, Path(tmp), "kmeans", seed=seed, progress=progress, categories=categories)
         parts = [_img(file_uri(Path(result[key])), key) for key in ("elbow_plot", "scatter", "gallery")]

@@ -202,7 +202,7 @@ def _log_epoch(
     writer, model, x_val: torch.Tensor, row: dict[str, Any], categories: tuple[np.ndarray, list[str]] | None = None
 ) -> None:
     from ..analysis.latent import finite_rows, to_plane
-    from ..render.plots import grid_image, latent_scatter_figure
+    from ..render.plots import category_labels, grid_image, latent_scatter_figure
 
     e = row["epoch"]
     for key in ("loss", "recon", "kl", "render", "val_loss", "val_recon", "val_kl", "val_render"):
@@ -220,7 +220,7 @@ def _log_epoch(
     codes = encode_means(model, x_val)
     ok = finite_rows(codes)
     plane, axis = to_plane(codes[ok])  # a code of a diverging run cannot be projected
-    labels, names = (None, None) if categories is None else (categories[0][ok], dict(enumerate(categories[1])))
+    labels, names = category_labels(categories, ok)
     figure = latent_scatter_figure(plane, f"validation codes after epoch {e}", labels, names, axis=axis)
     writer.add_figure("latent_space", figure, e)
     writer.flush()

@@ -275,7 +275,7 @@ def save_latent_categories(run_dir: Path, categories: np.ndarray) -> Path:
     return write_npy(Path(run_dir) / LATENTS / LATENT_CATEGORIES, categories.astype(np.int16))
 
 
-def latent_categories(run_dir: str | Path, n: int) -> tuple[np.ndarray, dict[int, str]] | None:
+def latent_categories(run_dir: str | Path, n: int) -> tuple[np.ndarray, list[str]] | None:
     """(the category of each of the ``n`` saved codes, the categories' names) for a run of
     several files, else None; an error naming the file when it does not fit the codes."""
     path = Path(run_dir) / LATENTS / LATENT_CATEGORIES
@@ -284,9 +284,10 @@ def latent_categories(run_dir: str | Path, n: int) -> tuple[np.ndarray, dict[int
     sources = read_data_record(run_dir).get("sources")
     if not isinstance(sources, list):
         return None
-    names = {i: str(s.get("category", i)) if isinstance(s, dict) else str(i) for i, s in enumerate(sources)}
+    names = [str(s.get("category", i)) if isinstance(s, dict) else str(i) for i, s in enumerate(sources)]
     labels = read_npy(path, "array of categories")
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or not np.isin(labels, list(names)).all():
+    whole = labels.shape == (n,) and np.issubdtype(labels.dtype, np.integer)
+    if not whole or not (labels.min(initial=0) >= 0 and labels.max(initial=0) < len(names)):
         problem = f"holds {labels.dtype} of shape {labels.shape}: not one of {len(names)} categories per saved code"
         raise DataError(path, problem)
     return labels, names
