@@ -41,6 +41,12 @@ kinds with few drawings, such as the 17 raw cows).
     pip install pyod && python benchmarks/anomaly.py [--kinds cat omniglot-10 ...] [--seeds 0 1 2] [--rescore]
     python benchmarks/anomaly.py --group other-bases --seeds 0
     python benchmarks/anomaly.py --kinds raw/aaron --bootstrap
+
+`--normal FILE --planted FILE ...` measures drawings of your own with the same protocol: each
+planted file a row, `--fraction` of the normal file's train split planted in all (default 5%),
+the default preset trained `--epochs` (default 30) on the mixture, validated on its valid split.
+
+    python benchmarks/anomaly.py --normal my/horse.npy --planted my/zebra.npy my/donkey.ndjson
 """
 
 from __future__ import annotations
@@ -84,6 +90,22 @@ class Mixture:
     fraction: float
     rows: tuple[str, ...]
     category: str = "sheep"  # the Google bitmaps' category that is the normal one
+    epochs: int | None = None  # None: EPOCHS[base]
+
+
+def custom_mixture(normal: Path, planted: list[Path], fraction: float, epochs: int) -> tuple[str, Mixture]:
+    """(a cache name, the mixture) for drawings of your own: ``planted`` (each file a row, ``fraction``
+    of the normal drawings planted in all) among the normal file's train split. The name holds a
+    digest of the files' paths, sizes and times, so a changed file is measured afresh."""
+    files = [normal, *planted]
+    for f in files:
+        if not f.is_file():
+            raise SystemExit(f"{f}: no such file")
+    stamp = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    digest = hashlib.sha256(json.dumps([stamp, fraction, epochs]).encode()).hexdigest()[:8]
+    rows = tuple(f"{f.stem} among {normal.stem}" for f in planted)
+    others = tuple(str(f.resolve()) for f in planted)
+    return f"custom {digest}", Mixture(str(normal.resolve()), others, fraction, rows, epochs=epochs)
 
 
 def _raw(k: str) -> str:
@@ -133,11 +155,13 @@ ALL_MIXTURES = {name: m for group in GROUPS.values() for name, m in group.items(
 
 
 def sheep(base: str, category: str = "sheep") -> tuple[np.ndarray, np.ndarray]:
-    """(the normal drawings that are mixed, validation ones for the training curve)."""
+    """(the normal drawings that are mixed, validation ones for the training curve); ``base`` is
+    one of EPOCHS or the path of a file of your own."""
     if base == "google":
         d = load_drawings(SHARED / f"quickdraw/bitmap/{category}.npy")
         return np.asarray(d.images), d.split("valid")
-    d = load_drawings(data_path("omniglot.npz" if base == "omniglot" else "aaron_sheep.npz"))
+    own = {"omniglot": "omniglot.npz", "aaron": "aaron_sheep.npz"}
+    d = load_drawings(data_path(own[base]) if base in own else Path(base))
     return d.split("train"), d.split("valid")
 
 
@@ -201,7 +225,9 @@ def settings_key() -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def run_mixture(name: str, seed: int, cache: Path, rescore: bool = False, stage1_from: str | None = None) -> dict:
+def run_mixture(
+    name: str, m: Mixture, seed: int, cache: Path, rescore: bool = False, stage1_from: str | None = None
+) -> dict:
     """Train, score and measure one mixture with one seed (ours and PyOD's, each cached as JSON).
     ``rescore``: score again with the kept model, whatever our cached result says; ``stage1_from``:
     a key whose kept stage-1 models to start from (only stage 2 is trained)."""
@@ -209,7 +235,7 @@ def run_mixture(name: str, seed: int, cache: Path, rescore: bool = False, stage1
     ours, theirs = cache / settings_key() / f"{stem}.json", cache / "pyod" / f"{stem}.json"
     if rescore or not (ours.exists() and theirs.exists()):
         stage1 = None if stage1_from is None else cache / stage1_from / "models" / stem / "stage1"
-        measure_mixture(name, seed, ours, theirs, _kept(cache, name, seed), rescore, stage1)
+        measure_mixture(m, seed, ours, theirs, _kept(cache, name, seed), rescore, stage1)
     result, pyod = json.loads(ours.read_text()), json.loads(theirs.read_text())
     for row, values in result["rows"].items():
         values.update(pyod["rows"][row])
@@ -235,11 +261,10 @@ def build_mixture(m: Mixture, seed: int):
 
 
 def measure_mixture(
-    name: str, seed: int, ours: Path, theirs: Path, kept: Path, rescore: bool, stage1: Path | None = None
+    m: Mixture, seed: int, ours: Path, theirs: Path, kept: Path, rescore: bool, stage1: Path | None = None
 ) -> None:
     """Build the mixture and write what is not cached yet: our scores' metrics, PyOD's. Our model
     is trained once and kept in ``kept`` (from the stage-1 model kept in ``stage1``, if given)."""
-    m = ALL_MIXTURES[name]
     mixture, rows, valid = build_mixture(m, seed)
 
     def measured(values: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -276,7 +301,7 @@ def trained_model(m: Mixture, seed: int, images: np.ndarray, valid: np.ndarray, 
     t0 = time.perf_counter()
     model_cfg = make_model_config("default")
     # gpu_batch_size 0: the CPU's batches on a GPU too
-    cfg = make_train_config("default", epochs=EPOCHS[m.base], seed=seed, gpu_batch_size=0)
+    cfg = make_train_config("default", epochs=m.epochs or EPOCHS[m.base], seed=seed, gpu_batch_size=0)
     quiet = {"progress": False, "log": lambda s: None}
     with tempfile.TemporaryDirectory() as run_dir:
         if stage1 is None:
@@ -309,14 +334,13 @@ def metrics(values: np.ndarray, planted: np.ndarray) -> tuple[float, float]:
 BOOTSTRAP_DRAWS = 2000
 
 
-def bootstrap(names: list[str], seeds: list[int], cache: Path, results: dict[str, list[dict]]) -> list[str]:
+def bootstrap(chosen: dict[str, Mixture], seeds: list[int], cache: Path, results: dict[str, list[dict]]) -> list[str]:
     """Markdown: per kind and mix seed, the default's AUROC and its lead over PyOD's best detector
     for that kind (by median AUROC, as in the table), each with a 95% interval from paired bootstrap
     draws of the planted and the normal drawings. Our kept models score again; PyOD's detector is
     fitted again (its per-drawing scores are not cached)."""
     lines = ["| kind (drawings) | seed | default | default - PyOD's best |", "|---|---|---|---|"]
-    for name in names:
-        m = ALL_MIXTURES[name]
+    for name, m in chosen.items():
         best = {row: _best_pyod(results[row]) for row in m.rows}
         for seed in seeds:
             mixture, rows, _ = build_mixture(m, seed)
@@ -408,17 +432,27 @@ def main() -> None:
     parser.add_argument(
         "--stage1-from", metavar="KEY", help="train only stage 2, from the stage-1 models kept under this earlier key"
     )
+    own = parser.add_argument_group("drawings of your own (instead of --group and --kinds)")
+    own.add_argument("--normal", type=Path, metavar="FILE", help="the normal drawings (any format sheep reads)")
+    own.add_argument("--planted", type=Path, nargs="+", metavar="FILE", help="drawings to plant, a row each")
+    own.add_argument("--fraction", type=float, default=0.05, help="planted share of the normal drawings (default 0.05)")
+    own.add_argument("--epochs", type=int, default=30, help="training epochs, as --train-on-mix (default 30)")
     args = parser.parse_args()
+    if (args.normal is None) != (args.planted is None):
+        parser.error("--normal and --planted go together")
     warnings.simplefilter("ignore")
     cache = default_cache_dir() / "benchmarks" / "anomaly"
     cache.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}; our results cached under {cache / settings_key()}")
     t_start = time.perf_counter()
     results: dict[str, list[dict]] = {}
-    names = args.kinds or list(GROUPS[args.group])
-    for name in names:
+    if args.normal:
+        chosen = dict([custom_mixture(args.normal, args.planted, args.fraction, args.epochs)])
+    else:
+        chosen = {name: ALL_MIXTURES[name] for name in args.kinds or GROUPS[args.group]}
+    for name, m in chosen.items():
         for seed in args.seeds:
-            r = run_mixture(name, seed, cache, args.rescore, args.stage1_from)
+            r = run_mixture(name, m, seed, cache, args.rescore, args.stage1_from)
             print(f"{name} seed {seed}: {r['n']} drawings, trained in {r['train_s']:.0f} s, scored in "
                   f"{sum(r['score_s'].values()):.1f} s", flush=True)  # fmt: skip
             for row, values in r["rows"].items():
@@ -427,7 +461,7 @@ def main() -> None:
     print("\n".join(table(results)))
     print("\n" + "\n".join(summary(results)))
     if args.bootstrap:
-        print("\n" + "\n".join(bootstrap(names, args.seeds, cache, results)))
+        print("\n" + "\n".join(bootstrap(chosen, args.seeds, cache, results)))
 
 
 if __name__ == "__main__":
