@@ -289,6 +289,48 @@ def test_dbscan_of_many_codes_clusters_a_sample_and_labels_the_rest(monkeypatch)
     assert trials[0].clusters == 2  # the search sees the same sample
 
 
+def test_kmeans_of_many_codes_fits_a_sample_and_gives_every_code_its_nearest_centroid(monkeypatch):
+    """Past KMEANS_MAX codes (ten restarts for each k of the elbow over 5,000,000 codes took minutes
+    and gigabytes), k-means fits on a seeded sample and every code joins its nearest centroid."""
+    monkeypatch.setattr(latent, "KMEANS_MAX", 90)
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    codes = np.concatenate([c + rng.normal(0, 0.5, (100, 2)) for c in centres]).astype(np.float32)
+    sample = latent.kmeans_sample(len(codes), seed=0)
+    assert len(sample) == 90 and np.array_equal(sample, np.unique(sample))
+    fit = KMeans(3, n_init=10, random_state=0).fit(codes[sample])
+    labels = latent.kmeans(codes, 3, seed=0)
+    nearest = np.argmin(((codes[:, None] - fit.cluster_centers_[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_array_equal(labels, nearest)
+    assert all(len(set(labels[g * 100 : (g + 1) * 100].tolist())) == 1 for g in range(3))
+    assert len(set(labels.tolist())) == 3
+    assert latent.elbow(codes, [3], seed=0) == [pytest.approx(fit.inertia_ / 90, rel=1e-5)]
+
+
+def test_clusters_of_many_drawings_draw_a_sample_and_count_them_all(tmp_path, monkeypatch):
+    """`sheep clusters` over more codes than a scatter can show draws a seeded sample of them (its
+    plane fitted on those), says so in the title, and its legend counts every drawing of each cluster."""
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(latent_figures, "PLOT_MAX", 50)
+    monkeypatch.setattr(latent, "KMEANS_MAX", 120)
+    saved = {}
+    monkeypatch.setattr(cluster_outputs, "save_figure", lambda fig, path: saved.setdefault(path.name, fig) and path)
+    model = load_model(builtin_run_dir())
+    result = cluster_outputs.clusters(model, blobs(300, seed=5), tmp_path, "kmeans", k=3, progress=False)
+    labels = np.load(result["labels"])
+    assert len(labels) == 300 and result["fitted_on"] == 120
+    assert result["cluster_sizes"] == {c: int((labels == c).sum()) for c in range(3)}
+    ax = saved["kmeans_scatter.png"].axes[0]
+    assert ax.get_title() == "k-means, k = 3 (50 of 300 drawings shown)"
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 50
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [f"cluster {c} ({n:,})" for c, n in result["cluster_sizes"].items()]
+    assert saved["kmeans_gallery.png"]._suptitle.get_text() == "k-means, k = 3"
+    for fig in saved.values():
+        plt.close(fig)
+
+
 def test_a_gallery_of_many_clusters_shows_the_largest():
     labels = np.r_[np.repeat(np.arange(100), 2), np.full(5, 7), np.full(3, -1)]  # cluster 7 largest, then noise
     images = np.zeros((len(labels), 28, 28), np.uint8)

@@ -53,18 +53,37 @@ def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
     return PCA(n_components=2, random_state=0).fit_transform(codes), "PC"
 
 
-def elbow(codes: np.ndarray, ks: list[int], seed: int = 0, progress: bool = False) -> list[float]:
-    """Mean within-cluster sum of squares (k-means inertia / N) for each k."""
-    from sklearn.cluster import KMeans
+# k-means fits its centroids on at most this many codes (a seeded sample) and assigns every code
+# to its nearest: a mean over 100,000 codes places ten centroids as well as one over millions, where
+# ten restarts for each k of the elbow over all of them take minutes and gigabytes (docs/performance.md).
+KMEANS_MAX = 100_000
 
+
+def kmeans_sample(n: int, seed: int = 0) -> np.ndarray:
+    """Which of ``n`` codes k-means fits on: all up to KMEANS_MAX, else a seeded sample."""
+    return _sample(n, KMEANS_MAX, seed)
+
+
+def elbow(codes: np.ndarray, ks: list[int], seed: int = 0, progress: bool = False) -> list[float]:
+    """Mean within-cluster sum of squares (k-means inertia / N) for each k, on the codes of
+    :func:`kmeans_sample`."""
+    codes = codes[kmeans_sample(len(codes), seed)]
     fits = tqdm(ks, desc="k-means elbow", unit="k", disable=not progress, leave=False)
-    return [float(KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes).inertia_ / len(codes)) for k in fits]
+    return [float(_kmeans(k, seed).fit(codes).inertia_ / len(codes)) for k in fits]
 
 
 def kmeans(codes: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Each code's cluster: the nearest of the centroids k-means (ten restarts) fits on the codes
+    of :func:`kmeans_sample`."""
+    sample = kmeans_sample(len(codes), seed)
+    fit = _kmeans(k, seed).fit(codes[sample])
+    return fit.labels_ if len(sample) == len(codes) else fit.predict(codes)  # predict: in chunks
+
+
+def _kmeans(k: int, seed: int):
     from sklearn.cluster import KMeans
 
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(codes)
+    return KMeans(n_clusters=k, n_init=10, random_state=seed)
 
 
 @dataclass(frozen=True)
@@ -150,13 +169,19 @@ def _trial(codes: np.ndarray, labels: np.ndarray, eps: float, min_samples: int, 
 # DBSCAN keeps every code's neighbours at once: where codes crowd within eps that is N^2 indices,
 # so past this many it clusters a sample (docs/guide.md, `sheep clusters`).
 DBSCAN_MAX = 10_000
+SEARCH_CHUNK = 65_536  # codes labelled by their nearest core code at a time
 
 
 def dbscan_sample(n: int, seed: int = 0) -> np.ndarray:
     """Which of ``n`` codes DBSCAN clusters itself: all up to DBSCAN_MAX, else a seeded sample."""
-    if n <= DBSCAN_MAX:
+    return _sample(n, DBSCAN_MAX, seed)
+
+
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``size`` of ``n`` codes; all of them when n <= size."""
+    if n <= size:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, DBSCAN_MAX, replace=False))
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
 def dbscan_labels(codes: np.ndarray, eps: float, min_samples: int, seed: int = 0) -> np.ndarray:
@@ -172,15 +197,19 @@ def dbscan_labels(codes: np.ndarray, eps: float, min_samples: int, seed: int = 0
     labels = np.full(len(codes), -1, dtype=fit.labels_.dtype)
     labels[sample] = fit.labels_
     core = sample[fit.core_sample_indices_]
-    rest = np.setdiff1d(np.arange(len(codes)), sample)
+    unseen = np.ones(len(codes), bool)
+    unseen[sample] = False
+    rest = np.flatnonzero(unseen)  # a mask: setdiff1d sorts copies of millions of indices
     if len(core) and len(rest):
         import faiss
 
         index = faiss.IndexFlatL2(codes.shape[1])
         index.add(np.ascontiguousarray(codes[core], dtype=np.float32))
-        squared, nearest = index.search(np.ascontiguousarray(codes[rest], dtype=np.float32), 1)
-        near = squared[:, 0] <= eps * eps
-        labels[rest[near]] = labels[core[nearest[near, 0]]]
+        for start in range(0, len(rest), SEARCH_CHUNK):  # a chunk at a time: millions are not copied at once
+            part = rest[start : start + SEARCH_CHUNK]
+            squared, nearest = index.search(np.ascontiguousarray(codes[part], dtype=np.float32), 1)
+            near = squared[:, 0] <= eps * eps
+            labels[part[near]] = labels[core[nearest[near, 0]]]
     return labels
 
 

@@ -85,9 +85,9 @@ def as_batch(images_u8: torch.Tensor) -> torch.Tensor:
 def encode_means(model: VAE, images_u8: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """z_mean of every drawing, (N, D) float32, in batches (fast inference: see fast_inference)."""
     device = next(model.parameters()).device
+    out = np.empty((len(images_u8), model.config.latent_dim), np.float32)  # filled in place: never twice in memory
     with fast_inference(model):
-        out = [
-            model.encode(as_batch(images_u8[i : i + batch_size].to(device)))[0].float().cpu()
-            for i in range(0, len(images_u8), batch_size)
-        ]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
+        for i in range(0, len(images_u8), batch_size):
+            batch = as_batch(images_u8[i : i + batch_size].to(device))
+            out[i : i + batch_size] = model.encode(batch)[0].float().cpu().numpy()
+    return out

@@ -20,13 +20,14 @@ from ..analysis.latent import (
     eps_range_of,
     finite_rows,
     kmeans,
+    kmeans_sample,
     to_plane,
 )
 from ..core.model import VAE
 from ..errors import ConfigError
 from ..runs.fileio import ensure_dir, write_csv, write_json, write_npy
 from ..wording import counted
-from .latent_figures import cluster_gallery, elbow_figure
+from .latent_figures import cluster_gallery, elbow_figure, plot_sample
 from .plots import latent_scatter_figure, save_figure
 
 
@@ -93,11 +94,15 @@ def _write_clusters(
     """The labels, a scatter of the codes' plane coloured by them and a gallery per cluster, as
     files named ``prefix`` + ``_labels.npy``, ``_scatter.png``, ``_gallery.png``."""
     labels_path = write_npy(prefix.with_name(f"{prefix.name}_labels.npy"), labels)
-    plane, axis = to_plane(codes)
-    scatter = latent_scatter_figure(plane, title=title, labels=labels, axis=axis)
+    values, counts = np.unique(labels, return_counts=True)
+    sizes = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    shown = plot_sample(len(codes))  # the plane is fitted on the codes drawn
+    drawn = "" if len(shown) == len(codes) else f" ({len(shown):,} of {len(codes):,} drawings shown)"
+    plane, axis = to_plane(codes[shown])
+    scatter = latent_scatter_figure(plane, title=title + drawn, labels=labels[shown], axis=axis, sizes=sizes)
     gallery = cluster_gallery(images, labels, seed=seed, title=title)
     return {
-        "cluster_sizes": {int(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))},
+        "cluster_sizes": sizes,
         "scatter": str(save_figure(scatter, prefix.with_name(f"{prefix.name}_scatter.png"))),
         "gallery": str(save_figure(gallery, prefix.with_name(f"{prefix.name}_gallery.png"))),
         "labels": str(labels_path),
@@ -108,10 +113,12 @@ def _kmeans_clustering(
     codes: np.ndarray, out_dir: Path, k: int | None, k_range: tuple[int, int], seed: int, progress: bool = False
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """k-means with k given or chosen by the elbow: (labels, numbers for the JSON, plot title)."""
-    n = len(np.unique(codes, axis=0))  # copies of a drawing share a code: a cluster needs a point of its own
+    fitted = codes[kmeans_sample(len(codes), seed)]
+    n = len(np.unique(fitted, axis=0))  # copies of a drawing share a code: a cluster needs a point of its own
     ks = list(range(k_range[0], min(k_range[1], n - 1) + 1))  # more points than clusters, for each k
     if not ks or (k is not None and k > n):
-        count = counted(len(codes), "drawing") + (f" ({n:,} distinct)" if n < len(codes) else "")
+        among = " in the sample k-means fits on" if len(fitted) < len(codes) else ""
+        count = counted(len(codes), "drawing") + (f" ({n:,} distinct{among})" if n < len(fitted) else "")
         raise ConfigError(f"k-means needs more drawings than clusters: {count} for k = {k or k_range[0]}")
     wcss = elbow(codes, ks, seed, progress)
     chosen = k or elbow_k(ks, wcss)
@@ -119,6 +126,7 @@ def _kmeans_clustering(
         "k": chosen,
         "elbow": dict(zip(ks, wcss, strict=True)),
         "elbow_plot": str(save_figure(elbow_figure(ks, wcss, chosen), out_dir / "kmeans_elbow.png")),
+        "fitted_on": len(fitted),  # codes the centroids were fitted on; every code takes its nearest
     }
     return kmeans(codes, chosen, seed), info, f"k-means, k = {chosen}"
 

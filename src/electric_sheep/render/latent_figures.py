@@ -52,12 +52,11 @@ def latent_map(
     if not shard.main:
         return None
     ok = latent.finite_rows(codes)
-    shown = np.flatnonzero(ok)
-    if len(shown) > PLOT_MAX:
-        shown = np.sort(np.random.default_rng(0).choice(shown, PLOT_MAX, replace=False))
+    shown = np.flatnonzero(ok)[plot_sample(int(ok.sum()))]
     what = f"{ok.sum():,} drawings" if len(shown) == ok.sum() else f"{len(shown):,} of {ok.sum():,} drawings"
     labels, names = category_labels(categories, shown)
-    plot = _scatter(np.asarray(codes[shown]), f"{title} ({what})", out_dir / "latent.png", labels, names)
+    sizes = None if categories is None else dict(enumerate(np.bincount(categories[0][ok]).tolist()))
+    plot = _scatter(np.asarray(codes[shown]), f"{title} ({what})", out_dir / "latent.png", labels, names, sizes)
     result = {
         "n": int(len(codes)),
         "n_plotted": int(len(shown)),
@@ -72,13 +71,25 @@ def latent_map(
     return result
 
 
+def plot_sample(n: int) -> np.ndarray:
+    """Which of ``n`` codes a scatter draws: all up to PLOT_MAX, else a seeded sample (sorted)."""
+    if n <= PLOT_MAX:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, PLOT_MAX, replace=False))
+
+
 def _scatter(
-    codes: np.ndarray, title: str, path: Path, labels: np.ndarray | None = None, names: dict[int, str] | None = None
+    codes: np.ndarray,
+    title: str,
+    path: Path,
+    labels: np.ndarray | None = None,
+    names: dict[int, str] | None = None,
+    sizes: dict[int, int] | None = None,
 ) -> Path:
     """The codes on their plane (see :func:`to_plane`), coloured by ``labels`` named ``names`` when
-    given, saved as ``path``."""
+    given (``sizes``: each label's count among all the codes, when these are a sample), saved as ``path``."""
     plane, axis = latent.to_plane(codes)
-    figure = latent_scatter_figure(plane, title=title, labels=labels, label_names=names, axis=axis)
+    figure = latent_scatter_figure(plane, title=title, labels=labels, label_names=names, axis=axis, sizes=sizes)
     return save_figure(figure, path)
 
 

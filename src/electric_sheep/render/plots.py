@@ -254,8 +254,10 @@ def latent_scatter_figure(
     label_names: dict[int, str] | None = None,
     ax=None,
     axis: str = "z",
+    sizes: dict[int, int] | None = None,
 ):
-    """Scatter of 2-D codes (N, 2); coloured by integer ``labels`` when given (e.g. clusters).
+    """Scatter of 2-D codes (N, 2); coloured by integer ``labels`` when given (e.g. clusters), the
+    legend counting each label's codes, or ``sizes`` (its count among all, when a sample is drawn).
 
     Codes with more than two dims must be projected first: ``axis`` is what
     :func:`electric_sheep.analysis.latent.to_plane` says its plane is ("z" or "PC").
@@ -276,7 +278,8 @@ def latent_scatter_figure(
             m = labels == lab
             name = (label_names or {}).get(int(lab), "noise" if lab == -1 else f"cluster {lab}")
             color = "#bbbbbb" if lab == -1 else CATEGORY_COLOURS[int(lab) % len(CATEGORY_COLOURS)]
-            ax.scatter(codes[m, 0], codes[m, 1], s=5, alpha=0.7, label=f"{name} ({m.sum()})", color=color, linewidths=0)
+            count = (sizes or {}).get(int(lab), int(m.sum()))
+            ax.scatter(codes[m, 0], codes[m, 1], s=5, alpha=0.7, label=f"{name} ({count:,})", color=color, linewidths=0)
         ax.legend(loc="best", fontsize=7, markerscale=2)
     ax.set_title(title)
     first, second = ("first principal component", "second principal component") if axis == "PC" else ("z[0]", "z[1]")
