@@ -299,8 +299,15 @@ def test_cli_train_and_evaluate_json(tmp_path):
     r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.output)
-    assert {"nelbo", "iwae_nll", "mse", "kl", "k", "n"} <= set(result) and result["n"] == 12
+    assert {"nelbo", "iwae_nll", "mse", "kl", "k", "n"} <= set(result) and result["n"] == result["split_size"] == 12
     assert json.loads((run / "eval.json").read_text())["iwae_nll"] == result["iwae_nll"]
+    # At most 10,000 drawings unless told (a split of millions took hours); --limit 0: all of them.
+    r = CliRunner().invoke(main, ["evaluate", "--help"])
+    assert "[default: 10000; x>=0]" in r.output and "0: all of them" in " ".join(r.output.split())
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--limit", "5"])
+    assert r.exit_code == 0 and "preset on the first 5 of 12 test drawings of" in r.output, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "10", "--limit", "0", "--json"])
+    assert json.loads(r.output)["n"] == 12
     r = CliRunner().invoke(main, ["train", str(data), "--out", str(run), "--quiet"])
     assert r.exit_code == 2 and "already holds a run" in r.output
     r = CliRunner().invoke(main, ["evaluate", str(tmp_path)])

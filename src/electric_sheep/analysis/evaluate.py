@@ -180,6 +180,7 @@ def evaluate_run(
         result = evaluate_model(model, images, k=k, progress=progress, category=category)
     data = ", ".join(drawings.files())
     result.update({"split": split, "data": data, "preset": model.config.preset, "category": category})
+    result["split_size"] = len(drawings.splits[split])  # of which the first ``n`` were evaluated
     if not all(math.isfinite(result[key]) for key in METRICS):
         raise SheepError(f"{run_dir}: the model gives non-finite results (NaN or infinity); nothing written")
     write_json(out or run_dir / "eval.json", result)
