@@ -258,6 +258,31 @@ def test_evaluation_memory_does_not_grow_with_k(monkeypatch):
     assert result["iwae_nll"] == pytest.approx(-float((torch.logsumexp(weights, dim=1) - np.log(k)).mean()))
 
 
+def test_a_likelihood_of_many_codes_is_decoded_a_few_codes_at_a_time(monkeypatch):
+    """k codes of each drawing are decoded LIKELIHOOD_ROWS at a time (4,096 at once had the pixel
+    head's activations mapped afresh by the kernel on every pass: a third of evaluation's time), to
+    the same likelihoods as all at once."""
+    from electric_sheep.core import model as model_mod
+
+    model, images = ckpt.load_model(ckpt.builtin_run_dir()), blobs(3, seed=6)
+    x = torch.from_numpy(images).float().div(255).unsqueeze(1)
+    z = torch.randn((10, 3, model.config.latent_dim), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        at_once = model.log_likelihood(z, x)  # 30 rows, under the limit: one pass
+        rows = []
+        monkeypatch.setattr(
+            model,
+            "likelihood_logits",
+            lambda z, *a: rows.append(len(z)) or model_mod.VAE.likelihood_logits(model, z, *a),
+        )
+        monkeypatch.setattr(model_mod, "LIKELIHOOD_ROWS", 7)  # two codes of each of the three drawings a pass
+        chunked = model.log_likelihood(z, x)
+        one = model.log_likelihood(z[0], x)  # (B, D) codes: one each
+    assert rows == [6] * 5 + [3] and chunked.shape == (10, 3)
+    torch.testing.assert_close(chunked, at_once, rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(one, at_once[0], rtol=1e-6, atol=1e-4)
+
+
 def test_evaluation_stays_float32_where_drawing_would_use_bf16(monkeypatch):
     """Runs and machines are compared by their NLL: bf16 inference would move it by whole nats."""
     from electric_sheep.core import infer

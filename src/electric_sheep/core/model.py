@@ -38,6 +38,9 @@ PIXELS = SIDE * SIDE
 # drawings (the default holds about 320,000): a typo such as --hidden 1000000000 is refused in one
 # line instead of failing to allocate terabytes.
 MAX_NUMBERS = 2**31
+# Codes a likelihood decodes at once: 256 drawings' pixel-head activations (13 MB in float32) stay
+# under glibc's 32 MB mmap threshold, so each pass reuses the last one's memory (docs/performance.md).
+LIKELIHOOD_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -188,8 +191,18 @@ class VAE(nn.Module):
 
     def log_likelihood(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(binarised x | z) summed per drawing, the likelihood every NLL and ELBO score uses:
-        codes (B, D) of drawings x (B, 1, 28, 28) -> (B,), or k codes of each, (k, B, D) -> (k, B)."""
-        x_bin, k = binarise(x), (len(z) if z.dim() == 3 else 1)
+        codes (B, D) of drawings x (B, 1, 28, 28) -> (B,), or k codes of each, (k, B, D) -> (k, B).
+        The k codes are decoded LIKELIHOOD_ROWS at a time: the same numbers, with the pixel head's
+        activations small enough to stay in cache and be reused instead of mapped afresh."""
+        x_bin = binarise(x)
+        if z.dim() == 2:
+            return self._log_likelihood(z[None], x_bin, y)[0]
+        per = max(1, LIKELIHOOD_ROWS // len(x_bin))
+        return torch.cat([self._log_likelihood(part, x_bin, y) for part in z.split(per)])
+
+    def _log_likelihood(self, z: torch.Tensor, x_bin: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """(k, B) from k codes of each drawing (k, B, D) of binarised drawings (B, 1, 28, 28)."""
+        k = len(z)
         logits = self.likelihood_logits(z.reshape(-1, z.shape[-1]), x_bin, None if y is None else y.repeat(k))
         target = x_bin if k == 1 else x_bin.repeat(k, 1, 1, 1)
         return bernoulli_log_likelihood(logits.float(), target).view(z.shape[:-1])
