@@ -127,6 +127,8 @@ def test_a_run_of_several_files_uses_all_of_them_without_data(three, tmp_path, m
     assert parts["b"]["iwae_nll"] == alone["iwae_nll"]  # each file as it would be evaluated alone
     mean = sum(parts[c]["iwae_nll"] * parts[c]["n"] for c in "abc") / 30
     assert result["n"] == 30 and result["iwae_nll"] == pytest.approx(mean)
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "3"])
+    assert "default preset on 30 test drawings of a, b and c:" in r.output, r.output
     r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "3", "--limit", "2", "--json"])  # the first two: b's
     assert r.exit_code == 0 and list(json.loads(r.output)["categories"]) == ["b"], r.output
     r = CliRunner().invoke(main, ["clusters", str(run), "--k", "3", "--json"])  # a file's drawings share a code

@@ -11,7 +11,7 @@ from ..core.presets import PRESET_MODEL
 from ..core.schedules import SCHEDULES
 from ..data import drawings as data_mod
 from ..runs.fileio import json_text
-from ..wording import counted
+from ..wording import counted, listed
 from .common import (
     SEED,
     _category_option,
@@ -191,7 +191,7 @@ def evaluate(paths, k: int, split: str, limit: int | None, category: str | None,
         click.echo(json_text(result))
         return
     told = f" (as {result['category']})" if result["category"] else ""
-    data = ", ".join(result["categories"]) if "categories" in result else result["data"]
+    data = listed(list(result["categories"])) if "categories" in result else result["data"]
     some = "" if result["n"] == result["split_size"] else f"the first {result['n']:,} of "
     drawings = some + counted(result["split_size"], f"{split} drawing")
     click.echo(f"{result['preset']} preset on {drawings} of {data}{told}:")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DataError, OutputError, SheepWarning
 from ..runs.fileio import atomic_path
-from ..wording import counted
+from ..wording import counted, listed
 from .formats import (
     FLAGGED,
     PICTURE_SUFFIXES,
@@ -75,7 +75,7 @@ class Drawings:
         names = self.meta.get("categories")
         if names is None:
             return Path(self.source).name
-        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return listed(names)
 
     def categories(self, split: str, limit: int | None = None) -> tuple[np.ndarray, list[str]] | None:
         """For several files as one set (:func:`electric_sheep.data.sources.combine`): the category
