@@ -61,7 +61,7 @@ KMEANS_MAX = 100_000
 
 def kmeans_sample(n: int, seed: int = 0) -> np.ndarray:
     """Which of ``n`` codes k-means fits on: all up to KMEANS_MAX, else a seeded sample."""
-    return _sample(n, KMEANS_MAX, seed)
+    return seeded_sample(n, KMEANS_MAX, seed)
 
 
 def elbow(codes: np.ndarray, ks: list[int], seed: int = 0, progress: bool = False) -> list[float]:
@@ -174,10 +174,10 @@ SEARCH_CHUNK = 65_536  # codes labelled by their nearest core code at a time
 
 def dbscan_sample(n: int, seed: int = 0) -> np.ndarray:
     """Which of ``n`` codes DBSCAN clusters itself: all up to DBSCAN_MAX, else a seeded sample."""
-    return _sample(n, DBSCAN_MAX, seed)
+    return seeded_sample(n, DBSCAN_MAX, seed)
 
 
-def _sample(n: int, size: int, seed: int) -> np.ndarray:
+def seeded_sample(n: int, size: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of a seeded sample of ``size`` of ``n`` codes; all of them when n <= size."""
     if n <= size:
         return np.arange(n)

@@ -193,7 +193,7 @@ class VAE(nn.Module):
         """log p(binarised x | z) summed per drawing, the likelihood every NLL and ELBO score uses:
         codes (B, D) of drawings x (B, 1, 28, 28) -> (B,), or k codes of each, (k, B, D) -> (k, B).
         The k codes are decoded LIKELIHOOD_ROWS at a time: the same numbers, with the pixel head's
-        activations small enough to stay in cache and be reused instead of mapped afresh."""
+        activations small enough for the allocator to reuse instead of mapping them afresh."""
         x_bin = binarise(x)
         if z.dim() == 2:
             return self._log_likelihood(z[None], x_bin, y)[0]

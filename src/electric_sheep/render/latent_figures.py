@@ -73,9 +73,7 @@ def latent_map(
 
 def plot_sample(n: int) -> np.ndarray:
     """Which of ``n`` codes a scatter draws: all up to PLOT_MAX, else a seeded sample (sorted)."""
-    if n <= PLOT_MAX:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(0).choice(n, PLOT_MAX, replace=False))
+    return latent.seeded_sample(n, PLOT_MAX)
 
 
 def _scatter(
