@@ -312,6 +312,11 @@ def test_cli_train_and_evaluate_json(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "epoch   2/2" in r.output and "img/s" in r.output
+    # every term of the loss is shown: the default preset's renderer adds its own
+    line = next(row for row in r.output.splitlines() if row.startswith("epoch   2/2"))
+    values = dict(zip(*[iter(line.split()[2:12])] * 2, strict=True))
+    loss, recon, kl, w, render = (float(values[k]) for k in ("loss", "recon", "kl", "kl_w", "render"))
+    assert loss == pytest.approx(recon + w * kl + render, abs=0.02)
     assert f"next: sheep draw {run}; sheep report {run} -o report.html" in r.output
     # 2 epochs at the default schedule never turn the KL on: one line on stderr, not a Python warning
     assert r.stderr.count("warning: the KL weight only reaches 0.00") == 1 and "SheepWarning" not in r.stderr

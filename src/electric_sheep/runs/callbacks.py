@@ -262,9 +262,10 @@ class Progress(Callback):
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         self._close()
         if state.procs.main:
+            render = f"  render {row['render']:.2f}" if "render" in row else ""  # the renderer's loss joins the total
             self.log(
                 f"epoch {row['epoch']:>3}/{state.config.epochs}  loss {row['loss']:.2f}  recon {row['recon']:.2f}"
-                f"  kl {row['kl']:.3f}  kl_w {row['kl_weight']:.2f}  val_loss {row['val_loss']:.2f}"
+                f"  kl {row['kl']:.3f}  kl_w {row['kl_weight']:.2f}{render}  val_loss {row['val_loss']:.2f}"
                 f"  {row['images_per_s']:.0f} img/s"
             )
             if "pixel_temperature" in row:
