@@ -286,6 +286,23 @@ def test_unknown_or_absent_device_stops_before_training(tmp_path):
         assert not run.exists()  # checked before the run folder is made
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without CUDA gives")
+def test_the_commands_that_read_whole_files_check_their_device_first(tmp_path, monkeypatch):
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    monkeypatch.chdir(tmp_path)  # the built-in model's evaluate would write ./sheep-analysis
+    for command in ("evaluate", "anomalies", "latent", "clusters"):
+        out = ["--out-dir", str(tmp_path / command)] if command != "evaluate" else []
+        for device, problem in [("banana", "unknown --device 'banana'"), ("cuda", "--device cuda is not available")]:
+            res = CliRunner().invoke(main, [command, str(data), "--device", device, *out])
+            lines = res.output.strip().splitlines()
+            assert res.exit_code == 2 and len(lines) == 1 and problem in lines[0], (command, res.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheep.npy"]  # nothing read or written
+    res = CliRunner().invoke(main, ["latent", str(data), "--device", "cpu", "--out-dir", "on-cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["latent", str(data), "--out-dir", "default", "--json"])
+    assert np.array_equal(np.load("on-cpu/codes.npy"), np.load("default/codes.npy"))
+
+
 def test_kmeans_on_too_few_drawings(tmp_path):
     """k-means needs more drawings than clusters: the elbow range shrinks to fit, else one line."""
     data = write_bitmap(tmp_path / "sheep.npy", n=10)  # 8 in the train split

@@ -158,15 +158,17 @@ def evaluate_run(
     progress: bool = True,
     out: str | Path | None = None,
     category: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run folder on ``split`` of ``data`` (default: the data it was trained on) and
     write the numbers to ``out`` (default ``RUN_DIR/eval.json``). A class-conditional model is
-    told ``category``, by default the one it learned from that file (none for another file)."""
+    told ``category``, by default the one it learned from that file (none for another file).
+    ``device``: where the model runs."""
     from ..runs.checkpoint import load_model, run_data, source_category
     from ..runs.fileio import write_json
 
     run_dir = Path(run_dir)
-    model = load_model(run_dir)
+    model = load_model(run_dir, device)
     if category is not None:  # one it cannot draw stops before the drawings are read
         model.config.category_index(category)
     drawings = run_data(run_dir, data)  # DATA, else what the run was trained on, with its split seed

@@ -16,6 +16,8 @@ from .common import (
     PARTS,
     SEED,
     _default_out,
+    _device,
+    _device_option,
     _finish,
     _Finite,
     _job,
@@ -77,10 +79,24 @@ from .common import (
 @click.option("--top", type=click.IntRange(1), default=None, help="Flag the K highest scores.")
 @click.option("--quantile", type=_Finite(0, 1), default=None, help="Flag scores above this quantile (0.99).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --mix and --train-on-mix.")
+@_device_option
 @_out_dir_option
 @_json_option
 def anomalies(
-    paths, split, mix_spec, train_on_mix, trim, latent_dim, kind, threshold, top, quantile, seed, out_dir, as_json
+    paths,
+    split,
+    mix_spec,
+    train_on_mix,
+    trim,
+    latent_dim,
+    kind,
+    threshold,
+    top,
+    quantile,
+    seed,
+    device,
+    out_dir,
+    as_json,
 ) -> None:
     """Score drawings and flag the ones that are probably not sheep (default score: combined).
 
@@ -94,6 +110,7 @@ def anomalies(
 
     run_dir, data = _run_and_data(paths)
     _check_options(mix_spec, train_on_mix, latent_dim, (threshold, top, quantile))
+    device = _device(device)
     out_dir = _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "anomaly scores"):
         drawings = data_mod.load_drawings(data) if data is not None else run_data(run_dir)
@@ -108,7 +125,7 @@ def anomalies(
             if train_on_mix:
                 valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
                 options = (train_on_mix, trim, latent_dim, out_dir, seed, as_json)
-                model = _train_on_mixture(run_dir, images, valid, *options)
+                model = _train_on_mixture(run_dir, images, valid, *options).to(device)
                 lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
         else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
             job = {**_job(run_dir, drawings, split), "score": kind, "seed": seed}
@@ -117,12 +134,12 @@ def anomalies(
             if not shard.main:
                 from ..analysis.anomaly import screen
 
-                screen(_model(run_dir), images, kind, store)
+                screen(_model(run_dir, device), images, kind, store)
                 return
         names = drawings.meta.get("files") if planted is None else None  # pictures: say which file
         flags = {"threshold": threshold, "top": top, "quantile": quantile}
         result = run_anomalies(
-            model or _model(run_dir),
+            model or _model(run_dir, device),
             images,
             out_dir,
             kind=kind,

@@ -284,10 +284,23 @@ def _is_stdout(path: str) -> bool:
         return False
 
 
-def _model(run_dir: Path):
+def _model(run_dir: Path, device="cpu"):
     from ..runs.checkpoint import load_model
 
-    return load_model(run_dir)
+    return load_model(run_dir, device)
+
+
+def _device(name: str | None):
+    """Where a command that reads whole files runs its model: the CPU unless --device names another
+    (one that is not here stops the command before it reads or writes anything)."""
+    from ..core.devices import pick_device
+
+    return pick_device(name) if name else "cpu"
+
+
+def _device_option(f):
+    """--device for the commands that run the model over whole files."""
+    return click.option("--device", default=None, help="Run the model on cpu (default), cuda, cuda:1 ...")(f)
 
 
 def _whole_file_split(help: str, default: str = "train"):

@@ -11,6 +11,8 @@ from ..wording import counted
 from .common import (
     SEED,
     _default_out,
+    _device,
+    _device_option,
     _epoch_list,
     _finish,
     _job,
@@ -31,10 +33,11 @@ from .common import (
 @main.command()
 @_run_and_data_args
 @_whole_file_split("The drawings to encode: all, every drawing of the file; or one split.", default="all")
+@_device_option
 @_out_dir_option
 @_json_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def latent(paths, split, out_dir, as_json, quiet) -> None:
+def latent(paths, split, device, out_dir, as_json, quiet) -> None:
     """Encode every drawing (z_mean), save the codes and plot the latent space.
 
     The codes are written to disk as they are computed: run again with the same arguments after
@@ -42,14 +45,14 @@ def latent(paths, split, out_dir, as_json, quiet) -> None:
     from ..render.latent_figures import latent_map
     from ..runs.checkpoint import run_data
 
+    device = _device(device)
     run_dir, data = _run_and_data(paths)
-
     drawings = run_data(run_dir, data)
     shard = Shard.from_env()  # under torchrun each process encodes its share; the first plots
     out_dir = _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "latent codes"):
         result = latent_map(
-            _model(run_dir),
+            _model(run_dir, device),
             _split_view(drawings, split),
             out_dir,
             title=f"{split} drawings of {drawings.name()}",
@@ -146,19 +149,23 @@ def _pair(kind):
     help="Pick the setting that finds this many clusters.",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@_device_option
 @_out_dir_option
 @_json_option
-def clusters(paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, out_dir, as_json) -> None:
+def clusters(
+    paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, device, out_dir, as_json
+) -> None:
     """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
     from ..render.cluster_outputs import clusters as clusters_fn
     from ..runs.checkpoint import run_data
 
+    device = _device(device)
     run_dir, data = _run_and_data(paths)
     drawings = run_data(run_dir, data)
     if split != "all":
         drawings.check_split(split)
     result = clusters_fn(
-        _model(run_dir),
+        _model(run_dir, device),
         drawings.images if split == "all" else drawings.split(split),
         _default_out(run_dir, out_dir),
         method,

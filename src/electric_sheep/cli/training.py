@@ -17,6 +17,8 @@ from .common import (
     _category_option,
     _channels,
     _default_out,
+    _device,
+    _device_option,
     _finish,
     _Finite,
     _is_builtin,
@@ -175,17 +177,27 @@ EVALUATED = 10_000
     help="Evaluate the split's first N drawings only; 0: all of them.",
 )
 @_category_option("is told the drawings are (default: the one it learned from DATA, if any)")
+@_device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object only.")
-def evaluate(paths, k: int, split: str, limit: int | None, category: str | None, as_json: bool) -> None:
+def evaluate(paths, k: int, split: str, limit: int | None, category: str | None, device, as_json: bool) -> None:
     """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json
     (for the built-in model, to ./sheep-analysis/eval.json)."""
     from ..analysis.evaluate import evaluate_run
 
+    device = _device(device)
     run_dir, data = _run_and_data(paths)
     # The built-in model's eval.json is its model card's figure: write beside the user instead.
     out = (_default_out(run_dir, None) if _is_builtin(run_dir) else run_dir) / "eval.json"
     result = evaluate_run(
-        run_dir, data, k=k, split=split, limit=limit or None, progress=not as_json, out=out, category=category
+        run_dir,
+        data,
+        k=k,
+        split=split,
+        limit=limit or None,
+        progress=not as_json,
+        out=out,
+        category=category,
+        device=device,
     )
     if as_json:
         click.echo(json_text(result))

@@ -32,7 +32,7 @@ def fast_inference(model: nn.Module, bf16: bool = True) -> Iterator[None]:
     and layout it entered it in, so that training can go on.
 
     bf16 only for drawing, encoding and anomaly scores; training, validation and the NLL of
-    :mod:`electric_sheep.analysis.evaluate` stay in float32.
+    :mod:`electric_sheep.analysis.evaluate` stay in float32 (on CUDA, without TF32).
     """
     device = next(model.parameters()).device
     if device.type == "cpu":
@@ -43,10 +43,14 @@ def fast_inference(model: nn.Module, bf16: bool = True) -> Iterator[None]:
     model.to(memory_format=torch.channels_last)
     low = bf16 and bf16_supported(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext()
+    tf32 = torch.backends.cudnn.allow_tf32
+    if device.type == "cuda" and not bf16:  # cuDNN convolves float32 in TF32 (10-bit mantissas) unless told
+        torch.backends.cudnn.allow_tf32 = False
     try:
         with torch.inference_mode(), autocast:
             yield
     finally:
+        torch.backends.cudnn.allow_tf32 = tf32
         model.train(was_training)
         for p in contiguous:
             p.data = p.data.contiguous()
