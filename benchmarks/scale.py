@@ -15,7 +15,10 @@ Peak anonymous memory is the largest `RssAnon` of /proc/PID/status, sampled ever
 process allocated itself. The file's pages, mapped from disk, are the operating system's cache
 and do not count.
 
-    python benchmarks/scale.py [--sizes 100000 1000000 5000000] [--what train latent anomalies]
+`--device cuda` runs the model there (training picks CUDA when present anyway; `latent` and
+`anomalies` run on the CPU unless told).
+
+    python benchmarks/scale.py [--sizes 100000 1000000 5000000] [--what train latent anomalies] [--device cuda]
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class _Enough(Exception):
     pass
 
 
-def measure_train(file: Path) -> dict:
+def measure_train(file: Path, device: str | None) -> dict:
     from electric_sheep.core.trainer import OnStep
     from electric_sheep.runs.train_data import train_on_data
 
@@ -88,17 +91,19 @@ def measure_train(file: Path) -> dict:
     with tempfile.TemporaryDirectory() as run_dir, peak_anon() as anon:
         try:
             quiet = {"progress": False, "log": lambda s: None}
-            train_on_data(file, Path(run_dir) / "run", epochs=1, callbacks=[OnStep(tick)], **quiet)
+            run = Path(run_dir) / "run"
+            train_on_data(file, run, epochs=1, callbacks=[OnStep(tick)], device=device, **quiet)
         except _Enough:
             pass
     seconds = times[-1] - times[WARMUP]
     return {"per_s": STEPS * 32 / seconds, "peak_anon_mib": max(anon.samples), "n": STEPS * 32}
 
 
-def _measure_command(file: Path, command: list[str]) -> dict:
+def _measure_command(file: Path, command: list[str], device: str | None) -> dict:
     """A `sheep` command over every drawing of ``file``, in this process: drawings/s, peak memory."""
     from electric_sheep.cli import main
 
+    command = command + (["--device", device] if device else [])
     with tempfile.TemporaryDirectory() as out, peak_anon() as anon:
         t0 = time.perf_counter()
         main([*command, "--split", "all", str(file), "--out-dir", out], standalone_mode=False)
@@ -107,15 +112,15 @@ def _measure_command(file: Path, command: list[str]) -> dict:
     return {"per_s": n / seconds, "peak_anon_mib": max(anon.samples), "n": n}
 
 
-def measure_latent(file: Path) -> dict:
-    return _measure_command(file, ["latent", "--quiet"])
+def measure_latent(file: Path, device: str | None) -> dict:
+    return _measure_command(file, ["latent", "--quiet"], device)
 
 
-def measure_anomalies(file: Path) -> dict:
-    return _measure_command(file, ["anomalies", "--json"])
+def measure_anomalies(file: Path, device: str | None) -> dict:
+    return _measure_command(file, ["anomalies", "--json"], device)
 
 
-def measure_resume(file: Path) -> dict:
+def measure_resume(file: Path, device: str | None) -> dict:
     """`sheep anomalies` killed (SIGKILL) halfway through its full time, then run again: the rerun's
     time against a full run's. Reported as "per second" of the rerun, and the ratio in "n"."""
     import signal
@@ -132,6 +137,7 @@ def measure_resume(file: Path) -> dict:
             "--out-dir",
             out,
             "--json",
+            *(["--device", device] if device else []),
         ]
 
     with tempfile.TemporaryDirectory() as full, tempfile.TemporaryDirectory() as out:
@@ -156,11 +162,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     parser.add_argument("--what", nargs="+", choices=list(MEASURES), default=["train"])
     parser.add_argument("--folder", type=Path, default=None, help="keep the synthetic files here (default: temp)")
+    parser.add_argument("--device", default=None, help="where the model runs (cpu, cuda, ...)")
     parser.add_argument("--measure", choices=list(MEASURES), help=argparse.SUPPRESS)  # a child process
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(MEASURES[args.measure](args.file)))
+        print(json.dumps(MEASURES[args.measure](args.file, args.device)))
         return
     from _common import machine
 
@@ -175,6 +182,7 @@ def main() -> None:
             built = time.perf_counter() - t0
             for what in args.what:
                 child = [sys.executable, __file__, "--measure", what, "--file", str(file)]
+                child += ["--device", args.device] if args.device else []
                 done = subprocess.run(child, capture_output=True, text=True, check=True)
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 size = f"{file.stat().st_size / 2**30:.2f} GiB" + (f" (built in {built:.0f} s)" if built > 1 else "")
