@@ -172,6 +172,12 @@ def main() -> None:
     from _common import machine
 
     print(f"machine: {machine()}")
+    if args.device and args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no CUDA GPU here: nothing to measure (the CPU figures: run without --device)")
+            return
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
