@@ -476,7 +476,7 @@ class _StepCounter:
 def test_an_interrupted_mixture_run_continues_where_it_stopped(tmp_path, monkeypatch):
     """`sheep anomalies --train-on-mix` stopped by Ctrl-C or SIGTERM in either stage: the same call
     again goes on from the last step saved (stage 1 is not trained again) to the model an
-    uninterrupted call trains; other settings start afresh."""
+    uninterrupted call trains, on whichever device it is told; other settings start afresh."""
     from electric_sheep.runs import callbacks
 
     m = mixtures.mix(blobs(120, seed=5), crosses(12, seed=1), 0.1, seed=0)
@@ -488,8 +488,8 @@ def test_an_interrupted_mixture_run_continues_where_it_stopped(tmp_path, monkeyp
         for counter in (_StepCounter(stop_at), _StepCounter()):
             with monkeypatch.context() as patch:
                 patch.setattr(callbacks.Progress, "on_step", lambda bar, state, c=counter: c.on_step(bar, state))
-                if counter.stop_at is None:
-                    again = mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **options)
+                if counter.stop_at is None:  # where it runs is no other setting: it continues
+                    again = mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **options, device="cpu")
                     continue
                 with pytest.raises(KeyboardInterrupt):
                     mixtures.mixture_run(m.images, m.images[:32], ModelConfig(), out, **options)

@@ -110,7 +110,7 @@ def anomalies(
 
     run_dir, data = _run_and_data(paths)
     _check_options(mix_spec, train_on_mix, latent_dim, (threshold, top, quantile))
-    device = _device(device)
+    device_name, device = device, _device(device)
     out_dir = _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "anomaly scores"):
         drawings = data_mod.load_drawings(data) if data is not None else run_data(run_dir)
@@ -124,7 +124,7 @@ def anomalies(
             sources = None  # the mixture is shuffled
             if train_on_mix:
                 valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
-                options = (train_on_mix, trim, latent_dim, out_dir, seed, as_json)
+                options = (train_on_mix, trim, latent_dim, out_dir, seed, as_json, device_name)
                 model = _train_on_mixture(run_dir, images, valid, *options).to(device)
                 lines.append(f"trained a fresh model on the mixture: {out_dir / 'mixture_run'}")
         else:  # each column of scores is kept on disk as it is computed: a rerun after a kill continues
@@ -204,10 +204,19 @@ def _plant(images: np.ndarray, mix_spec: str, seed: int, data_format: str) -> tu
 
 
 def _train_on_mixture(
-    run_dir: Path, images, val_images, epochs: int, trim: float, latent_dim, out_dir: Path, seed: int, quiet: bool
+    run_dir: Path,
+    images,
+    val_images,
+    epochs: int,
+    trim: float,
+    latent_dim,
+    out_dir: Path,
+    seed: int,
+    quiet: bool,
+    device: str | None,
 ):
     """A fresh model like RUN_DIR's (``--latent-dim`` overriding its latent size), trained on the
-    contaminated drawings into OUT_DIR/mixture_run; returns it."""
+    contaminated drawings into OUT_DIR/mixture_run (on ``device``, else as training chooses); returns it."""
     import dataclasses
 
     from ..runs.checkpoint import read_model_config
@@ -217,6 +226,7 @@ def _train_on_mixture(
     if latent_dim is not None:
         model_cfg = dataclasses.replace(model_cfg, latent_dim=latent_dim)
     log = (lambda s: None) if quiet else click.echo
-    return mixture_run(
-        images, val_images, model_cfg, out_dir, epochs=epochs, trim=trim, seed=seed, progress=not quiet, log=log
-    )
+    options = {"epochs": epochs, "trim": trim, "seed": seed, "progress": not quiet, "log": log}
+    if device:  # else training's own choice: CUDA when present
+        options["device"] = device
+    return mixture_run(images, val_images, model_cfg, out_dir, **options)

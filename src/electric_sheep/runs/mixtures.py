@@ -189,7 +189,8 @@ def _mixture_job(images_u8: np.ndarray, val_u8: np.ndarray, model_cfg: ModelConf
         x = np.ascontiguousarray(x)
         return f"{x.shape}:{hashlib.blake2b(x.data, digest_size=16).hexdigest()}"
 
-    settings = {k: v for k, v in options.items() if k not in ("progress", "log")}
+    # how it is shown and where it runs do not change what is trained: a run resumes on any device
+    settings = {k: v for k, v in options.items() if k not in ("progress", "log", "device")}
     job = {"drawings": content(images_u8), "valid": content(val_u8), "model": model_cfg.to_dict(), **settings}
     return json.loads(json_text(job))  # as read back: tuples as lists
 
