@@ -23,7 +23,7 @@ from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import ConfigError
 from electric_sheep.render import anomaly_outputs, cluster_outputs, latent_figures
 from electric_sheep.render.plots import PLANTED_RGB, grid_image
-from electric_sheep.runs import mixtures
+from electric_sheep.runs import mixtures, screening
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
 from electric_sheep.runs.training import train
 
@@ -367,6 +367,20 @@ def test_planted_drawings_rank_above_sheep(run, tmp_path):
         assert result["auroc"] > 0.99 and result["precision_at_k"] >= 0.9, (kind, result)
     rows = (tmp_path / "anomaly_scores.csv").read_text().splitlines()
     assert rows[0] == "index,score,flagged,planted" and len(rows) == 211
+
+
+def test_screening_a_file_is_one_library_call(run, tmp_path):
+    """What `sheep anomalies` does, without the command line: a file scored whole, or with drawings planted."""
+    sheep, noise = tmp_path / "rects.npy", tmp_path / "noise.npy"
+    np.save(sheep, blobs(200, seed=9).reshape(200, -1))
+    np.save(noise, np.random.default_rng(0).integers(0, 256, (10, 784)).astype(np.uint8))
+    drawings = load_drawings(sheep)
+    result = screening.screen_run(run, drawings, "all", tmp_path / "file", top=5, progress=False)
+    assert result["n"] == 200 and result["n_flagged"] == 5 and "n_planted" not in result
+    assert not (tmp_path / "file" / screening.PARTS).exists()  # every score is in the CSV
+    planting = screening.Planting(str(noise), 0.05, seed=1)
+    mixed = screening.screen_run(run, drawings, "all", tmp_path / "mix", planting=planting, top=10, progress=False)
+    assert mixed["n"] == 210 and mixed["n_planted"] == 10 and mixed["auroc"] > 0.99, mixed
 
 
 def test_anomaly_gallery_frames_planted_drawings_in_red():

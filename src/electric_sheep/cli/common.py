@@ -22,7 +22,6 @@ from ..runs.fileio import folder_lock, json_text
 from ..runs.streaming import Shard
 
 SEED = click.IntRange(0, 2**32 - 1)  # a seed scikit-learn's random_state takes too
-PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns of `sheep anomalies` until its CSV is written
 
 
 class _Group(click.Group):
@@ -308,22 +307,3 @@ def _whole_file_split(help: str, default: str = "train"):
     return click.option(
         "--split", type=click.Choice([*data_mod.SPLITS, "all"]), default=default, show_default=True, help=help
     )
-
-
-def _split_view(drawings, split: str):
-    """A split's drawings, read from the file as they are needed (a whole category never in memory)."""
-    from ..data.sources import DrawingSet
-
-    if split == "all":
-        return drawings.images
-    drawings.check_split(split)
-    return DrawingSet.from_drawings([drawings], split)
-
-
-def _job(run_dir, drawings, split: str) -> dict:
-    """What a streamed result is of: a partial file of another job is not continued."""
-    from ..data.drawings import data_fingerprint
-    from ..runs.checkpoint import WEIGHTS
-
-    model = Path(run_dir) / WEIGHTS
-    return {"data": drawings.fingerprint(), "split": split, "model": data_fingerprint(model)}

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data import drawings as data_mod
 from ..render.plots import MAX_TILES
-from .common import _cache_option, _finish, _out_option, _split_view, _whole_file_split, main
+from .common import _cache_option, _finish, _out_option, _whole_file_split, main
 
 # --all is every drawing (None), not the library's False, which keeps only the unrecognised ones.
 _recognized_option = click.option(
@@ -55,10 +55,11 @@ def show(
     data: str, split: str, count: int, out: Path, recognized: bool | None, as_json: bool, cache_dir: Path | None
 ) -> None:
     """Write a PNG grid of the first drawings of DATA (a file or a downloaded category)."""
+    from ..data.sources import split_view
     from ..render.plots import grid_image, save_image
 
     drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
-    images = np.asarray(_split_view(drawings, split)[:count])
+    images = np.asarray(split_view(drawings, split)[:count])
     save_image(grid_image(images), out)
     result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
     which = "" if split == "all" else f" {split}"

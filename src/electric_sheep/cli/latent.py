@@ -15,7 +15,6 @@ from .common import (
     _device_option,
     _epoch_list,
     _finish,
-    _job,
     _json_option,
     _model,
     _out_dir_option,
@@ -23,7 +22,6 @@ from .common import (
     _run_and_data,
     _run_and_data_args,
     _run_dir_arg,
-    _split_view,
     _whole_file_split,
     _writing_into,
     main,
@@ -42,8 +40,9 @@ def latent(paths, split, device, out_dir, as_json, quiet) -> None:
 
     The codes are written to disk as they are computed: run again with the same arguments after
     an interruption, it continues where it stopped."""
+    from ..data.sources import split_view
     from ..render.latent_figures import latent_map
-    from ..runs.checkpoint import run_data
+    from ..runs.checkpoint import run_data, streamed_job
 
     device = _device(device)
     run_dir, data = _run_and_data(paths)
@@ -53,10 +52,10 @@ def latent(paths, split, device, out_dir, as_json, quiet) -> None:
     with _writing_into(out_dir, "latent codes"):
         result = latent_map(
             _model(run_dir, device),
-            _split_view(drawings, split),
+            split_view(drawings, split),
             out_dir,
             title=f"{split} drawings of {drawings.name()}",
-            job=_job(run_dir, drawings, split),
+            job=streamed_job(run_dir, drawings, split),
             progress=not (quiet or as_json) and shard.main,
             shard=shard,
             categories=drawings.categories(split),

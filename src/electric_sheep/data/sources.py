@@ -46,6 +46,15 @@ def source_name(drawings: Drawings) -> str:
     return Path(drawings.source).name.split(".")[0]
 
 
+def split_view(drawings: Drawings, split: str) -> np.ndarray | DrawingSet:
+    """A split of ``drawings`` ("all": every drawing), read from the file as it is needed: a whole
+    category is never in memory."""
+    if split == "all":
+        return drawings.images
+    drawings.check_split(split)
+    return DrawingSet.from_drawings([drawings], split)
+
+
 @dataclass
 class DrawingSet:
     """One split of several drawing files; see the module's doc."""

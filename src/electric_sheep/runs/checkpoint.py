@@ -441,3 +441,11 @@ def _warn_if_changed(run_dir: str | Path, info: dict[str, Any], source: str | Pa
             SheepWarning,
             stacklevel=3,
         )
+
+
+def streamed_job(run_dir: str | Path, drawings, split: str) -> dict:
+    """What a streamed result (codes, scores) is of: the data, the split and the model's weights,
+    so that a partial file of another job is never continued."""
+    from ..data.drawings import data_fingerprint
+
+    return {"data": drawings.fingerprint(), "split": split, "model": data_fingerprint(Path(run_dir) / WEIGHTS)}

@@ -1,0 +1,158 @@
+"""``sheep anomalies`` as one call: score the drawings of a file with a run's model, flag the
+highest, write the plot, gallery and CSV (:func:`..render.anomaly_outputs.run_anomalies`); or
+first plant drawings of another file among them, and train a fresh model on that mixture (the
+honest case), to measure how well they are found.
+
+The scores of a file are kept on disk column by column as they are computed
+(:class:`.streaming.Store`), so a killed run given the same job continues; under torchrun each
+process scores its share and the first writes the outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..analysis.anomaly import DEFAULT_SCORE
+from .streaming import Shard, Store
+
+if TYPE_CHECKING:
+    from ..data.drawings import Drawings
+
+PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns until the CSV is written
+
+
+@dataclasses.dataclass(frozen=True)
+class Planting:
+    """Drawings of ``other`` (a file or category) planted among those scored, ``fraction`` of their
+    count, chosen and shuffled by ``seed``. With ``train_epochs``, a fresh model like the run's
+    (``latent_dim`` overriding its latent size) is trained on the mixture and scores it; ``trim``:
+    the share a first model finds least typical, set aside before the second trains (0: once)."""
+
+    other: str
+    fraction: float
+    seed: int = 0
+    train_epochs: int | None = None
+    trim: float = 0.2
+    latent_dim: int | None = None
+
+
+def screen_run(
+    run_dir: Path,
+    drawings: Drawings,
+    split: str,
+    out_dir: Path,
+    *,
+    kind: str = DEFAULT_SCORE,
+    planting: Planting | None = None,
+    device: Any = "cpu",
+    train_device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    **flags: Any,
+) -> dict[str, Any] | None:
+    """Score ``split`` of ``drawings`` ("all": every drawing) with ``run_dir``'s model on ``device``
+    and write the outputs into ``out_dir``; ``flags``: how to flag (``threshold``, ``top`` or
+    ``quantile``). With ``planting`` the mixture is scored instead, and the result says how well the
+    planted drawings were found (a fresh model, when asked for, trained on ``train_device`` or where
+    training chooses, into ``out_dir/mixture_run``). Returns ``run_anomalies``' result (with
+    ``mixture_run``, the fresh model's folder); None in the processes of torchrun but the first."""
+    from ..data.sources import split_view
+
+    images = split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
+    if planting is None:
+        return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags)
+    training = {"device": train_device, "progress": progress, "log": log}
+    return _screen_mixture(run_dir, drawings, images, out_dir, planting, kind, device, training, flags)
+
+
+def _screen_file(
+    run_dir: Path, drawings: Drawings, split: str, images, out_dir: Path, kind: str, device, progress: bool, flags: dict
+) -> dict[str, Any] | None:
+    """Every drawing of ``images`` scored, each column kept in OUT_DIR until the CSV is written."""
+    from ..analysis.anomaly import screen
+    from ..render.anomaly_outputs import run_anomalies
+    from .checkpoint import load_model, streamed_job
+
+    shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
+    job = {**streamed_job(run_dir, drawings, split), "score": kind}
+    store = Store(out_dir / PARTS, job, progress=progress and shard.main, shard=shard)
+    model = load_model(run_dir, device)
+    if not shard.main:
+        screen(model, images, kind, store)
+        return None
+    where_from = {"names": drawings.meta.get("files"), "sources": _sources(drawings, split)}  # pictures; files
+    result = run_anomalies(model, images, out_dir, kind=kind, store=store, **where_from, **flags)
+    shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
+    return result
+
+
+def _screen_mixture(
+    run_dir: Path, drawings: Drawings, images, out_dir: Path, planting: Planting, kind: str, device, training, flags
+) -> dict[str, Any]:
+    """``planting``'s mixture scored by the run's model, or by a fresh one trained on it first
+    (``training``: where, and how it reports; see :func:`_train_on_mixture`)."""
+    from ..render.anomaly_outputs import run_anomalies
+    from .checkpoint import load_model
+
+    mixed, planted = plant(images[:], planting, drawings.format)
+    if not planting.train_epochs:
+        return run_anomalies(load_model(run_dir, device), mixed, out_dir, kind=kind, planted=planted, **flags)
+    valid = drawings.split("valid", limit=_validation_limit())  # only what validation uses
+    model = _train_on_mixture(run_dir, mixed, valid, planting, out_dir, **training).to(device)
+    result = run_anomalies(model, mixed, out_dir, kind=kind, planted=planted, **flags)
+    return {**result, "mixture_run": str(out_dir / "mixture_run")}
+
+
+def _sources(drawings: Drawings, split: str) -> tuple[np.ndarray, list[str], np.ndarray] | None:
+    """Of several files: each drawing's category, the categories' names and its row in its file."""
+    categories = drawings.categories(split)
+    return None if categories is None else (*categories, drawings.rows_in_files(split))
+
+
+def plant(images: np.ndarray, planting: Planting, data_format: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mixture, planted mask): ``planting``'s drawings among ``images``, shuffled (warns when a
+    mix crosses renderers, or when the other file holds fewer drawings than asked for)."""
+    from ..data.drawings import load_drawings
+    from .mixtures import mix, warn_renderers_differ
+
+    other = load_drawings(planting.other)
+    if (data_format == "bitmap") != (other.format == "bitmap"):
+        warn_renderers_differ()
+    mixture = mix(images, np.asarray(other.images), planting.fraction, planting.seed)
+    return mixture.images, mixture.planted
+
+
+def _validation_limit() -> int:
+    from ..core.train_config import TrainConfig
+
+    return TrainConfig.val_limit
+
+
+def _train_on_mixture(
+    run_dir: Path,
+    images: np.ndarray,
+    valid: np.ndarray,
+    planting: Planting,
+    out_dir: Path,
+    device: str | None,
+    progress: bool,
+    log: Callable[[str], None],
+):
+    """A fresh model like ``run_dir``'s, trained on the contaminated drawings into
+    ``out_dir/mixture_run`` (on ``device``, else where training chooses); returns it."""
+    from .checkpoint import read_model_config
+    from .mixtures import mixture_run
+
+    model_cfg = read_model_config(run_dir)
+    if planting.latent_dim is not None:
+        model_cfg = dataclasses.replace(model_cfg, latent_dim=planting.latent_dim)
+    options = {"epochs": planting.train_epochs, "trim": planting.trim, "seed": planting.seed}
+    if device:  # else training's own choice: CUDA when present
+        options["device"] = device
+    return mixture_run(images, valid, model_cfg, out_dir, progress=progress, log=log, **options)
