@@ -32,3 +32,4 @@ def test_readme_library_example_runs(shared, tmp_path, monkeypatch, capsys):
     assert "MSE per pixel" in out and "auroc" in out and "epoch   1/1" in out
     assert Image.open(tmp_path / "new_sheep.png").size[0] > 28 * 4
     assert (tmp_path / "runs" / "lib" / "model.safetensors").is_file()
+    assert "most unlike a sheep" in out and (tmp_path / "screened" / "anomaly_scores.csv").is_file()

@@ -43,10 +43,10 @@ class Planting:
 
 
 def screen_run(
-    run_dir: Path,
+    run_dir: str | Path,
     drawings: Drawings,
     split: str,
-    out_dir: Path,
+    out_dir: str | Path,
     *,
     kind: str = DEFAULT_SCORE,
     planting: Planting | None = None,
@@ -64,6 +64,7 @@ def screen_run(
     ``mixture_run``, the fresh model's folder); None in the processes of torchrun but the first."""
     from ..data.sources import split_view
 
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
     images = split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
     if planting is None:
         return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags)
