@@ -301,6 +301,23 @@ def test_model_scores_of_a_drawing_do_not_depend_on_what_is_scored_beside_it(run
     assert not np.allclose(sampled[0][15:], sampled[1][:25], rtol=1e-6)  # what the mean avoids
 
 
+def test_scores_in_bfloat16_as_on_a_gpu_rank_the_drawings_as_float32_does(run, monkeypatch):
+    """A GPU scores in bfloat16, the pixel head layer by layer (its fused CPU pass is float32 or
+    CPU bfloat16 only): emulated here, the scores move by bfloat16's rounding, the ranking hardly."""
+    from scipy.stats import spearmanr
+
+    from electric_sheep.core import infer
+    from electric_sheep.runs.checkpoint import load_model
+
+    model, drawings = load_model(run), blobs(120, seed=6)
+    exact = {kind: anomaly.scores(model, drawings, kind) for kind in ("combined", "elbo-ink", "mse")}
+    monkeypatch.setattr(infer, "bf16_supported", lambda device: True)
+    for kind, values in exact.items():
+        low = anomaly.scores(model, drawings, kind)
+        assert not np.array_equal(low, values), kind  # bfloat16 did run
+        assert spearmanr(low, values)[0] > 0.99, kind
+
+
 def test_robust_z_is_the_textbook_formula_for_any_float_input_and_leaves_it_untouched():
     """robust_z reorders a scratch copy to find its medians in place (a file of millions holds
     two arrays of them, not five): the result is still (x - median) / (1.4826 MAD), in float64,
