@@ -138,7 +138,7 @@ def _summary(result: dict) -> list[str]:
     )
     if "n_planted" in result:
         lines.append(
-            f"planted {result['n_planted']}: AUROC {result['auroc']:.4f}, average precision "
+            f"planted {result['n_planted']:,}: AUROC {result['auroc']:.4f}, average precision "
             f"{result['average_precision']:.4f}, precision at {result['k']} {result['precision_at_k']:.4f}"
         )
     if "worst_names" in result:

@@ -261,7 +261,7 @@ def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag:
     images = drawings.split(split)
     bad = [i for i in indices if i >= len(images)]
     if bad:
-        raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images)} drawings")
+        raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images):,} drawings")
     return images
 
 

@@ -179,7 +179,7 @@ def clusters(
         categories=drawings.categories(split),
     )
     if method == "kmeans":
-        head = f"k-means with k = {result['k']} on {result['n']} codes; elbow plot {result['elbow_plot']}"
+        head = f"k-means with k = {result['k']} on {result['n']:,} codes; elbow plot {result['elbow_plot']}"
     else:
         low, high = result["eps_range"]
         head = (
@@ -214,5 +214,5 @@ def _cluster_sizes(sizes: dict[int, int], shown: int = 20) -> str:
     """'0: 169, 1: 279, ...': every cluster's size, or of many, the largest (and the noise)."""
     clusters = {c: n for c, n in sizes.items() if c >= 0}
     kept = sorted(sorted(clusters, key=lambda c: -clusters[c])[:shown]) + [c for c in sizes if c < 0]
-    text = ", ".join(f"{'noise' if c < 0 else c}: {sizes[c]}" for c in kept)
+    text = ", ".join(f"{'noise' if c < 0 else c}: {sizes[c]:,}" for c in kept)
     return text if len(clusters) <= shown else f"{text} (the {shown} largest of {len(clusters)} clusters)"

@@ -283,11 +283,11 @@ def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         result = clusters(model, images, Path(tmp), "kmeans", seed=seed, progress=progress, categories=categories)
         parts = [_img(file_uri(Path(result[key])), key) for key in ("elbow_plot", "scatter", "gallery")]
-    sizes = ", ".join(f"cluster {c}: {n}" for c, n in result["cluster_sizes"].items())
+    sizes = ", ".join(f"cluster {c}: {n:,}" for c, n in result["cluster_sizes"].items())
     text = f"k = {result['k']} ({sizes})."
     if "categories" in result:
         mixes = "; ".join(
-            f"cluster {c}: " + ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+            f"cluster {c}: " + ", ".join(f"{name} {n:,}" for name, n in counts.items() if n)
             for c, counts in result["categories"].items()
         )
         text += f" Against the categories (adjusted Rand index {result['adjusted_rand_index']:.3f}): {mixes}."
