@@ -6,9 +6,11 @@ earlier default's 32, 64 and 256 (`--channels 32,64 --hidden 256`), and the seed
 `electric_sheep.analysis.anomaly.scores` over the whole training split, best of several repeats.
 `--synthetic N` then scores N drawings (the Aaron sheep tiled, each shifted by up to 2 pixels,
 written once to a memory-mapped temporary file) with the default score, and reports the time and
-the process's peak resident memory.
+the process's peak resident memory. `--device cuda` runs the models on a GPU (the descriptors and
+neighbour searches stay on the CPU, as in `sheep anomalies --device cuda`); without one it says so
+and exits 0.
 
-    python benchmarks/scoring.py [--repeats 5] [--synthetic 1000000] [--skip-models]
+    python benchmarks/scoring.py [--repeats 5] [--synthetic 1000000] [--skip-models] [--device cuda]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from _common import data_path, machine
 
 from electric_sheep.analysis.anomaly import DEFAULT_SCORE, scores
@@ -46,22 +49,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--synthetic", type=int, default=0, help="also score this many tiled drawings")
     parser.add_argument("--skip-models", action="store_true", help="only the --synthetic run")
+    parser.add_argument("--device", default="cpu", help="where the models run (cpu, cuda, ...)")
     args = parser.parse_args()
-    drawings = load_drawings(data_path())
-    images = drawings.split("train")
     print(f"machine: {machine()}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA GPU here: nothing to measure (the CPU figures: run without --device)")
+        return
+    drawings = load_drawings(data_path())
+    images, valid = drawings.split("train"), drawings.split("valid")
     if not args.skip_models:
-        compare_models(images, drawings.split("valid"), args.repeats)
+        compare_models(images, valid, args.repeats, args.device)
     if args.synthetic:
-        score_synthetic(images, drawings.split("valid"), args.synthetic)
+        score_synthetic(images, valid, args.synthetic, args.device)
 
 
-def brief_model(images: np.ndarray, valid: np.ndarray, model_cfg):
-    """A briefly trained model: scoring speed does not depend on the weights (KL on: no warning)."""
+def brief_model(images: np.ndarray, valid: np.ndarray, model_cfg, device: str = "cpu"):
+    """A briefly trained model on ``device``: scoring speed does not depend on the weights (KL on: no
+    warning)."""
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = make_train_config(model_cfg.preset, epochs=1, limit=256, val_limit=32, kl_schedule="constant")
         train(images, valid, model_cfg, cfg, run_dir, progress=False, log=lambda s: None)
-        return load_model(run_dir)
+        return load_model(run_dir, device)
 
 
 def tiled(images: np.ndarray, n: int, path: Path, seed: int = 0) -> np.ndarray:
@@ -76,8 +84,8 @@ def tiled(images: np.ndarray, n: int, path: Path, seed: int = 0) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def score_synthetic(images: np.ndarray, valid: np.ndarray, n: int) -> None:
-    model = brief_model(images, valid, make_model_config("default"))
+def score_synthetic(images: np.ndarray, valid: np.ndarray, n: int, device: str) -> None:
+    model = brief_model(images, valid, make_model_config("default"), device)
     with tempfile.TemporaryDirectory() as tmp:
         many = tiled(images, n, Path(tmp) / "tiled.npy")
         t0 = time.perf_counter()
@@ -90,7 +98,7 @@ def score_synthetic(images: np.ndarray, valid: np.ndarray, n: int) -> None:
     )
 
 
-def compare_models(images: np.ndarray, valid: np.ndarray, repeats: int) -> None:
+def compare_models(images: np.ndarray, valid: np.ndarray, repeats: int, device: str) -> None:
     # the default preset, it without its pixel head (the default until 2026-12-02), the same
     # widened (docs/performance.md, "Width"), and the seed
     models = {
@@ -101,7 +109,7 @@ def compare_models(images: np.ndarray, valid: np.ndarray, repeats: int) -> None:
     }
     for name, model_cfg in models.items():
         preset = model_cfg.preset
-        model = brief_model(images, valid, model_cfg)
+        model = brief_model(images, valid, model_cfg, device)
         n = len(images) if preset == "default" else 1000  # the seed is ~100x slower: time fewer
         subset = images[:n]
         for what, fn in (
