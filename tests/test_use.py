@@ -369,7 +369,7 @@ def test_planted_drawings_rank_above_sheep(run, tmp_path):
     assert rows[0] == "index,score,flagged,planted" and len(rows) == 211
 
 
-def test_screening_a_file_is_one_library_call(run, tmp_path):
+def test_screening_a_file_is_one_library_call(run, tmp_path, monkeypatch):
     """What `sheep anomalies` does, without the command line: a file scored whole, or with drawings planted."""
     sheep, noise = tmp_path / "rects.npy", tmp_path / "noise.npy"
     np.save(sheep, blobs(200, seed=9).reshape(200, -1))
@@ -381,6 +381,10 @@ def test_screening_a_file_is_one_library_call(run, tmp_path):
     planting = screening.Planting(str(noise), 0.05, seed=1)
     mixed = screening.screen_run(run, drawings, "all", tmp_path / "mix", planting=planting, top=10, progress=False)
     assert mixed["n"] == 210 and mixed["n_planted"] == 10 and mixed["auroc"] > 0.99, mixed
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun every process would write the mixture's outputs
+    with pytest.raises(ConfigError, match="one process"):
+        screening.screen_run(run, drawings, "all", tmp_path / "ranks", planting=planting, progress=False)
+    assert not (tmp_path / "ranks").exists()
 
 
 def test_anomaly_gallery_frames_planted_drawings_in_red():

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..analysis.anomaly import DEFAULT_SCORE
+from ..errors import ConfigError
 from .streaming import Shard, Store
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ def screen_run(
     images = split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
     if planting is None:
         return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags)
+    if Shard.from_env().world > 1:  # every process would train and write the same mixture's outputs
+        raise ConfigError("a mixture is scored in one process, not under torchrun")
     training = {"device": train_device, "progress": progress, "log": log}
     return _screen_mixture(run_dir, drawings, images, out_dir, planting, kind, device, training, flags)
 
