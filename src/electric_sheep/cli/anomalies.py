@@ -102,12 +102,12 @@ def anomalies(
     run_dir, data = _run_and_data(paths)
     _check_options(mix_spec, train_on_mix, latent_dim, (threshold, top, quantile))
     planting = _planting(mix_spec, seed, train_on_mix, trim, latent_dim)
-    on, out_dir = _device(device), _default_out(run_dir, out_dir)
+    model_device, out_dir = _device(device), _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "anomaly scores"):
         drawings = data_mod.load_drawings(data) if data is not None else run_data(run_dir)
         log = (lambda s: None) if as_json else click.echo
         flags = {"threshold": threshold, "top": top, "quantile": quantile}
-        where = {"device": on, "train_device": device, "progress": not as_json, "log": log}
+        where = {"device": model_device, "train_device": device, "progress": not as_json, "log": log}
         result = screen_run(run_dir, drawings, split, out_dir, kind=kind, planting=planting, **where, **flags)
     if result is not None:  # under torchrun, the first process says what was found
         _finish(result, as_json, _summary(result))

@@ -101,13 +101,14 @@ def _screen_mixture(
 ) -> dict[str, Any]:
     """``planting``'s mixture scored by the run's model, or by a fresh one trained on it first
     (``training``: where, and how it reports; see :func:`_train_on_mixture`)."""
+    from ..core.train_config import TrainConfig
     from ..render.anomaly_outputs import run_anomalies
     from .checkpoint import load_model
 
     mixed, planted = plant(images[:], planting, drawings.format)
     if not planting.train_epochs:
         return run_anomalies(load_model(run_dir, device), mixed, out_dir, kind=kind, planted=planted, **flags)
-    valid = drawings.split("valid", limit=_validation_limit())  # only what validation uses
+    valid = drawings.split("valid", limit=TrainConfig.val_limit)  # only what validation uses
     model = _train_on_mixture(run_dir, mixed, valid, planting, out_dir, **training).to(device)
     result = run_anomalies(model, mixed, out_dir, kind=kind, planted=planted, **flags)
     return {**result, "mixture_run": str(out_dir / "mixture_run")}
@@ -130,12 +131,6 @@ def plant(images: np.ndarray, planting: Planting, data_format: str) -> tuple[np.
         warn_renderers_differ()
     mixture = mix(images, np.asarray(other.images), planting.fraction, planting.seed)
     return mixture.images, mixture.planted
-
-
-def _validation_limit() -> int:
-    from ..core.train_config import TrainConfig
-
-    return TrainConfig.val_limit
 
 
 def _train_on_mixture(
