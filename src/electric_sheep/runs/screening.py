@@ -90,7 +90,8 @@ def _screen_file(
     if not shard.main:
         screen(model, images, kind, store)
         return None
-    where_from = {"names": drawings.meta.get("files"), "sources": _sources(drawings, split)}  # pictures; files
+    # a folder of pictures: each file's name; several files: each drawing's category and row
+    where_from = {"names": drawings.meta.get("files"), "sources": _sources(drawings, split)}
     result = run_anomalies(model, images, out_dir, kind=kind, store=store, **where_from, **flags)
     shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
     return result
