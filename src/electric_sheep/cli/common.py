@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ..data import drawings as data_mod
 from ..data.formats import is_picture_folder
@@ -228,14 +227,6 @@ def _category_option(does: str):
     )
 
 
-def _model_for(run_dir: Path, category: str | None):
-    """The run's model; a --category it cannot draw stops here, before any warning or work."""
-    model = _model(run_dir)
-    if category is not None:
-        model.config.category_index(category)
-    return model
-
-
 def _pick_options(f):
     f = click.option("--split", type=click.Choice(data_mod.SPLITS), default="test", show_default=True)(f)
     return click.option("--data", default=None, help="Drawings to pick from (default: the run's data).")(f)
@@ -250,19 +241,6 @@ def _drawings_given_as_run_dir(run_dir: Path, data: str | None) -> tuple[Path, s
     if data is None and given and not is_run_dir(run_dir):
         return _run(None), str(run_dir)
     return run_dir, data
-
-
-def _pick(run_dir: Path, data: str | None, split: str, indices: list[int], flag: str) -> np.ndarray:
-    """The split's drawings, after checking that the requested indices exist."""
-    from ..runs.checkpoint import run_data
-
-    drawings = run_data(run_dir, data, how="--data DATA")
-    drawings.check_split(split)
-    images = drawings.split(split)
-    bad = [i for i in indices if i >= len(images)]
-    if bad:
-        raise SheepError(f"{flag} {bad[0]} is out of range: the {split} split has {len(images):,} drawings")
-    return images
 
 
 def _finish(result: dict, as_json: bool, lines: list[str]) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 
-from ..errors import SheepWarning
 from ..render.plots import MAX_FRAME_MS, MAX_TILES
 from ..wording import counted
 from .common import (
@@ -19,18 +16,13 @@ from .common import (
     _finish,
     _Finite,
     _json_option,
-    _model,
-    _model_for,
     _out_dir_option,
     _out_option,
-    _pick,
     _pick_options,
     _run,
     _run_dir_arg,
     main,
 )
-
-DREAM_COLUMNS = 8  # dreams side by side in the animation; more go in further rows
 
 
 @main.command()
@@ -64,39 +56,22 @@ def draw(
 ) -> None:
     """Draw new sheep: decode random codes from the model's prior (fitted to its codes, or
     N(0, 1)), or from z ~ N(MEAN, STD), into a grid."""
-    from ..analysis.generate import CANDIDATES
-    from ..analysis.generate import draw as draw_fn
-    from ..render.plots import grid_image, save_image
-    from ..runs.checkpoint import warn_if_prior_unlearned
+    from ..render.drawing_outputs import draw_picture
 
-    model = _model_for(run_dir, category)
-    if candidates is not None and model.pixel_head is None:
-        message = f"{run_dir} has no pixel head to sample: --candidates changes nothing"
-        warnings.warn(message, SheepWarning, stacklevel=2)
-    gaussian = mean is not None or std is not None or model.prior is None
-    if gaussian:
-        warn_if_prior_unlearned(run_dir)
-    candidates = candidates or CANDIDATES
-    images = draw_fn(model, count, mean, std, temperature, seed, category, candidates, progress=not as_json)
-    save_image(grid_image(images), out)
-    m, s = (0.0 if mean is None else mean), (1.0 if std is None else std)
-    source = (
-        f"z ~ N({m:g}, {s * temperature:g})" if gaussian else f"the model's fitted prior (temperature {temperature:g})"
+    result = draw_picture(
+        run_dir,
+        out,
+        count,
+        mean=mean,
+        std=std,
+        temperature=temperature,
+        seed=seed,
+        category=category,
+        candidates=candidates,
+        progress=not as_json,
     )
-    _finish(
-        {
-            "n": count,
-            "mean": m if gaussian else None,
-            "std": s if gaussian else None,
-            "temperature": temperature,
-            "seed": seed,
-            "category": category,
-            "candidates": candidates,
-            "image": str(out),
-        },
-        as_json,
-        [f"wrote {out} ({counted(count, 'drawing')}{' of ' + category if category else ''} from {source})"],
-    )
+    of = f" of {category}" if category else ""
+    _finish(result, as_json, [f"wrote {out} ({counted(count, 'drawing')}{of} from {result['source']})"])
 
 
 @main.command()
@@ -117,23 +92,12 @@ def dream(
 ) -> None:
     """Do androids dream of electric sheep? A looping animation of drawings decoded along smooth
     random paths through the prior."""
-    from ..analysis.generate import dream as dream_fn
-    from ..render.plots import grid_image, save_animation
-    from ..runs.checkpoint import warn_if_prior_unlearned
+    from ..render.drawing_outputs import dream_animation
 
-    model = _model_for(run_dir, category)
-    if model.prior is None:  # a fitted prior follows the codes wherever they are
-        warn_if_prior_unlearned(run_dir)
-    drawings = dream_fn(model, count, frames, seed, progress=not as_json, category=category)  # (frames, n, 28, 28)
-    # greyscale: small GIFs; many dreams in rows of DREAM_COLUMNS, not one strip thousands of pixels wide
-    pictures = [grid_image(frame, ncols=min(count, DREAM_COLUMNS), scale=4) for frame in drawings]
-    save_animation(pictures, out, ms, ms)
+    progress = not as_json
+    result = dream_animation(run_dir, out, count, frames=frames, ms=ms, seed=seed, category=category, progress=progress)
     what = counted(count, "dream") + (f" of {category}" if category else "")
-    _finish(
-        {"n": count, "frames": frames, "ms": ms, "seed": seed, "category": category, "animation": str(out)},
-        as_json,
-        [f"wrote {out} ({what}, {frames} frames of {ms} ms, looping)"],
-    )
+    _finish(result, as_json, [f"wrote {out} ({what}, {frames} frames of {ms} ms, looping)"])
 
 
 @main.command()
@@ -149,21 +113,12 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
     """Decode the straight line between the latent codes of two drawings.
 
     Drawings given in place of RUN_DIR are read as --data, with the built-in model."""
-    from ..analysis.generate import interpolate as interp
-    from ..render.plots import grid_image, save_image
+    from ..render.drawing_outputs import interpolation_picture
 
     run_dir, data = _drawings_given_as_run_dir(run_dir, data)
-    images = _pick(run_dir, data, split, [start, end], "--from/--to")
-    frames = interp(_model(run_dir), images[start], images[end], steps)
-    row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
     out = out or _default_out(run_dir, out_dir) / "interpolation.png"
-    title = f"drawing {start} to drawing {end}: {steps} decodings along the line between their codes"
-    save_image(grid_image(row, ncols=len(row), title=title), out)
-    _finish(
-        {"from": start, "to": end, "steps": steps, "image": str(out)},
-        as_json,
-        [f"wrote {out} (drawing {start}, {steps} decoded steps, drawing {end})"],
-    )
+    result = interpolation_picture(run_dir, out, start, end, steps=steps, data=data, split=split)
+    _finish(result, as_json, [f"wrote {out} (drawing {start}, {steps} decoded steps, drawing {end})"])
 
 
 @main.command()
@@ -183,23 +138,13 @@ def interpolate(run_dir, start, end, steps, data, split, out, out_dir, as_json) 
 @_json_option
 def manifold(run_dir, grid, span, category, out, out_dir, as_json) -> None:
     """The grid of decodings over the latent plane (first two principal directions for D > 2)."""
-    from ..analysis.generate import manifold as manifold_fn
-    from ..analysis.latent import validation_codes
-    from ..render.plots import manifold_figure, save_figure
-    from ..runs.checkpoint import warn_if_prior_unlearned
+    from ..render.drawing_outputs import manifold_picture
 
-    model = _model_for(run_dir, category)
-    if model.config.latent_dim > 2:
-        codes = validation_codes(model, run_dir)  # the plane of the codes' own spread
-    else:
-        codes = None
-        warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-RANGE
-    images = manifold_fn(model, grid, span, codes, category)
     out = out or _default_out(run_dir, out_dir) / "manifold.png"
-    save_figure(manifold_figure(images, grid, span, model.config.latent_dim, category), out)
-    shape = f"{grid} decodings along z[0]" if model.config.latent_dim == 1 else f"{grid}x{grid} decodings"
+    result = manifold_picture(run_dir, out, grid, span, category=category)
+    latent_dim = result["latent_dim"]
+    shape = f"{grid} decodings along z[0]" if latent_dim == 1 else f"{grid}x{grid} decodings"
     shape += f" of {category}" if category else ""
-    result = {"grid": grid, "range": span, "category": category, "image": str(out)}
     _finish(result, as_json, [f"wrote {out} ({shape})"])
 
 
@@ -240,24 +185,11 @@ def reconstruct(ctx, run_dir, indices, count, sharpen, data, split, out, out_dir
     """Originals beside their reconstructions (and optionally sharpened reconstructions).
 
     Drawings given in place of RUN_DIR are read as --data, with the built-in model."""
-    from ..analysis.generate import reconstruct as recon_fn
-    from ..analysis.generate import sharpen as sharpen_fn
-    from ..render.plots import reconstruction_figure, save_figure
+    from ..render.drawing_outputs import reconstruction_picture
 
     run_dir, indices = _trailing_indices(run_dir, indices, ctx.args)
     run_dir, data = _drawings_given_as_run_dir(run_dir, data)
-    images = _pick(run_dir, data, split, indices, "--index")
-    idx = indices or list(range(min(count, len(images))))
-    originals = images[idx]
-    recon = recon_fn(_model(run_dir), originals)
-    rows = {"original": originals / 255.0, "reconstruction": recon}
-    if sharpen:
-        rows["sharpened"] = sharpen_fn(recon)
     out = out or _default_out(run_dir, out_dir) / "reconstructions.png"
-    save_figure(reconstruction_figure(rows, idx), out)
-    mse = float(((originals / 255.0 - recon) ** 2).mean())
-    _finish(
-        {"indices": idx, "mse": mse, "image": str(out)},
-        as_json,
-        [f"wrote {out} ({counted(len(idx), 'drawing')}, mean squared error {mse:.4f} per pixel)"],
-    )
+    result = reconstruction_picture(run_dir, out, indices, count=count, sharpen=sharpen, data=data, split=split)
+    shown = counted(len(result["indices"]), "drawing")
+    _finish(result, as_json, [f"wrote {out} ({shown}, mean squared error {result['mse']:.4f} per pixel)"])
