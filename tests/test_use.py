@@ -20,8 +20,8 @@ from electric_sheep.core.infer import as_batch
 from electric_sheep.core.model import ModelConfig
 from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import load_drawings
-from electric_sheep.errors import ConfigError
-from electric_sheep.render import anomaly_outputs, cluster_outputs, latent_figures
+from electric_sheep.errors import ConfigError, SheepError
+from electric_sheep.render import anomaly_outputs, cluster_outputs, drawing_outputs, explorer, latent_figures
 from electric_sheep.render.plots import PLANTED_RGB, grid_image
 from electric_sheep.runs import mixtures, screening
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
@@ -35,6 +35,32 @@ def test_draw_is_seeded_and_uses_the_requested_distribution(run):
     z = generate.sample_codes(2, 20000, mean=1.0, std=0.5, seed=0)
     assert z.mean() == pytest.approx(1.0, abs=0.02) and z.std() == pytest.approx(0.5, abs=0.02)
     assert generate.sample_codes(2, 20000, std=0.5, temperature=2.0).std() == pytest.approx(1.0, abs=0.02)
+
+
+def test_every_drawing_command_is_one_library_call(run, tmp_path):
+    """What `sheep draw`, `dream`, `interpolate`, `manifold`, `reconstruct` and `explore` do, without the
+    command line."""
+    model = load_model(run)
+    drawn = drawing_outputs.draw_picture(run, tmp_path / "new.png", 9, seed=1)
+    expected = grid_image(generate.draw(model, 9, seed=1))  # the same drawings, the same grid
+    assert np.array_equal(np.asarray(Image.open(drawn["image"])), np.asarray(expected))
+    dreamt = drawing_outputs.dream_animation(run, tmp_path / "dream.gif", 3, frames=5, seed=2)
+    assert Image.open(dreamt["animation"]).n_frames == 5
+    test = load_drawings(run.parent / "blobs.npy").split("test")
+    line = drawing_outputs.interpolation_picture(run, tmp_path / "line.png", 0, 3, steps=4)
+    assert Image.open(line["image"]).width > 6 * 28  # both drawings and the four steps in one row
+    with pytest.raises(SheepError, match=f"drawing {len(test)} is out of range: the test split has {len(test)}"):
+        drawing_outputs.interpolation_picture(run, tmp_path / "none.png", 0, len(test))
+    assert not (tmp_path / "none.png").exists()
+    plane = drawing_outputs.manifold_picture(run, tmp_path / "plane.png", 5)
+    assert plane["latent_dim"] == model.config.latent_dim and (tmp_path / "plane.png").stat().st_size > 0
+    rebuilt = drawing_outputs.reconstruction_picture(run, tmp_path / "again.png", count=6)
+    mse = ((test[:6] / 255.0 - generate.reconstruct(model, test[:6])) ** 2).mean()
+    assert rebuilt["indices"] == list(range(6)) and rebuilt["mse"] == pytest.approx(mse)
+    page = explorer.explorer_page(run, tmp_path / "explorer.html", grid=4)
+    valid = load_drawings(run.parent / "blobs.npy").split("valid")
+    assert page["points"] == min(len(valid), explorer.EXPLORER_DRAWINGS)  # the run's own drawings, as points
+    assert "electric-sheep latent explorer" in (tmp_path / "explorer.html").read_text()
 
 
 def test_many_drawings_show_their_progress(run, capsys):

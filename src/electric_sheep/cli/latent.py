@@ -90,16 +90,13 @@ def latent(paths, split, device, out_dir, as_json, quiet) -> None:
 def snapshots(run_dir, epochs, out, gif, out_dir, as_json) -> None:
     """The latent space after chosen epochs of training, side by side (from the run's saved codes)."""
     from ..render.latent_figures import snapshots as snapshots_fn
-    from ..render.latent_figures import snapshots_animation
 
     out = out or _default_out(run_dir, out_dir) / "latent_epochs.png"
-    result = snapshots_fn(run_dir, epochs, out)
+    result = snapshots_fn(run_dir, epochs, out, animation=out.with_suffix(".gif") if gif else None)
     lines = [f"wrote {out} (epochs {', '.join(map(str, result['epochs']))})"]
     if gif:
-        animated = snapshots_animation(run_dir, out.with_suffix(".gif"))
-        result["animation"] = animated["animation"]
-        count = len(animated["epochs"])
-        lines.append(f"wrote {animated['animation']} ({counted(count, 'epoch')}, one per frame)")
+        count = len(result["animation_epochs"])
+        lines.append(f"wrote {result['animation']} ({counted(count, 'epoch')}, one per frame)")
     _finish(result, as_json, lines)
 
 

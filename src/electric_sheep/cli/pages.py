@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
-from ..errors import SheepError
 from .common import (
     SEED,
     _epoch_list,
@@ -53,27 +51,11 @@ def report(paths, out, epochs, seed, as_json) -> None:
 @_json_option
 def explore(paths, out, grid, span, as_json) -> None:
     """A standalone page to explore the latent plane with the pointer (no server needed)."""
-    from ..analysis.latent import encode
-    from ..render.explorer import explorer_payload, standalone_page
-    from ..runs.checkpoint import load_model, run_data
-    from ..runs.fileio import write_text
+    from ..render.explorer import explorer_page
 
     run_dir, data = _run_and_data(paths)
-    model = load_model(run_dir)
-    categories = None
-    try:
-        drawings = run_data(run_dir, data)
-        originals, categories = drawings.split("valid", limit=600), drawings.categories("valid", limit=600)
-        codes = encode(model, originals)
-    except SheepError:
-        if data is not None:  # drawings the user named must be there
-            raise
-        from ..runs.checkpoint import last_latents
-
-        saved = last_latents(run_dir)
-        originals, codes = None, (saved if saved is not None else np.zeros((0, model.config.latent_dim)))
-    write_text(out, standalone_page(explorer_payload(model, codes, originals, grid, span, categories=categories)))
-    _finish({"page": str(out), "points": int(len(codes))}, as_json, [f"wrote {out} ({len(codes)} encoded drawings)"])
+    result = explorer_page(run_dir, out, data, grid, span)
+    _finish(result, as_json, [f"wrote {out} ({result['points']:,} encoded drawings)"])
 
 
 @main.command()

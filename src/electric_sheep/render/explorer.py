@@ -13,16 +13,22 @@ import html
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..analysis.generate import decode_codes, manifold_axes, plane_codes
+from ..analysis.latent import encode
 from ..core.infer import drawings_tensor
 from ..core.pixels import drawing_noise, pixel_noise
+from ..errors import SheepError
+from ..runs import checkpoint as ckpt
+from ..runs.fileio import write_text
 from .plots import CATEGORY_COLOURS, grid_image
 
 TILE = 28
+EXPLORER_DRAWINGS = 600  # validation drawings shown as points (each ships two images)
 
 
 def sprite(images: np.ndarray, ncols: int) -> str:
@@ -86,6 +92,30 @@ def _axis_names(latent_dim: int) -> list[str]:
     if latent_dim == 1:  # every row of the map is the same line
         return ["z[0]", "none (a 1-D latent)"]
     return ["z[0]", "z[1]"] if latent_dim == 2 else ["PC 1 (sd)", "PC 2 (sd)"]
+
+
+def explorer_page(
+    run_dir: str | Path, out: str | Path, data: str | None = None, grid: int = 40, span: float = 3.0
+) -> dict:
+    """A standalone page of the run's latent plane at ``out``, ``grid`` decodings a side over
+    +-``span``: the validation drawings of ``data`` (else of the run's own data) as points; with no
+    drawings at hand, the codes the run saved after its last epoch."""
+    model = ckpt.load_model(run_dir)
+    originals, categories = None, None
+    try:
+        drawings = ckpt.run_data(run_dir, data)
+    except SheepError:
+        if data is not None:  # drawings the user named must be there
+            raise
+        saved = ckpt.last_latents(run_dir)
+        codes = saved if saved is not None else np.zeros((0, model.config.latent_dim))
+    else:
+        originals = drawings.split("valid", limit=EXPLORER_DRAWINGS)
+        categories = drawings.categories("valid", limit=EXPLORER_DRAWINGS)
+        codes = encode(model, originals)
+    payload = explorer_payload(model, codes, originals, grid, span, EXPLORER_DRAWINGS, categories)
+    write_text(out, standalone_page(payload))
+    return {"page": str(out), "points": int(len(codes))}
 
 
 def explorer_html(payload: dict, element_id: str = "explorer") -> str:

@@ -137,11 +137,16 @@ def _categories_of(run_dir: Path, kept: np.ndarray) -> tuple[np.ndarray | None, 
     return category_labels(ckpt.latent_categories(run_dir, len(kept)), kept)
 
 
-def snapshots(run_dir: Path, epochs: list[int] | None, out: Path) -> dict[str, Any]:
-    """Write :func:`snapshots_figure` to ``out``."""
+def snapshots(run_dir: Path, epochs: list[int] | None, out: Path, animation: Path | None = None) -> dict[str, Any]:
+    """Write :func:`snapshots_figure` to ``out``; with ``animation``, every saved epoch there too
+    (:func:`snapshots_animation`)."""
     fig, chosen, available, dropped = snapshots_figure(run_dir, epochs)
     path = save_figure(fig, out)
-    return {"epochs": chosen, "available": available, "n_nonfinite": dropped, "plot": str(path)}
+    result = {"epochs": chosen, "available": available, "n_nonfinite": dropped, "plot": str(path)}
+    if animation is not None:
+        animated = snapshots_animation(run_dir, animation)
+        result.update(animation=animated["animation"], animation_epochs=animated["epochs"])
+    return result
 
 
 FRAME_MS = 400  # one saved epoch per frame of the animation

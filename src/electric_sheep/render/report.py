@@ -26,7 +26,7 @@ from ..runs import checkpoint as ckpt
 from ..runs.fileio import read_json, write_text
 from ..wording import counted
 from .cluster_outputs import clusters
-from .explorer import STYLE, explorer_html, explorer_payload, png_data_uri
+from .explorer import EXPLORER_DRAWINGS, STYLE, explorer_html, explorer_payload, png_data_uri
 from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
 from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure, rows_figure
 
@@ -37,7 +37,6 @@ DREAMS, DREAM_FRAMES, DREAM_MS = 4, 48, 100  # the dream animation: ~0.2 MB inli
 RECONSTRUCTIONS = 16  # test drawings beside their reconstructions
 CLUSTER_DRAWINGS = 5000  # training drawings clustered: k-means and its elbow stay under seconds
 MIN_CLUSTER_DRAWINGS = 3  # an elbow needs k = 2 and more drawings than clusters
-EXPLORER_DRAWINGS = 600  # validation drawings shown as points in the explorer (each ships two images)
 
 
 def figure_uri(fig) -> str:
