@@ -413,6 +413,16 @@ def test_screening_a_file_is_one_library_call(run, tmp_path, monkeypatch):
     assert not (tmp_path / "ranks").exists()
 
 
+def test_encoding_a_file_is_one_library_call(run, tmp_path):
+    """What `sheep latent` does, without the command line: the codes of a split on disk, and their map."""
+    drawings = load_drawings(run.parent / "blobs.npy")
+    result = latent_figures.latent_run(run, drawings, "test", tmp_path, progress=False)
+    codes = np.load(result["codes"])
+    expected = latent.encode(load_model(run), drawings.split("test"))
+    assert result["n"] == len(expected) and np.allclose(codes, expected, atol=1e-5)
+    assert (tmp_path / "latent.png").stat().st_size > 0
+
+
 def test_anomaly_gallery_frames_planted_drawings_in_red():
     images = blobs(12, seed=3)
     values = np.arange(12, dtype=float)

@@ -6,7 +6,6 @@ import math
 
 import click
 
-from ..runs.streaming import Shard
 from ..wording import counted
 from .common import (
     SEED,
@@ -40,27 +39,16 @@ def latent(paths, split, device, out_dir, as_json, quiet) -> None:
 
     The codes are written to disk as they are computed: run again with the same arguments after
     an interruption, it continues where it stopped."""
-    from ..data.sources import split_view
-    from ..render.latent_figures import latent_map
-    from ..runs.checkpoint import run_data, streamed_job
+    from ..render.latent_figures import latent_run
+    from ..runs.checkpoint import run_data
 
     device = _device(device)
     run_dir, data = _run_and_data(paths)
     drawings = run_data(run_dir, data)
-    shard = Shard.from_env()  # under torchrun each process encodes its share; the first plots
     out_dir = _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "latent codes"):
-        result = latent_map(
-            _model(run_dir, device),
-            split_view(drawings, split),
-            out_dir,
-            title=f"{split} drawings of {drawings.name()}",
-            job=streamed_job(run_dir, drawings, split),
-            progress=not (quiet or as_json) and shard.main,
-            shard=shard,
-            categories=drawings.categories(split),
-        )
-    if not shard.main:
+        result = latent_run(run_dir, drawings, split, out_dir, device=device, progress=not (quiet or as_json))
+    if result is None:  # under torchrun, the first process says what was written
         return
     lines = [
         f"encoded {counted(result['n'], 'drawing')} into {result['latent_dim']}-D codes: {result['codes']}",

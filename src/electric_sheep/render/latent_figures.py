@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis import latent
 from ..core.model import VAE
+from ..data.drawings import Drawings
 from ..errors import DataError, SheepError, SheepWarning
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import ensure_dir
@@ -21,6 +22,33 @@ from .plots import category_labels, latent_scatter_figure, pyplot, save_figure
 TITLE_INCHES = 0.6  # above a cluster gallery's rows
 GALLERY_CLUSTERS = 30  # rows of a cluster gallery: more is a picture nobody can take in
 PLOT_MAX = 100_000  # codes drawn in the scatter; more only hide each other (a seeded sample)
+
+
+def latent_run(
+    run_dir: str | Path,
+    drawings: Drawings,
+    split: str,
+    out_dir: str | Path,
+    *,
+    device: Any = "cpu",
+    progress: bool = True,
+) -> dict[str, Any] | None:
+    """What ``sheep latent`` does: encode ``split`` of ``drawings`` ("all": every drawing) with
+    ``run_dir``'s model on ``device`` into ``out_dir`` and map the codes (:func:`latent_map`). Under
+    torchrun each process encodes its share and the first maps them; None in the others."""
+    from ..data.sources import split_view
+
+    shard = Shard.from_env()
+    return latent_map(
+        ckpt.load_model(run_dir, device),
+        split_view(drawings, split),  # read as encoding needs it: a whole category never in memory
+        Path(out_dir),
+        title=f"{split} drawings of {drawings.name()}",
+        job=ckpt.streamed_job(run_dir, drawings, split),
+        progress=progress and shard.main,
+        shard=shard,
+        categories=drawings.categories(split),
+    )
 
 
 def latent_map(
