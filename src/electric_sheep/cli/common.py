@@ -261,12 +261,6 @@ def _is_stdout(path: str) -> bool:
         return False
 
 
-def _model(run_dir: Path, device="cpu"):
-    from ..runs.checkpoint import load_model
-
-    return load_model(run_dir, device)
-
-
 def _device(name: str | None):
     """Where a command that reads whole files runs its model: the CPU unless --device names another
     (one that is not here stops the command before it reads or writes anything)."""

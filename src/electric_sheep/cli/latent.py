@@ -15,7 +15,6 @@ from .common import (
     _epoch_list,
     _finish,
     _json_option,
-    _model,
     _out_dir_option,
     _out_option,
     _run_and_data,
@@ -140,19 +139,19 @@ def clusters(
     paths, method, split, k, k_range, eps_range, ms_range, trials, n_clusters, seed, device, out_dir, as_json
 ) -> None:
     """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
-    from ..render.cluster_outputs import clusters as clusters_fn
+    from ..render.cluster_outputs import clusters_run
     from ..runs.checkpoint import run_data
 
     device = _device(device)
     run_dir, data = _run_and_data(paths)
     drawings = run_data(run_dir, data)
-    if split != "all":
-        drawings.check_split(split)
-    result = clusters_fn(
-        _model(run_dir, device),
-        drawings.images if split == "all" else drawings.split(split),
+    result = clusters_run(
+        run_dir,
+        drawings,
+        split,
         _default_out(run_dir, out_dir),
         method,
+        device=device,
         k=k,
         k_range=k_range,
         eps_range=eps_range,
@@ -161,7 +160,6 @@ def clusters(
         n_clusters=n_clusters,
         seed=seed,
         progress=not as_json,
-        categories=drawings.categories(split),
     )
     if method == "kmeans":
         head = f"k-means with k = {result['k']} on {result['n']:,} codes; elbow plot {result['elbow_plot']}"

@@ -24,7 +24,9 @@ from ..analysis.latent import (
     to_plane,
 )
 from ..core.model import VAE
+from ..data.drawings import Drawings
 from ..errors import ConfigError
+from ..runs.checkpoint import load_model
 from ..runs.fileio import ensure_dir, write_csv, write_json, write_npy
 from ..wording import counted
 from .latent_figures import cluster_gallery, elbow_figure, plot_sample
@@ -74,6 +76,25 @@ def clusters(
         result.update(_against_categories(labels, categories[0] if ok.all() else categories[0][ok], categories[1]))
     write_json(out_dir / f"{method}.json", result)
     return result
+
+
+def clusters_run(
+    run_dir: str | Path,
+    drawings: Drawings,
+    split: str,
+    out_dir: Path,
+    method: ClusterMethod = "kmeans",
+    *,
+    device: Any = "cpu",
+    **settings: Any,
+) -> dict[str, Any]:
+    """What ``sheep clusters`` does: :func:`clusters` of ``split`` of ``drawings`` ("all": every
+    drawing) with ``run_dir``'s model on ``device``; ``settings``: :func:`clusters`' keywords."""
+    if split != "all":
+        drawings.check_split(split)
+    images = drawings.images if split == "all" else drawings.split(split)
+    model = load_model(run_dir, device)
+    return clusters(model, images, out_dir, method, categories=drawings.categories(split), **settings)
 
 
 def _against_categories(clusters: np.ndarray, categories: np.ndarray, names: list[str]) -> dict[str, Any]:
