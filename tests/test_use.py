@@ -38,12 +38,15 @@ def test_draw_is_seeded_and_uses_the_requested_distribution(run):
 
 
 def test_every_drawing_command_is_one_library_call(run, tmp_path):
-    """What `sheep draw`, `dream`, `interpolate`, `manifold`, `reconstruct` and `explore` do, without the
-    command line."""
+    """What `sheep draw`, `show`, `dream`, `interpolate`, `manifold`, `reconstruct` and `explore` do,
+    without the command line."""
     model = load_model(run)
     drawn = drawing_outputs.draw_picture(run, tmp_path / "new.png", 9, seed=1)
     expected = grid_image(generate.draw(model, 9, seed=1))  # the same drawings, the same grid
     assert np.array_equal(np.asarray(Image.open(drawn["image"])), np.asarray(expected))
+    shown = drawing_outputs.first_drawings_picture(run.parent / "blobs.npy", tmp_path / "grid.png", 5)
+    first = grid_image(np.asarray(load_drawings(run.parent / "blobs.npy").images[:5]))
+    assert shown["n"] == 5 and np.array_equal(np.asarray(Image.open(shown["image"])), np.asarray(first))
     dreamt = drawing_outputs.dream_animation(run, tmp_path / "dream.gif", 3, frames=5, seed=2)
     assert Image.open(dreamt["animation"]).n_frames == 5
     test = load_drawings(run.parent / "blobs.npy").split("test")

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ..data import drawings as data_mod
 from ..render.plots import MAX_TILES
@@ -55,16 +54,13 @@ def show(
     data: str, split: str, count: int, out: Path, recognized: bool | None, as_json: bool, cache_dir: Path | None
 ) -> None:
     """Write a PNG grid of the first drawings of DATA (a file or a downloaded category)."""
-    from ..data.sources import split_view
-    from ..render.plots import grid_image, save_image
+    from ..render.drawing_outputs import first_drawings_picture
 
-    drawings = data_mod.load_drawings(data, recognized=recognized, cache_dir=cache_dir)
-    images = np.asarray(split_view(drawings, split)[:count])
-    save_image(grid_image(images), out)
-    result = {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
+    result = first_drawings_picture(data, out, count, split=split, recognized=recognized, cache_dir=cache_dir)
+    n = result["n"]
     which = "" if split == "all" else f" {split}"
-    first = f"the first {len(images)}{which} drawings" if len(images) > 1 else f"the first{which} drawing"
-    _finish(result, as_json, [f"wrote {out} ({first} of {drawings.source})"])
+    first = f"the first {n}{which} drawings" if n > 1 else f"the first{which} drawing"
+    _finish(result, as_json, [f"wrote {out} ({first} of {result['data']})"])
 
 
 @main.command()

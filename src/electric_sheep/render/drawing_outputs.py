@@ -1,7 +1,8 @@
-"""What the drawing commands write: new drawings, dreams, an interpolation, the manifold and
-reconstructions, each one picture from a run folder, with the numbers the command reports.
+"""What the drawing commands write: a file's first drawings, and from a run folder new drawings,
+dreams, an interpolation, the manifold and reconstructions; each one picture, with the numbers the
+command reports.
 
-Each function loads the run's model, makes the drawings (:mod:`electric_sheep.analysis.generate`),
+Each function loads what it needs, makes the drawings (:mod:`electric_sheep.analysis.generate`),
 saves the picture and returns a JSON-ready dict; ``sheep draw`` and the others only parse and print.
 """
 
@@ -21,6 +22,26 @@ from .plots import grid_image, manifold_figure, reconstruction_figure, save_anim
 
 DREAM_COLUMNS = 8  # dreams side by side in the animation; more go in further rows
 DREAM_SCALE = 4  # pixels per drawing pixel in a dream's frames
+
+
+def first_drawings_picture(
+    data: str | Path,
+    out: str | Path,
+    count: int = 64,
+    *,
+    split: str = "all",
+    recognized: bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The first ``count`` drawings of ``data`` (a file or a downloaded category) in a grid at
+    ``out``: of the whole file in its order (``split`` "all"), or of one split."""
+    from ..data.drawings import load_drawings
+    from ..data.sources import split_view
+
+    drawings = load_drawings(data, recognized=recognized, cache_dir=cache_dir)
+    images = np.asarray(split_view(drawings, split)[:count])
+    save_image(grid_image(images), out)
+    return {"image": str(out), "n": len(images), "split": split, "data": str(drawings.source)}
 
 
 def _model_for(run_dir: str | Path, category: str | None) -> VAE:
