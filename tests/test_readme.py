@@ -33,3 +33,24 @@ def test_readme_library_example_runs(shared, tmp_path, monkeypatch, capsys):
     assert Image.open(tmp_path / "new_sheep.png").size[0] > 28 * 4
     assert (tmp_path / "runs" / "lib" / "model.safetensors").is_file()
     assert "most unlike a sheep" in out and (tmp_path / "screened" / "anomaly_scores.csv").is_file()
+
+
+def test_readme_names_each_commands_library_call_as_it_is():
+    """The functions README names as each command's own call exist, as do the commands."""
+    import importlib
+    import re
+
+    from electric_sheep.cli import main
+
+    text = (ROOT / "README.md").read_text()
+    paragraph = text.split("Each command's own call", 1)[1].split("\n\n", 1)[0]
+    names = re.findall(r"`((?:runs|analysis|render)\.[\w.]+)`", paragraph)
+    assert len(names) >= 9, paragraph
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        if attribute.endswith("_outputs"):  # a module of such calls
+            importlib.import_module(f"electric_sheep.{name}")
+        else:
+            assert callable(getattr(importlib.import_module(f"electric_sheep.{module}"), attribute)), name
+    commands = re.findall(r"`(?:sheep )?([a-z]+)`", paragraph)
+    assert set(commands) <= set(main.commands) and len(commands) >= 12, commands
