@@ -163,14 +163,14 @@ def manifold_picture(
     from ..analysis.latent import validation_codes
 
     model = _model_for(run_dir, category)
-    if model.config.latent_dim > 2:
+    latent_dim = model.config.latent_dim
+    if latent_dim > 2:
         codes = validation_codes(model, run_dir)  # the plane of the codes' own spread
     else:
         codes = None
         warn_if_prior_unlearned(run_dir)  # the plane spans the prior's +-span
     images = generate.manifold(model, grid, span, codes, category)
-    save_figure(manifold_figure(images, grid, span, model.config.latent_dim, category), out)
-    latent_dim = model.config.latent_dim
+    save_figure(manifold_figure(images, grid, span, latent_dim, category), out)
     return {"grid": grid, "range": span, "category": category, "latent_dim": latent_dim, "image": str(out)}
 
 
