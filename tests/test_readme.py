@@ -43,7 +43,7 @@ def test_readme_names_each_commands_library_call_as_it_is():
     from electric_sheep.cli import main
 
     text = (ROOT / "README.md").read_text()
-    paragraph = text.split("Each command's own call", 1)[1].split("\n\n", 1)[0]
+    paragraph = text.split("Each command's own call", 1)[1].split("## ", 1)[0]
     names = re.findall(r"`((?:runs|analysis|render)\.[\w.]+)`", paragraph)
     assert len(names) >= 9, paragraph
     for name in names:
