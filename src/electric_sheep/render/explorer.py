@@ -14,6 +14,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,9 @@ from ..errors import SheepError
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import write_text
 from .plots import CATEGORY_COLOURS, grid_image
+
+if TYPE_CHECKING:
+    from ..data.drawings import Drawings
 
 TILE = 28
 EXPLORER_DRAWINGS = 600  # validation drawings shown as points (each ships two images)
@@ -94,6 +98,19 @@ def _axis_names(latent_dim: int) -> list[str]:
     return ["z[0]", "z[1]"] if latent_dim == 2 else ["PC 1 (sd)", "PC 2 (sd)"]
 
 
+def explorer_points(
+    model, drawings: Drawings | None, run_dir: str | Path
+) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, list[str]] | None]:
+    """(codes, drawings, categories) of the explorer's points: the first validation drawings of
+    ``drawings``, encoded; without drawings, the codes the run saved after its last epoch (none
+    when it saved none)."""
+    if drawings is None:
+        saved = ckpt.last_latents(run_dir)
+        return (saved if saved is not None else np.zeros((0, model.config.latent_dim))), None, None
+    originals = drawings.split("valid", limit=EXPLORER_DRAWINGS)
+    return encode(model, originals), originals, drawings.categories("valid", limit=EXPLORER_DRAWINGS)
+
+
 def explorer_page(
     run_dir: str | Path, out: str | Path, data: str | None = None, grid: int = 40, span: float = 3.0
 ) -> dict:
@@ -101,18 +118,13 @@ def explorer_page(
     +-``span``: the validation drawings of ``data`` (else of the run's own data) as points; with no
     drawings at hand, the codes the run saved after its last epoch."""
     model = ckpt.load_model(run_dir)
-    originals, categories = None, None
     try:
         drawings = ckpt.run_data(run_dir, data)
     except SheepError:
         if data is not None:  # drawings the user named must be there
             raise
-        saved = ckpt.last_latents(run_dir)
-        codes = saved if saved is not None else np.zeros((0, model.config.latent_dim))
-    else:
-        originals = drawings.split("valid", limit=EXPLORER_DRAWINGS)
-        categories = drawings.categories("valid", limit=EXPLORER_DRAWINGS)
-        codes = encode(model, originals)
+        drawings = None
+    codes, originals, categories = explorer_points(model, drawings, run_dir)
     payload = explorer_payload(model, codes, originals, grid, span, EXPLORER_DRAWINGS, categories)
     write_text(out, standalone_page(payload))
     return {"page": str(out), "points": int(len(codes))}

@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..analysis.generate import MANIFOLD_GRID, MANIFOLD_SPAN, draw, dream, manifold, reconstruct
-from ..analysis.latent import encode
 from ..core.model import VAE
 from ..data.drawings import Drawings
 from ..errors import DataError, SheepWarning
@@ -26,7 +25,7 @@ from ..runs import checkpoint as ckpt
 from ..runs.fileio import read_json, write_text
 from ..wording import counted
 from .cluster_outputs import clusters
-from .explorer import EXPLORER_DRAWINGS, STYLE, explorer_html, explorer_payload, png_data_uri
+from .explorer import STYLE, explorer_html, explorer_payload, explorer_points, png_data_uri
 from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
 from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure, rows_figure
 
@@ -120,16 +119,16 @@ def build_report(
         # e.g. the built-in model without DATA: the sections that need drawings are left out, said
         warnings.warn(f"the report leaves out reconstructions and clusters: {e}", SheepWarning, stacklevel=2)
         drawings = None
-    codes = _codes(model, drawings, run_dir)
+    points = explorer_points(model, drawings, run_dir)  # (codes, drawings, categories)
     candidates = [
         _training_section(ckpt.read_metrics(run_dir)),
         _snapshots_section(run_dir, epochs),
         _samples_section(model, seed, ckpt.run_subject(run_dir)),
         _reconstructions_section(model, drawings),
-        _manifold_section(model, codes),
+        _manifold_section(model, points[0]),
         _clusters_section(model, drawings, seed, progress),
         _anomalies_section(run_dir),
-        _explorer_section(model, codes, drawings),
+        _explorer_section(model, *points),
     ]
     sections = [section for section in candidates if section is not None]
     title = f"electric-sheep report: {config['model']['preset']} preset, {model.config.latent_dim}-D latent"
@@ -205,7 +204,7 @@ def _reconstructions_section(model: VAE, drawings: Drawings | None) -> Section |
     return Section("reconstructions", "Reconstructions", caption, body)
 
 
-def _manifold_section(model: VAE, codes: np.ndarray | None) -> Section:
+def _manifold_section(model: VAE, codes: np.ndarray) -> Section:
     # The plane of the first two principal directions of the codes for latents above 2-D.
     grid_images = manifold(model, MANIFOLD_GRID, MANIFOLD_SPAN, codes if model.config.latent_dim > 2 else None)
     fig = manifold_figure(grid_images, MANIFOLD_GRID, MANIFOLD_SPAN, model.config.latent_dim)
@@ -255,25 +254,15 @@ def _anomalies_section(run_dir: Path) -> Section | None:
     return Section("anomalies", "Anomalies", caption, body)
 
 
-def _explorer_section(model: VAE, codes: np.ndarray | None, drawings: Drawings | None) -> Section:
-    originals, categories = None, None
-    if drawings is not None:
-        originals = drawings.split("valid", limit=EXPLORER_DRAWINGS)
-        categories = drawings.categories("valid", limit=EXPLORER_DRAWINGS)
-    codes = codes if codes is not None else np.zeros((0, 2))
+def _explorer_section(
+    model: VAE, codes: np.ndarray, originals: np.ndarray | None, categories: tuple[np.ndarray, list[str]] | None
+) -> Section:
     payload = explorer_payload(model, codes, originals, categories=categories)
     caption = (
         "Move the pointer over the plane to see what the decoder draws there; "
         "click a point (an encoded drawing) to see the drawing and its reconstruction."
     )
     return Section("explorer", "Latent explorer", caption, explorer_html(payload))
-
-
-def _codes(model, drawings, run_dir: Path) -> np.ndarray | None:
-    """Codes for the explorer and PCA: the validation drawings, else the run's last saved codes."""
-    if drawings is not None:
-        return encode(model, drawings.split("valid", limit=EXPLORER_DRAWINGS))
-    return ckpt.last_latents(run_dir)
 
 
 def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
