@@ -8,8 +8,8 @@ measures for each size, each in a fresh process:
              the whole file's shuffle: images/s and the process's peak anonymous memory
   latent     `sheep latent` encoding: drawings/s and peak anonymous memory (--what latent)
   anomalies  the default anomaly score of every drawing (--what anomalies)
-  resume     `sheep anomalies` killed halfway through, then run again: the rerun's share of the
-             full time (--what resume)
+  resume     `sheep anomalies` killed halfway through its work (where a full run stood at half its
+             time), then run again: the rerun's share of the full time (--what resume)
 
 Peak anonymous memory is the largest `RssAnon` of /proc/PID/status, sampled every 20 ms: what the
 process allocated itself. The file's pages, mapped from disk, are the operating system's cache
@@ -121,8 +121,13 @@ def measure_anomalies(file: Path, device: str | None) -> dict:
 
 
 def measure_resume(file: Path, device: str | None) -> dict:
-    """`sheep anomalies` killed (SIGKILL) halfway through its full time, then run again: the rerun's
-    time against a full run's. Reported as "per second" of the rerun, and the ratio in "n"."""
+    """`sheep anomalies` killed (SIGKILL) halfway through its work, then run again: the rerun's
+    time against a full run's.
+
+    "Halfway" is where the full run stood at half its time: as many score rows stored on disk,
+    and as many seconds into the chunk it was computing then. Killing at half the *time* instead
+    would measure how fast the machine happened to be during the killed run (this one is shared:
+    its speed drifts by 10-20% between runs), not what the rerun has to do again."""
     import signal
 
     def command(out: str) -> list[str]:
@@ -140,18 +145,74 @@ def measure_resume(file: Path, device: str | None) -> dict:
             *(["--device", device] if device else []),
         ]
 
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     with tempfile.TemporaryDirectory() as full, tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        subprocess.run(command(full), capture_output=True, check=True)
+        timeline = _timeline(subprocess.Popen(command(full), **quiet), Path(full))
         whole = time.perf_counter() - t0
-        child = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(whole / 2)
+        stored, since = _progress_at(timeline, whole / 2)  # rows on disk at half time, and for how long
+        t0 = time.perf_counter()
+        child = subprocess.Popen(command(out), **quiet)
+        _wait_for_rows(child, Path(out), stored)
+        time.sleep(since)
         child.send_signal(signal.SIGKILL)
         child.wait()
+        killed_at = time.perf_counter() - t0
         t0 = time.perf_counter()
         subprocess.run(command(out), capture_output=True, check=True)
         rerun = time.perf_counter() - t0
-    return {"whole_s": whole, "rerun_s": rerun, "ratio": rerun / whole}
+    total = max(rows for _, rows in timeline)  # the parts folder goes once the CSV is written
+    return {"whole_s": whole, "killed_s": killed_at, "stored": stored / total, "rerun_s": rerun, "ratio": rerun / whole}
+
+
+POLL_S = 0.05  # how often the score rows on disk are counted while a run goes on
+
+
+def _timeline(child: subprocess.Popen, out: Path) -> list[tuple[float, int]]:
+    """[(seconds since the start, score rows stored under ``out``)] at each change, until ``child``
+    exits (an error if it fails)."""
+    from electric_sheep.runs.screening import PARTS
+
+    timeline, t0 = [(0.0, 0)], time.perf_counter()
+    while child.poll() is None:
+        if (rows := _stored_rows(out / PARTS)) != timeline[-1][1]:
+            timeline.append((time.perf_counter() - t0, rows))
+        time.sleep(POLL_S)
+    if child.returncode:
+        raise RuntimeError(f"sheep anomalies exited with {child.returncode}")
+    return timeline
+
+
+def _wait_for_rows(child: subprocess.Popen, out: Path, rows: int) -> None:
+    """Wait until ``child`` has stored ``rows`` score rows under ``out``."""
+    from electric_sheep.runs.screening import PARTS
+
+    while _stored_rows(out / PARTS) < rows:
+        if child.poll() is not None:
+            raise RuntimeError(f"sheep anomalies exited (code {child.returncode}) before storing {rows} rows")
+        time.sleep(POLL_S)
+
+
+def _stored_rows(parts: Path) -> int:
+    """Score rows on disk in a ``sheep anomalies`` parts folder: those of finished columns and of the
+    chunks recorded done in unfinished ones (the streaming store's own records)."""
+    rows = 0
+    for record in parts.glob("*.json"):
+        try:
+            job = json.loads(record.read_text())
+        except (OSError, ValueError):  # being written
+            continue
+        if record.name.endswith(".job.json"):
+            rows += job["n"]
+        elif ".partial." in record.name and "done" in job:
+            rows += min(job["done"] * job["chunk"], job["n"])
+    return rows
+
+
+def _progress_at(timeline: list[tuple[float, int]], at: float) -> tuple[int, float]:
+    """(rows stored by time ``at``, seconds since they were)."""
+    when, rows = max((step for step in timeline if step[0] <= at), key=lambda step: step[0])
+    return rows, at - when
 
 
 MEASURES = {"train": measure_train, "latent": measure_latent, "anomalies": measure_anomalies, "resume": measure_resume}
@@ -193,8 +254,9 @@ def main() -> None:
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 size = f"{file.stat().st_size / 2**30:.2f} GiB" + (f" (built in {built:.0f} s)" if built > 1 else "")
                 if what == "resume":
-                    print(f"| {n:,} | {size} | anomalies killed at half time, rerun: {r['rerun_s']:.0f} s of "
-                          f"{r['whole_s']:.0f} s ({r['ratio']:.0%}) | | |", flush=True)  # fmt: skip
+                    print(f"| {n:,} | {size} | anomalies killed halfway ({r['stored']:.0%} of the rows stored, "
+                          f"{r['killed_s']:.0f} s in), rerun: {r['rerun_s']:.0f} s of {r['whole_s']:.0f} s "
+                          f"({r['ratio']:.0%}) | | |", flush=True)  # fmt: skip
                     continue
                 print(f"| {n:,} | {size} | {what} | {r['per_s']:,.0f} | {r['peak_anon_mib']:,.0f} MiB |", flush=True)
 
