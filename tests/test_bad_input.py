@@ -370,6 +370,25 @@ def test_help_shows_no_empty_range(command):
     assert res.exit_code == 0 and "None]" not in res.output, res.output
 
 
+HELP_PROBE = """
+import sys
+from electric_sheep.cli import main
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+print("torch loaded" if "torch" in sys.modules else "torch not loaded", file=sys.stderr)
+"""
+
+
+def test_help_answers_without_loading_torch():
+    """`sheep --help` and a mistyped command answer at once: torch (seconds to import) loads only
+    when a command runs."""
+    done = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Usage:" in done.stdout, done.stderr
+    assert done.stderr.strip().endswith("torch not loaded"), done.stderr
+
+
 def test_bad_epoch_lists(tmp_path):
     for command in (["snapshots"], ["report", "-o", str(tmp_path / "r.html")]):
         res = CliRunner().invoke(main, [*command, "--epochs", "5,x"])

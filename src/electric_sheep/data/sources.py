@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.batches import epoch_permutation
 from ..errors import DataError
 
 if TYPE_CHECKING:
@@ -121,6 +120,8 @@ class DrawingSet:
         category equally often (len(self) // categories drawings of each; a small one repeats,
         a large one is subsampled afresh each epoch)."""
         if not balance or len(self.parts) == 1:
+            from ..core.batches import epoch_permutation  # torch's shuffle, as for arrays in memory
+
             return epoch_permutation(len(self), seed, epoch).numpy()
         rng = np.random.default_rng([seed, epoch])
         each = len(self) // len(self.parts)
