@@ -225,8 +225,18 @@ def test_ctrl_c_while_an_epoch_ends_resumes_to_the_same_run(tmp_path, monkeypatc
     ]
 
 
+@pytest.fixture
+def ctrl_c_interrupts():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, while the test runs: a shell that starts
+    the tests in the background (`pytest &`) hands them SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("to_a_thread", [False, True])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_a_signal_during_an_optimiser_update_resumes_to_the_same_run(tmp_path, monkeypatch, sig, to_a_thread):
     """Ctrl-C or SIGTERM that lands just as the weights change, before the step is counted, is
     met after the step's bookkeeping: the checkpoint never holds weights one step ahead of its step.
