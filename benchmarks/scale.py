@@ -126,8 +126,8 @@ def measure_resume(file: Path, device: str | None) -> dict:
 
     "Halfway" is where the full run stood at half its time: as many score rows stored on disk,
     and as many seconds into the chunk it was computing then. Killing at half the *time* instead
-    would measure how fast the machine happened to be during the killed run (this one is shared:
-    its speed drifts by 10-20% between runs), not what the rerun has to do again."""
+    would measure how fast a shared machine happened to be during the killed run, not what the
+    rerun has to do again."""
     import signal
 
     def command(out: str) -> list[str]:

@@ -382,8 +382,7 @@ print("torch loaded" if "torch" in sys.modules else "torch not loaded", file=sys
 
 
 def test_help_answers_without_loading_torch():
-    """`sheep --help` and a mistyped command answer at once: torch (seconds to import) loads only
-    when a command runs."""
+    """`sheep --help` answers at once: torch (seconds to import) loads only when a command runs."""
     done = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Usage:" in done.stdout, done.stderr
     assert done.stderr.strip().endswith("torch not loaded"), done.stderr

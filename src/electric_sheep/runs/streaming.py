@@ -22,8 +22,8 @@ from tqdm import tqdm
 from ..errors import ConfigError, OutputError
 from .fileio import NPY_ERRORS, ensure_dir, write_json
 
-# Drawings per chunk, flushed and recorded as one step: what a kill can lose (a second or two of
-# work), and how often the progress bar moves. Each step's own cost (a flush, a small JSON) is lost in it.
+# Drawings per chunk, flushed and recorded as one step: the most a kill can lose, and how often the
+# progress bar moves; a step's own cost (a flush, a small JSON) is small beside it.
 CHUNK = 16_384
 CHUNK_ENV = "ELECTRIC_SHEEP_CHUNK"  # overrides CHUNK (smaller: finer resumption, more shards)
 
