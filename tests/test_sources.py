@@ -287,7 +287,10 @@ def test_no_room_for_the_streamed_rows_is_one_line(run, tmp_path, monkeypatch):
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    from electric_sheep.analysis import anomaly
+
     monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    monkeypatch.setattr(anomaly, "SMALL_SET", 50)  # 60 drawings stand for a file of millions: streamed
     data = write_bitmap(tmp_path / "many.npy", n=60)
     out = tmp_path / "full"
     r = CliRunner().invoke(main, ["anomalies", str(run), str(data), "--out-dir", str(out)])
@@ -311,6 +314,7 @@ def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, mon
     args = ["anomalies", str(run), str(data), "--split", "all", "--json"]
     monkeypatch.setenv(streaming.CHUNK_ENV, "100")  # four chunks
     monkeypatch.setattr(neighbours, "REFERENCE", 200)  # fewer than the drawings: they stream chunk by chunk
+    monkeypatch.setattr(anomaly, "SMALL_SET", 300)  # not scored in memory among the run's drawings
     r = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path / "clean")])
     assert r.exit_code == 0, r.output
     calls, original = [], neighbours.Neighbourhood.score_points
@@ -337,9 +341,9 @@ def test_anomalies_killed_halfway_continue_to_the_same_scores(run, tmp_path, mon
 
 
 def test_two_processes_share_the_scoring_and_the_first_writes(run, tmp_path):
-    data = write_bitmap(tmp_path / "many.npy", n=400)
+    data = write_bitmap(tmp_path / "many.npy", n=600)  # not a small set, which the first process scores alone
     # Four chunks, two for each process; one thread each, as torchrun sets, so that sums agree bit for bit.
-    env = {**os.environ, "ELECTRIC_SHEEP_CHUNK": "100", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "ELECTRIC_SHEEP_CHUNK": "150", "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one"
     cmd = [sys.executable, "-m", "electric_sheep", "anomalies", str(run), str(data), "--split", "all"]
     proc = subprocess.run([*cmd, "--out-dir", str(one)], capture_output=True, text=True, timeout=180, env=env)
@@ -353,7 +357,7 @@ def test_two_processes_share_the_scoring_and_the_first_writes(run, tmp_path):
         assert proc.stdout.count("wrote") >= 1 and "drawings" in proc.stdout
     assert (two / "anomaly_scores.csv").read_text() == (one / "anomaly_scores.csv").read_text()
     assert not (two / ".anomaly_parts").exists()
-    assert np.load(two / "codes.npy").shape[0] == 400 and (two / "latent.png").exists()
+    assert np.load(two / "codes.npy").shape[0] == 600 and (two / "latent.png").exists()
 
 
 def _bars(path, n, horizontal, seed):

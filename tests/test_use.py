@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -23,8 +24,8 @@ from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import ConfigError, SheepError
 from electric_sheep.render import anomaly_outputs, cluster_outputs, drawing_outputs, explorer, latent_figures
 from electric_sheep.render.plots import PLANTED_RGB, grid_image
-from electric_sheep.runs import mixtures, screening
-from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+from electric_sheep.runs import checkpoint, mixtures, screening
+from electric_sheep.runs.checkpoint import builtin_run_dir, load_model, run_data
 from electric_sheep.runs.training import train
 
 
@@ -414,6 +415,53 @@ def test_screening_a_file_is_one_library_call(run, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="one process"):
         screening.screen_run(run, drawings, "all", tmp_path / "ranks", planting=planting, progress=False)
     assert not (tmp_path / "ranks").exists()
+
+
+def _ring() -> np.ndarray:
+    """A circle's outline, (28, 28) uint8: a drawing no rectangle of the run resembles."""
+    yy, xx = np.mgrid[:28, :28]
+    return np.where(np.abs(np.hypot(yy - 13.5, xx - 13.5) - 9) < 0.8, 255, 0).astype(np.uint8)
+
+
+def test_a_handful_of_drawings_is_judged_against_the_drawings_the_model_learned_from(run, tmp_path, monkeypatch):
+    """A few drawings of one's own: among themselves the median one scores 0 and the 0.99 quantile
+    flags one of any handful; among the run's training drawings the odd one out ranks first, and
+    the threshold is the training drawings' own."""
+    learned = run_data(run).split("train")  # the run's 640 training rectangles
+    handful = tmp_path / "mine.npy"
+    np.save(handful, np.concatenate([blobs(5, seed=11), _ring()[None], learned[:1]]).reshape(7, 784))
+    result = screening.screen_run(run, load_drawings(handful), "all", tmp_path / "out", progress=False)
+    assert result["compared_with"] == 639  # the one the set holds is not counted twice
+    assert "of 639 drawings the model learned from" in result["rule"] and result["worst"][0] == 5, result
+    assert result["n_flagged"] <= 1  # no rectangle stands out among rectangles
+    alone = anomaly_outputs.run_anomalies(load_model(run), load_drawings(handful).images, tmp_path / "alone")
+    assert alone["n_flagged"] == 1 and "learned from" not in alone["rule"]  # one of any handful
+    own = screening.screen_run(run, None, "test", tmp_path / "own", progress=False)  # None: the run's data
+    test_rows = {x.tobytes() for x in run_data(run).split("test")}
+    not_in_test = sum(x.tobytes() not in test_rows for x in learned)  # rectangles can repeat
+    assert own["n"] == 80 and own["compared_with"] == not_in_test > 600  # its test split among its train split
+    small = tmp_path / "small.npy"
+    np.save(small, blobs(300, seed=12).reshape(300, 784))
+    # as if the run had learned from this small file: scored whole, the file is its own yardstick
+    monkeypatch.setattr(checkpoint, "learned_drawings", lambda run_dir: load_drawings(small))
+    whole = screening.screen_run(run, load_drawings(small), "all", tmp_path / "whole", progress=False)
+    assert whole["n"] == 300 and "compared_with" not in whole
+
+
+def test_a_handful_is_compared_with_itself_when_the_training_data_is_gone(run, tmp_path):
+    moved = tmp_path / "run"
+    shutil.copytree(run, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["source"] = str(tmp_path / "gone.npy")
+    (moved / "config.json").write_text(json.dumps(config))
+    handful = tmp_path / "mine.npy"
+    np.save(handful, np.concatenate([blobs(5, seed=11), _ring()[None]]).reshape(6, 784))
+    res = CliRunner().invoke(main, ["anomalies", str(moved), str(handful), "--out-dir", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "were not found, so the 6 drawings scored are compared only with one another" in res.output
+    assert "1 of 6 drawings flagged (above the 0.99 quantile," in res.output
+    res = CliRunner().invoke(main, ["anomalies", str(run), str(handful), "--out-dir", str(tmp_path / "found")])
+    assert "scored among 640 drawings the model learned from" in res.output and "not found" not in res.output
 
 
 def test_encoding_a_file_is_one_library_call(run, tmp_path):

@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # the torch-side modules load when a score is computed, not w
 
 NEIGHBOURS = 20  # k of the features score
 LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
+# A set of fewer drawings is scored among drawings the model learned from: neighbourhoods of
+# LOF_NEIGHBOURS would span most of it, and a handful's median is no yardstick of typical.
+SMALL_SET = 5 * LOF_NEIGHBOURS
 TYPICAL = 0.8  # share of the drawings, the most typical, that neighbourhood scores compare with
 # Typical by both: per unit of ink from the code alone (symbols are not) and in all (kanji are not).
 TYPICALITY = ("code-ink", "elbo")
@@ -189,10 +192,16 @@ def resemblance(model: VAE, images_u8: np.ndarray, store: Store | None = None) -
 
 
 def screen(
-    model: VAE, images_u8: np.ndarray, kind: str, store: Store | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(scores, the category each drawing most resembles or None): what `sheep anomalies` computes."""
-    return scores(model, images_u8, kind, store=store), resemblance(model, images_u8, store)
+    model: VAE, images_u8: np.ndarray, kind: str, store: Store | None = None, reference: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What `sheep anomalies` computes: (scores, the category each drawing most resembles or None,
+    the reference's scores or None). With ``reference``, drawings of what the model learned, the
+    drawings are scored among them (in memory: a small set), so that a handful is judged against
+    typical drawings rather than each other."""
+    if reference is None:
+        return scores(model, images_u8, kind, store=store), resemblance(model, images_u8, store), None
+    both = scores(model, np.concatenate([reference, images_u8]), kind)
+    return both[len(reference) :], resemblance(model, images_u8, store), both[: len(reference)]
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
@@ -287,23 +296,32 @@ def scores(
 
 
 def threshold_for(
-    values: np.ndarray, threshold: float | None = None, top: int | None = None, quantile: float | None = None
+    values: np.ndarray,
+    threshold: float | None = None,
+    top: int | None = None,
+    quantile: float | None = None,
+    among: np.ndarray | None = None,
 ) -> tuple[float, str]:
-    """The score above which a drawing is flagged, and how it was chosen (default: quantile 0.99)."""
+    """The score above which a drawing is flagged, and how it was chosen (default: quantile 0.99,
+    of ``among``'s scores when given: those of the drawings the model learned from)."""
     if threshold is not None:
         return float(threshold), f"score > {threshold:g}"
     if top is not None:
         top = min(max(top, 1), len(values))
         return _just_below(np.sort(values)[-top]), f"top {top}"
     q = 0.99 if quantile is None else quantile
-    if not len(values):
-        return 0.0, f"above the {q:g} quantile"
-    cut, top, rounding = float(np.quantile(values, q)), float(values.max()), _rounding(values)
-    if top - values.min() <= rounding:  # all equal: none stands out
+    rule = f"above the {q:g} quantile"
+    if among is not None:
+        rule += f" of {len(among):,} drawings the model learned from"
+    among = values if among is None else among
+    if not len(among):
+        return 0.0, rule
+    cut, top, rounding = float(np.quantile(among, q)), float(among.max()), _rounding(among)
+    if top - among.min() <= rounding:  # all equal: none stands out
         cut = top
     elif top - cut <= rounding:  # a tie at the top: flag it, not nothing
         cut = _just_below(top - rounding)
-    return cut, f"above the {q:g} quantile"
+    return cut, rule
 
 
 def _just_below(value: float) -> float:

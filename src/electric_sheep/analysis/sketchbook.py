@@ -246,27 +246,16 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
     """The model of ``run_dir`` and the drawings to compare with (the training split): DATA, else
     the run's own data, else the downloaded ``sheep`` category (what the built-in model learned
     from), else the codes and scores the run saved of its validation drawings, without drawings."""
-    from ..data.drawings import load_drawings
-    from ..runs.checkpoint import last_latents, load_model, run_data, run_subject
+    from ..runs.checkpoint import last_latents, learned_drawings, load_model, run_subject
 
     model = load_model(run_dir)
-    subject = run_subject(run_dir)
-    sources = [lambda: run_data(run_dir, data)]
-    if subject == "a sheep":  # what the built-in model learned from, where it was downloaded
-        sources.append(lambda: load_drawings("sheep"))
-    for source in sources:
-        try:
-            drawings = source()
-        except SheepError:
-            if data is not None:  # the user's own DATA must be readable
-                raise
-            continue
+    drawings = learned_drawings(run_dir, data)
+    if drawings is not None:
         ref = make_reference(model, drawings.split("train", limit=REFERENCE_LIMIT))
         ref.categories = drawings.categories("train", limit=REFERENCE_LIMIT)  # several files: the map's colours
-        break
     else:
         ref = make_reference(model, None, last_latents(run_dir), _saved_scores(Path(run_dir) / REFERENCE_SCORES))
-    ref.subject = subject
+    ref.subject = run_subject(run_dir)
     return ref
 
 

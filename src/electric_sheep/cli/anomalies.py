@@ -96,7 +96,6 @@ def anomalies(
     trained on (every file of a run of several). Scores are written to disk as they are computed:
     interrupted, the same command run again continues where it stopped. Under torchrun the
     processes share the work."""
-    from ..runs.checkpoint import run_data
     from ..runs.screening import screen_run
 
     run_dir, data = _run_and_data(paths)
@@ -104,7 +103,7 @@ def anomalies(
     planting = _planting(mix_spec, seed, train_on_mix, trim, latent_dim)
     model_device, out_dir = _device(device), _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "anomaly scores"):
-        drawings = data_mod.load_drawings(data) if data is not None else run_data(run_dir)
+        drawings = data_mod.load_drawings(data) if data is not None else None  # None: the run's own
         log = (lambda s: None) if as_json else click.echo
         flags = {"threshold": threshold, "top": top, "quantile": quantile}
         where = {"device": model_device, "train_device": device, "progress": not as_json, "log": log}
@@ -132,6 +131,8 @@ def _summary(result: dict) -> list[str]:
         lines.append("flagged of each file: " + ", ".join(f"{k} {v}" for k, v in result["flagged_by_source"].items()))
     if "resembles" in result:
         lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
+    if "compared_with" in result:
+        lines.append(f"scored among {counted(result['compared_with'], 'drawing')} the model learned from")
     lines.append(
         f"{result['n_flagged']:,} of {counted(result['n'], 'drawing')} flagged ({result['rule']}, "
         f"threshold {result['threshold']:.6g})"

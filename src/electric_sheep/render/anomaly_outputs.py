@@ -59,6 +59,7 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, pl
         side = "above" if threshold > hi else "below"
         ax.plot([], [], color="black", ls="--", lw=1, label=f"{label}, far {side} every score")
     ax.set_xlabel("drawing (data order)")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # a handful of drawings: no drawing 0.25
     ax.set_ylabel(SCORES[kind].axis, fontsize=8 if len(SCORES[kind].axis) > 50 else None)
     ax.set_title(f"anomaly scores: {n_flagged:,} of {n:,} flagged" + (f" ({len(idx):,} shown)" if len(idx) < n else ""))
     # Beside the axes, not inside: the highest scores, the ones a user looks for, would hide under it.
@@ -115,13 +116,16 @@ def run_anomalies(
     names: list[str] | None = None,
     store: Store | None = None,
     sources: tuple[np.ndarray, list[str], np.ndarray] | None = None,
+    reference: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
     (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files; ``source``
     and ``source_row`` columns when ``sources`` gives each drawing's category, their names and
-    each drawing's row in its own file, drawings of several files). ``store``: see :func:`scores`."""
-    values, resembles = screen(model, images_u8, kind, store)
-    cut, rule = threshold_for(values, threshold, top, quantile)
+    each drawing's row in its own file, drawings of several files). ``store``: see :func:`scores`.
+    ``reference``: drawings the model learned from, among which the drawings are scored and whose
+    scores set the default threshold (see :func:`screen`)."""
+    values, resembles, yardstick = screen(model, images_u8, kind, store, reference)
+    cut, rule = threshold_for(values, threshold, top, quantile, among=yardstick)
     flagged = values > cut
     ensure_dir(out_dir)
     worst = _highest(values, min(gallery_size, int(flagged.sum()) or gallery_size))
@@ -137,6 +141,8 @@ def run_anomalies(
     gallery = gallery_image(images_u8, values, worst, kind, planted, names, sources)
     gallery = save_image(gallery, out_dir / "anomaly_gallery.png")
     result: dict[str, Any] = {"score": kind, "n": int(len(values)), "threshold": cut, "rule": rule}
+    if reference is not None:
+        result["compared_with"] = int(len(reference))
     result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
     if names is not None:
         result["worst_names"] = [names[i] for i in worst[:10]]

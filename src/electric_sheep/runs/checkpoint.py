@@ -388,6 +388,25 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
     return drawings
 
 
+def learned_drawings(run_dir: str | Path, data: str | Path | None = None):
+    """The drawings others are compared with: DATA if given (an error when it cannot be read), else
+    the data the run was trained on, else, for a model of sheep (the built-in one), the downloaded
+    ``sheep`` category; None when none of them can be read."""
+    from ..data.drawings import load_drawings
+
+    if data is not None:
+        return run_data(run_dir, data)
+    sources = [lambda: run_data(run_dir)]
+    if run_subject(run_dir) == "a sheep":  # what the built-in model learned from, where it was downloaded
+        sources.append(lambda: load_drawings("sheep"))
+    for source in sources:
+        try:
+            return source()
+        except SheepError:
+            continue
+    return None
+
+
 def _check_still_there(run_dir: str | Path, source: str, how: str) -> None:
     if not Path(source).exists():
         raise DataError(run_dir, f"the file it was trained on, {source}, is not there any more: give {how}")

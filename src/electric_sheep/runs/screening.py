@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..data.drawings import Drawings
 
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns until the CSV is written
+REFERENCE_DRAWINGS = 2_000  # of the run's training drawings, the yardstick of a small set
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Planting:
 
 def screen_run(
     run_dir: str | Path,
-    drawings: Drawings,
+    drawings: Drawings | None,
     split: str,
     out_dir: str | Path,
     *,
@@ -57,18 +58,24 @@ def screen_run(
     log: Callable[[str], None] = print,
     **flags: Any,
 ) -> dict[str, Any] | None:
-    """Score ``split`` of ``drawings`` ("all": every drawing) with ``run_dir``'s model on ``device``
-    and write the outputs into ``out_dir``; ``flags``: how to flag (``threshold``, ``top`` or
-    ``quantile``). With ``planting`` the mixture is scored instead, and the result says how well the
-    planted drawings were found (a fresh model, when asked for, trained on ``train_device`` or where
-    training chooses, into ``out_dir/mixture_run``). Returns ``run_anomalies``' result (with
-    ``mixture_run``, the fresh model's folder); None in the processes of torchrun but the first."""
+    """Score ``split`` of ``drawings`` ("all": every drawing; None: the data the run was trained
+    on) with ``run_dir``'s model on ``device`` and write the outputs into ``out_dir``; ``flags``: how
+    to flag (``threshold``, ``top`` or ``quantile``). Fewer than SMALL_SET drawings are scored
+    among up to REFERENCE_DRAWINGS of the run's training drawings (those the set does not hold),
+    whose scores set the default threshold. With ``planting`` the mixture is scored instead, and the
+    result says how well the planted drawings were found (a fresh model, when asked for, trained on
+    ``train_device`` or where training chooses, into ``out_dir/mixture_run``). Returns
+    ``run_anomalies``' result (with ``mixture_run``, the fresh model's folder); None in the
+    processes of torchrun but the first."""
     from ..data.sources import split_view
+    from .checkpoint import run_data
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    drawings = run_data(run_dir) if drawings is None else drawings
     images = split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
     if planting is None:
-        return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags)
+        reference = _yardstick(run_dir, images, log)
+        return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags, reference)
     if Shard.from_env().world > 1:  # every process would train and write the same mixture's outputs
         raise ConfigError("a mixture is scored in one process, not under torchrun")
     training = {"device": train_device, "progress": progress, "log": log}
@@ -76,25 +83,66 @@ def screen_run(
 
 
 def _screen_file(
-    run_dir: Path, drawings: Drawings, split: str, images, out_dir: Path, kind: str, device, progress: bool, flags: dict
+    run_dir: Path,
+    drawings: Drawings,
+    split: str,
+    images,
+    out_dir: Path,
+    kind: str,
+    device,
+    progress: bool,
+    flags: dict,
+    reference: np.ndarray | None,
 ) -> dict[str, Any] | None:
-    """Every drawing of ``images`` scored, each column kept in OUT_DIR until the CSV is written."""
+    """Every drawing of ``images`` scored, each column kept in OUT_DIR until the CSV is written; or,
+    with a ``reference``, a small set scored among it in memory by the first process."""
     from ..analysis.anomaly import screen
     from ..render.anomaly_outputs import run_anomalies
     from .checkpoint import load_model, streamed_job
 
     shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
-    job = {**streamed_job(run_dir, drawings, split), "score": kind}
-    store = Store(out_dir / PARTS, job, progress=progress and shard.main, shard=shard)
+    if reference is not None and not shard.main:
+        return None
+    if reference is not None:
+        store = Store(progress=progress)
+    else:
+        job = {**streamed_job(run_dir, drawings, split), "score": kind}
+        store = Store(out_dir / PARTS, job, progress=progress and shard.main, shard=shard)
     model = load_model(run_dir, device)
     if not shard.main:
         screen(model, images, kind, store)
         return None
     # a folder of pictures: each file's name; several files: each drawing's category and row
     where_from = {"names": drawings.meta.get("files"), "sources": _sources(drawings, split)}
-    result = run_anomalies(model, images, out_dir, kind=kind, store=store, **where_from, **flags)
-    shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
+    result = run_anomalies(model, images, out_dir, kind=kind, store=store, reference=reference, **where_from, **flags)
+    if store.folder is not None:
+        shutil.rmtree(store.folder, ignore_errors=True)  # every score is in the CSV now
     return result
+
+
+def _yardstick(run_dir: Path, images, log: Callable[[str], None]) -> np.ndarray | None:
+    """For a set of fewer than SMALL_SET drawings, up to REFERENCE_DRAWINGS of the training drawings
+    of what the model learned, less any the set holds itself (a note when they cannot be read); None
+    for a larger set, or one that holds them all (a small file the run was trained on, scored whole:
+    its own yardstick)."""
+    from ..analysis.anomaly import SMALL_SET
+    from ..wording import counted
+    from .checkpoint import learned_drawings
+
+    if len(images) >= SMALL_SET:
+        return None
+    learned = learned_drawings(run_dir)
+    if learned is None:
+        if Shard.from_env().main:
+            log(
+                "note: the drawings the model learned from were not found, so the "
+                f"{counted(len(images), 'drawing')} scored are compared only with one another (for the "
+                "built-in model: sheep download sheep)"
+            )
+        return None
+    reference, scored = learned.split("train", limit=REFERENCE_DRAWINGS), {x.tobytes() for x in np.asarray(images[:])}
+    reference = reference[[x.tobytes() not in scored for x in reference]]
+    return reference if len(reference) else None
 
 
 def _screen_mixture(
