@@ -22,7 +22,7 @@ from electric_sheep.core.model import ModelConfig
 from electric_sheep.core.train_config import make_train_config
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import ConfigError, SheepError
-from electric_sheep.render import anomaly_outputs, cluster_outputs, drawing_outputs, explorer, latent_figures
+from electric_sheep.render import anomaly_outputs, cluster_outputs, drawing_outputs, explorer, latent_figures, plots
 from electric_sheep.render.plots import PLANTED_RGB, grid_image
 from electric_sheep.runs import checkpoint, mixtures, screening
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model, run_data
@@ -691,6 +691,9 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     one = str(folder / "doodle1.png")
     res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", one, "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["indices"] == [0], res.output
+    assert json.loads(res.output)["names"] == ["doodle1.png"]  # the picture's title names its file
+    figure = plots.reconstruction_figure({"original": blobs(1) / 255}, [0], ["doodle1.png"])
+    assert figure._suptitle.get_text() == "doodle1.png and its reconstruction"
     res = CliRunner().invoke(main, ["train", str(folder), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"])
     assert res.exit_code == 0 and "pictures have no held-out split" in res.stderr, res.output
     (folder / "scores.csv").write_text("index,score\n")  # figures beside numbers: our output, not drawings

@@ -118,16 +118,19 @@ def dream_animation(
     return {"n": count, "frames": frames, "ms": ms, "seed": seed, "category": category, "animation": str(out)}
 
 
-def picked_drawings(run_dir: str | Path, data: str | None, split: str, indices: list[int]) -> np.ndarray:
+def picked_drawings(
+    run_dir: str | Path, data: str | None, split: str, indices: list[int]
+) -> tuple[np.ndarray, list[str] | None]:
     """The split's drawings (of ``data``, else of the run's own data), after checking that the
-    requested indices exist."""
+    requested indices exist, and of a folder of pictures their files' names (each split holds
+    every picture), else None."""
     drawings = run_data(run_dir, data, how="--data DATA")
     drawings.check_split(split)
     images = drawings.split(split)
     bad = [i for i in indices if i >= len(images)]
     if bad:
         raise SheepError(f"drawing {bad[0]} is out of range: the {split} split has {len(images):,} drawings")
-    return images
+    return images, drawings.meta.get("files")
 
 
 def interpolation_picture(
@@ -142,7 +145,7 @@ def interpolation_picture(
 ) -> dict[str, Any]:
     """Drawings ``start`` and ``end`` of the split with ``steps`` decodings along the straight line
     between their codes, in one row at ``out``."""
-    images = picked_drawings(run_dir, data, split, [start, end])
+    images, _ = picked_drawings(run_dir, data, split, [start, end])
     frames = generate.interpolate(load_model(run_dir), images[start], images[end], steps)
     row = np.concatenate([images[start][None] / 255.0, frames, images[end][None] / 255.0])
     title = f"drawing {start} to drawing {end}: {steps} decodings along the line between their codes"
@@ -185,14 +188,16 @@ def reconstruction_picture(
     split: str = "test",
 ) -> dict[str, Any]:
     """The split's drawings ``indices`` (else its first ``count``) above their reconstructions (and
-    the post's sharpening of them) at ``out``, and the mean squared error per pixel."""
-    images = picked_drawings(run_dir, data, split, list(indices or []))
+    the post's sharpening of them) at ``out``, and the mean squared error per pixel (and, of
+    pictures, their files' names)."""
+    images, names = picked_drawings(run_dir, data, split, list(indices or []))
     idx = list(indices) if indices else list(range(min(count, len(images))))
     originals = images[idx]
     recon = generate.reconstruct(load_model(run_dir), originals)
     rows = {"original": originals / 255.0, "reconstruction": recon}
     if sharpen:
         rows["sharpened"] = generate.sharpen(recon)
-    save_figure(reconstruction_figure(rows, idx), out)
+    save_figure(reconstruction_figure(rows, idx, names), out)
     mse = float(((originals / 255.0 - recon) ** 2).mean())
-    return {"indices": idx, "mse": mse, "image": str(out)}
+    named = {"names": [names[i] for i in idx]} if names else {}
+    return {"indices": idx, **named, "mse": mse, "image": str(out)}

@@ -315,10 +315,14 @@ def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int,
     return fig
 
 
-def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int]):
-    """One row per kind (original, reconstruction, ...), drawings in columns."""
+def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int], names: list[str] | None = None):
+    """One row per kind (original, reconstruction, ...), drawings in columns; the title names the
+    drawings by index, or by ``names`` (a folder of pictures: each file's name) when given."""
     n = len(indices)
-    listed = f"{', '.join(map(str, indices[:12]))}{' ...' if n > 12 else ''}"
+    shown = [names[i] for i in indices[:12]] if names else [str(i) for i in indices[:12]]
+    listed = f"{', '.join(shown)}{' ...' if n > 12 else ''}"
+    if names:
+        return rows_figure(rows, f"{listed} and {'its reconstruction' if n == 1 else 'their reconstructions'}")
     title = f"drawing {listed} and its reconstruction" if n == 1 else f"drawings {listed} and their reconstructions"
     return rows_figure(rows, title)
 
