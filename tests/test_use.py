@@ -434,6 +434,11 @@ def test_a_handful_of_drawings_is_judged_against_the_drawings_the_model_learned_
     assert result["compared_with"] == 639  # the one the set holds is not counted twice
     assert "of 639 drawings the model learned from" in result["rule"] and result["worst"][0] == 5, result
     assert result["n_flagged"] <= 1  # no rectangle stands out among rectangles
+    learned_scores, two = np.arange(100.0), np.r_[0.0, 3.0]
+    figure = anomaly_outputs.scores_figure(two, 2.5, "r", "combined", among=learned_scores, names=["a", "b"])
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "middle 90% of the 100 drawings the model learned from" in legend  # what the handful is judged against
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["a", "b"]  # pictures by their names
     alone = anomaly_outputs.run_anomalies(load_model(run), load_drawings(handful).images, tmp_path / "alone")
     assert alone["n_flagged"] == 1 and "learned from" not in alone["rule"]  # one of any handful
     own = screening.screen_run(run, None, "test", tmp_path / "own", progress=False)  # None: the run's data

@@ -35,8 +35,23 @@ def _plotted(values: np.ndarray, threshold: float, planted: np.ndarray | None) -
     return np.sort(np.concatenate([np.flatnonzero(must), sample]))
 
 
-def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, planted: np.ndarray | None = None):
-    """Scores in data order with the threshold line; planted drawings in red when known."""
+REFERENCE_BAND = (5, 95)  # percentiles of the reference's scores shaded behind a small set's
+NAMED_TICKS = 20  # up to this many picture files are named along the scores plot's x axis
+
+
+def scores_figure(
+    values: np.ndarray,
+    threshold: float,
+    rule: str,
+    kind: str,
+    planted: np.ndarray | None = None,
+    among: np.ndarray | None = None,
+    names: list[str] | None = None,
+):
+    """Scores in data order with the threshold line; planted drawings in red when known; behind
+    them, when ``among`` gives the scores of the drawings the model learned from, their middle 90%
+    and median: what a handful of drawings is judged against. A few drawings with ``names``
+    (picture files) are named along the x axis."""
     plt = pyplot()
     n, n_flagged = len(values), int((values > threshold).sum())
 
@@ -50,6 +65,11 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, pl
     else:
         ax.scatter(idx[~planted], values[~planted], s=size, color="#3b6ea5", label="not planted", linewidths=0)
         ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
+    if among is not None and len(among):
+        low, median, high = np.percentile(among, [REFERENCE_BAND[0], 50, REFERENCE_BAND[1]])
+        learned = f"{len(among):,} drawings the model learned from"
+        ax.axhspan(low, high, color="#888888", alpha=0.15, lw=0, label=f"middle 90% of the {learned}")
+        ax.axhline(median, color="#888888", ls=":", lw=1, label="their median")
     label = f"threshold {threshold:.4g} ({rule})"
     lo, hi = (float(values.min()), float(values.max())) if len(values) else (threshold, threshold)
     reach = max(hi - lo, abs(hi), abs(lo), 1e-9)  # how far from the scores a line still reads beside them
@@ -60,6 +80,8 @@ def scores_figure(values: np.ndarray, threshold: float, rule: str, kind: str, pl
         ax.plot([], [], color="black", ls="--", lw=1, label=f"{label}, far {side} every score")
     ax.set_xlabel("drawing (data order)")
     ax.xaxis.get_major_locator().set_params(integer=True)  # a handful of drawings: no drawing 0.25
+    if names is not None and n <= NAMED_TICKS:
+        ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(SCORES[kind].axis, fontsize=8 if len(SCORES[kind].axis) > 50 else None)
     ax.set_title(f"anomaly scores: {n_flagged:,} of {n:,} flagged" + (f" ({len(idx):,} shown)" if len(idx) < n else ""))
     # Beside the axes, not inside: the highest scores, the ones a user looks for, would hide under it.
@@ -137,7 +159,8 @@ def run_anomalies(
         labels, source_names, rows = sources
         extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
-    plot = save_figure(scores_figure(values, cut, rule, kind, planted), out_dir / "anomaly_scores.png")
+    figure = scores_figure(values, cut, rule, kind, planted, yardstick, names)
+    plot = save_figure(figure, out_dir / "anomaly_scores.png")
     gallery = gallery_image(images_u8, values, worst, kind, planted, names, sources)
     gallery = save_image(gallery, out_dir / "anomaly_gallery.png")
     result: dict[str, Any] = {"score": kind, "n": int(len(values)), "threshold": cut, "rule": rule}
