@@ -1,14 +1,15 @@
-"""Small sets (a folder of one's own drawings): scored among themselves, or among the drawings the
-model learned from, as `sheep anomalies` scores a set of fewer than SMALL_SET other drawings.
+"""Small sets (a folder of one's own drawings): scored among themselves, among the drawings the
+model learned from, or among drawings the model drew, as `sheep anomalies` scores a set of fewer
+than SMALL_SET drawings (the learned ones where it can read them, else the drawn ones).
 
 Each trial draws a set of SIZE drawings: unseen normal drawings (the normal file's valid and test
 splits, which the run did not train on when it was trained on that file with its split seed) and
-``--fraction`` of planted ones (at least one), and scores it with the default score twice: alone,
-and among up to REFERENCE_DRAWINGS of the run's training drawings (what `sheep anomalies` does).
-It prints, per planted file and size, the mean over the trials of the AUROC and of the shares of
-planted and normal drawings flagged by the default rule (the 0.99 quantile of the set itself, or
-of the reference), each as alone / among. Default: the built-in model, Google's sheep as the normal drawings and its
-cats, dogs, rabbits and ducks planted.
+``--fraction`` of planted ones (at least one), and scores it with the default score three ways:
+alone; among up to REFERENCE_DRAWINGS of the run's training drawings; among as many drawn by the
+model. It prints, per planted file and size, the mean over the trials of the AUROC and of the
+shares of planted and normal drawings flagged by the default rule (the 0.99 quantile of the set
+itself, or of the reference), each as alone / learned / drawn. Default: the built-in model,
+Google's sheep as the normal drawings and its cats, dogs, rabbits and ducks planted.
 
     python benchmarks/small_sets.py [--run RUN_DIR --normal FILE --planted FILE ...] [--sizes 10 30 100]
 """
@@ -22,15 +23,15 @@ import numpy as np
 from _common import SHARED, machine
 from sklearn.metrics import roc_auc_score
 
-from electric_sheep.analysis.anomaly import DEFAULT_SCORE, screen, threshold_for
+from electric_sheep.analysis.anomaly import DEFAULT_SCORE, DRAWN, Yardstick, screen, threshold_for
 from electric_sheep.data.drawings import load_drawings
 from electric_sheep.runs.checkpoint import builtin_run_dir, learned_drawings, load_model
-from electric_sheep.runs.screening import REFERENCE_DRAWINGS
+from electric_sheep.runs.screening import REFERENCE_DRAWINGS, model_drawings
 
 GOOGLE = SHARED / "quickdraw" / "bitmap"
 
 
-def trial(model, normal: np.ndarray, planted: np.ndarray, reference: np.ndarray | None) -> tuple[float, float, float]:
+def trial(model, normal: np.ndarray, planted: np.ndarray, reference: Yardstick | None) -> tuple[float, float, float]:
     """(AUROC, share of the planted flagged, share of the normal flagged) of one set."""
     images = np.concatenate([normal, planted])
     values, _, yardstick = screen(model, images, DEFAULT_SCORE, reference=reference)
@@ -63,12 +64,13 @@ def main() -> None:
     model, learned = load_model(run), load_drawings(learned_file) if learned_file else learned_drawings(run)
     if learned is None:
         raise SystemExit(f"{run}: the drawings the model learned from were not found (sheep download sheep)")
-    reference = learned.split("train", limit=REFERENCE_DRAWINGS)
+    references = (None, Yardstick(learned.split("train", limit=REFERENCE_DRAWINGS)))
+    references += (Yardstick(model_drawings(model, REFERENCE_DRAWINGS), DRAWN),)
     normal_set = load_drawings(args.normal)
     unseen = np.concatenate([normal_set.split("valid"), normal_set.split("test")])
-    print(f"{len(reference):,} reference drawings; {len(unseen):,} unseen normal drawings of {args.normal}")
-    print("| planted | size | AUROC alone | AUROC among the reference | planted flagged | normal flagged |")
-    print("|---|---|---|---|---|---|")
+    print(f"{len(references[1].images):,} learned drawings; {len(unseen):,} unseen normal drawings of {args.normal}")
+    print("| planted | size | AUROC alone / learned / drawn | planted flagged | normal flagged |")
+    print("|---|---|---|---|---|")
     rng, start = np.random.default_rng(args.seed), time.perf_counter()
     for path in args.planted:
         other = np.asarray(load_drawings(path).images)
@@ -78,11 +80,11 @@ def main() -> None:
             for _ in range(args.trials):
                 normal = unseen[rng.choice(len(unseen), size - n, replace=False)]
                 planted = other[rng.choice(len(other), n, replace=False)]
-                rows.append([*trial(model, normal, planted, None), *trial(model, normal, planted, reference)])
-            a, pa, na, b, pb, nb = np.mean(rows, axis=0)
+                rows.append([trial(model, normal, planted, reference) for reference in references])
+            mean = np.mean(rows, axis=0)  # (way, measure)
+            auroc, planted_flagged, normal_flagged = (" / ".join(f"{v:.3f}" for v in mean[:, j]) for j in range(3))
             name = path.rsplit("/", 1)[-1]
-            cells = f"{a:.3f} | {b:.3f} | {pa:.2f} / {pb:.2f} | {na:.3f} / {nb:.3f}"
-            print(f"| {name} | {size} ({n} planted) | {cells} |", flush=True)
+            print(f"| {name} | {size} ({n} planted) | {auroc} | {planted_flagged} | {normal_flagged} |", flush=True)
     print(f"{time.perf_counter() - start:.0f} s")
 
 

@@ -434,11 +434,14 @@ def test_a_handful_of_drawings_is_judged_against_the_drawings_the_model_learned_
     assert result["compared_with"] == 639  # the one the set holds is not counted twice
     assert "of 639 drawings the model learned from" in result["rule"] and result["worst"][0] == 5, result
     assert result["n_flagged"] <= 1  # no rectangle stands out among rectangles
+    import matplotlib.pyplot as plt
+
     learned_scores, two = np.arange(100.0), np.r_[0.0, 3.0]
     figure = anomaly_outputs.scores_figure(two, 2.5, "r", "combined", among=learned_scores, names=["a", "b"])
     legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert "middle 90% of the 100 drawings the model learned from" in legend  # what the handful is judged against
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["a", "b"]  # pictures by their names
+    plt.close(figure)
     alone = anomaly_outputs.run_anomalies(load_model(run), load_drawings(handful).images, tmp_path / "alone")
     assert alone["n_flagged"] == 1 and "learned from" not in alone["rule"]  # one of any handful
     own = screening.screen_run(run, None, "test", tmp_path / "own", progress=False)  # None: the run's data
@@ -453,7 +456,7 @@ def test_a_handful_of_drawings_is_judged_against_the_drawings_the_model_learned_
     assert whole["n"] == 300 and "compared_with" not in whole
 
 
-def test_a_handful_is_compared_with_itself_when_the_training_data_is_gone(run, tmp_path):
+def test_a_handful_is_compared_with_the_models_drawings_when_the_training_data_is_gone(run, tmp_path):
     moved = tmp_path / "run"
     shutil.copytree(run, moved)
     config = json.loads((moved / "config.json").read_text())
@@ -463,8 +466,13 @@ def test_a_handful_is_compared_with_itself_when_the_training_data_is_gone(run, t
     np.save(handful, np.concatenate([blobs(5, seed=11), _ring()[None]]).reshape(6, 784))
     res = CliRunner().invoke(main, ["anomalies", str(moved), str(handful), "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
-    assert "were not found, so the 6 drawings scored are compared only with one another" in res.output
-    assert "1 of 6 drawings flagged (above the 0.99 quantile," in res.output
+    assert "were not found: compared with 2,000 it drew" in res.output, res.output
+    assert "scored among 2,000 drawings the model drew" in res.output
+    scores = np.loadtxt(tmp_path / "out" / "anomaly_scores.csv", delimiter=",", skiprows=1)[:, 1]
+    assert scores.argmax() == 5  # the ring, among rectangles the model drew
+    CliRunner().invoke(main, ["anomalies", str(moved), str(handful), "--out-dir", str(tmp_path / "again")])
+    again = (tmp_path / "again" / "anomaly_scores.csv").read_text()
+    assert again == (tmp_path / "out" / "anomaly_scores.csv").read_text()  # the model's drawings are seeded
     res = CliRunner().invoke(main, ["anomalies", str(run), str(handful), "--out-dir", str(tmp_path / "found")])
     assert "scored among 640 drawings the model learned from" in res.output and "not found" not in res.output
 
@@ -696,9 +704,12 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     one = str(folder / "doodle1.png")
     res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", one, "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["indices"] == [0], res.output
+    import matplotlib.pyplot as plt
+
     assert json.loads(res.output)["names"] == ["doodle1.png"]  # the picture's title names its file
     figure = plots.reconstruction_figure({"original": blobs(1) / 255}, [0], ["doodle1.png"])
     assert figure._suptitle.get_text() == "doodle1.png and its reconstruction"
+    plt.close(figure)
     res = CliRunner().invoke(main, ["train", str(folder), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"])
     assert res.exit_code == 0 and "pictures have no held-out split" in res.stderr, res.output
     (folder / "scores.csv").write_text("index,score\n")  # figures beside numbers: our output, not drawings

@@ -191,17 +191,30 @@ def resemblance(model: VAE, images_u8: np.ndarray, store: Store | None = None) -
     return np.argmin(np.stack(columns, axis=1), axis=1)
 
 
+LEARNED = "drawings the model learned from"
+DRAWN = "drawings the model drew"
+
+
+@dataclass(frozen=True)
+class Yardstick:
+    """Drawings a small set is scored among, uint8 (R, 28, 28), and what they are, in words."""
+
+    images: np.ndarray
+    what: str = LEARNED
+
+
 def screen(
-    model: VAE, images_u8: np.ndarray, kind: str, store: Store | None = None, reference: np.ndarray | None = None
+    model: VAE, images_u8: np.ndarray, kind: str, store: Store | None = None, reference: Yardstick | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """What `sheep anomalies` computes: (scores, the category each drawing most resembles or None,
-    the reference's scores or None). With ``reference``, drawings of what the model learned, the
-    drawings are scored among them (in memory: a small set), so that a handful is judged against
-    typical drawings rather than each other."""
+    the reference's scores or None). With a ``reference`` the drawings are scored among its
+    drawings (in memory: a small set), so that a handful is judged against typical drawings
+    rather than each other."""
     if reference is None:
         return scores(model, images_u8, kind, store=store), resemblance(model, images_u8, store), None
-    both = scores(model, np.concatenate([reference, images_u8]), kind)
-    return both[len(reference) :], resemblance(model, images_u8, store), both[: len(reference)]
+    both = scores(model, np.concatenate([reference.images, images_u8]), kind)
+    n = len(reference.images)
+    return both[n:], resemblance(model, images_u8, store), both[:n]
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
@@ -301,9 +314,10 @@ def threshold_for(
     top: int | None = None,
     quantile: float | None = None,
     among: np.ndarray | None = None,
+    among_what: str = LEARNED,
 ) -> tuple[float, str]:
     """The score above which a drawing is flagged, and how it was chosen (default: quantile 0.99,
-    of ``among``'s scores when given: those of the drawings the model learned from)."""
+    of ``among``'s scores when given: those of the ``among_what``)."""
     if threshold is not None:
         return float(threshold), f"score > {threshold:g}"
     if top is not None:
@@ -312,7 +326,7 @@ def threshold_for(
     q = 0.99 if quantile is None else quantile
     rule = f"above the {q:g} quantile"
     if among is not None:
-        rule += f" of {len(among):,} drawings the model learned from"
+        rule += f" of {len(among):,} {among_what}"
     among = values if among is None else among
     if not len(among):
         return 0.0, rule

@@ -132,7 +132,7 @@ def _summary(result: dict) -> list[str]:
     if "resembles" in result:
         lines.append("most resemble: " + ", ".join(f"{k} {v}" for k, v in result["resembles"].items()))
     if "compared_with" in result:
-        lines.append(f"scored among {counted(result['compared_with'], 'drawing')} the model learned from")
+        lines.append(f"scored among {result['compared_with']:,} {result['compared_with_what']}")
     lines.append(
         f"{result['n_flagged']:,} of {counted(result['n'], 'drawing')} flagged ({result['rule']}, "
         f"threshold {result['threshold']:.6g})"

@@ -15,7 +15,7 @@ from .plots import grid_image, pyplot, save_figure, save_image
 if TYPE_CHECKING:
     from ..core.model import VAE
 
-from ..analysis.anomaly import DEFAULT_SCORE, SCORES, detection_metrics, screen, threshold_for
+from ..analysis.anomaly import DEFAULT_SCORE, LEARNED, SCORES, Yardstick, detection_metrics, screen, threshold_for
 from ..runs.streaming import Store
 
 GALLERY_COLUMNS = 8  # the gallery of the worst drawings: 64 of them make a square
@@ -47,10 +47,11 @@ def scores_figure(
     planted: np.ndarray | None = None,
     among: np.ndarray | None = None,
     names: list[str] | None = None,
+    among_what: str = LEARNED,
 ):
     """Scores in data order with the threshold line; planted drawings in red when known; behind
-    them, when ``among`` gives the scores of the drawings the model learned from, their middle 90%
-    and median: what a handful of drawings is judged against. A few drawings with ``names``
+    them, when ``among`` gives the scores of the ``among_what`` (drawings the model learned from),
+    their middle 90% and median: what a handful of drawings is judged against. A few drawings with ``names``
     (picture files) are named along the x axis."""
     plt = pyplot()
     n, n_flagged = len(values), int((values > threshold).sum())
@@ -67,7 +68,7 @@ def scores_figure(
         ax.scatter(idx[planted], values[planted], s=3 * size, color="#c0392b", label="planted", linewidths=0)
     if among is not None and len(among):
         low, median, high = np.percentile(among, [REFERENCE_BAND[0], 50, REFERENCE_BAND[1]])
-        learned = f"{len(among):,} drawings the model learned from"
+        learned = f"{len(among):,} {among_what}"
         ax.axhspan(low, high, color="#888888", alpha=0.15, lw=0, label=f"middle 90% of the {learned}")
         ax.axhline(median, color="#888888", ls=":", lw=1, label="their median")
     label = f"threshold {threshold:.4g} ({rule})"
@@ -138,16 +139,17 @@ def run_anomalies(
     names: list[str] | None = None,
     store: Store | None = None,
     sources: tuple[np.ndarray, list[str], np.ndarray] | None = None,
-    reference: np.ndarray | None = None,
+    reference: Yardstick | None = None,
 ) -> dict[str, Any]:
     """Score, flag, and write the plot, the gallery of the worst and a CSV of every score
     (with a ``name`` column when ``names`` gives one per drawing, e.g. picture files; ``source``
     and ``source_row`` columns when ``sources`` gives each drawing's category, their names and
     each drawing's row in its own file, drawings of several files). ``store``: see :func:`scores`.
-    ``reference``: drawings the model learned from, among which the drawings are scored and whose
-    scores set the default threshold (see :func:`screen`)."""
+    ``reference``: drawings among which the drawings are scored and whose scores set the default
+    threshold (see :func:`screen`)."""
     values, resembles, yardstick = screen(model, images_u8, kind, store, reference)
-    cut, rule = threshold_for(values, threshold, top, quantile, among=yardstick)
+    what = reference.what if reference is not None else LEARNED
+    cut, rule = threshold_for(values, threshold, top, quantile, among=yardstick, among_what=what)
     flagged = values > cut
     ensure_dir(out_dir)
     worst = _highest(values, min(gallery_size, int(flagged.sum()) or gallery_size))
@@ -159,13 +161,13 @@ def run_anomalies(
         labels, source_names, rows = sources
         extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
-    figure = scores_figure(values, cut, rule, kind, planted, yardstick, names)
+    figure = scores_figure(values, cut, rule, kind, planted, yardstick, names, what)
     plot = save_figure(figure, out_dir / "anomaly_scores.png")
     gallery = gallery_image(images_u8, values, worst, kind, planted, names, sources)
     gallery = save_image(gallery, out_dir / "anomaly_gallery.png")
     result: dict[str, Any] = {"score": kind, "n": int(len(values)), "threshold": cut, "rule": rule}
     if reference is not None:
-        result["compared_with"] = int(len(reference))
+        result.update(compared_with=int(len(reference.images)), compared_with_what=reference.what)
     result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
     if names is not None:
         result["worst_names"] = [names[i] for i in worst[:10]]

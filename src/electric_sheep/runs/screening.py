@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from .streaming import Shard, Store
 
 if TYPE_CHECKING:
+    from ..analysis.anomaly import Yardstick
     from ..data.drawings import Drawings
 
 PARTS = ".anomaly_parts"  # inside OUT_DIR: the score columns until the CSV is written
@@ -61,12 +62,12 @@ def screen_run(
     """Score ``split`` of ``drawings`` ("all": every drawing; None: the data the run was trained
     on) with ``run_dir``'s model on ``device`` and write the outputs into ``out_dir``; ``flags``: how
     to flag (``threshold``, ``top`` or ``quantile``). Fewer than SMALL_SET drawings are scored
-    among up to REFERENCE_DRAWINGS of the run's training drawings (those the set does not hold),
-    whose scores set the default threshold. With ``planting`` the mixture is scored instead, and the
-    result says how well the planted drawings were found (a fresh model, when asked for, trained on
-    ``train_device`` or where training chooses, into ``out_dir/mixture_run``). Returns
-    ``run_anomalies``' result (with ``mixture_run``, the fresh model's folder); None in the
-    processes of torchrun but the first."""
+    among up to REFERENCE_DRAWINGS of the run's training drawings (those the set does not hold;
+    where they cannot be read, as many drawn by the model), whose scores set the default
+    threshold. With ``planting`` the mixture is scored instead, and the result says how well the
+    planted drawings were found (a fresh model, when asked for, trained on ``train_device`` or
+    where training chooses, into ``out_dir/mixture_run``). Returns ``run_anomalies``' result (with
+    ``mixture_run``, the fresh model's folder); None in the processes of torchrun but the first."""
     from ..data.sources import split_view
     from .checkpoint import run_data
 
@@ -74,8 +75,7 @@ def screen_run(
     drawings = run_data(run_dir) if drawings is None else drawings
     images = split_view(drawings, split)  # read as scoring needs it: a whole category never in memory
     if planting is None:
-        reference = _yardstick(run_dir, images, log)
-        return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags, reference)
+        return _screen_file(run_dir, drawings, split, images, out_dir, kind, device, progress, flags, log)
     if Shard.from_env().world > 1:  # every process would train and write the same mixture's outputs
         raise ConfigError("a mixture is scored in one process, not under torchrun")
     training = {"device": train_device, "progress": progress, "log": log}
@@ -92,23 +92,24 @@ def _screen_file(
     device,
     progress: bool,
     flags: dict,
-    reference: np.ndarray | None,
+    log: Callable[[str], None],
 ) -> dict[str, Any] | None:
-    """Every drawing of ``images`` scored, each column kept in OUT_DIR until the CSV is written; or,
-    with a ``reference``, a small set scored among it in memory by the first process."""
-    from ..analysis.anomaly import screen
+    """Every drawing of ``images`` scored, each column kept in OUT_DIR until the CSV is written; a
+    small set in memory instead, by the first process, among a yardstick (:func:`_yardstick`)."""
+    from ..analysis.anomaly import SMALL_SET, screen
     from ..render.anomaly_outputs import run_anomalies
     from .checkpoint import load_model, streamed_job
 
     shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
-    if reference is not None and not shard.main:
+    small = len(images) < SMALL_SET  # a second's work: not worth sharing or keeping on disk
+    if small and not shard.main:
         return None
-    if reference is not None:
-        store = Store(progress=progress)
+    model = load_model(run_dir, device)
+    if small:
+        store, reference = Store(progress=progress), _yardstick(run_dir, images, model, log)
     else:
         job = {**streamed_job(run_dir, drawings, split), "score": kind}
-        store = Store(out_dir / PARTS, job, progress=progress and shard.main, shard=shard)
-    model = load_model(run_dir, device)
+        store, reference = Store(out_dir / PARTS, job, progress=progress and shard.main, shard=shard), None
     if not shard.main:
         screen(model, images, kind, store)
         return None
@@ -120,29 +121,35 @@ def _screen_file(
     return result
 
 
-def _yardstick(run_dir: Path, images, log: Callable[[str], None]) -> np.ndarray | None:
-    """For a set of fewer than SMALL_SET drawings, up to REFERENCE_DRAWINGS of the training drawings
-    of what the model learned, less any the set holds itself (a note when they cannot be read); None
-    for a larger set, or one that holds them all (a small file the run was trained on, scored whole:
-    its own yardstick)."""
-    from ..analysis.anomaly import SMALL_SET
-    from ..wording import counted
+def _yardstick(run_dir: Path, images, model, log: Callable[[str], None]) -> Yardstick | None:
+    """What a small set is scored among: up to REFERENCE_DRAWINGS of the training drawings of what
+    the model learned, less any the set holds itself; where they cannot be read, as many drawn by
+    the model (with a note). None for a set that holds them all (a small file the run was trained
+    on, scored whole: its own yardstick)."""
+    from ..analysis.anomaly import DRAWN, Yardstick
     from .checkpoint import learned_drawings
 
-    if len(images) >= SMALL_SET:
-        return None
     learned = learned_drawings(run_dir)
     if learned is None:
-        if Shard.from_env().main:
-            log(
-                "note: the drawings the model learned from were not found, so the "
-                f"{counted(len(images), 'drawing')} scored are compared only with one another (for the "
-                "built-in model: sheep download sheep)"
-            )
-        return None
+        log(
+            f"note: the drawings the model learned from were not found: compared with {REFERENCE_DRAWINGS:,} it "
+            "drew (for the built-in model, sheep download sheep gives the real ones)"
+        )
+        return Yardstick(model_drawings(model, REFERENCE_DRAWINGS), DRAWN)
     reference, scored = learned.split("train", limit=REFERENCE_DRAWINGS), {x.tobytes() for x in np.asarray(images[:])}
     reference = reference[[x.tobytes() not in scored for x in reference]]
-    return reference if len(reference) else None
+    return Yardstick(reference) if len(reference) else None
+
+
+def model_drawings(model, n: int) -> np.ndarray:
+    """(n, 28, 28) uint8: ``n`` drawings by the model, seeded; of a class-conditional model, as many
+    of each category (to within one)."""
+    from ..analysis.generate import draw
+
+    categories = model.config.categories or (None,)
+    counts = np.diff(np.linspace(0, n, len(categories) + 1).round().astype(int))
+    parts = [draw(model, int(m), seed=0, category=c) for c, m in zip(categories, counts, strict=True)]
+    return np.round(np.concatenate(parts) * 255).astype(np.uint8)
 
 
 def _screen_mixture(
