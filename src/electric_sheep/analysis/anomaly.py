@@ -44,8 +44,8 @@ if TYPE_CHECKING:  # the torch-side modules load when a score is computed, not w
 
 NEIGHBOURS = 20  # k of the features score
 LOF_NEIGHBOURS = 100  # k of the hog and pixels scores' local outlier factor
-# A set of fewer drawings is scored among drawings the model learned from: neighbourhoods of
-# LOF_NEIGHBOURS would span most of it, and a handful's median is no yardstick of typical.
+# A set of fewer drawings is scored among a Yardstick (drawings the model learned from, or drew):
+# neighbourhoods of LOF_NEIGHBOURS would span most of it, and a handful's median is no yardstick.
 SMALL_SET = 5 * LOF_NEIGHBOURS
 TYPICAL = 0.8  # share of the drawings, the most typical, that neighbourhood scores compare with
 # Typical by both: per unit of ink from the code alone (symbols are not) and in all (kanji are not).

@@ -51,8 +51,8 @@ def scores_figure(
 ):
     """Scores in data order with the threshold line; planted drawings in red when known; behind
     them, when ``among`` gives the scores of the ``among_what`` (drawings the model learned from),
-    their middle 90% and median: what a handful of drawings is judged against. A few drawings with ``names``
-    (picture files) are named along the x axis."""
+    their middle 90% and median: what a handful of drawings is judged against. A few drawings with
+    ``names`` (picture files) are named along the x axis."""
     plt = pyplot()
     n, n_flagged = len(values), int((values > threshold).sum())
 
