@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -427,5 +428,5 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
     assert r.exit_code == 0, r.output
     assert "most resemble: flat" in r.output
     with open(out / "anomaly_scores.csv") as f:
-        resembles = [line.rstrip("\n").split(",")[-1] for line in f][1:]
+        resembles = [row["category"] for row in csv.DictReader(f)]
     assert len(resembles) == 300 and resembles.count("tall") >= 0.9 * 300

@@ -475,6 +475,9 @@ def test_a_handful_is_compared_with_the_models_drawings_when_the_training_data_i
     assert again == (tmp_path / "out" / "anomaly_scores.csv").read_text()  # the model's drawings are seeded
     res = CliRunner().invoke(main, ["anomalies", str(run), str(handful), "--out-dir", str(tmp_path / "found")])
     assert "scored among 640 drawings the model learned from" in res.output and "not found" not in res.output
+    assert "highest scores: " in res.output and "% of them)" in res.output, res.output
+    rows = (tmp_path / "found" / "anomaly_scores.csv").read_text().splitlines()
+    assert rows[0] == "index,score,flagged,percentile" and float(rows[6].split(",")[-1]) > 90  # the ring
 
 
 def test_encoding_a_file_is_one_library_call(run, tmp_path):
@@ -700,7 +703,7 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     short = _fit("a_very_long_file_name_of_my_daughters_sheep  1.88", font, 80)
     assert font.getlength(short) <= 80 and short.startswith("a_v") and short.endswith("1.88") and "…" in short
     rows = (tmp_path / "a" / "anomaly_scores.csv").read_text().splitlines()
-    assert rows[0] == "index,score,flagged,name" and rows[1].endswith(",doodle0.png")
+    assert rows[0] == "index,score,flagged,name,percentile" and rows[1].split(",")[3] == "doodle0.png"
     one = str(folder / "doodle1.png")
     res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", one, "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["indices"] == [0], res.output

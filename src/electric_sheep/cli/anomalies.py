@@ -142,8 +142,13 @@ def _summary(result: dict) -> list[str]:
             f"planted {result['n_planted']:,}: AUROC {result['auroc']:.4f}, average precision "
             f"{result['average_precision']:.4f}, precision at {result['k']} {result['precision_at_k']:.4f}"
         )
-    if "worst_names" in result:
-        lines.append("highest scores: " + ", ".join(result["worst_names"][: min(5, result["n_flagged"] or 5)]))
+    if "worst_names" in result or "worst_percentiles" in result:
+        shown = result.get("worst_names") or [f"drawing {i}" for i in result["worst"]]
+        shown = shown[: min(5, result["n_flagged"] or 5)]
+        if "worst_percentiles" in result:  # against a yardstick: how far out, in words a user reads
+            above = result["worst_percentiles"]
+            shown = [f"{name} (above {p:g}% of them)" for name, p in zip(shown, above, strict=False)]
+        lines.append("highest scores: " + ", ".join(shown))
     return lines + [f"wrote {result['plot']}", f"wrote {result['gallery']}", f"wrote {result['csv']}"]
 
 

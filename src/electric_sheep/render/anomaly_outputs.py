@@ -146,7 +146,8 @@ def run_anomalies(
     and ``source_row`` columns when ``sources`` gives each drawing's category, their names and
     each drawing's row in its own file, drawings of several files). ``store``: see :func:`scores`.
     ``reference``: drawings among which the drawings are scored and whose scores set the default
-    threshold (see :func:`screen`)."""
+    threshold (see :func:`screen`); the CSV's ``percentile`` column then says what share of them
+    score lower than each drawing."""
     values, resembles, yardstick = screen(model, images_u8, kind, store, reference)
     what = reference.what if reference is not None else LEARNED
     cut, rule = threshold_for(values, threshold, top, quantile, among=yardstick, among_what=what)
@@ -160,6 +161,9 @@ def run_anomalies(
     if sources is not None:
         labels, source_names, rows = sources
         extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
+    percentiles = None if yardstick is None else _percentiles(values, yardstick)
+    if percentiles is not None:
+        extra["percentile"] = lambda i: f"{percentiles[i]:.1f}"
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
     figure = scores_figure(values, cut, rule, kind, planted, yardstick, names, what)
     plot = save_figure(figure, out_dir / "anomaly_scores.png")
@@ -171,6 +175,8 @@ def run_anomalies(
     result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
     if names is not None:
         result["worst_names"] = [names[i] for i in worst[:10]]
+    if percentiles is not None:
+        result["worst_percentiles"] = [round(float(percentiles[i]), 1) for i in worst[:10]]
     result.update(csv=str(csv_path), plot=str(plot), gallery=str(gallery))
     result.update(_what_was_found(values, flagged, planted, categories, resembles))
     if sources is not None:
@@ -178,6 +184,12 @@ def run_anomalies(
         result["flagged_by_source"] = {name: int(n) for name, n in zip(sources[1], counts, strict=True)}
     write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
     return result
+
+
+def _percentiles(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """(N,) the share of ``among`` scoring lower than each value, in %: how much less typical a
+    drawing is than the drawings of the yardstick (as the app says it)."""
+    return np.searchsorted(np.sort(among), values, side="left") / max(len(among), 1) * 100
 
 
 def _highest(values: np.ndarray, m: int) -> np.ndarray:
