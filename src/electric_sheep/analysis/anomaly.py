@@ -338,6 +338,12 @@ def threshold_for(
     return cut, rule
 
 
+def percentiles(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """(N,) the share of ``among`` scoring lower than each of ``values``, in %: how much less
+    typical a drawing is than the drawings it is judged against."""
+    return np.searchsorted(np.sort(among), values, side="left") / max(len(among), 1) * 100
+
+
 def _just_below(value: float) -> float:
     """The largest float below ``value``: a cut that flags ``value`` itself."""
     return float(np.nextafter(value, -np.inf))

@@ -20,7 +20,7 @@ from ..data.raster import render
 from ..errors import DataError, SheepError
 from ..render.plots import CATEGORY_COLOURS
 from ..runs.fileio import read_npy
-from .anomaly import resemblance, scores, threshold_for
+from .anomaly import percentiles, resemblance, scores, threshold_for
 from .generate import decode_codes, interpolate, manifold_axes, prior_codes, reconstruct
 from .latent import encode
 
@@ -167,7 +167,7 @@ def judge(ref: Reference, bitmap: np.ndarray) -> Verdict:
         bitmap,
         reconstruct(ref.model, batch)[0],  # as `sheep reconstruct` draws it
         score,
-        float((ref.scores < score).mean() * 100),
+        float(percentiles(np.array([score]), ref.scores)[0]),
         score <= ref.threshold,
         ref.to_plane(code[None])[0],
         near,

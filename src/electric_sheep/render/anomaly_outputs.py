@@ -15,7 +15,16 @@ from .plots import grid_image, pyplot, save_figure, save_image
 if TYPE_CHECKING:
     from ..core.model import VAE
 
-from ..analysis.anomaly import DEFAULT_SCORE, LEARNED, SCORES, Yardstick, detection_metrics, screen, threshold_for
+from ..analysis.anomaly import (
+    DEFAULT_SCORE,
+    LEARNED,
+    SCORES,
+    Yardstick,
+    detection_metrics,
+    percentiles,
+    screen,
+    threshold_for,
+)
 from ..runs.streaming import Store
 
 GALLERY_COLUMNS = 8  # the gallery of the worst drawings: 64 of them make a square
@@ -161,9 +170,9 @@ def run_anomalies(
     if sources is not None:
         labels, source_names, rows = sources
         extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
-    percentiles = None if yardstick is None else _percentiles(values, yardstick)
-    if percentiles is not None:
-        extra["percentile"] = lambda i: f"{percentiles[i]:.1f}"
+    above = None if yardstick is None else percentiles(values, yardstick)
+    if above is not None:
+        extra["percentile"] = lambda i: f"{above[i]:.1f}"
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
     figure = scores_figure(values, cut, rule, kind, planted, yardstick, names, what)
     plot = save_figure(figure, out_dir / "anomaly_scores.png")
@@ -175,8 +184,8 @@ def run_anomalies(
     result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
     if names is not None:
         result["worst_names"] = [names[i] for i in worst[:10]]
-    if percentiles is not None:
-        result["worst_percentiles"] = [round(float(percentiles[i]), 1) for i in worst[:10]]
+    if above is not None:
+        result["worst_percentiles"] = [round(float(above[i]), 1) for i in worst[:10]]
     result.update(csv=str(csv_path), plot=str(plot), gallery=str(gallery))
     result.update(_what_was_found(values, flagged, planted, categories, resembles))
     if sources is not None:
@@ -184,12 +193,6 @@ def run_anomalies(
         result["flagged_by_source"] = {name: int(n) for name, n in zip(sources[1], counts, strict=True)}
     write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
     return result
-
-
-def _percentiles(values: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """(N,) the share of ``among`` scoring lower than each value, in %: how much less typical a
-    drawing is than the drawings of the yardstick (as the app says it)."""
-    return np.searchsorted(np.sort(among), values, side="left") / max(len(among), 1) * 100
 
 
 def _highest(values: np.ndarray, m: int) -> np.ndarray:
