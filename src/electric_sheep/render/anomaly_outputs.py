@@ -157,22 +157,17 @@ def run_anomalies(
     ``reference``: drawings among which the drawings are scored and whose scores set the default
     threshold (see :func:`screen`); the CSV's ``percentile`` column then says what share of them
     score lower than each drawing."""
+    if names is not None and len(names) != len(images_u8):
+        raise ValueError(f"{len(names)} names for {len(images_u8)} drawings")
     values, resembles, yardstick = screen(model, images_u8, kind, store, reference)
     what = reference.what if reference is not None else LEARNED
     cut, rule = threshold_for(values, threshold, top, quantile, among=yardstick, among_what=what)
     flagged = values > cut
     ensure_dir(out_dir)
     worst = _highest(values, min(gallery_size, int(flagged.sum()) or gallery_size))
-    if names is not None and len(names) != len(values):
-        raise ValueError(f"{len(names)} names for {len(values)} drawings")
-    categories = model.config.categories
-    extra = _extra_columns(planted, names, categories, resembles)
-    if sources is not None:
-        labels, source_names, rows = sources
-        extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
     above = None if yardstick is None else percentiles(values, yardstick)
-    if above is not None:
-        extra["percentile"] = lambda i: f"{above[i]:.1f}"
+    categories = model.config.categories
+    extra = _extra_columns(planted, names, categories, resembles, sources, above)
     csv_path = _write_scores(out_dir / "anomaly_scores.csv", values, flagged, extra)
     figure = scores_figure(values, cut, rule, kind, planted, yardstick, names, what)
     plot = save_figure(figure, out_dir / "anomaly_scores.png")
@@ -181,11 +176,7 @@ def run_anomalies(
     result: dict[str, Any] = {"score": kind, "n": int(len(values)), "threshold": cut, "rule": rule}
     if reference is not None:
         result.update(compared_with=int(len(reference.images)), compared_with_what=reference.what)
-    result.update(n_flagged=int(flagged.sum()), worst=worst[:10].tolist())
-    if names is not None:
-        result["worst_names"] = [names[i] for i in worst[:10]]
-    if above is not None:
-        result["worst_percentiles"] = [round(float(above[i]), 1) for i in worst[:10]]
+    result.update(n_flagged=int(flagged.sum()), **_worst_of(worst[:10], names, above))
     result.update(csv=str(csv_path), plot=str(plot), gallery=str(gallery))
     result.update(_what_was_found(values, flagged, planted, categories, resembles))
     if sources is not None:
@@ -193,6 +184,16 @@ def run_anomalies(
         result["flagged_by_source"] = {name: int(n) for name, n in zip(sources[1], counts, strict=True)}
     write_json(out_dir / "anomalies.json", result)  # the report picks these numbers up
     return result
+
+
+def _worst_of(worst: np.ndarray, names: list[str] | None, above: np.ndarray | None) -> dict[str, list]:
+    """The highest-scoring drawings' positions, and their names and percentiles where known."""
+    found: dict[str, list] = {"worst": worst.tolist()}
+    if names is not None:
+        found["worst_names"] = [names[i] for i in worst]
+    if above is not None:
+        found["worst_percentiles"] = [round(float(above[i]), 1) for i in worst]
+    return found
 
 
 def _highest(values: np.ndarray, m: int) -> np.ndarray:
@@ -214,10 +215,16 @@ def _write_scores(path: Path, values: np.ndarray, flagged: np.ndarray, extra: di
 
 
 def _extra_columns(
-    planted: np.ndarray | None, names: list[str] | None, categories: tuple[str, ...], resembles: np.ndarray | None
+    planted: np.ndarray | None,
+    names: list[str] | None,
+    categories: tuple[str, ...],
+    resembles: np.ndarray | None,
+    sources: tuple[np.ndarray, list[str], np.ndarray] | None,
+    above: np.ndarray | None,
 ) -> dict[str, Callable[[int], Any]]:
     """The CSV's optional columns, each a function of a drawing's index: whether it was planted,
-    its file's name, the category it most resembles."""
+    its file's name, the category it most resembles, the file it came from and its row there,
+    and the share of the yardstick's drawings that score lower."""
     extra: dict[str, Callable[[int], Any]] = {}
     if planted is not None:
         extra["planted"] = lambda i: int(planted[i])
@@ -225,6 +232,11 @@ def _extra_columns(
         extra["name"] = names.__getitem__
     if resembles is not None:
         extra["category"] = lambda i: categories[resembles[i]]
+    if sources is not None:
+        labels, source_names, rows = sources
+        extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
+    if above is not None:
+        extra["percentile"] = lambda i: f"{above[i]:.1f}"
     return extra
 
 
