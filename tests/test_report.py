@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,10 @@ from app_driver import ARTIFACTS, CHROMIUM, FLAGS
 from PIL import Image
 
 from electric_sheep.core.model import count_parameters
+from electric_sheep.data.drawings import cached_category_path
+from electric_sheep.errors import SheepWarning
+from electric_sheep.render.explorer import explorer_page
+from electric_sheep.render.report import build_report
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +66,21 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
     assert "<h2>New sheep</h2>" in page
     assert "first two principal directions, from -3 to 3 standard deviations" in page  # 16-D: not "the latent plane"
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
+
+
+def test_the_built_in_models_report_shows_the_downloaded_sheep(shared, tmp_path):
+    """After `sheep download sheep`, `sheep report` with no DATA shows reconstructions and clusters
+    of the downloaded sheep, and `sheep explore` shows them as points, as `sheep anomalies` compares
+    with them."""
+    target = cached_category_path("sheep", "bitmap")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shared / "quickdraw" / "bitmap" / "sheep.npy", target)  # as downloaded
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SheepWarning)  # nothing is left out
+        result = build_report(builtin_run_dir(), tmp_path / "report.html")
+    assert {"reconstructions", "clusters"} <= set(result["sections"]), result
+    explorer_page(builtin_run_dir(), tmp_path / "explorer.html")
+    assert '"originalSprite": "data:image' in (tmp_path / "explorer.html").read_text()  # real sheep to hover over
 
 
 def test_a_report_names_new_drawings_after_what_the_run_learned(tmp_path):
