@@ -21,7 +21,7 @@ from PIL import Image
 
 from electric_sheep.cli import main
 from electric_sheep.data import drawings as data
-from electric_sheep.data import formats
+from electric_sheep.data import formats, npz
 from electric_sheep.data.npz import read_npz
 from electric_sheep.errors import DataError
 
@@ -96,6 +96,17 @@ def test_numeric_npz_members_and_damaged_archives(tmp_path):
     broken.write_bytes(plain.read_bytes()[:60])
     with pytest.raises(DataError, match="corrupt .npz"):
         read_npz(broken)
+
+
+def test_an_archive_that_unpacks_to_too_much_is_refused_unread(tmp_path, monkeypatch):
+    """A few MB of compressed zeros can unpack to any size: the sizes the archive states are added
+    up over the splits read, and a file over the limit is refused before any is unpacked."""
+    monkeypatch.setattr(npz, "MAX_UNPACKED_BYTES", 1_000_000)
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, train=np.zeros(600_000, np.uint8), valid=np.zeros(600_000, np.uint8))  # each alone fits
+    monkeypatch.setattr(npz, "_read_member", lambda *a: pytest.fail("a member was unpacked"))
+    res = CliRunner().invoke(main, ["show", str(bomb)])
+    _one_line(res, str(bomb), "unpacks to 1.2 MB, over the limit of 1.0 MB; refused unread")
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
