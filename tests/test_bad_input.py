@@ -109,6 +109,7 @@ def test_a_run_without_recorded_data_says_how_to_give_it(tmp_path):
         r = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path)])
         assert r.exit_code == 2 and how in r.output and len(r.output.strip().splitlines()) == 1, r.output
         assert "sheep download NAME" in r.output and "Quick, Draw!" in r.output  # where such data comes from
+        assert "or run `sheep download sheep` once and give nothing" in r.output
     from electric_sheep.runs.checkpoint import builtin_run_dir
 
     r = CliRunner().invoke(main, ["anomalies", str(builtin_run_dir())])  # a run folder, no drawings to score

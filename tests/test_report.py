@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_driver import ARTIFACTS, CHROMIUM, FLAGS
+from click.testing import CliRunner
 from PIL import Image
 
+from electric_sheep.cli import main
 from electric_sheep.core.model import count_parameters
 from electric_sheep.data.drawings import cached_category_path
 from electric_sheep.errors import SheepWarning
@@ -68,13 +70,15 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
 
 
-def test_the_built_in_models_report_shows_the_downloaded_sheep(shared, tmp_path):
-    """After `sheep download sheep`, `sheep report` with no DATA shows reconstructions and clusters
-    of the downloaded sheep, and `sheep explore` shows them as points, as `sheep anomalies` compares
-    with them."""
+def test_the_built_in_model_reads_the_downloaded_sheep(shared, tmp_path):
+    """After `sheep download sheep`, the built-in model's commands need no DATA: `sheep latent` maps
+    the downloaded sheep, `sheep report` shows their reconstructions and clusters, and `sheep
+    explore` shows them as points."""
     target = cached_category_path("sheep", "bitmap")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shared / "quickdraw" / "bitmap" / "sheep.npy", target)  # as downloaded
+    res = CliRunner().invoke(main, ["latent", "--out-dir", str(tmp_path)])
+    assert res.exit_code == 0 and "encoded 1,000 drawings" in res.output, res.output
     with warnings.catch_warnings():
         warnings.simplefilter("error", SheepWarning)  # nothing is left out
         result = build_report(builtin_run_dir(), tmp_path / "report.html")

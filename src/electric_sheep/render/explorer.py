@@ -123,7 +123,7 @@ def explorer_page(
     except SheepError:
         if data is not None:  # drawings the user named must be there
             raise
-        drawings = ckpt.learned_drawings(run_dir)  # the built-in model: the downloaded sheep, if any
+        drawings = None
     codes, originals, categories = explorer_points(model, drawings, run_dir)
     payload = explorer_payload(model, codes, originals, grid, span, EXPLORER_DRAWINGS, categories)
     write_text(out, standalone_page(payload))

@@ -116,9 +116,9 @@ def build_report(
     except DataError as e:
         if data is not None:  # drawings the user named must be there
             raise
-        drawings = ckpt.learned_drawings(run_dir)  # the built-in model: the downloaded sheep, if any
-        if drawings is None:  # the sections that need drawings are left out, said
-            warnings.warn(f"the report leaves out reconstructions and clusters: {e}", SheepWarning, stacklevel=2)
+        # e.g. the built-in model before `sheep download sheep`: the sections that need drawings are left out, said
+        warnings.warn(f"the report leaves out reconstructions and clusters: {e}", SheepWarning, stacklevel=2)
+        drawings = None
     points = explorer_points(model, drawings, run_dir)  # (codes, drawings, categories)
     candidates = [
         _training_section(ckpt.read_metrics(run_dir)),

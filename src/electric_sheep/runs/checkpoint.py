@@ -330,7 +330,7 @@ def run_subject(run_dir: str | Path) -> str | None:
     categories = read_model_config(run_dir).categories
     if categories:
         return " or ".join(_with_article(c) for c in categories)
-    if Path(run_dir).resolve() == builtin_run_dir().resolve():
+    if _is_builtin(run_dir):
         return "a sheep"
     record = read_data_record(run_dir)
     if isinstance(record.get("sources"), list):  # several files: each a category, if each is named after one
@@ -371,14 +371,15 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
     from ..data.drawings import load_drawings
 
     info = read_data_record(run_dir)
-    source = data or info.get("source")
+    source = data or info.get("source") or _downloaded_sheep(run_dir)
     if source is None and "sources" in info:
         return _several_files(run_dir, info, how)
     if source is None:
         trained_on = f" ({info['dataset']})" if isinstance(info.get("dataset"), str) else ""
+        builtin = ", or run `sheep download sheep` once and give nothing" if _is_builtin(run_dir) else ""
         raise DataError(
             run_dir,
-            f"give {how}, a file or a category name after `sheep download NAME`: the run does not say "
+            f"give {how}, a file or a category name after `sheep download NAME`{builtin}: the run does not say "
             f"where its training data{trained_on} is",
         )
     if data is None:
@@ -386,6 +387,22 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
     drawings = load_drawings(source, seed=info.get("split_seed", 0))
     _warn_if_changed(run_dir, info, drawings.source)
     return drawings
+
+
+def _is_builtin(run_dir: str | Path) -> bool:
+    return Path(run_dir).resolve() == builtin_run_dir().resolve()
+
+
+def _downloaded_sheep(run_dir: str | Path) -> str | None:
+    """For the built-in model, which records no file, the ``sheep`` category once downloaded."""
+    from ..data.drawings import resolve_source
+
+    if not _is_builtin(run_dir):
+        return None
+    try:
+        return str(resolve_source("sheep"))
+    except DataError:  # not downloaded
+        return None
 
 
 def learned_drawings(run_dir: str | Path, data: str | Path | None = None):
