@@ -407,14 +407,15 @@ def _downloaded_sheep(run_dir: str | Path) -> str | None:
 
 def learned_drawings(run_dir: str | Path, data: str | Path | None = None):
     """The drawings others are compared with: DATA if given (an error when it cannot be read), else
-    the data the run was trained on, else, for a model of sheep (the built-in one), the downloaded
-    ``sheep`` category; None when none of them can be read."""
+    the data the run was trained on (for the built-in model, the downloaded ``sheep``), else, for
+    another model of sheep whose data cannot be read (moved, or a copy of the built-in model), the
+    downloaded ``sheep`` category; None when none of them can be read."""
     from ..data.drawings import load_drawings
 
     if data is not None:
         return run_data(run_dir, data)
     sources = [lambda: run_data(run_dir)]
-    if run_subject(run_dir) == "a sheep":  # what the built-in model learned from, where it was downloaded
+    if run_subject(run_dir) == "a sheep":  # sheep of the same kind, where they were downloaded
         sources.append(lambda: load_drawings("sheep"))
     for source in sources:
         try:
