@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson
 
 from electric_sheep.cli import main
+from electric_sheep.data.drawings import cached_category_path
 from electric_sheep.runs.checkpoint import builtin_run_dir
 
 
@@ -95,6 +96,22 @@ def test_missing_file_and_unknown_category(tmp_path):
     assert r.exit_code == 2 and "did you mean 'sheep'" in r.output
     r = CliRunner().invoke(main, ["download", "flying sheep", "--dir", str(tmp_path)])
     assert r.exit_code == 2 and "not a Quick, Draw! category" in r.output
+
+
+def test_every_category_not_downloaded_is_named_at_once(tmp_path, monkeypatch):
+    """Training on several categories, none downloaded: one line names them all and the one command
+    that fetches them; a misspelt name among them is told first; nothing is written."""
+    monkeypatch.setenv("ELECTRIC_SHEEP_CACHE", str(tmp_path / "cache"))
+    bitmap = cached_category_path("cat", "bitmap", tmp_path / "cache")
+    bitmap.parent.mkdir(parents=True)
+    np.save(bitmap, np.zeros((10, 784), np.uint8))  # cat is there
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "sheep", "cat", "The Eiffel Tower", "sheep.npy", "--out", str(run)])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "sheep, The Eiffel Tower: not downloaded yet" in r.output
+    assert "run `sheep download sheep 'The Eiffel Tower'`" in r.output and not run.exists()
+    r = CliRunner().invoke(main, ["info", "sheep", "dgo"])
+    assert r.exit_code == 2 and "dgo: not a Quick, Draw! category; did you mean" in r.output and "'dog'" in r.output
     pipe, dangling = tmp_path / "pipe", tmp_path / "gone.npy"
     os.mkfifo(pipe)  # reading it would wait for a writer forever
     dangling.symlink_to(tmp_path / "nothing.npy")
@@ -374,6 +391,7 @@ def test_help_shows_no_empty_range(command):
 HELP_PROBE = """
 import sys
 from electric_sheep.cli import main
+from electric_sheep.data.drawings import cached_category_path
 try:
     main(["--help"])
 except SystemExit:

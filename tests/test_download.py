@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import threading
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from electric_sheep.cli import main
 from electric_sheep.data import drawings as data
 from electric_sheep.data.download import category_url, download
 from electric_sheep.errors import DownloadError
@@ -129,3 +132,25 @@ def test_a_hostile_mirror_cannot_run_code(tmp_path, server):
     with pytest.raises(DownloadError, match="would need pickle to read"):
         download("sheep", "sketchrnn", tmp_path / "cache", base_url=_base(server), progress=False)
     assert not marker.exists() and not data.cached_category_path("sheep", "sketchrnn", tmp_path / "cache").exists()
+
+
+def test_several_categories_in_one_command(tmp_path, server, monkeypatch):
+    """`sheep download sheep dog`: a misspelt name stops it before any request; a file that fails
+    leaves the ones fetched before it in the cache; each file is fetched once."""
+    for name in ("dog", "duck"):
+        server.payloads[f"/full/numpy_bitmap/{name}.npy"] = server.payloads["/full/numpy_bitmap/sheep.npy"]
+    monkeypatch.setenv("ELECTRIC_SHEEP_BASE_URL", _base(server))
+    run = CliRunner()
+    bad = run.invoke(main, ["download", "sheep", "dgo", "--dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "'dog'" in bad.output and server.requests == []
+    res = run.invoke(main, ["download", "sheep", "Dog", "sheep", "--dir", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    paths = {c: str(data.cached_category_path(c, "bitmap", tmp_path)) for c in ("sheep", "dog")}
+    found = [{"path": paths[c], "category": c, "format": "bitmap"} for c in ("sheep", "dog")]
+    assert json.loads(res.stdout) == found and len(server.requests) == 2
+    failed = run.invoke(main, ["download", "duck", "cat", "--dir", str(tmp_path)])
+    assert failed.exit_code == 2 and "cat.npy" in failed.output and "HTML page" in failed.output
+    assert data.cached_category_path("duck", "bitmap", tmp_path).is_file()
+    assert not data.cached_category_path("cat", "bitmap", tmp_path).exists()
+    one = run.invoke(main, ["download", "sheep", "--dir", str(tmp_path), "--json"])  # already there: no request
+    assert json.loads(one.stdout) == found[0] and len(server.requests) == 4

@@ -21,23 +21,29 @@ _recognized_option = click.option(
 
 
 @main.command()
-@click.argument("category", required=False)
+@click.argument("categories", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(list(data_mod.FILE_FORMATS)), default="bitmap", show_default=True)
 @_cache_option
 @click.option("--list", "list_", is_flag=True, help="List the 345 official categories and exit.")
-@click.option("--json", "as_json", is_flag=True, help="Print the path (or the list) as JSON.")
-def download(category: str | None, fmt: str, cache_dir: Path | None, list_: bool, as_json: bool) -> None:
-    """Download CATEGORY from the official Quick, Draw! storage into the cache."""
-    from ..data.download import download as do_download
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list for several, or the names).")
+def download(categories: tuple[str, ...], fmt: str, cache_dir: Path | None, list_: bool, as_json: bool) -> None:
+    """Download CATEGORIES (one or several names) from the official Quick, Draw! storage into the
+    cache; those already there are kept."""
+    from ..data.download import download_categories
 
     if list_:
         names = data_mod.categories()
         click.echo(json.dumps(names) if as_json else "\n".join(names))
         return
-    if not category:
-        raise click.UsageError("give a CATEGORY (or --list)")
-    path = do_download(category, fmt, cache_dir)
-    _finish({"path": str(path), "category": category, "format": fmt}, as_json, [f"{path}"])
+    if not categories:
+        raise click.UsageError("give a CATEGORY (or several, or --list)")
+    paths = download_categories(list(categories), fmt, cache_dir)
+    found = [{"path": str(path), "category": name, "format": fmt} for name, path in paths.items()]
+    if as_json:
+        click.echo(json.dumps(found[0] if len(found) == 1 else found))
+        return
+    for path in paths.values():
+        click.echo(path)
 
 
 @main.command()
@@ -74,6 +80,7 @@ def info(data: tuple[str, ...], recognized: bool | None, as_json: bool, cache_di
     from ..data.sources import expand_sources
 
     sources = expand_sources(data)
+    data_mod.check_downloaded(sources, cache_dir)
     summaries = [
         data_mod.summary(data_mod.load_drawings(source, recognized=recognized, cache_dir=cache_dir))
         for source in sources

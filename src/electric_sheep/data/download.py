@@ -68,6 +68,17 @@ def download(
     return target
 
 
+def download_categories(
+    categories: list[str], fmt: str = "bitmap", cache_dir: Path | None = None, **options
+) -> dict[str, Path]:
+    """:func:`download` each of ``categories`` in turn (``options``: its keywords): official name ->
+    path. Every name is checked first, so a misspelt one stops the command before anything is
+    fetched; files fetched before a failure stay in the cache, and the same command run again
+    skips them."""
+    names = dict.fromkeys(check_category(c) for c in categories)
+    return {name: download(name, fmt, cache_dir, **options) for name in names}
+
+
 def _fetch(url: str, part: Path, target: Path, *, progress: bool, timeout: float) -> None:
     """Append the missing bytes of ``url`` to ``part``."""
     have = part.stat().st_size if part.exists() else 0

@@ -15,6 +15,7 @@ import difflib
 import glob
 import hashlib
 import os
+import shlex
 import warnings
 from dataclasses import dataclass, field
 from importlib import resources
@@ -178,16 +179,48 @@ def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
         return path
     if path.exists() or path.is_symlink():  # reading a pipe would wait for a writer forever
         raise DataError(path, "is not a file or folder of drawings (a device, a pipe, or a link to nothing)")
-    looks_like_path = os.sep in str(source) or path.suffix != ""
-    if looks_like_path:
+    if _looks_like_path(source):
         raise DataError(path, _missing_path(path))
     category = check_category(str(source))
+    found = _downloaded(category, cache_dir)
+    if found is None:
+        raise _not_downloaded([category], cache_dir)
+    return found
+
+
+def _looks_like_path(source: str | Path) -> bool:
+    """A folder in it or a suffix: a file meant, not a category name."""
+    return os.sep in str(source) or Path(source).suffix != ""
+
+
+def _downloaded(category: str, cache_dir: Path | None = None) -> Path | None:
+    """The cached file of an official category name, in any format; None before its download."""
     for fmt in FILE_FORMATS:  # the order is the preference: bitmaps need no rasterising
         candidate = cached_category_path(category, fmt, cache_dir)
         if candidate.is_file():
             return candidate
+    return None
+
+
+def _not_downloaded(names: list[str], cache_dir: Path | None = None) -> DataError:
     root = cache_dir or default_cache_dir()
-    raise DataError(category, f"not downloaded yet (looked in {root}); run `sheep download {category!r}`")
+    command = f"sheep download {shlex.join(names)}" + (f" --dir {shlex.quote(str(cache_dir))}" if cache_dir else "")
+    return DataError(", ".join(names), f"not downloaded yet (looked in {root}); run `{command}`")
+
+
+def check_downloaded(sources: list[str], cache_dir: Path | None = None) -> None:
+    """Raise naming every category among ``sources`` (names and paths) that is neither a file nor
+    downloaded, so that one command fetches them all; files are left to their loading."""
+    missing = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.exists() or path.is_symlink() or _looks_like_path(source):
+            continue
+        category = check_category(source)  # a misspelt name first: its download would fail
+        if _downloaded(category, cache_dir) is None:
+            missing.append(category)
+    if missing:
+        raise _not_downloaded(list(dict.fromkeys(missing)), cache_dir)
 
 
 def _missing_path(path: Path) -> str:

@@ -156,6 +156,8 @@ def interleaved(rows: list[np.ndarray], starts: np.ndarray) -> np.ndarray:
 
 def load_sources(sources: list[str], *, seed: int = 0) -> list[Drawings]:
     """Each source loaded (and checked) before anything is trained; a bad one is named."""
-    from .drawings import load_drawings  # rasterising, pictures: only when data is loaded
+    from .drawings import check_downloaded, load_drawings  # rasterising, pictures: only when data is loaded
 
-    return [load_drawings(source, seed=seed) for source in expand_sources(sources)]
+    sources = expand_sources(sources)
+    check_downloaded(sources)  # every missing category in one message, before anything is read
+    return [load_drawings(source, seed=seed) for source in sources]
