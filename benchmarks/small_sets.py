@@ -25,7 +25,8 @@ from sklearn.metrics import roc_auc_score
 
 from electric_sheep.analysis.anomaly import DEFAULT_SCORE, DRAWN, Yardstick, screen, threshold_for
 from electric_sheep.data.drawings import load_drawings
-from electric_sheep.runs.checkpoint import builtin_run_dir, learned_drawings, load_model
+from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+from electric_sheep.runs.run_sources import learned_drawings
 from electric_sheep.runs.screening import REFERENCE_DRAWINGS, model_drawings
 
 GOOGLE = SHARED / "quickdraw" / "bitmap"

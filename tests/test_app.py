@@ -11,8 +11,8 @@ from app_driver import sheep_strokes as sheep
 from click.testing import CliRunner
 
 from electric_sheep.analysis import sketchbook as sb
-from electric_sheep.runs import checkpoint as ckpt
 from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+from electric_sheep.runs.run_sources import run_subject
 
 
 def _json(strokes, side=400):
@@ -69,11 +69,11 @@ def test_the_page_names_what_the_model_learned(tmp_path):
         data = write_bitmap(tmp_path / f"{name}.npy", n=40)
         run = tmp_path / f"run_{name}"
         assert CliRunner().invoke(main, ["train", str(data), "--epochs", "1", "--out", str(run)]).exit_code == 0
-        assert ckpt.run_subject(run) == subject
+        assert run_subject(run) == subject
     (tmp_path / "my_doodles.npy").write_bytes((tmp_path / "cat.npy").read_bytes())
     run = tmp_path / "run_doodles"
     CliRunner().invoke(main, ["train", str(tmp_path / "my_doodles.npy"), "--epochs", "1", "--out", str(run)])
-    assert ckpt.run_subject(run) is None and ckpt.run_subject(builtin_run_dir()) == "a sheep"
+    assert run_subject(run) is None and run_subject(builtin_run_dir()) == "a sheep"
     ref = sb.load_reference(tmp_path / "run_cat")
     assert ref.subject == "a cat" and ref.images is not None
     verdict = sb.judge(ref, sb.sketch_bitmap(_json(sheep())))
@@ -85,14 +85,14 @@ def test_the_page_names_what_the_model_learned(tmp_path):
     pair = [tmp_path / "cat.npy", write_bitmap(tmp_path / "dog.npy", n=40, seed=1)]
     cond = tmp_path / "cond"
     res = CliRunner().invoke(main, ["train", *map(str, pair), "--conditional", "--epochs", "1", "--out", str(cond)])
-    assert res.exit_code == 0 and ckpt.run_subject(cond) == "a cat or a dog", res.output
+    assert res.exit_code == 0 and run_subject(cond) == "a cat or a dog", res.output
     ref = sb.load_reference(cond)  # the reference: drawings of both files
     verdict = sb.judge(ref, sb.sketch_bitmap(_json(sheep())))
     assert verdict.resembles in ("cat", "dog")  # the one whose label explains it best
     assert verdict.summary(ref.threshold, ref.rule, ref.subject).endswith(f"closest to: {verdict.resembles}")
     farm = tmp_path / "farm"  # one model of both, not conditional: named after both too
     assert CliRunner().invoke(main, ["train", *map(str, pair), "--epochs", "1", "--out", str(farm)]).exit_code == 0
-    assert ckpt.run_subject(farm) == "a cat or a dog" and sb.judge(ref, verdict.bitmap).resembles is not None
+    assert run_subject(farm) == "a cat or a dog" and sb.judge(ref, verdict.bitmap).resembles is not None
     farm_ref = sb.load_reference(farm)
     assert sb.judge(farm_ref, verdict.bitmap).resembles is None
     assert farm_ref.categories[1] == ["cat", "dog"] and len(farm_ref.categories[0]) == len(farm_ref.codes)

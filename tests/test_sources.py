@@ -85,7 +85,7 @@ def test_train_on_several_files_records_them_and_resumes_only_with_them(three, t
 
 def test_a_run_of_several_files_uses_all_of_them_without_data(three, tmp_path, monkeypatch):
     from electric_sheep.render import latent_figures, plots
-    from electric_sheep.runs.checkpoint import run_data
+    from electric_sheep.runs.run_sources import run_data
 
     run = tmp_path / "run"
     board, scatter = {}, plots.latent_scatter_figure

@@ -24,8 +24,9 @@ from electric_sheep.data.drawings import load_drawings
 from electric_sheep.errors import ConfigError, SheepError
 from electric_sheep.render import anomaly_outputs, cluster_outputs, drawing_outputs, explorer, latent_figures, plots
 from electric_sheep.render.plots import PLANTED_RGB, grid_image
-from electric_sheep.runs import checkpoint, mixtures, screening
-from electric_sheep.runs.checkpoint import builtin_run_dir, load_model, run_data
+from electric_sheep.runs import mixtures, run_sources, screening
+from electric_sheep.runs.checkpoint import builtin_run_dir, load_model
+from electric_sheep.runs.run_sources import run_data
 from electric_sheep.runs.training import train
 
 
@@ -451,7 +452,7 @@ def test_a_handful_of_drawings_is_judged_against_the_drawings_the_model_learned_
     small = tmp_path / "small.npy"
     np.save(small, blobs(300, seed=12).reshape(300, 784))
     # as if the run had learned from this small file: scored whole, the file is its own yardstick
-    monkeypatch.setattr(checkpoint, "learned_drawings", lambda run_dir: load_drawings(small))
+    monkeypatch.setattr(run_sources, "learned_drawings", lambda run_dir: load_drawings(small))
     whole = screening.screen_run(run, load_drawings(small), "all", tmp_path / "whole", progress=False)
     assert whole["n"] == 300 and "compared_with" not in whole
 

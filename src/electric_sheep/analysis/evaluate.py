@@ -164,8 +164,9 @@ def evaluate_run(
     write the numbers to ``out`` (default ``RUN_DIR/eval.json``). A class-conditional model is
     told ``category``, by default the one it learned from that file (none for another file).
     ``device``: where the model runs."""
-    from ..runs.checkpoint import load_model, run_data, source_category
+    from ..runs.checkpoint import load_model
     from ..runs.fileio import write_json
+    from ..runs.run_sources import run_data, source_category
 
     run_dir = Path(run_dir)
     model = load_model(run_dir, device)

@@ -19,6 +19,7 @@ from ..core.infer import drawings_tensor, encode_means
 from ..core.model import VAE
 from ..errors import SheepError
 from ..runs import checkpoint as ckpt
+from ..runs.run_sources import run_data
 
 ClusterMethod = Literal["kmeans", "dbscan"]
 SILHOUETTE_SAMPLE = 2000  # codes a DBSCAN trial's silhouette is measured on
@@ -33,7 +34,7 @@ def validation_codes(model: VAE, run_dir: str | Path) -> np.ndarray | None:
     """Codes (z_mean) of a run's validation drawings: encoded from the data it was trained on, else
     those saved after its last epoch (a run trained on in-memory drawings records no data file)."""
     try:
-        return encode(model, ckpt.run_data(run_dir).split("valid"))
+        return encode(model, run_data(run_dir).split("valid"))
     except SheepError:
         return ckpt.last_latents(run_dir)
 

@@ -246,7 +246,8 @@ def load_reference(run_dir: str | Path, data: str | Path | None = None) -> Refer
     """The model of ``run_dir`` and the drawings to compare with (the training split): DATA, else
     the run's own data, else the downloaded ``sheep`` category (what the built-in model learned
     from), else the codes and scores the run saved of its validation drawings, without drawings."""
-    from ..runs.checkpoint import last_latents, learned_drawings, load_model, run_subject
+    from ..runs.checkpoint import last_latents, load_model
+    from ..runs.run_sources import learned_drawings, run_subject
 
     model = load_model(run_dir)
     drawings = learned_drawings(run_dir, data)

@@ -181,20 +181,15 @@ def _default_out(run_dir: Path, out_dir: Path | None) -> Path:
     """--out-dir, else RUN_DIR/analysis, else (built-in model, read-only) ./sheep-analysis."""
     if out_dir is not None:
         return out_dir
-    return Path("sheep-analysis") if _is_builtin(run_dir) else run_dir / "analysis"
+    from ..runs.checkpoint import is_builtin
+
+    return Path("sheep-analysis") if is_builtin(run_dir) else run_dir / "analysis"
 
 
 def _writing_into(out_dir: Path, what: str):
     """OUT_DIR's lock while a command streams its results into it: a second command writing there
     stops at once instead of mixing its rows in. Under torchrun the first process holds it for all."""
     return folder_lock(out_dir, what) if Shard.from_env().main else contextlib.nullcontext()
-
-
-def _is_builtin(run_dir: Path) -> bool:
-    """The pretrained run inside the package: read-only, its files are the model card's."""
-    from ..runs.checkpoint import builtin_run_dir
-
-    return run_dir.resolve() == builtin_run_dir().resolve()
 
 
 def _cache_option(f):

@@ -39,7 +39,7 @@ def latent(paths, split, device, out_dir, as_json, quiet) -> None:
     The codes are written to disk as they are computed: run again with the same arguments after
     an interruption, it continues where it stopped."""
     from ..render.latent_figures import latent_run
-    from ..runs.checkpoint import run_data
+    from ..runs.run_sources import run_data
 
     device = _device(device)
     run_dir, data = _run_and_data(paths)
@@ -140,7 +140,7 @@ def clusters(
 ) -> None:
     """Cluster the latent codes (k-means with the elbow, or DBSCAN with a random search)."""
     from ..render.cluster_outputs import clusters_run
-    from ..runs.checkpoint import run_data
+    from ..runs.run_sources import run_data
 
     device = _device(device)
     run_dir, data = _run_and_data(paths)

@@ -21,7 +21,6 @@ from .common import (
     _device_option,
     _finish,
     _Finite,
-    _is_builtin,
     _run_and_data,
     _run_and_data_args,
     main,
@@ -183,11 +182,12 @@ def evaluate(paths, k: int, split: str, limit: int | None, category: str | None,
     """Held-out negative ELBO and IWAE NLL (nats per drawing), MSE and KL; saved to RUN_DIR/eval.json
     (for the built-in model, to ./sheep-analysis/eval.json)."""
     from ..analysis.evaluate import evaluate_run
+    from ..runs.checkpoint import is_builtin
 
     device = _device(device)
     run_dir, data = _run_and_data(paths)
     # The built-in model's eval.json is its model card's figure: write beside the user instead.
-    out = (_default_out(run_dir, None) if _is_builtin(run_dir) else run_dir) / "eval.json"
+    out = (_default_out(run_dir, None) if is_builtin(run_dir) else run_dir) / "eval.json"
     result = evaluate_run(
         run_dir,
         data,

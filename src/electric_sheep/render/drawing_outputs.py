@@ -17,7 +17,8 @@ import numpy as np
 from ..analysis import generate
 from ..core.model import VAE
 from ..errors import SheepError, SheepWarning
-from ..runs.checkpoint import load_model, run_data, warn_if_prior_unlearned
+from ..runs.checkpoint import load_model, warn_if_prior_unlearned
+from ..runs.run_sources import run_data
 from .plots import grid_image, manifold_figure, reconstruction_figure, save_animation, save_figure, save_image
 
 DREAM_COLUMNS = 8  # dreams side by side in the animation; more go in further rows

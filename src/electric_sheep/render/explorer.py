@@ -26,6 +26,7 @@ from ..core.pixels import drawing_noise, pixel_noise
 from ..errors import SheepError
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import write_text
+from ..runs.run_sources import run_data
 from .plots import CATEGORY_COLOURS, grid_image
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def explorer_page(
     drawings at hand, the codes the run saved after its last epoch."""
     model = ckpt.load_model(run_dir)
     try:
-        drawings = ckpt.run_data(run_dir, data)
+        drawings = run_data(run_dir, data)
     except SheepError:
         if data is not None:  # drawings the user named must be there
             raise

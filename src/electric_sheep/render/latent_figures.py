@@ -15,6 +15,7 @@ from ..data.drawings import Drawings
 from ..errors import DataError, SheepError, SheepWarning
 from ..runs import checkpoint as ckpt
 from ..runs.fileio import ensure_dir
+from ..runs.run_sources import streamed_job
 from ..runs.streaming import Shard, stream_rows
 from ..wording import counted
 from .plots import category_labels, latent_scatter_figure, pyplot, save_figure
@@ -44,7 +45,7 @@ def latent_run(
         split_view(drawings, split),  # read as encoding needs it: a whole category never in memory
         Path(out_dir),
         title=f"{split} drawings of {drawings.name()}",
-        job=ckpt.streamed_job(run_dir, drawings, split),
+        job=streamed_job(run_dir, drawings, split),
         progress=progress and shard.main,
         shard=shard,
         categories=drawings.categories(split),

@@ -22,6 +22,7 @@ from ..core.model import VAE
 from ..data.drawings import Drawings
 from ..errors import DataError, SheepWarning
 from ..runs import checkpoint as ckpt
+from ..runs import run_sources
 from ..runs.fileio import read_json, write_text
 from ..wording import counted
 from .cluster_outputs import clusters
@@ -112,7 +113,7 @@ def build_report(
     config = ckpt.read_config(run_dir)
     model = ckpt.load_model(run_dir)
     try:
-        drawings = ckpt.run_data(run_dir, data)
+        drawings = run_sources.run_data(run_dir, data)
     except DataError as e:
         if data is not None:  # drawings the user named must be there
             raise
@@ -123,7 +124,7 @@ def build_report(
     candidates = [
         _training_section(ckpt.read_metrics(run_dir)),
         _snapshots_section(run_dir, epochs),
-        _samples_section(model, seed, ckpt.run_subject(run_dir)),
+        _samples_section(model, seed, run_sources.run_subject(run_dir)),
         _reconstructions_section(model, drawings),
         _manifold_section(model, points[0]),
         _clusters_section(model, drawings, seed, progress),

@@ -69,7 +69,7 @@ def screen_run(
     where training chooses, into ``out_dir/mixture_run``). Returns ``run_anomalies``' result (with
     ``mixture_run``, the fresh model's folder); None in the processes of torchrun but the first."""
     from ..data.sources import split_view
-    from .checkpoint import run_data
+    from .run_sources import run_data
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     drawings = run_data(run_dir) if drawings is None else drawings
@@ -98,7 +98,8 @@ def _screen_file(
     small set in memory instead, by the first process, among a yardstick (:func:`_yardstick`)."""
     from ..analysis.anomaly import SMALL_SET, screen
     from ..render.anomaly_outputs import run_anomalies
-    from .checkpoint import load_model, streamed_job
+    from .checkpoint import load_model
+    from .run_sources import streamed_job
 
     shard = Shard.from_env()  # under torchrun each process scores its share; the first writes
     small = len(images) < SMALL_SET  # a second's work: not worth sharing or keeping on disk
@@ -127,7 +128,7 @@ def _yardstick(run_dir: Path, images, model, log: Callable[[str], None]) -> Yard
     the model (with a note). None for a set that holds them all (a small file the run was trained
     on, scored whole: its own yardstick)."""
     from ..analysis.anomaly import DRAWN, Yardstick
-    from .checkpoint import learned_drawings
+    from .run_sources import learned_drawings
 
     learned = learned_drawings(run_dir)
     if learned is None:
