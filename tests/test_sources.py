@@ -417,6 +417,7 @@ def test_a_conditional_model_draws_the_category_asked_for_and_names_what_drawing
     assert set(nll) == {"flat", "tall"} and nll["flat"] < nll["tall"], nll
     r = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "r.html")])  # a row per category
     assert r.exit_code == 0 and "alt='drawn as each category'" in (tmp_path / "r.html").read_text(), r.output
+    assert "16-D latent, class-conditional (flat, tall)</h1>" in (tmp_path / "r.html").read_text()
     assert "id='reconstructions'" in (tmp_path / "r.html").read_text()  # the drawings of both files
     r = CliRunner().invoke(main, ["evaluate", str(run), "--k", "5", "--json"])  # each file told its own
     assert r.exit_code == 0, r.output

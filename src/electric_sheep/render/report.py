@@ -133,6 +133,8 @@ def build_report(
     ]
     sections = [section for section in candidates if section is not None]
     title = f"electric-sheep report: {config['model']['preset']} preset, {model.config.latent_dim}-D latent"
+    if model.config.categories:
+        title += f", class-conditional ({', '.join(model.config.categories)})"
     source = f" · data: {html.escape(', '.join(drawings.files()))}" if drawings is not None else ""
     nav = " · ".join(f"<a href='#{s.anchor}'>{s.anchor}</a>" for s in sections)
     page = (
