@@ -270,6 +270,13 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
     r = CliRunner().invoke(main, ["info", str(tmp_path), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["files"] == ["a_square.jpg", "b_square.png"], r.output
     assert "warning: " in r.stderr and "skipped 3 blank or unreadable pictures" in r.stderr
+    unread = tmp_path / "unread"
+    unread.mkdir()
+    for name in ("c_blank.png", "d_broken.png", "e_empty.png"):
+        (unread / name).write_bytes((tmp_path / name).read_bytes())
+    r = CliRunner().invoke(main, ["info", str(unread)])  # none readable: why the first is not
+    assert r.exit_code == 2 and "holds no readable drawing (3 pictures, all blank or unreadable; " in r.output
+    assert "the first, c_blank.png: shows no drawing" in r.output, r.output
     from PIL import Image
 
     tall = [np.array([[0, 0], [20, 0], [20, 60], [0, 60], [0, 0]], float)]  # not the same turned

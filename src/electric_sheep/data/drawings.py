@@ -294,12 +294,21 @@ def load_drawings(
     return _announce(Drawings(images, splits, fmt, path, skipped=skipped, meta=meta))
 
 
+def _why_none(files: list[Path], raster: RasterConfig) -> str:
+    """Why no picture of a folder was read: how many there were and what is wrong with the first."""
+    try:
+        read_pictures(files[:1], raster, strict=True)
+    except DataError as e:
+        return f"{counted(len(files), 'picture')}, all blank or unreadable; the first, {Path(e.path).name}: {e.problem}"
+    return f"{counted(len(files), 'picture')}, all blank or unreadable"
+
+
 def _load_pictures(path: Path, raster: RasterConfig) -> Drawings:
     """A picture or a folder of them; every split holds all of them (they are for using a model)."""
     files = [path] if path.is_file() else picture_files(path)
     images, kept = read_pictures(files, raster, strict=path.is_file())
     if len(images) == 0:
-        raise DataError(path, f"holds no readable drawing ({len(files)} pictures, all blank or unreadable)")
+        raise DataError(path, f"holds no readable drawing ({_why_none(files, raster)})")
     every = np.arange(len(images))
     left_out = [f.name for f in files if f not in kept]
     meta = {"files": [f.name for f in kept], "skipped_files": left_out, "unread_folders": _picture_subfolders(path)}
