@@ -19,6 +19,7 @@ from ..core.model import VAE
 from ..errors import SheepError, SheepWarning
 from ..runs.checkpoint import load_model, warn_if_prior_unlearned
 from ..runs.run_sources import run_data
+from ..wording import counted
 from .plots import grid_image, manifold_figure, reconstruction_figure, save_animation, save_figure, save_image
 
 DREAM_COLUMNS = 8  # dreams side by side in the animation; more go in further rows
@@ -130,7 +131,7 @@ def picked_drawings(
     images = drawings.split(split)
     bad = [i for i in indices if i >= len(images)]
     if bad:
-        raise SheepError(f"drawing {bad[0]} is out of range: the {split} split has {len(images):,} drawings")
+        raise SheepError(f"drawing {bad[0]} is out of range: the {split} split has {counted(len(images), 'drawing')}")
     return images, drawings.meta.get("files")
 
 

@@ -152,8 +152,9 @@ def _training_section(history: list[dict[str, Any]]) -> Section | None:
         return None
     last = history[-1]
     caption = (
-        f"{len(history)} epochs; last epoch: loss {last['loss']:.1f}, validation loss {last['val_loss']:.1f}, "
-        f"KL {last['kl']:.2f} nats, KL weight {last['kl_weight']:.2f}, {last['images_per_s']:.0f} images/s."
+        f"{counted(len(history), 'epoch')}; last epoch: loss {last['loss']:.1f}, "
+        f"validation loss {last['val_loss']:.1f}, KL {last['kl']:.2f} nats, KL weight {last['kl_weight']:.2f}, "
+        f"{last['images_per_s']:.0f} images/s."
     )
     return Section("training", "Training curves", caption, _img(figure_uri(curves_figure(history)), "training curves"))
 
