@@ -70,13 +70,18 @@ def test_draw_and_report_work_with_no_data_and_no_run(tmp_path):
     assert "http://" not in page and "https://" not in page  # nothing to fetch when opened
 
 
-def test_the_built_in_model_reads_the_downloaded_sheep(shared, tmp_path):
+def test_the_built_in_model_reads_the_downloaded_sheep(shared, tmp_path, monkeypatch):
     """After `sheep download sheep`, the built-in model's commands need no DATA: `sheep latent` maps
-    the downloaded sheep, `sheep report` shows their reconstructions and clusters, and `sheep
-    explore` shows them as points."""
+    the downloaded sheep (not a folder called sheep where it runs), `sheep report` shows their
+    reconstructions and clusters, and `sheep explore` shows them as points."""
     target = cached_category_path("sheep", "bitmap")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shared / "quickdraw" / "bitmap" / "sheep.npy", target)  # as downloaded
+    (tmp_path / "sheep").mkdir()  # a folder of one picture, in the working directory
+    square = np.full((28, 28), 255, np.uint8)
+    square[5:23, 5:8] = square[5:23, 20:23] = square[5:8, 5:23] = square[20:23, 5:23] = 0
+    Image.fromarray(square).save(tmp_path / "sheep" / "x.png")
+    monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(main, ["latent", "--out-dir", str(tmp_path)])
     assert res.exit_code == 0 and "encoded 1,000 drawings" in res.output, res.output
     with warnings.catch_warnings():

@@ -182,7 +182,7 @@ def resolve_source(source: str | Path, cache_dir: Path | None = None) -> Path:
     if _looks_like_path(source):
         raise DataError(path, _missing_path(path))
     category = check_category(str(source))
-    found = _downloaded(category, cache_dir)
+    found = downloaded(category, cache_dir)
     if found is None:
         raise _not_downloaded([category], cache_dir)
     return found
@@ -193,7 +193,7 @@ def _looks_like_path(source: str | Path) -> bool:
     return os.sep in str(source) or Path(source).suffix != ""
 
 
-def _downloaded(category: str, cache_dir: Path | None = None) -> Path | None:
+def downloaded(category: str, cache_dir: Path | None = None) -> Path | None:
     """The cached file of an official category name, in any format; None before its download."""
     for fmt in FILE_FORMATS:  # the order is the preference: bitmaps need no rasterising
         candidate = cached_category_path(category, fmt, cache_dir)
@@ -217,7 +217,7 @@ def check_downloaded(sources: list[str], cache_dir: Path | None = None) -> None:
         if path.exists() or path.is_symlink() or _looks_like_path(source):
             continue
         category = check_category(source)  # a misspelt name first: its download would fail
-        if _downloaded(category, cache_dir) is None:
+        if downloaded(category, cache_dir) is None:
             missing.append(category)
     if missing:
         raise _not_downloaded(list(dict.fromkeys(missing)), cache_dir)

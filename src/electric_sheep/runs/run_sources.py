@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..data.drawings import Drawings, categories, data_fingerprint, load_drawings, resolve_source
+from ..data.drawings import Drawings, categories, data_fingerprint, downloaded, load_drawings
 from ..data.sources import combine
 from ..errors import DataError, SheepError, SheepWarning
 from .checkpoint import CONFIG, WEIGHTS, is_builtin, read_data_record, read_model_config
@@ -73,13 +73,10 @@ def run_data(run_dir: str | Path, data: str | Path | None = None, how: str = "DA
 
 
 def _downloaded_sheep(run_dir: str | Path) -> str | None:
-    """For the built-in model, which records no file, the ``sheep`` category once downloaded."""
-    if not is_builtin(run_dir):
-        return None
-    try:
-        return str(resolve_source("sheep"))
-    except DataError:  # not downloaded
-        return None
+    """For the built-in model, which records no file, the ``sheep`` category once downloaded (from
+    the cache, not a file or folder that happens to be called so where the command runs)."""
+    found = downloaded("sheep") if is_builtin(run_dir) else None
+    return None if found is None else str(found)
 
 
 def learned_drawings(run_dir: str | Path, data: str | Path | None = None) -> Drawings | None:
@@ -90,8 +87,9 @@ def learned_drawings(run_dir: str | Path, data: str | Path | None = None) -> Dra
     if data is not None:
         return run_data(run_dir, data)
     sources = [lambda: run_data(run_dir)]
-    if run_subject(run_dir) == "a sheep":  # sheep of the same kind, where they were downloaded
-        sources.append(lambda: load_drawings("sheep"))
+    sheep = downloaded("sheep")
+    if sheep is not None and run_subject(run_dir) == "a sheep":  # sheep of the same kind, downloaded
+        sources.append(lambda: load_drawings(sheep))
     for source in sources:
         try:
             return source()
