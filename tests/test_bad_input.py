@@ -42,6 +42,14 @@ def _dtype(p):
     np.save(p, np.zeros((10, 784), dtype=np.float64))
 
 
+def _booleans(p):
+    np.save(p, np.zeros((10, 784), dtype=bool))
+
+
+def _integers(p):
+    np.save(p, np.zeros((10, 784), dtype=np.int64))
+
+
 def _empty(p):
     p.write_bytes(b"")
 
@@ -68,6 +76,8 @@ CASES = [
     (_truncated, "truncated"),
     (_rows, "expected (N, 784)"),
     (_dtype, "dtype is float64, expected uint8 (0 = background, 255 = ink); save floats in [0, 1] as (x * 255)"),
+    (_booleans, "dtype is bool, expected uint8 (0 = background, 255 = ink); save booleans (True = ink) as"),
+    (_integers, "dtype is int64, expected uint8 (0 = background, 255 = ink); save integers 0-255 as x.astype"),
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
     (_no_rows, "holds no drawings"),
@@ -87,6 +97,20 @@ def test_bad_file_one_line_exit_2(tmp_path, make, problem, command):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and problem in lines[0], lines
     assert not out.exists()
+
+
+def test_a_bitmap_saved_dark_on_light_is_pointed_out(tmp_path, shared):
+    """Drawings saved with 255 = paper read as black squares: a warning says so and how to fix it,
+    and the command still runs; real Quick, Draw! bitmaps are not warned about."""
+    real = np.load(shared / "quickdraw/bitmap/sheep.npy", mmap_mode="r")[:50]
+    for name, pixels, warned in [("real.npy", real, False), ("inverted.npy", 255 - real, True)]:
+        path = tmp_path / name
+        np.save(path, pixels)
+        r = CliRunner().invoke(main, ["show", str(path), "-n", "4", "-o", str(tmp_path / f"{name}.png")])
+        assert r.exit_code == 0, r.output
+        warning = f"warning: {path}: most pixels are ink"
+        assert (warning in r.output) is warned, r.output
+        assert ("save 255 - x" in r.output) is warned
 
 
 def test_missing_file_and_unknown_category(tmp_path):

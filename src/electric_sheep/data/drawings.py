@@ -32,6 +32,7 @@ from .formats import (
     SPLITS,
     Format,
     detect_format,
+    light_background,
     picture_files,
     read_bin,
     read_bitmap,
@@ -277,6 +278,14 @@ def load_drawings(
         )
     if fmt == "bitmap":
         images = read_bitmap(path)
+        share = light_background(images)
+        if share is not None:
+            warnings.warn(
+                f"{path}: most pixels are ink ({share:.0%} of them 255 in its first drawings), as if saved dark on "
+                "light; bitmaps are 0 = background, 255 = ink: save 255 - x",
+                SheepWarning,
+                stacklevel=2,
+            )
         return Drawings(images, seeded_splits(len(images), seed), "bitmap", path)
     if fmt == "picture":  # a few of the user's own: quick to convert, not cached
         return _announce(_load_pictures(path, raster))

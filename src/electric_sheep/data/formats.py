@@ -36,6 +36,14 @@ FLAGGED: tuple[Format, ...] = ("ndjson", "bin")  # the formats that say whether 
 
 SPLITS = ("train", "valid", "test")
 PIXELS = 28 * 28
+BACKGROUND_SAMPLE = 1000  # drawings read to tell ink on paper from paper on ink: a memory map's first pages
+FULL_INK = 250  # pixels this dark are ink, or, over most of a canvas, paper saved as 255
+DTYPE_HINTS = {  # numpy dtype kind -> how to convert such an array
+    "f": "; save floats in [0, 1] as (x * 255).round().astype(np.uint8)",
+    "b": "; save booleans (True = ink) as x.astype(np.uint8) * 255",
+    "i": "; save integers 0-255 as x.astype(np.uint8)",
+    "u": "; save integers 0-255 as x.astype(np.uint8)",
+}
 
 
 PROGRESS_AFTER_S = 2.0  # rasterising shows a progress bar once it has taken this long (big files)
@@ -163,8 +171,7 @@ def read_bitmap(path: Path) -> np.ndarray:
         raise DataError(path, "holds Python objects (dtype object), which would need pickle to read: refused")
     arr = read_npy(path, "file of drawings", mmap_mode="r")
     if arr.dtype != np.uint8:
-        # floats in [0, 1] are the usual case: say how to convert, not only what is wrong
-        hint = "; save floats in [0, 1] as (x * 255).round().astype(np.uint8)" if arr.dtype.kind == "f" else ""
+        hint = DTYPE_HINTS.get(arr.dtype.kind, "")  # say how to convert, not only what is wrong
         raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink){hint}")
     rows_of_pixels = arr.ndim == 2 and arr.shape[1] == PIXELS  # the official layout
     images = arr.ndim == 3 and arr.shape[1:] == (28, 28)
@@ -173,6 +180,14 @@ def read_bitmap(path: Path) -> np.ndarray:
     if len(arr) == 0:  # as for the stroke formats: nothing to train on, show or score
         raise DataError(path, "holds no drawings")
     return arr.reshape(-1, 28, 28)
+
+
+def light_background(images: np.ndarray) -> float | None:
+    """The share of full-ink pixels (255) in the first drawings when over half, else None. A line
+    drawing covers a small part of its canvas, so such a file was most likely saved dark on light
+    (255 = paper), which every model and score here reads as a black square."""
+    share = float(np.mean(np.asarray(images[:BACKGROUND_SAMPLE]) >= FULL_INK))
+    return share if share > 0.5 else None
 
 
 def _npy_holds_objects(path: Path) -> bool:
