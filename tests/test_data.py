@@ -32,6 +32,24 @@ def test_bitmap_is_memory_mapped_and_split_reproducibly(tmp_path):
     assert d.split("train", limit=7).shape == (7, 28, 28)
 
 
+def test_bitmap_images_with_a_channel_axis_are_read_as_they_are(tmp_path):
+    """Arrays saved from Keras (N, 28, 28, 1) or PyTorch (N, 1, 28, 28) are the same drawings,
+    memory-mapped, not copied; one drawing alone is refused with the line that saves it as a file."""
+    rows = np.load(write_bitmap(tmp_path / "rows.npy", n=12))
+    for shape in [(12, 28, 28), (12, 28, 28, 1), (12, 1, 28, 28), (12, 1, 784)]:
+        path = tmp_path / f"{'x'.join(map(str, shape))}.npy"
+        np.save(path, rows.reshape(shape))
+        d = data.load_drawings(path)
+        assert isinstance(d.images, np.memmap) and np.array_equal(d.images.reshape(12, 784), rows), shape
+    for shape in [(784,), (28, 28)]:
+        np.save(tmp_path / "one.npy", rows[0].reshape(shape))
+        with pytest.raises(data.DataError, match=r"expected \(N, 784\).*one drawing\? save it as x.reshape\(1, 784\)"):
+            data.load_drawings(tmp_path / "one.npy")
+    np.save(tmp_path / "rgb.npy", np.repeat(rows.reshape(12, 28, 28, 1), 3, axis=3))
+    with pytest.raises(data.DataError, match=r"shape is \(12, 28, 28, 3\), expected \(N, 784\) rows of 28x28 pixels$"):
+        data.load_drawings(tmp_path / "rgb.npy")
+
+
 def test_format_detected_from_content_not_name(tmp_path):
     path = write_bitmap(tmp_path / "x.npy")
     renamed = tmp_path / "drawings.dat"

@@ -166,17 +166,19 @@ def check_file(path: Path) -> Format:
 
 
 def read_bitmap(path: Path) -> np.ndarray:
-    """Memory-map a ``numpy_bitmap`` file and check it is (N, 784) uint8."""
+    """Memory-map a ``numpy_bitmap`` file and check it is uint8 drawings: (N, 784), or (N, 28, 28) with or
+    without a channel axis of 1."""
     if _npy_holds_objects(path):
         raise DataError(path, "holds Python objects (dtype object), which would need pickle to read: refused")
     arr = read_npy(path, "file of drawings", mmap_mode="r")
     if arr.dtype != np.uint8:
         hint = DTYPE_HINTS.get(arr.dtype.kind, "")  # say how to convert, not only what is wrong
         raise DataError(path, f"dtype is {arr.dtype}, expected uint8 (0 = background, 255 = ink){hint}")
-    rows_of_pixels = arr.ndim == 2 and arr.shape[1] == PIXELS  # the official layout
-    images = arr.ndim == 3 and arr.shape[1:] == (28, 28)
-    if not (rows_of_pixels or images):
-        raise DataError(path, f"shape is {tuple(arr.shape)}, expected (N, 784) rows of 28x28 pixels")
+    # the official (N, 784), or images (N, 28, 28) with or without a channel axis of 1 (Keras, PyTorch)
+    drawing = tuple(d for d in arr.shape[1:] if d != 1)
+    if arr.ndim < 2 or drawing not in ((PIXELS,), (28, 28)):
+        single = " (one drawing? save it as x.reshape(1, 784))" if arr.size == PIXELS else ""
+        raise DataError(path, f"shape is {tuple(arr.shape)}, expected (N, 784) rows of 28x28 pixels{single}")
     if len(arr) == 0:  # as for the stroke formats: nothing to train on, show or score
         raise DataError(path, "holds no drawings")
     return arr.reshape(-1, 28, 28)
