@@ -50,6 +50,12 @@ def _integers(p):
     np.save(p, np.zeros((10, 784), dtype=np.int64))
 
 
+def _bitmaps_in_npz(p):
+    """A .npz with sketch-rnn's keys holding 28x28 bitmaps: read as strokes, it drew nonsense."""
+    with open(p, "wb") as f:
+        np.savez(f, **{k: np.zeros((10, 28, 28), np.uint8) for k in ("train", "valid", "test")})
+
+
 def _empty(p):
     p.write_bytes(b"")
 
@@ -78,6 +84,10 @@ CASES = [
     (_dtype, "dtype is float64, expected uint8 (0 = background, 255 = ink); save floats in [0, 1] as (x * 255)"),
     (_booleans, "dtype is bool, expected uint8 (0 = background, 255 = ink); save booleans (True = ink) as"),
     (_integers, "dtype is int64, expected uint8 (0 = background, 255 = ink); save integers 0-255 as x.astype"),
+    (
+        _bitmaps_in_npz,
+        "split 'train' is not stroke-3 data (a drawing of shape (28, 28), not (points, 3)); 28x28 bitmaps go in",
+    ),
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
     (_no_rows, "holds no drawings"),

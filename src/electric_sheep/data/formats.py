@@ -289,7 +289,9 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
                         skipped += 1
                     bar.update()
         except (IndexError, ValueError, TypeError) as e:
-            raise DataError(path, f"split {name!r} is not stroke-3 data ({e})") from None
+            shape = getattr(drawings, "shape", ())[1:]
+            hint = "; 28x28 bitmaps go in a .npy of (N, 784) uint8" if shape in ((28, 28), (PIXELS,)) else ""
+            raise DataError(path, f"split {name!r} is not stroke-3 data ({e}){hint}") from None
         images.extend(rendered)
         splits[name] = np.arange(start, start + len(rendered))
         start += len(rendered)

@@ -89,6 +89,8 @@ def stroke3_to_strokes(stroke3: np.ndarray) -> list[np.ndarray]:
     of Sketch Drawings", section 3.1).
     """
     arr = np.asarray(stroke3)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"a drawing of shape {arr.shape}, not (points, 3)")
     xy = np.cumsum(arr[:, :2].astype(np.float64), axis=0)
     ends = np.flatnonzero(arr[:, 2] == 1) + 1
     return [s for s in np.split(xy, ends) if len(s)]
