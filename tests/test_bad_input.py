@@ -56,6 +56,10 @@ def _bitmaps_in_npz(p):
         np.savez(f, **{k: np.zeros((10, 28, 28), np.uint8) for k in ("train", "valid", "test")})
 
 
+def _svg(p):
+    p.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><path d="M1 1 L9 9"/></svg>')
+
+
 def _empty(p):
     p.write_bytes(b"")
 
@@ -88,6 +92,7 @@ CASES = [
         _bitmaps_in_npz,
         "split 'train' is not stroke-3 data (a drawing of shape (28, 28), not (points, 3)); 28x28 bitmaps go in",
     ),
+    (_svg, "is an SVG drawing: vector pictures are not read; export it as PNG first"),
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
     (_no_rows, "holds no drawings"),

@@ -124,6 +124,9 @@ def detect_format(path: Path) -> Format:
     if head.startswith(_LFS_MAGIC):
         raise DataError(path, "is a Git LFS pointer, not the data (run `git lfs pull` or download the real file)")
     stripped = head.lstrip().lower()
+    page = stripped.startswith(b"<!doctype html") or b"<html" in stripped
+    if b"<svg" in stripped and not page:  # Inkscape's and drawing apps' start <?xml, as pages can
+        raise DataError(path, "is an SVG drawing: vector pictures are not read; export it as PNG first")
     if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")) or b"<html" in stripped[:512]:
         raise DataError(path, "is an HTML page, not data (a web page was saved instead of the raw file)")
     if stripped.startswith(b"{"):
