@@ -315,6 +315,28 @@ def test_pictures_load_from_a_file_or_a_folder(tmp_path):
         data.load_drawings(tmp_path / "empty")
 
 
+def test_phone_formats_avif_and_heic(tmp_path, monkeypatch):
+    """AVIF is read as the other pictures are; a HEIC photo (an iPhone's) is found in a folder and,
+    without pillow-heif to read it, named with what to do, not passed over."""
+    from PIL import features
+
+    from electric_sheep.errors import SheepWarning
+
+    square = [np.array([[0, 0], [50, 0], [50, 50], [0, 50], [0, 0]], float)]
+    _picture(square).save(tmp_path / "a.png")
+    heic = tmp_path / "b.heic"  # an ISO media file's start with the HEIC brand
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    monkeypatch.setattr(formats, "_heif_opener", lambda: False)  # as where pillow-heif is not installed
+    with pytest.warns(SheepWarning, match="skipped 1 blank or unreadable picture: b.heic"):
+        assert len(data.load_drawings(tmp_path).images) == 1
+    with pytest.raises(data.DataError, match="b.heic: cannot be read as a picture .a HEIC photo: reading it needs"):
+        data.load_drawings(heic)
+    if features.check("avif"):
+        _picture(square).save(tmp_path / "c.avif", quality=90)
+        png, avif = (data.load_drawings(tmp_path / f).images[0].astype(float) for f in ("a.png", "c.avif"))
+        assert np.corrcoef(png.ravel(), avif.ravel())[0, 1] > 0.95
+
+
 def test_pictures_in_folders_inside_the_folder_are_named_not_read(tmp_path):
     """Only the pictures directly in a folder are its drawings; those further down are named in a
     warning (they had been left out without a word)."""

@@ -6,13 +6,14 @@ name) and how each is read into (N, 28, 28) uint8 drawings.
 - ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
 - ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
 - ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
-- ``picture``: your own drawings as pictures (PNG, JPEG, GIF, BMP, WebP, TIFF): one file, or a
+- ``picture``: your own drawings as pictures (PICTURE_KINDS): one file, or a
   folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
   (:func:`electric_sheep.data.pictures.picture_to_bitmap`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import warnings
@@ -59,16 +60,24 @@ _LFS_MAGIC = b"version https://git-lfs"
 
 
 def _is_picture(head: bytes) -> bool:
-    """Does ``head`` start like a picture file Pillow reads (PNG, JPEG, GIF, BMP, WebP, TIFF)?"""
+    """Does ``head`` start like a picture file (PICTURE_KINDS)?"""
     if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")):
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if _is_heif(head) or (head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")):
         return True
     # BMP: "BM" then a known DIB header size at byte 14 (two letters alone could begin a .bin key id)
     return head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in (12, 40, 52, 56, 108, 124)
 
 
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+def _is_heif(head: bytes) -> bool:
+    """Does ``head`` start like a HEIC/HEIF picture (a phone's photo; an ISO media file's brand)?"""
+    return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1")
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif")
+PICTURE_KINDS = "PNG, JPEG, GIF, BMP, WebP, TIFF, AVIF, HEIC"
 
 
 def picture_files(folder: Path) -> list[Path]:
@@ -102,7 +111,7 @@ def detect_format(path: Path) -> Format:
     """Tell the format from the content; raise a one-line DataError for anything unreadable."""
     if path.is_dir():
         if not picture_files(path):
-            raise DataError(path, "is a folder without pictures (PNG, JPEG, GIF, BMP, WebP, TIFF), not a data file")
+            raise DataError(path, f"is a folder without pictures ({PICTURE_KINDS}), not a data file")
         return "picture"
     try:
         with open(path, "rb") as f:
@@ -248,10 +257,24 @@ def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray 
 def _decode_picture(file: Path, raster: RasterConfig) -> np.ndarray | None:
     from PIL import Image, ImageOps
 
+    with open(file, "rb") as f:
+        if _is_heif(f.read(16)) and not _heif_opener():
+            raise ValueError("a HEIC photo: reading it needs pillow-heif (pip install pillow-heif), or save it as JPEG")
     with Image.open(file) as picture:  # reads the header only: the size is known before decoding
         _reduce_on_decode(picture)
         upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
         return picture_to_bitmap(upright, raster)
+
+
+@functools.cache
+def _heif_opener() -> bool:
+    """Teach Pillow HEIC/HEIF through pillow-heif, where it is installed (it is not a requirement)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 MAX_PICTURE_PIXELS = 40_000_000  # decoding memory grows with the pixels: above this, refused (docs/pictures.md)
