@@ -50,6 +50,31 @@ def test_bitmap_images_with_a_channel_axis_are_read_as_they_are(tmp_path):
         data.load_drawings(tmp_path / "rgb.npy")
 
 
+@pytest.mark.filterwarnings("ignore:.*skipped 2 malformed")
+def test_gzipped_strokes_are_read_as_they_are_decompressed(tmp_path, monkeypatch):
+    """A gzipped .ndjson or .bin gives the same drawings as the file itself; a gzipped .npy (which
+    cannot be memory-mapped), a damaged gzip and a gzip bomb are each refused in one line."""
+    import gzip
+
+    for plain in (write_ndjson(tmp_path / "a.ndjson", n=12, bad_lines=2), write_bin(tmp_path / "b.bin", n=6)):
+        packed = tmp_path / f"{plain.name}.gz"
+        packed.write_bytes(gzip.compress(plain.read_bytes()))
+        d, z = data.load_drawings(plain, use_cache=False), data.load_drawings(packed, use_cache=False)
+        assert z.format == d.format and z.skipped == d.skipped and np.array_equal(z.images, d.images), plain
+    npy = write_bitmap(tmp_path / "c.npy")
+    (tmp_path / "c.npy.gz").write_bytes(gzip.compress(npy.read_bytes()))
+    with pytest.raises(data.DataError, match="c.npy.gz: is a gzipped .npy: gunzip it first"):
+        data.load_drawings(tmp_path / "c.npy.gz")
+    (tmp_path / "d.ndjson.gz").write_bytes(gzip.compress(b'{"drawing": []}\n' * 100)[:40])
+    with pytest.raises(data.DataError, match="d.ndjson.gz: is a damaged gzip file"):
+        data.load_drawings(tmp_path / "d.ndjson.gz")
+    line = (tmp_path / "a.ndjson").read_bytes().splitlines(keepends=True)[0]
+    (tmp_path / "e.ndjson.gz").write_bytes(gzip.compress(line * (2**21 // len(line) + 1)))  # 2 MiB in a few KB
+    monkeypatch.setattr(formats, "MAX_GZIP_RATIO", 1)
+    with pytest.raises(data.DataError, match="e.ndjson.gz: unpacks to over 1 times its size"):
+        data.load_drawings(tmp_path / "e.ndjson.gz", use_cache=False)
+
+
 def test_format_detected_from_content_not_name(tmp_path):
     path = write_bitmap(tmp_path / "x.npy")
     renamed = tmp_path / "drawings.dat"

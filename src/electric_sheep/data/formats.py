@@ -3,7 +3,8 @@ name) and how each is read into (N, 28, 28) uint8 drawings.
 
 - ``bitmap``: Google's ``numpy_bitmap`` ``.npy``, shape (N, 784) uint8, memory-mapped so that
   even the full 345-category set never has to fit in memory.
-- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised.
+- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised;
+  ``ndjson`` and ``bin`` may be gzipped (decompressed as they are read).
 - ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
 - ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
 - ``picture``: your own drawings as pictures (PICTURE_KINDS): one file, or a
@@ -14,6 +15,7 @@ name) and how each is read into (N, 28, 28) uint8 drawings.
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import struct
 import warnings
@@ -57,6 +59,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 _LFS_MAGIC = b"version https://git-lfs"
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# Drawings' JSON shrinks about 3x under gzip, .bin records less: one that grows 20x is not drawings.
+MAX_GZIP_RATIO = 20
 
 
 def _is_picture(head: bytes) -> bool:
@@ -124,6 +131,8 @@ def detect_format(path: Path) -> Format:
         raise DataError(path, f"cannot be read ({e.strerror})") from None
     if not head:
         raise DataError(path, "is empty")
+    if head.startswith(_GZIP_MAGIC):
+        return _gzipped_format(path)
     if head.startswith(_NPY_MAGIC):
         return "bitmap"
     if head.startswith(_ZIP_MAGIC):
@@ -145,6 +154,37 @@ def detect_format(path: Path) -> Format:
     raise DataError(
         path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin, sketch-rnn .npz or a picture)"
     )
+
+
+def _gzipped_format(path: Path) -> Format:
+    """The format of a gzipped file (``.ndjson.gz``, ``.bin.gz``), read as it is decompressed."""
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(4096)
+    except (OSError, EOFError) as e:
+        raise DataError(path, f"is a damaged gzip file ({e})") from None
+    if head.startswith(_NPY_MAGIC):
+        raise DataError(
+            path, "is a gzipped .npy: gunzip it first (a .npy is memory-mapped, which a compressed file cannot be)"
+        )
+    if head.lstrip().startswith(b"{"):
+        return "ndjson"
+    if _looks_like_bin(head):
+        return "bin"
+    raise DataError(path, "is gzipped, but not a Quick, Draw! .ndjson or .bin inside")
+
+
+def _open_data(path: Path):
+    """A binary file object of ``path``'s data, decompressed as it is read when gzipped."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def _check_ratio(path: Path, f, unpacked: int) -> None:
+    """Refuse a gzip bomb (``unpacked`` bytes read from ``f`` so far) as soon as it shows."""
+    if isinstance(f, gzip.GzipFile) and unpacked > MAX_GZIP_RATIO * max(path.stat().st_size, 2**20):
+        raise DataError(path, f"unpacks to over {MAX_GZIP_RATIO} times its size: not drawings (a gzip bomb?)")
 
 
 def _looks_like_bin(head: bytes) -> bool:
@@ -332,8 +372,10 @@ MAX_LINE_BYTES = 4 * 2**20
 
 def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[dict | None, int]]:
     """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
-    with open(path, "rb") as f:
+    with _open_data(path) as f:
         for lineno, line in enumerate(_lines(f), start=1):
+            if lineno % 1024 == 0:
+                _check_ratio(path, f, f.tell())
             if line is None:
                 yield None, lineno
                 continue
@@ -386,7 +428,9 @@ def iter_bin(path: Path) -> Iterator[dict]:
     Layout (little-endian): key_id u64, countrycode 2 chars, recognized i8, timestamp u32,
     n_strokes u16, then per stroke n_points u16, x u8[n_points], y u8[n_points].
     """
-    data = path.read_bytes()
+    with _open_data(path) as f:
+        data = f.read(MAX_GZIP_RATIO * max(path.stat().st_size, 2**20) + 1)
+        _check_ratio(path, f, len(data))
     pos, n = 0, len(data)
     while pos < n:
         start = pos
