@@ -39,6 +39,7 @@ FLAGGED: tuple[Format, ...] = ("ndjson", "bin")  # the formats that say whether 
 
 SPLITS = ("train", "valid", "test")
 PIXELS = 28 * 28
+BITMAPS_GO = "28x28 bitmaps go in a .npy of (N, 784) uint8"
 BACKGROUND_SAMPLE = 1000  # drawings read to tell ink on paper from paper on ink: a memory map's first pages
 FULL_INK = 250  # pixels this dark are ink, or, over most of a canvas, paper saved as 255
 DTYPE_HINTS = {  # numpy dtype kind -> how to convert such an array
@@ -205,7 +206,7 @@ def check_file(path: Path) -> Format:
         read_bitmap(path)  # memory-mapped: reads the header, checks shape and size
     elif fmt == "sketchrnn":
         if not read_npz(path, SPLITS):  # parsed whole, without pickle: a hostile file is refused here
-            raise DataError(path, "has none of the keys train/valid/test")
+            raise _no_splits(path)
     elif fmt == "picture":
         read_pictures(path if path.is_file() else picture_files(path)[0], strict=True)
     elif fmt == "ndjson":
@@ -336,12 +337,18 @@ def _reduce_on_decode(picture) -> None:
         )
 
 
+def _no_splits(path: Path) -> DataError:
+    """The error for an .npz without sketch-rnn's splits: what it holds, and where bitmaps go."""
+    has = ", ".join(npz_names(path)) or "none"
+    return DataError(path, f"has none of sketch-rnn's keys {'/'.join(SPLITS)} (has {has}); {BITMAPS_GO}")
+
+
 def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Rasterise a sketch-rnn ``.npz``, keeping its own train/valid/test split; count the drawings
     without a drawable point (skipped, as in the other stroke formats)."""
     parts = read_npz(path, SPLITS)  # object arrays rebuilt without pickle: no file can run code
     if not parts:
-        raise DataError(path, f"has none of the keys train/valid/test (has {', '.join(npz_names(path)) or 'none'})")
+        raise _no_splits(path)
     images, splits, start, skipped = [], {}, 0, 0
     for name, drawings in parts.items():
         try:
@@ -356,7 +363,7 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
                     bar.update()
         except (IndexError, ValueError, TypeError) as e:
             shape = getattr(drawings, "shape", ())[1:]
-            hint = "; 28x28 bitmaps go in a .npy of (N, 784) uint8" if shape in ((28, 28), (PIXELS,)) else ""
+            hint = f"; {BITMAPS_GO}" if shape in ((28, 28), (PIXELS,)) else ""
             raise DataError(path, f"split {name!r} is not stroke-3 data ({e}){hint}") from None
         images.extend(rendered)
         splits[name] = np.arange(start, start + len(rendered))
