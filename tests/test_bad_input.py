@@ -56,6 +56,11 @@ def _bitmaps_in_npz(p):
         np.savez(f, **{k: np.zeros((10, 28, 28), np.uint8) for k in ("train", "valid", "test")})
 
 
+def _npz_without_splits(p):
+    with open(p, "wb") as f:
+        np.savez(f, x_train=np.zeros((10, 28, 28), np.uint8), y_train=np.zeros(10))
+
+
 def _svg(p):
     p.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><path d="M1 1 L9 9"/></svg>')
 
@@ -92,6 +97,7 @@ CASES = [
         _bitmaps_in_npz,
         "split 'train' is not stroke-3 data (a drawing of shape (28, 28), not (points, 3)); 28x28 bitmaps go in",
     ),
+    (_npz_without_splits, "sketch-rnn's keys train/valid/test (has x_train, y_train); 28x28 bitmaps go in a .npy"),
     (_svg, "is an SVG drawing: vector pictures are not read; export it as PNG first"),
     (_empty, "is empty"),
     (_garbage, "unrecognised format"),
