@@ -50,6 +50,48 @@ def test_bitmap_images_with_a_channel_axis_are_read_as_they_are(tmp_path):
         data.load_drawings(tmp_path / "rgb.npy")
 
 
+def _kaggle_csv(ndjson, path, columns=("countrycode", "drawing", "key_id", "recognized", "timestamp", "word")):
+    """The drawings of an .ndjson as a Kaggle CSV (its JSON strokes a quoted column); a bad line a bad row."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(columns)
+        for line in ndjson.read_text().splitlines():
+            try:
+                rec = json.loads(line) | {"timestamp": "2017-03-09 00:28:55.637750"}
+            except ValueError:
+                rec = {"drawing": line[30:], "key_id": "x", "recognized": "True"}  # a cut-off drawing
+            out.writerow([rec.get(c) if c != "drawing" else json.dumps(rec[c]) if isinstance(rec[c], list) else rec[c]
+                          for c in columns])  # fmt: skip
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:.*skipped 1 malformed")
+def test_kaggle_csv_is_read_as_the_ndjson_it_came_from(tmp_path):
+    """The Kaggle Doodle Recognition Challenge's CSVs (train: with `recognized`; test: without),
+    plain or gzipped, give the drawings of the .ndjson they hold; a broken row is skipped and counted."""
+    import gzip
+
+    nd = write_ndjson(tmp_path / "a.ndjson", n=10, raw=True, bad_lines=1)
+    train = _kaggle_csv(nd, tmp_path / "train.csv")
+    d, c = data.load_drawings(nd, use_cache=False), data.load_drawings(train, use_cache=False)
+    assert c.format == "csv" and c.skipped == d.skipped == 1 and np.array_equal(c.images, d.images)
+    for flag in (True, False):
+        assert np.array_equal(
+            data.load_drawings(train, recognized=flag).images, data.load_drawings(nd, recognized=flag).images
+        )
+    test = _kaggle_csv(nd, tmp_path / "test.csv", columns=("key_id", "countrycode", "drawing"))
+    assert np.array_equal(data.load_drawings(test, use_cache=False).images, d.images)
+    packed = tmp_path / "train.csv.gz"
+    packed.write_bytes(gzip.compress(train.read_bytes()))
+    assert data.load_drawings(packed, use_cache=False).format == "csv"
+    assert np.array_equal(data.load_drawings(packed, use_cache=False).images, d.images)
+    (tmp_path / "other.csv").write_text("name,age\nDolly,6\n")  # a CSV, not of drawings
+    with pytest.raises(data.DataError, match="other.csv: unrecognised format"):
+        data.load_drawings(tmp_path / "other.csv")
+
+
 @pytest.mark.filterwarnings("ignore:.*skipped 2 malformed")
 def test_gzipped_strokes_are_read_as_they_are_decompressed(tmp_path, monkeypatch):
     """A gzipped .ndjson or .bin gives the same drawings as the file itself; a gzipped .npy (which

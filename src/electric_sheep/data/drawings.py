@@ -30,15 +30,16 @@ from .formats import (
     FLAGGED,
     PICTURE_SUFFIXES,
     SPLITS,
+    STROKE_STREAMS,
     Format,
     detect_format,
     light_background,
     picture_files,
     read_bin,
     read_bitmap,
-    read_ndjson,
     read_pictures,
     read_sketchrnn,
+    read_strokes,
 )
 from .raster import RasterConfig
 from .sources import GLOB_CHARS
@@ -343,8 +344,8 @@ def _rasterise(
     splits, skipped = None, 0
     if fmt == "sketchrnn":
         images, splits, skipped = read_sketchrnn(path, raster)
-    elif fmt == "ndjson":
-        images, skipped = read_ndjson(path, recognized, raster)
+    elif fmt in STROKE_STREAMS:
+        images, skipped = read_strokes(path, fmt, recognized, raster)
     else:
         images, skipped = read_bin(path, recognized, raster)
     if len(images) == 0:

@@ -6,6 +6,8 @@ name) and how each is read into (N, 28, 28) uint8 drawings.
 - ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised;
   ``ndjson`` and ``bin`` may be gzipped (decompressed as they are read).
 - ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
+- ``csv``: the Kaggle "Quick, Draw! Doodle Recognition Challenge" CSVs, one drawing a row, its
+  strokes a JSON column as in the simplified ``.ndjson``; streamed and rasterised like it.
 - ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
 - ``picture``: your own drawings as pictures (PICTURE_KINDS): one file, or a
   folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
@@ -14,12 +16,15 @@ name) and how each is read into (N, 28, 28) uint8 drawings.
 
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
+import io
+import itertools
 import json
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -34,8 +39,8 @@ from .pictures import picture_to_bitmap
 from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
 
 # "several": files of different formats used as one set (data.sources.combine)
-Format = Literal["bitmap", "ndjson", "bin", "sketchrnn", "picture", "several"]
-FLAGGED: tuple[Format, ...] = ("ndjson", "bin")  # the formats that say whether the game recognised a drawing
+Format = Literal["bitmap", "ndjson", "bin", "csv", "sketchrnn", "picture", "several"]
+FLAGGED: tuple[Format, ...] = ("ndjson", "bin", "csv")  # the formats that say whether the game recognised a drawing
 
 SPLITS = ("train", "valid", "test")
 PIXELS = 28 * 28
@@ -150,10 +155,12 @@ def detect_format(path: Path) -> Format:
         raise DataError(path, "is an HTML page, not data (a web page was saved instead of the raw file)")
     if stripped.startswith(b"{"):
         return "ndjson"
+    if _looks_like_csv(head):
+        return "csv"
     if _looks_like_bin(head):
         return "bin"
     raise DataError(
-        path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin, sketch-rnn .npz or a picture)"
+        path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin, Kaggle .csv, sketch-rnn .npz, a picture)"
     )
 
 
@@ -170,9 +177,11 @@ def _gzipped_format(path: Path) -> Format:
         )
     if head.lstrip().startswith(b"{"):
         return "ndjson"
+    if _looks_like_csv(head):
+        return "csv"
     if _looks_like_bin(head):
         return "bin"
-    raise DataError(path, "is gzipped, but not a Quick, Draw! .ndjson or .bin inside")
+    raise DataError(path, "is gzipped, but not a Quick, Draw! .ndjson, .csv or .bin inside")
 
 
 def _open_data(path: Path):
@@ -186,6 +195,12 @@ def _check_ratio(path: Path, f, unpacked: int) -> None:
     """Refuse a gzip bomb (``unpacked`` bytes read from ``f`` so far) as soon as it shows."""
     if isinstance(f, gzip.GzipFile) and unpacked > MAX_GZIP_RATIO * max(path.stat().st_size, 2**20):
         raise DataError(path, f"unpacks to over {MAX_GZIP_RATIO} times its size: not drawings (a gzip bomb?)")
+
+
+def _looks_like_csv(head: bytes) -> bool:
+    """Does ``head`` start with a Kaggle Quick, Draw! CSV header (a drawing column and an id)?"""
+    columns = head.split(b"\n", 1)[0].strip().lstrip(b"\xef\xbb\xbf").split(b",")
+    return CSV_DRAWING.encode() in columns and bool({b"key_id", b"word"} & set(columns))
 
 
 def _looks_like_bin(head: bytes) -> bool:
@@ -209,10 +224,10 @@ def check_file(path: Path) -> Format:
             raise _no_splits(path)
     elif fmt == "picture":
         read_pictures(path if path.is_file() else picture_files(path)[0], strict=True)
-    elif fmt == "ndjson":
-        first = next(iter_ndjson(path), None)
+    elif fmt in STROKE_STREAMS:
+        first = next(STROKE_STREAMS[fmt](path), None)
         if first is None or first[0] is None:
-            raise DataError(path, "first line is not a Quick, Draw! JSON drawing")
+            raise DataError(path, f"first {'row' if fmt == 'csv' else 'line'} is not a Quick, Draw! drawing")
     else:
         next(iter_bin(path), None)
     return fmt
@@ -377,7 +392,10 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
 MAX_LINE_BYTES = 4 * 2**20
 
 
-def iter_ndjson(path: Path, recognized: bool | None = None) -> Iterator[tuple[dict | None, int]]:
+Records = Iterator[tuple[dict | None, int]]  # (a drawing's record, or None for a bad one; its line or row)
+
+
+def iter_ndjson(path: Path, recognized: bool | None = None) -> Records:
     """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
     with _open_data(path) as f:
         for lineno, line in enumerate(_lines(f), start=1):
@@ -411,11 +429,42 @@ def _lines(f) -> Iterator[bytes | None]:
         yield None
 
 
-def read_ndjson(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
-    """Rasterise a simplified or raw ``.ndjson`` file line by line; count malformed lines."""
+CSV_DRAWING = "drawing"  # the Kaggle CSVs' column of strokes, JSON as in the simplified .ndjson
+
+
+def iter_csv(path: Path, recognized: bool | None = None) -> Records:
+    """Stream a Kaggle Quick, Draw! ``.csv``: yield (record, row number) as :func:`iter_ndjson`
+    does, the record's ``drawing`` parsed from its JSON column; None for a bad row. A file without
+    a ``recognized`` column (Kaggle's test set) counts every drawing as recognised."""
+    with _open_data(path) as f:
+        rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline=""))
+        for number in itertools.count(1):
+            if number % 1024 == 0:
+                _check_ratio(path, f, f.tell())
+            try:
+                row = next(rows)
+                rec = {"drawing": json.loads(row[CSV_DRAWING]), "recognized": str(row.get("recognized", "True"))}
+                if not isinstance(rec["drawing"], list):
+                    raise ValueError("no 'drawing' list")
+            except StopIteration:
+                return
+            except (csv.Error, ValueError, TypeError, RecursionError):  # a broken row, a field past csv's limit
+                yield None, number
+                continue
+            if recognized is not None and (rec["recognized"].strip().lower() == "true") != recognized:
+                continue
+            yield rec, number
+
+
+STROKE_STREAMS: dict[Format, Callable[..., Records]] = {"ndjson": iter_ndjson, "csv": iter_csv}
+
+
+def read_strokes(path: Path, fmt: Format, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
+    """Rasterise a simplified or raw ``.ndjson`` or a Kaggle ``.csv`` drawing by drawing; count
+    malformed ones."""
     images, skipped = [], 0
     with _progress("rasterising") as bar:
-        for rec, _lineno in iter_ndjson(path, recognized):
+        for rec, _lineno in STROKE_STREAMS[fmt](path, recognized):
             bar.update()
             try:
                 strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
