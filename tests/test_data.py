@@ -12,7 +12,7 @@ from conftest import write_bin, write_bitmap, write_ndjson, write_sketchrnn
 
 from electric_sheep.cli import main
 from electric_sheep.data import drawings as data
-from electric_sheep.data import formats
+from electric_sheep.data import formats, strokes
 from electric_sheep.data.raster import RasterConfig, render, stroke3_to_strokes
 
 
@@ -112,7 +112,7 @@ def test_gzipped_strokes_are_read_as_they_are_decompressed(tmp_path, monkeypatch
         data.load_drawings(tmp_path / "d.ndjson.gz")
     line = (tmp_path / "a.ndjson").read_bytes().splitlines(keepends=True)[0]
     (tmp_path / "e.ndjson.gz").write_bytes(gzip.compress(line * (2**21 // len(line) + 1)))  # 2 MiB in a few KB
-    monkeypatch.setattr(formats, "MAX_GZIP_RATIO", 1)
+    monkeypatch.setattr(strokes, "MAX_GZIP_RATIO", 1)
     with pytest.raises(data.DataError, match="e.ndjson.gz: unpacks to over 1 times its size"):
         data.load_drawings(tmp_path / "e.ndjson.gz", use_cache=False)
 
@@ -176,7 +176,7 @@ def test_bin_format(tmp_path):
     d = data.load_drawings(path)
     assert d.format == "bin" and d.images.shape == (6, 28, 28)
     assert len(data.load_drawings(path, recognized=True)) == 3
-    records = list(formats.iter_bin(path))
+    records = list(strokes.iter_bin(path))
     assert records[0]["countrycode"] == "US" and records[0]["key_id"] == 1000
     assert records[0]["strokes"][0][:, 0].tolist() == [10, 200, 200, 10, 10]
 
@@ -424,7 +424,7 @@ def test_pictures_in_folders_inside_the_folder_are_named_not_read(tmp_path):
 
 def test_long_rasterising_shows_progress(tmp_path, monkeypatch, capsys):
     """A big stroke file or folder of pictures shows a progress bar (after PROGRESS_AFTER_S; here 0)."""
-    monkeypatch.setattr(formats, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(strokes, "PROGRESS_AFTER_S", 0.0)
     data.load_drawings(write_ndjson(tmp_path / "s.ndjson", n=5), use_cache=False)
     data.load_drawings(write_sketchrnn(tmp_path / "s.npz"), use_cache=False)
     err = capsys.readouterr().err

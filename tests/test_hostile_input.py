@@ -21,7 +21,7 @@ from PIL import Image
 
 from electric_sheep.cli import main
 from electric_sheep.data import drawings as data
-from electric_sheep.data import formats, npz
+from electric_sheep.data import formats, npz, strokes
 from electric_sheep.data.npz import read_npz
 from electric_sheep.errors import DataError
 
@@ -219,7 +219,7 @@ def test_odd_ndjson_lines_are_skipped_and_counted(tmp_path):
 def test_a_line_too_long_to_be_a_drawing_is_skipped_unread(tmp_path, monkeypatch):
     """A valid drawing in a line over MAX_LINE_BYTES is skipped: one line of a hostile file must not
     take all the memory (parsing JSON numbers takes some 20 times their bytes)."""
-    monkeypatch.setattr(formats, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(strokes, "MAX_LINE_BYTES", 1000)
     path = write_ndjson(tmp_path / "long.ndjson", n=3)
     xs, ys = ", ".join(str(i % 50) for i in range(300)), ", ".join(str(i % 40) for i in range(300))
     with open(path, "a") as f:

@@ -30,19 +30,17 @@ from .formats import (
     FLAGGED,
     PICTURE_SUFFIXES,
     SPLITS,
-    STROKE_STREAMS,
     Format,
     detect_format,
     light_background,
     picture_files,
-    read_bin,
     read_bitmap,
     read_pictures,
     read_sketchrnn,
-    read_strokes,
 )
 from .raster import RasterConfig
 from .sources import GLOB_CHARS
+from .strokes import STROKE_STREAMS, read_bin, read_strokes
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test for files that come without splits
 CACHE_ENV = "ELECTRIC_SHEEP_CACHE"

@@ -1,13 +1,10 @@
 """The Quick, Draw! file formats: which one a file is (from its first bytes, never only from its
-name) and how each is read into (N, 28, 28) uint8 drawings.
+name), and the readers of those that are not strokes streamed one at a time (:mod:`.strokes`):
 
 - ``bitmap``: Google's ``numpy_bitmap`` ``.npy``, shape (N, 784) uint8, memory-mapped so that
   even the full 345-category set never has to fit in memory.
-- ``ndjson``: simplified or raw ``.ndjson``, one JSON drawing a line, streamed and rasterised;
-  ``ndjson`` and ``bin`` may be gzipped (decompressed as they are read).
-- ``bin``: the binary simplified format (googlecreativelab/quickdraw-dataset, "binary files").
-- ``csv``: the Kaggle "Quick, Draw! Doodle Recognition Challenge" CSVs, one drawing a row, its
-  strokes a JSON column as in the simplified ``.ndjson``; streamed and rasterised like it.
+- ``ndjson``, ``csv``, ``bin``: simplified or raw ``.ndjson``, Kaggle's "Doodle Recognition
+  Challenge" ``.csv`` and the binary simplified ``.bin``, plain or gzipped (:mod:`.strokes`).
 - ``sketchrnn``: sketch-rnn stroke-3 ``.npz`` with keys train/valid/test.
 - ``picture``: your own drawings as pictures (PICTURE_KINDS): one file, or a
   folder of them (one drawing each, in file-name order), brought to 28x28 like Google's bitmaps
@@ -16,27 +13,22 @@ name) and how each is read into (N, 28, 28) uint8 drawings.
 
 from __future__ import annotations
 
-import csv
 import functools
 import gzip
-import io
-import itertools
-import json
 import struct
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from numpy.lib import format as npy_format
-from tqdm import tqdm
 
 from ..errors import DataError
 from ..runs.fileio import NPY_ERRORS, read_npy
 from .npz import npz_names, read_npz
 from .pictures import picture_to_bitmap
-from .raster import RasterConfig, ink_strokes_to_strokes, render, stroke3_to_strokes
+from .raster import RasterConfig, render, stroke3_to_strokes
+from .strokes import CSV_DRAWING, GZIP_MAGIC, STROKE_STREAMS, drawable, iter_bin, progress
 
 # "several": files of different formats used as one set (data.sources.combine)
 Format = Literal["bitmap", "ndjson", "bin", "csv", "sketchrnn", "picture", "several"]
@@ -55,9 +47,6 @@ DTYPE_HINTS = {  # numpy dtype kind -> how to convert such an array
 }
 
 
-PROGRESS_AFTER_S = 2.0  # rasterising shows a progress bar once it has taken this long (big files)
-
-
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -65,11 +54,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 _LFS_MAGIC = b"version https://git-lfs"
-
-
-_GZIP_MAGIC = b"\x1f\x8b"
-# Drawings' JSON shrinks about 3x under gzip, .bin records less: one that grows 20x is not drawings.
-MAX_GZIP_RATIO = 20
 
 
 def _is_picture(head: bytes) -> bool:
@@ -137,7 +121,7 @@ def detect_format(path: Path) -> Format:
         raise DataError(path, f"cannot be read ({e.strerror})") from None
     if not head:
         raise DataError(path, "is empty")
-    if head.startswith(_GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC):
         return _gzipped_format(path)
     if head.startswith(_NPY_MAGIC):
         return "bitmap"
@@ -182,19 +166,6 @@ def _gzipped_format(path: Path) -> Format:
     if _looks_like_bin(head):
         return "bin"
     raise DataError(path, "is gzipped, but not a Quick, Draw! .ndjson, .csv or .bin inside")
-
-
-def _open_data(path: Path):
-    """A binary file object of ``path``'s data, decompressed as it is read when gzipped."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == _GZIP_MAGIC
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
-def _check_ratio(path: Path, f, unpacked: int) -> None:
-    """Refuse a gzip bomb (``unpacked`` bytes read from ``f`` so far) as soon as it shows."""
-    if isinstance(f, gzip.GzipFile) and unpacked > MAX_GZIP_RATIO * max(path.stat().st_size, 2**20):
-        raise DataError(path, f"unpacks to over {MAX_GZIP_RATIO} times its size: not drawings (a gzip bomb?)")
 
 
 def _looks_like_csv(head: bytes) -> bool:
@@ -281,7 +252,7 @@ def read_pictures(
     error naming it."""
     images, kept = [], []
     files = [files] if isinstance(files, Path) else files
-    with _progress("reading pictures", len(files)) as bar:
+    with progress("reading pictures", len(files)) as bar:
         for file in files:
             bar.update()
             bitmap = _read_picture(file, raster, strict)
@@ -368,10 +339,10 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
     for name, drawings in parts.items():
         try:
             rendered = []
-            with _progress(f"rasterising {name}", len(drawings)) as bar:
+            with progress(f"rasterising {name}", len(drawings)) as bar:
                 for d in drawings:
                     strokes = stroke3_to_strokes(d)
-                    if _drawable(strokes):
+                    if drawable(strokes):
                         rendered.append(render(strokes, raster))
                     else:  # no point, or a coordinate that is not finite
                         skipped += 1
@@ -385,158 +356,3 @@ def read_sketchrnn(path: Path, raster: RasterConfig) -> tuple[np.ndarray, dict[s
         start += len(rendered)
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
     return stacked, splits, skipped
-
-
-# A raw drawing's line takes tens of KB: one of MBs is not a drawing, and is skipped without being
-# held, so that one line cannot take all the memory.
-MAX_LINE_BYTES = 4 * 2**20
-
-
-Records = Iterator[tuple[dict | None, int]]  # (a drawing's record, or None for a bad one; its line or row)
-
-
-def iter_ndjson(path: Path, recognized: bool | None = None) -> Records:
-    """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
-    with _open_data(path) as f:
-        for lineno, line in enumerate(_lines(f), start=1):
-            if lineno % 1024 == 0:
-                _check_ratio(path, f, f.tell())
-            if line is None:
-                yield None, lineno
-                continue
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict) or not isinstance(rec.get("drawing"), list):
-                    raise ValueError("no 'drawing' list")
-            except (ValueError, RecursionError):  # not JSON, not a drawing, or nested past Python's limit
-                yield None, lineno
-                continue
-            if recognized is not None and bool(rec.get("recognized", True)) != recognized:
-                continue
-            yield rec, lineno
-
-
-def _lines(f) -> Iterator[bytes | None]:
-    """The lines of a binary file; None for one longer than MAX_LINE_BYTES, read past in pieces."""
-    while line := f.readline(MAX_LINE_BYTES + 1):
-        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
-            yield line
-            continue
-        while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-            pass
-        yield None
-
-
-CSV_DRAWING = "drawing"  # the Kaggle CSVs' column of strokes, JSON as in the simplified .ndjson
-
-
-def iter_csv(path: Path, recognized: bool | None = None) -> Records:
-    """Stream a Kaggle Quick, Draw! ``.csv``: yield (record, row number) as :func:`iter_ndjson`
-    does, the record's ``drawing`` parsed from its JSON column; None for a bad row. A file without
-    a ``recognized`` column (Kaggle's test set) counts every drawing as recognised."""
-    with _open_data(path) as f:
-        rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline=""))
-        for number in itertools.count(1):
-            if number % 1024 == 0:
-                _check_ratio(path, f, f.tell())
-            try:
-                row = next(rows)
-                rec = {"drawing": json.loads(row[CSV_DRAWING]), "recognized": str(row.get("recognized", "True"))}
-                if not isinstance(rec["drawing"], list):
-                    raise ValueError("no 'drawing' list")
-            except StopIteration:
-                return
-            except (csv.Error, ValueError, TypeError, RecursionError):  # a broken row, a field past csv's limit
-                yield None, number
-                continue
-            if recognized is not None and (rec["recognized"].strip().lower() == "true") != recognized:
-                continue
-            yield rec, number
-
-
-STROKE_STREAMS: dict[Format, Callable[..., Records]] = {"ndjson": iter_ndjson, "csv": iter_csv}
-
-
-def read_strokes(path: Path, fmt: Format, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
-    """Rasterise a simplified or raw ``.ndjson`` or a Kaggle ``.csv`` drawing by drawing; count
-    malformed ones."""
-    images, skipped = [], 0
-    with _progress("rasterising") as bar:
-        for rec, _lineno in STROKE_STREAMS[fmt](path, recognized):
-            bar.update()
-            try:
-                strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
-            except (TypeError, ValueError, LookupError, OverflowError):  # e.g. a stroke as a dict, a 400-digit number
-                strokes = []
-            if _drawable(strokes):
-                images.append(render(strokes, raster))
-            else:  # a malformed line, or a drawing without a point
-                skipped += 1
-    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
-    return stacked, skipped
-
-
-def iter_bin(path: Path) -> Iterator[dict]:
-    """Parse the binary simplified format record by record.
-
-    Layout (little-endian): key_id u64, countrycode 2 chars, recognized i8, timestamp u32,
-    n_strokes u16, then per stroke n_points u16, x u8[n_points], y u8[n_points].
-    """
-    with _open_data(path) as f:
-        data = f.read(MAX_GZIP_RATIO * max(path.stat().st_size, 2**20) + 1)
-        _check_ratio(path, f, len(data))
-    pos, n = 0, len(data)
-    while pos < n:
-        start = pos
-        try:
-            key, country, recognized, ts, n_strokes = struct.unpack_from("<Q2sbIH", data, pos)
-            pos += 17
-            strokes = []
-            for _ in range(n_strokes):
-                (n_points,) = struct.unpack_from("<H", data, pos)
-                pos += 2
-                if pos + 2 * n_points > n:
-                    raise struct.error("stroke runs past the end")
-                xy = np.frombuffer(data, np.uint8, 2 * n_points, pos).reshape(2, n_points)
-                pos += 2 * n_points
-                strokes.append(xy.T.astype(np.float64))
-        except struct.error:
-            raise DataError(path, f"truncated or corrupt .bin drawing at byte {start}") from None
-        yield {
-            "key_id": key,
-            "countrycode": country.decode("ascii", "replace"),
-            "recognized": bool(recognized),
-            "timestamp": ts,
-            "strokes": strokes,
-        }
-
-
-def _progress(desc: str, total: int | None = None) -> tqdm:
-    """A progress bar on stderr that appears only if the work lasts over PROGRESS_AFTER_S (a full
-    category file takes minutes to rasterise; a small one stays quiet). Use it in a ``with``, so
-    that it is closed however the loop ends, an error included; call ``update()`` per drawing."""
-    return tqdm(desc=desc, total=total, unit="drawing", delay=PROGRESS_AFTER_S, leave=False)
-
-
-def _drawable(strokes: list[np.ndarray]) -> bool:
-    """At least one point and only finite coordinates: anything else would render as a blank."""
-    points = [s for s in strokes if len(s)]
-    return bool(points) and all(np.isfinite(s).all() for s in points)
-
-
-def read_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
-    """Rasterise a ``.bin`` file record by record; count drawings without a single point as skipped."""
-    images, skipped = [], 0
-    with _progress("rasterising") as bar:
-        for rec in iter_bin(path):
-            bar.update()
-            if recognized is not None and rec["recognized"] != recognized:
-                continue
-            if _drawable(rec["strokes"]):
-                images.append(render(rec["strokes"], raster))
-            else:
-                skipped += 1
-    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
-    return stacked, skipped
