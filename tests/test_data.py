@@ -110,6 +110,14 @@ def test_gzipped_strokes_are_read_as_they_are_decompressed(tmp_path, monkeypatch
     (tmp_path / "d.ndjson.gz").write_bytes(gzip.compress(b'{"drawing": []}\n' * 100)[:40])
     with pytest.raises(data.DataError, match="d.ndjson.gz: is a damaged gzip file"):
         data.load_drawings(tmp_path / "d.ndjson.gz")
+    for plain in (tmp_path / "a.ndjson", tmp_path / "b.bin", _kaggle_csv(tmp_path / "a.ndjson", tmp_path / "a.csv")):
+        whole = gzip.compress(plain.read_bytes() * 40)  # damaged past the first records that tell the format
+        flipped = bytearray(whole)
+        flipped[len(whole) // 2] ^= 0xFF
+        for packed in (whole[: len(whole) // 2], bytes(flipped)):  # cut short; a byte flipped
+            (tmp_path / "damaged.gz").write_bytes(packed)
+            with pytest.raises(data.DataError, match="damaged.gz: is a damaged gzip file"):
+                data.load_drawings(tmp_path / "damaged.gz", use_cache=False)
     line = (tmp_path / "a.ndjson").read_bytes().splitlines(keepends=True)[0]
     (tmp_path / "e.ndjson.gz").write_bytes(gzip.compress(line * (2**21 // len(line) + 1)))  # 2 MiB in a few KB
     monkeypatch.setattr(strokes, "MAX_GZIP_RATIO", 1)

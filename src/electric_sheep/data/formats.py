@@ -17,6 +17,7 @@ import functools
 import gzip
 import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -153,7 +154,7 @@ def _gzipped_format(path: Path) -> Format:
     try:
         with gzip.open(path, "rb") as f:
             head = f.read(4096)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(path, f"is a damaged gzip file ({e})") from None
     if head.startswith(_NPY_MAGIC):
         raise DataError(

@@ -4,14 +4,17 @@ refused as soon as it shows). Which format a file is: :mod:`.formats`."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import itertools
 import json
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from tqdm import tqdm
@@ -40,11 +43,17 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_GZIP_RATIO = 20
 
 
-def open_data(path: Path):
-    """A binary file object of ``path``'s data, decompressed as it is read when gzipped."""
+@contextlib.contextmanager
+def open_data(path: Path) -> Iterator[BinaryIO]:
+    """``path``'s data as a binary file, decompressed as it is read when gzipped; a damaged file
+    (cut short, a flipped byte) is a DataError naming it, wherever the reading stops."""
     with open(path, "rb") as f:
         gzipped = f.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+    try:
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
+            yield f
+    except (OSError, EOFError, zlib.error) as e:  # gzip's BadGzipFile is an OSError
+        raise DataError(path, f"is a damaged gzip file ({e})" if gzipped else f"cannot be read ({e})") from None
 
 
 def check_ratio(path: Path, f, unpacked: int) -> None:
