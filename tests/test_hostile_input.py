@@ -227,6 +227,16 @@ def test_a_line_too_long_to_be_a_drawing_is_skipped_unread(tmp_path, monkeypatch
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 0, result.output
     assert "skipped 1 malformed" in result.output and "drawings: 3" in result.output
+    # the same in a Kaggle CSV: a long row skipped; a header row past the limit (a million columns) refused
+    header = "countrycode,drawing,key_id,recognized,timestamp,word\n"
+    good = 'GB,"[[[0, 50, 50], [0, 0, 50]]]",1,True,t,sheep\n'
+    long_row = 'GB,"[[[' + xs + "], [" + ys + ']]]",2,True,t,sheep\n'
+    (tmp_path / "long.csv").write_text(header + good + long_row + good)
+    result = CliRunner().invoke(main, ["info", str(tmp_path / "long.csv")])
+    assert result.exit_code == 0 and "skipped 1 malformed" in result.output and "drawings: 2" in result.output
+    (tmp_path / "wide.csv").write_text(header.strip() + "," * 2000 + "\n" + good)
+    result = CliRunner().invoke(main, ["info", str(tmp_path / "wide.csv")])
+    _one_line(result, "wide.csv", "its first row names no 'drawing' column within 1,000 bytes")
 
 
 def test_a_missing_split_is_one_line(tmp_path):

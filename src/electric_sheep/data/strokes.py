@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import io
-import itertools
 import json
 import struct
 import zlib
@@ -109,26 +107,37 @@ CSV_DRAWING = "drawing"  # the Kaggle CSVs' column of strokes, JSON as in the si
 
 def iter_csv(path: Path, recognized: bool | None = None) -> Records:
     """Stream a Kaggle Quick, Draw! ``.csv``: yield (record, row number) as :func:`iter_ndjson`
-    does, the record's ``drawing`` parsed from its JSON column; None for a bad row. A file without
-    a ``recognized`` column (Kaggle's test set) counts every drawing as recognised."""
+    does, the record's ``drawing`` parsed from its JSON column; None for a bad row. Rows are lines
+    (none of Kaggle's spans two), so one past MAX_LINE_BYTES is skipped unread. A file without a
+    ``recognized`` column (Kaggle's test set) counts every drawing as recognised."""
     with open_data(path) as f:
-        rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline=""))
-        for number in itertools.count(1):
+        lines = _lines(f)
+        header = _csv_row(next(lines, b"") or b"", "utf-8-sig")
+        if CSV_DRAWING not in header:
+            raise DataError(path, f"its first row names no {CSV_DRAWING!r} column within {MAX_LINE_BYTES:,} bytes")
+        for number, line in enumerate(lines, start=1):
             if number % 1024 == 0:
                 check_ratio(path, f, f.tell())
+            if line is not None and not line.strip():
+                continue
             try:
-                row = next(rows)
-                rec = {"drawing": json.loads(row[CSV_DRAWING]), "recognized": str(row.get("recognized", "True"))}
+                row = dict(zip(header, _csv_row(line), strict=True))  # a row of other length is broken
+                rec = {"drawing": json.loads(row.get(CSV_DRAWING)), "recognized": row.get("recognized", "True")}
                 if not isinstance(rec["drawing"], list):
                     raise ValueError("no 'drawing' list")
-            except StopIteration:
-                return
-            except (csv.Error, ValueError, TypeError, RecursionError):  # a broken row, a field past csv's limit
+            except (csv.Error, ValueError, TypeError, RecursionError):  # a broken or over-long row
                 yield None, number
                 continue
             if recognized is not None and (rec["recognized"].strip().lower() == "true") != recognized:
                 continue
             yield rec, number
+
+
+def _csv_row(line: bytes | None, encoding: str = "utf-8") -> list[str]:
+    """The fields of one CSV line (a ValueError for None, a line past MAX_LINE_BYTES)."""
+    if line is None:
+        raise ValueError(f"a row over {MAX_LINE_BYTES:,} bytes")
+    return next(csv.reader([line.decode(encoding, "replace")]), [])
 
 
 STROKE_STREAMS: dict[str, Callable[..., Records]] = {"ndjson": iter_ndjson, "csv": iter_csv}
