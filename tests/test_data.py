@@ -120,9 +120,11 @@ def test_gzipped_strokes_are_read_as_they_are_decompressed(tmp_path, monkeypatch
                 data.load_drawings(tmp_path / "damaged.gz", use_cache=False)
     line = (tmp_path / "a.ndjson").read_bytes().splitlines(keepends=True)[0]
     (tmp_path / "e.ndjson.gz").write_bytes(gzip.compress(line * (2**21 // len(line) + 1)))  # 2 MiB in a few KB
+    (tmp_path / "f.ndjson.gz").write_bytes(gzip.compress(line + b" " * 2**21))  # one endless line
     monkeypatch.setattr(strokes, "MAX_GZIP_RATIO", 1)
-    with pytest.raises(data.DataError, match="e.ndjson.gz: unpacks to over 1 times its size"):
-        data.load_drawings(tmp_path / "e.ndjson.gz", use_cache=False)
+    for bomb in ("e.ndjson.gz", "f.ndjson.gz"):
+        with pytest.raises(data.DataError, match=f"{bomb}: unpacks to over 1 times its size"):
+            data.load_drawings(tmp_path / bomb, use_cache=False)
 
 
 def test_format_detected_from_content_not_name(tmp_path):

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import gzip
 import json
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -54,10 +55,14 @@ def open_data(path: Path) -> Iterator[BinaryIO]:
         raise DataError(path, f"is a damaged gzip file ({e})" if gzipped else f"cannot be read ({e})") from None
 
 
-def check_ratio(path: Path, f, unpacked: int) -> None:
-    """Refuse a gzip bomb (``unpacked`` bytes read from ``f`` so far) as soon as it shows."""
-    if isinstance(f, gzip.GzipFile) and unpacked > MAX_GZIP_RATIO * max(path.stat().st_size, 2**20):
-        raise DataError(path, f"unpacks to over {MAX_GZIP_RATIO} times its size: not drawings (a gzip bomb?)")
+def unpacked_limit(path: Path, f: BinaryIO) -> float:
+    """How many bytes ``f`` (opened by :func:`open_data`) may give before it is a gzip bomb, not
+    drawings: no limit for a plain file."""
+    return MAX_GZIP_RATIO * max(path.stat().st_size, 2**20) if isinstance(f, gzip.GzipFile) else math.inf
+
+
+def gzip_bomb(path: Path) -> DataError:
+    return DataError(path, f"unpacks to over {MAX_GZIP_RATIO} times its size: not drawings (a gzip bomb?)")
 
 
 # A raw drawing's line takes tens of KB: one of MBs is not a drawing, and is skipped without being
@@ -71,9 +76,7 @@ Records = Iterator[tuple[dict | None, int]]  # (a drawing's record, or None for 
 def iter_ndjson(path: Path, recognized: bool | None = None) -> Records:
     """Stream an ``.ndjson`` file: yield (record, line number), record None for a bad line."""
     with open_data(path) as f:
-        for lineno, line in enumerate(_lines(f), start=1):
-            if lineno % 1024 == 0:
-                check_ratio(path, f, f.tell())
+        for lineno, line in enumerate(_lines(f, path), start=1):
             if line is None:
                 yield None, lineno
                 continue
@@ -91,13 +94,22 @@ def iter_ndjson(path: Path, recognized: bool | None = None) -> Records:
             yield rec, lineno
 
 
-def _lines(f) -> Iterator[bytes | None]:
-    """The lines of a binary file; None for one longer than MAX_LINE_BYTES, read past in pieces."""
-    while line := f.readline(MAX_LINE_BYTES + 1):
+def _lines(f: BinaryIO, path: Path) -> Iterator[bytes | None]:
+    """The lines of a binary file; None for one longer than MAX_LINE_BYTES, read past in pieces;
+    a gzip bomb refused as soon as it has given more than its limit, even within one line."""
+    limit = unpacked_limit(path, f)
+
+    def read(size: int) -> bytes:
+        piece = f.readline(size)
+        if limit < math.inf and f.tell() > limit:
+            raise gzip_bomb(path)
+        return piece
+
+    while line := read(MAX_LINE_BYTES + 1):
         if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
             yield line
             continue
-        while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+        while (rest := read(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
             pass
         yield None
 
@@ -111,13 +123,11 @@ def iter_csv(path: Path, recognized: bool | None = None) -> Records:
     (none of Kaggle's spans two), so one past MAX_LINE_BYTES is skipped unread. A file without a
     ``recognized`` column (Kaggle's test set) counts every drawing as recognised."""
     with open_data(path) as f:
-        lines = _lines(f)
+        lines = _lines(f, path)
         header = _csv_row(next(lines, b"") or b"", "utf-8-sig")
         if CSV_DRAWING not in header:
             raise DataError(path, f"its first row names no {CSV_DRAWING!r} column within {MAX_LINE_BYTES:,} bytes")
         for number, line in enumerate(lines, start=1):
-            if number % 1024 == 0:
-                check_ratio(path, f, f.tell())
             if line is not None and not line.strip():
                 continue
             try:
@@ -169,8 +179,10 @@ def iter_bin(path: Path) -> Iterator[dict]:
     n_strokes u16, then per stroke n_points u16, x u8[n_points], y u8[n_points].
     """
     with open_data(path) as f:
-        data = f.read(MAX_GZIP_RATIO * max(path.stat().st_size, 2**20) + 1)
-        check_ratio(path, f, len(data))
+        limit = unpacked_limit(path, f)
+        data = f.read() if limit == math.inf else f.read(int(limit) + 1)
+        if len(data) > limit:
+            raise gzip_bomb(path)
     pos, n = 0, len(data)
     while pos < n:
         start = pos
