@@ -275,7 +275,7 @@ def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray 
     # Pillow reports a broken PNG chunk as a SyntaxError
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
         if strict:
-            raise DataError(file, f"cannot be read as a picture ({e})") from None
+            raise DataError(file, f"cannot be read as a picture ({_why_unread(file, e)})") from None
         return None
     if bitmap is None and strict:
         raise DataError(file, "shows no drawing (blank: no ink stands out from the paper)")
@@ -285,13 +285,23 @@ def _read_picture(file: Path, raster: RasterConfig, strict: bool) -> np.ndarray 
 def _decode_picture(file: Path, raster: RasterConfig) -> np.ndarray | None:
     from PIL import Image, ImageOps
 
-    with open(file, "rb") as f:
-        if _is_heif(f.read(16)) and not _heif_opener():
-            raise ValueError("a HEIC photo: reading it needs pillow-heif (pip install pillow-heif), or save it as JPEG")
+    _heif_opener()  # once: Pillow learns HEIC where pillow-heif is installed
     with Image.open(file) as picture:  # reads the header only: the size is known before decoding
         _reduce_on_decode(picture)
         upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
         return picture_to_bitmap(upright, raster)
+
+
+def _why_unread(file: Path, error: Exception) -> str:
+    """What to tell about a picture Pillow could not read: for a HEIC photo without pillow-heif, what to do."""
+    try:
+        with open(file, "rb") as f:
+            heic = _is_heif(f.read(16))
+    except OSError:
+        heic = False
+    if heic and not _heif_opener():
+        return "a HEIC photo: reading it needs pillow-heif (pip install pillow-heif), or save it as JPEG"
+    return str(error)
 
 
 @functools.cache

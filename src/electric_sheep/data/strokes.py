@@ -46,22 +46,23 @@ MAX_GZIP_RATIO = 20
 def open_data(path: Path) -> Iterator[BinaryIO]:
     """``path``'s data as a binary file, decompressed as it is read when gzipped; a damaged file
     (cut short, a flipped byte) is a DataError naming it, wherever the reading stops."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == GZIP_MAGIC
-    try:
-        with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
-            yield f
-    except (OSError, EOFError, zlib.error) as e:  # gzip's BadGzipFile is an OSError
-        raise DataError(path, f"is a damaged gzip file ({e})" if gzipped else f"cannot be read ({e})") from None
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=raw) if gzipped else contextlib.nullcontext(raw) as f:
+                yield f
+        except (OSError, EOFError, zlib.error) as e:  # gzip's BadGzipFile is an OSError
+            raise DataError(path, f"is a damaged gzip file ({e})" if gzipped else f"cannot be read ({e})") from None
 
 
-def unpacked_limit(path: Path, f: BinaryIO) -> float:
+def _unpacked_limit(path: Path, f: BinaryIO) -> float:
     """How many bytes ``f`` (opened by :func:`open_data`) may give before it is a gzip bomb, not
     drawings: no limit for a plain file."""
     return MAX_GZIP_RATIO * max(path.stat().st_size, 2**20) if isinstance(f, gzip.GzipFile) else math.inf
 
 
-def gzip_bomb(path: Path) -> DataError:
+def _gzip_bomb(path: Path) -> DataError:
     return DataError(path, f"unpacks to over {MAX_GZIP_RATIO} times its size: not drawings (a gzip bomb?)")
 
 
@@ -97,12 +98,12 @@ def iter_ndjson(path: Path, recognized: bool | None = None) -> Records:
 def _lines(f: BinaryIO, path: Path) -> Iterator[bytes | None]:
     """The lines of a binary file; None for one longer than MAX_LINE_BYTES, read past in pieces;
     a gzip bomb refused as soon as it has given more than its limit, even within one line."""
-    limit = unpacked_limit(path, f)
+    limit = _unpacked_limit(path, f)
 
     def read(size: int) -> bytes:
         piece = f.readline(size)
         if limit < math.inf and f.tell() > limit:
-            raise gzip_bomb(path)
+            raise _gzip_bomb(path)
         return piece
 
     while line := read(MAX_LINE_BYTES + 1):
@@ -179,10 +180,10 @@ def iter_bin(path: Path) -> Iterator[dict]:
     n_strokes u16, then per stroke n_points u16, x u8[n_points], y u8[n_points].
     """
     with open_data(path) as f:
-        limit = unpacked_limit(path, f)
+        limit = _unpacked_limit(path, f)
         data = f.read() if limit == math.inf else f.read(int(limit) + 1)
         if len(data) > limit:
-            raise gzip_bomb(path)
+            raise _gzip_bomb(path)
     pos, n = 0, len(data)
     while pos < n:
         start = pos
