@@ -39,11 +39,15 @@ mixture without training again.
 
 `--bootstrap` adds, per kind and seed, 95% intervals of the default's AUROC and of its lead over
 PyOD's best detector, from paired bootstrap draws of the planted and the normal drawings (for
-kinds with few drawings, such as the 17 raw cows).
+kinds with few drawings, such as the 17 raw cows). `--against-source` reads the raw kinds against
+their control's real sheep, rasterised as they are and planted among the same sheep: each planted
+drawing's rank among its own mixture's normal drawings, and per kind and detector the AUROC of the
+kind's ranks against the real sheep's (0.5: no more unusual than sheep of the same source).
 
     pip install pyod && python benchmarks/anomaly.py [--kinds cat omniglot-10 ...] [--seeds 0 1 2] [--rescore]
     python benchmarks/anomaly.py --group other-bases --seeds 0
     python benchmarks/anomaly.py --kinds raw/aaron --bootstrap
+    python benchmarks/anomaly.py --kinds raw/aaron --against-source
 
 `--normal FILE --planted FILE ...` measures drawings of your own with the same protocol: each
 planted file a row, `--fraction` of the normal file's train split planted in all (default 5%),
@@ -56,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import shutil
 import tempfile
@@ -124,6 +129,8 @@ MIXTURES: dict[str, Mixture] = {
     "omniglot-10": Mixture("aaron", ("omniglot.npz",), 0.10, ("omniglot 10%",)),
 }
 CONTROLS = ("raw sheep / google", "raw sheep / aaron")  # sheep planted among sheep: what a detector finds is the source
+# Each mixture of raw kinds and the control planted the same way among the same sheep.
+CONTROL_OF = {"raw/aaron": "raw sheep/aaron", **{f"raw {k}/google": "raw sheep/google" for k in RAW}}
 BITMAPS = ("cat", "dog", "duck", "rabbit", "sheep")
 OTHER_BASES: dict[str, Mixture] = {
     f"{k}/{base}s": Mixture("google", (f"quickdraw/bitmap/{k}.npy",), 0.05, (f"{k} among {base}s",), base)
@@ -361,6 +368,54 @@ def bootstrap(chosen: dict[str, Mixture], seeds: list[int], cache: Path, results
     return lines
 
 
+def against_source(
+    chosen: dict[str, Mixture], seeds: list[int], cache: Path, results: dict[str, list[dict]]
+) -> list[str]:
+    """Markdown: for the raw kinds, each score's AUROC of the kind against the control's real
+    sheep, both read as ranks among their own mixture's normal drawings (0.5: the kind looks no more
+    unusual than sheep of its source), and the control's own AUROC against the normal drawings; the
+    median over the seeds. Our kept models score again; PyOD's best detectors are fitted again."""
+    from sklearn.metrics import roc_auc_score
+
+    paired = {name: CONTROL_OF[name] for name in chosen if name in CONTROL_OF}
+    control_rows = {c: ALL_MIXTURES[c].rows[0] for c in sorted(set(paired.values()))}
+    kind_rows = {row: control_rows[c] for name, c in paired.items() for row in chosen[name].rows}
+    detectors = [*SCORES, *sorted({_best_pyod(results[r]) for r in [*kind_rows, *control_rows.values()]})]
+    cells: dict[tuple[str, str], list[float]] = {}
+    for seed in seeds:
+        ranks = {}
+        for name in [*paired, *control_rows]:
+            ranks |= _ranks(chosen[name], _kept(cache, name, seed), seed, detectors)
+        for row, d in itertools.product(control_rows.values(), detectors):
+            cells.setdefault((row, d), []).append(float(ranks[row][d].mean()))
+        for (row, control), d in itertools.product(kind_rows.items(), detectors):
+            sheep_ranks, kind_ranks = ranks[control][d], ranks[row][d]
+            labels = np.r_[np.zeros(len(sheep_ranks)), np.ones(len(kind_ranks))]
+            cells.setdefault((row, d), []).append(roc_auc_score(labels, np.r_[sheep_ranks, kind_ranks]))
+    lines = ["| kind | " + " | ".join(f"`{d}`" if d in SCORES else d for d in detectors) + " |"]
+    lines.append("|---|" + "---|" * len(detectors))
+    for row in [*control_rows.values(), *kind_rows]:
+        what = "among the normal drawings" if row in CONTROLS else "against the control's sheep"
+        lines.append(f"| {row}: {what} | " + " | ".join(f"{np.median(cells[(row, d)]):.3f}" for d in detectors) + " |")
+    return lines
+
+
+def _ranks(m: Mixture, kept: Path, seed: int, detectors: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per row of ``m``, per detector: each planted drawing's rank among the mixture's normal
+    drawings (the share it outscores, ties counted half)."""
+    mixture, rows, _ = build_mixture(m, seed)
+    model = load_model(kept)
+    values = {d: scores(model, mixture.images, d, seed=seed) for d in detectors if d in SCORES}
+    values |= pyod_scores(mixture.images, float(mixture.planted.mean()), tuple(d for d in detectors if d not in SCORES))
+    out = {}
+    for i, row in enumerate(m.rows):
+        for d, v in values.items():
+            normal = np.sort(v[rows == -1])
+            below = np.searchsorted(normal, v[rows == i], "left") + np.searchsorted(normal, v[rows == i], "right")
+            out.setdefault(row, {})[d] = below / (2 * len(normal))
+    return out
+
+
 def _paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, planted: np.ndarray, rng: np.random.Generator):
     """((our AUROC, ours - theirs), (2.5% quantiles, 97.5% quantiles) of both over BOOTSTRAP_DRAWS
     draws): planted and normal drawings each drawn with replacement, the same draws for both."""
@@ -433,6 +488,9 @@ def main() -> None:
     parser.add_argument("--rescore", action="store_true", help="score again with the kept models (train any missing)")
     parser.add_argument("--bootstrap", action="store_true", help="also 95%% intervals of the default and its lead")
     parser.add_argument(
+        "--against-source", action="store_true", help="also the raw kinds against the real sheep of their control"
+    )
+    parser.add_argument(
         "--stage1-from", metavar="KEY", help="train only stage 2, from the stage-1 models kept under this earlier key"
     )
     own = parser.add_argument_group("drawings of your own (instead of --group and --kinds)")
@@ -453,6 +511,8 @@ def main() -> None:
         chosen = dict([custom_mixture(args.normal, args.planted, args.fraction, args.epochs)])
     else:
         chosen = {name: ALL_MIXTURES[name] for name in args.kinds or GROUPS[args.group]}
+        if args.against_source:  # the controls of the raw kinds chosen, trained if need be
+            chosen |= {CONTROL_OF[name]: ALL_MIXTURES[CONTROL_OF[name]] for name in chosen if name in CONTROL_OF}
     for name, m in chosen.items():
         for seed in args.seeds:
             r = run_mixture(name, m, seed, cache, args.rescore, args.stage1_from)
@@ -465,6 +525,8 @@ def main() -> None:
     print("\n" + "\n".join(summary(results)))
     if args.bootstrap:
         print("\n" + "\n".join(bootstrap(chosen, args.seeds, cache, results)))
+    if args.against_source:
+        print("\n" + "\n".join(against_source(chosen, args.seeds, cache, results)))
 
 
 if __name__ == "__main__":
