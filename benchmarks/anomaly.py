@@ -378,6 +378,8 @@ def against_source(
     from sklearn.metrics import roc_auc_score
 
     paired = {name: CONTROL_OF[name] for name in chosen if name in CONTROL_OF}
+    if not paired:
+        return [f"--against-source: none of the mixtures measured has a control ({', '.join(CONTROL_OF)} have)"]
     control_rows = {c: ALL_MIXTURES[c].rows[0] for c in sorted(set(paired.values()))}
     kind_rows = {row: control_rows[c] for name, c in paired.items() for row in chosen[name].rows}
     detectors = [*SCORES, *sorted({_best_pyod(results[r]) for r in [*kind_rows, *control_rows.values()]})]
