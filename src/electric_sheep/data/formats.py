@@ -14,10 +14,8 @@ name), and the readers of those that are not strokes streamed one at a time (:mo
 from __future__ import annotations
 
 import functools
-import gzip
 import struct
 import warnings
-import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +27,7 @@ from ..runs.fileio import NPY_ERRORS, read_npy
 from .npz import npz_names, read_npz
 from .pictures import picture_to_bitmap
 from .raster import RasterConfig, render, stroke3_to_strokes
-from .strokes import CSV_DRAWING, GZIP_MAGIC, STROKE_STREAMS, drawable, iter_bin, progress
+from .strokes import CSV_DRAWING, GZIP_MAGIC, STROKE_STREAMS, drawable, iter_bin, open_data, progress
 
 # "several": files of different formats used as one set (data.sources.combine)
 Format = Literal["bitmap", "ndjson", "bin", "csv", "sketchrnn", "picture", "several"]
@@ -138,12 +136,8 @@ def detect_format(path: Path) -> Format:
         raise DataError(path, "is an SVG drawing: vector pictures are not read; export it as PNG first")
     if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")) or b"<html" in stripped[:512]:
         raise DataError(path, "is an HTML page, not data (a web page was saved instead of the raw file)")
-    if stripped.startswith(b"{"):
-        return "ndjson"
-    if _looks_like_csv(head):
-        return "csv"
-    if _looks_like_bin(head):
-        return "bin"
+    if fmt := _stroke_format(head):
+        return fmt
     raise DataError(
         path, "unrecognised format (expected Quick, Draw! .npy, .ndjson, .bin, Kaggle .csv, sketch-rnn .npz, a picture)"
     )
@@ -151,22 +145,26 @@ def detect_format(path: Path) -> Format:
 
 def _gzipped_format(path: Path) -> Format:
     """The format of a gzipped file (``.ndjson.gz``, ``.bin.gz``), read as it is decompressed."""
-    try:
-        with gzip.open(path, "rb") as f:
-            head = f.read(4096)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(path, f"is a damaged gzip file ({e})") from None
+    with open_data(path) as f:  # a damaged gzip is a DataError naming it
+        head = f.read(4096)
     if head.startswith(_NPY_MAGIC):
         raise DataError(
             path, "is a gzipped .npy: gunzip it first (a .npy is memory-mapped, which a compressed file cannot be)"
         )
+    if fmt := _stroke_format(head):
+        return fmt
+    raise DataError(path, "is gzipped, but not a Quick, Draw! .ndjson, .csv or .bin inside")
+
+
+def _stroke_format(head: bytes) -> Format | None:
+    """Which of the streamed stroke formats ``head`` starts as, if any."""
     if head.lstrip().startswith(b"{"):
         return "ndjson"
     if _looks_like_csv(head):
         return "csv"
     if _looks_like_bin(head):
         return "bin"
-    raise DataError(path, "is gzipped, but not a Quick, Draw! .ndjson, .csv or .bin inside")
+    return None
 
 
 def _looks_like_csv(head: bytes) -> bool:

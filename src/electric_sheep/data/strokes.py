@@ -157,17 +157,26 @@ STROKE_STREAMS: dict[str, Callable[..., Records]] = {"ndjson": iter_ndjson, "csv
 def read_strokes(path: Path, fmt: str, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
     """Rasterise a simplified or raw ``.ndjson`` or a Kaggle ``.csv`` drawing by drawing; count
     malformed ones."""
+    return _rasterise((_ink_strokes(rec) for rec, _ in STROKE_STREAMS[fmt](path, recognized)), raster)
+
+
+def _ink_strokes(rec: dict | None) -> list[np.ndarray]:
+    """A record's strokes as arrays; none for a bad record."""
+    try:
+        return ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
+    except (TypeError, ValueError, LookupError, OverflowError):  # e.g. a stroke as a dict, a 400-digit number
+        return []
+
+
+def _rasterise(drawings: Iterator[list[np.ndarray]], raster: RasterConfig) -> tuple[np.ndarray, int]:
+    """(the drawings rendered, how many were skipped: malformed, or without a single point)."""
     images, skipped = [], 0
     with progress("rasterising") as bar:
-        for rec, _lineno in STROKE_STREAMS[fmt](path, recognized):
+        for strokes in drawings:
             bar.update()
-            try:
-                strokes = ink_strokes_to_strokes(rec["drawing"]) if rec is not None else []
-            except (TypeError, ValueError, LookupError, OverflowError):  # e.g. a stroke as a dict, a 400-digit number
-                strokes = []
             if drawable(strokes):
                 images.append(render(strokes, raster))
-            else:  # a malformed line, or a drawing without a point
+            else:
                 skipped += 1
     stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
     return stacked, skipped
@@ -212,15 +221,5 @@ def iter_bin(path: Path) -> Iterator[dict]:
 
 def read_bin(path: Path, recognized: bool | None, raster: RasterConfig) -> tuple[np.ndarray, int]:
     """Rasterise a ``.bin`` file record by record; count drawings without a single point as skipped."""
-    images, skipped = [], 0
-    with progress("rasterising") as bar:
-        for rec in iter_bin(path):
-            bar.update()
-            if recognized is not None and rec["recognized"] != recognized:
-                continue
-            if drawable(rec["strokes"]):
-                images.append(render(rec["strokes"], raster))
-            else:
-                skipped += 1
-    stacked = np.stack(images) if images else np.zeros((0, raster.side, raster.side), np.uint8)
-    return stacked, skipped
+    wanted = (rec for rec in iter_bin(path) if recognized is None or rec["recognized"] == recognized)
+    return _rasterise((rec["strokes"] for rec in wanted), raster)
