@@ -144,6 +144,11 @@ def test_manifold_grid_shape_and_coordinates(run):
     codes = np.random.default_rng(0).normal(size=(200, 4)) * [3, 1, 0.1, 0.1]
     centre, axes = generate.manifold_axes(4, codes)
     assert axes.shape == (2, 4) and abs(axes[0, 0]) == pytest.approx(3, rel=0.2)  # first PC = widest direction
+    alike = np.ones((50, 4), np.float32)  # a set of one drawing: no principal direction to map
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (generate.manifold_axes(4, alike)[1] == np.eye(4)[:2]).all()
+        assert latent.to_plane(alike)[1] == "z"
 
 
 def test_annealed_latent_statistics_approach_the_prior(run):

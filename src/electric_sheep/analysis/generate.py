@@ -161,12 +161,12 @@ def manifold_axes(latent_dim: int, codes: np.ndarray | None = None) -> tuple[np.
     """Centre and two directions (2, D) spanning the plane to map.
 
     2-D latent: the plane itself. Higher dims: the first two principal directions of ``codes``
-    scaled by their standard deviations, else (no codes) the first two axes of the prior.
+    scaled by their standard deviations, else (no codes, or all alike) the first two axes of the prior.
     """
     centre = np.zeros(latent_dim, np.float32)
     if latent_dim == 1:
         return centre, np.array([[1.0], [0.0]], np.float32)
-    if latent_dim == 2 or codes is None or len(codes) < 3:
+    if latent_dim == 2 or codes is None or len(codes) < 3 or not np.ptp(codes, axis=0).any():
         return centre, np.eye(latent_dim, dtype=np.float32)[:2]
     from sklearn.decomposition import PCA
 

@@ -46,8 +46,8 @@ def finite_rows(codes: np.ndarray) -> np.ndarray:
 
 def to_plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
     """2-D view of finite codes: themselves for D <= 2, else their first two principal components
-    (with fewer than two codes there are no principal components: their first two dimensions)."""
-    if codes.shape[1] <= 2 or len(codes) < 2:
+    (with fewer than two distinct codes there are no principal components: their first two dimensions)."""
+    if codes.shape[1] <= 2 or len(codes) < 2 or not np.ptp(codes, axis=0).any():
         return codes[:, :2], "z"
     from sklearn.decomposition import PCA
 
