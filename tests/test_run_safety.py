@@ -324,6 +324,27 @@ def test_damaged_weights_are_refused_not_drawn(tmp_path):
     _one_line(CliRunner().invoke(main, resume), "training_state.safetensors", "is damaged")
 
 
+def test_run_files_that_are_a_device_or_a_folder_are_named_unread(tmp_path):
+    _train(tmp_path, epochs=1)
+    weights = tmp_path / ckpt.WEIGHTS
+    weights.unlink()
+    weights.symlink_to("/dev/zero")  # read to its end, this would never stop
+    with pytest.raises(DataError, match="model.safetensors: is not a regular file"):
+        ckpt.load_model(tmp_path)
+    weights.unlink()
+    weights.mkdir()
+    with pytest.raises(DataError, match="model.safetensors: is not a regular file"):
+        ckpt.load_model(tmp_path)
+    (tmp_path / ckpt.STATE).unlink()
+    (tmp_path / ckpt.STATE).symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="training_state.safetensors: is not a regular file"):
+        ckpt.load_training_state(tmp_path)
+    (tmp_path / ckpt.CONFIG).unlink()
+    (tmp_path / ckpt.CONFIG).symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="config.json: is not a regular file"):
+        ckpt.load_model(tmp_path)
+
+
 def test_non_finite_weights_are_refused_even_with_a_good_checksum(tmp_path):
     _train(tmp_path, epochs=1)
     weights = load_file(str(tmp_path / ckpt.WEIGHTS))
