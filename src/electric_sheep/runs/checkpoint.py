@@ -98,10 +98,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     if Path(run_dir).is_file():  # e.g. drawings given where RUN_DIR goes
         raise DataError(run_dir, "is a file, not a run folder (RUN_DIR is the folder `sheep train` writes)")
-    if path.exists() and not path.is_file():
-        raise DataError(path, "is not a regular file")
-    if not path.is_file():
-        raise DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)")
+    _require_file(path, DataError(run_dir, f"not a run folder (no {CONFIG}; create one with `sheep train`)"))
     config = read_json(path)
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise DataError(path, 'has no "model" settings (was it written by `sheep train`?)')
@@ -143,18 +140,18 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
 def load_weights(model: VAE, run_dir: Path) -> VAE:
     """Load ``RUN_DIR/model.safetensors`` into ``model`` (any dtype on disk; cast on copy)."""
     weights = Path(run_dir) / WEIGHTS
-    _require_file(weights, "yet (training has not finished an epoch)")
+    _require_file(weights, DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)"))
     state, _ = _load_tensors(weights, "safetensors")
     return _into_model(model, state, weights)
 
 
-def _require_file(path: Path, missing: str) -> None:
-    """A DataError unless ``path`` is a regular file (or a link to one): a device such as
-    /dev/zero, read to its end, would never stop."""
+def _require_file(path: Path, missing: DataError) -> None:
+    """Raise ``missing`` when ``path`` is not there, and a DataError naming it when it is not a
+    regular file (or a link to one): a device such as /dev/zero, read to its end, would never stop."""
     if path.exists() and not path.is_file():
         raise DataError(path, "is not a regular file")
     if not path.is_file():
-        raise DataError(path.parent, f"has no {path.name} {missing}")
+        raise missing
 
 
 def _into_model(model: VAE, state: dict[str, torch.Tensor], path: Path) -> VAE:
@@ -211,7 +208,7 @@ class TrainingState:
 
 def load_training_state(run_dir: Path) -> TrainingState:
     path = run_dir / STATE
-    _require_file(path, "to resume from")
+    _require_file(path, DataError(run_dir, f"has no {STATE} to resume from"))
     tensors, header = _load_tensors(path, "a training state")
     try:
         meta = json.loads(header["json"])
