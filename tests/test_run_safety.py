@@ -62,7 +62,8 @@ def test_a_second_command_streaming_into_the_same_folder_is_refused(tmp_path):
 
 def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch):
     """safetensors reports a full disk as its own error, not an OSError: it is named like any
-    other file that cannot be written, and the run's earlier checkpoint stays."""
+    other file that cannot be written, with what the run still holds; that checkpoint stays, and
+    once the disk has room again the run goes on from it."""
     from safetensors import SafetensorError
 
     data = write_bitmap(tmp_path / "sheep.npy", n=40)
@@ -75,8 +76,11 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
 
     monkeypatch.setattr(ckpt, "save_file", full)
     result = CliRunner().invoke(main, ["train", str(data), "--epochs", "2", "--out", str(run), "--resume"])
-    _one_line(result, str(run), "cannot be written", "No space left on device")
+    _one_line(result, f"{run}/", "cannot be written (No space left on device)", f"{run} keeps epoch 1;", "--resume")
     assert (run / ckpt.WEIGHTS).read_bytes() == weights
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, ["train", "--epochs", "2", "--out", str(run), "--resume"]).exit_code == 0
+    assert [row["epoch"] for row in ckpt.read_metrics(run)] == [1, 2]
 
 
 def test_a_lock_is_taken_on_a_full_disk(tmp_path, monkeypatch):

@@ -78,6 +78,13 @@ class Checkpoint(Callback):
         last = ckpt.read_metrics(self.run_dir)
         return f"epoch {last[-1]['epoch']}" if last else "none yet"
 
+    def kept(self) -> str:
+        """What the folder still holds after a file could not be written, and how to go on."""
+        if not (last := ckpt.read_metrics(self.run_dir)):
+            return "no epoch was saved yet"
+        where = f"{self.run_dir} keeps epoch {last[-1]['epoch']}"
+        return f"{where}; {self.continue_with} continues from there once it can be written"
+
     def _save(self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None) -> None:
         """One checkpoint: committed by the training state's rename (it holds everything), then the
         weights and metrics that users read, each file atomically."""

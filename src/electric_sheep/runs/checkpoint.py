@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +70,14 @@ def _save_tensors(tensors: dict[str, torch.Tensor], target: Path, meta: dict[str
         try:
             save_file(tensors, str(tmp), metadata={**meta, CHECKSUM: tensors_digest(tensors)})
         except SafetensorError as e:  # how safetensors reports a full disk: atomic_path names the file
-            raise OSError(str(e)) from None
+            raise _os_error(str(e)) from None
     return target
+
+
+def _os_error(message: str) -> OSError:
+    """safetensors' "... I/O error: No space left on device (os error 28)" as the OSError it was."""
+    found = re.search(r"os error (\d+)", message)
+    return OSError(int(found[1]), os.strerror(int(found[1]))) if found else OSError(message)
 
 
 def _load_tensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

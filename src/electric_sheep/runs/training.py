@@ -18,7 +18,7 @@ from ..core.model import ModelConfig, build_model
 from ..core.train_config import TrainConfig
 from ..core.trainer import Callback, fit
 from ..data.sources import DrawingSet
-from ..errors import SheepWarning, TrainingDiverged
+from ..errors import OutputError, SheepWarning, TrainingDiverged
 from .callbacks import CalibrateTemperature, Checkpoint, LatentSnapshots, Progress, TensorBoard
 from .fileio import folder_lock
 
@@ -66,6 +66,8 @@ def train(
             raise TrainingDiverged(
                 f"{e}, last good checkpoint in {run_dir}: {checkpoint.last_good()} (try a lower --lr)"
             ) from None
+        except OutputError as e:  # a full disk, say: the last checkpoint is intact
+            raise OutputError(e.path, f"{e.problem}; {checkpoint.kept()}") from None
     return checkpoint.history
 
 
