@@ -100,6 +100,19 @@ def test_the_page_names_what_the_model_learned(tmp_path):
     assert {(31, 119, 180), (255, 127, 14)} <= colours  # the map's dots and names in each category's colour
 
 
+def test_names_in_the_page_stay_text(reference):
+    """A category (a file's name, a line of config.json) that looks like markup reaches Gradio's
+    Markdown escaped: shown as written, never made into an element of the page."""
+    import dataclasses
+
+    from electric_sheep.render.app import on_sketch
+
+    ref = dataclasses.replace(reference, subject="a <img src=x> & co")
+    for sketch in ("[]", _json(sheep())):
+        text = on_sketch(ref, sketch)[2]
+        assert "a &lt;img src=x&gt; &amp; co" in text and "<img" not in text, text
+
+
 def test_map_points_and_pixels_agree(reference):
     point = np.array([0.7, -1.2])
     lo, hi = reference.view()

@@ -214,3 +214,33 @@ def test_the_explorer_colours_and_names_the_categories_of_its_points(tmp_path):
         page.mouse.click(box["x"] + x, box["y"] + y)
         assert page.locator("#explorer .picked").inner_text() == "point 1 (cat)"
         browser.close()
+
+
+def test_a_category_named_like_markup_stays_text_in_the_explorer(tmp_path):
+    """A run folder's config.json is data: a category named ``</script><img ...>`` must neither
+    end the explorer's script nor put an element into the page; it is shown as the text it is."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    from electric_sheep.core.model import build_model, make_model_config
+    from electric_sheep.render.explorer import explorer_payload, standalone_page
+
+    hostile = "</script><img src=x onerror=\"document.title='ran'\"><!--"
+    model = build_model(make_model_config("seed")).eval()
+    codes = np.array([[-2.0, -2.0], [2.0, 2.0]], np.float32)
+    page_file = tmp_path / "explorer.html"
+    payload = explorer_payload(model, codes, None, grid=4, categories=(np.array([0, 1]), ["sheep", hostile]))
+    page_file.write_text(standalone_page(payload))
+    assert hostile not in page_file.read_text()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(page_file.as_uri())
+        page.wait_for_selector("#explorer[data-ready='1']", timeout=15000)  # the script ran whole
+        assert page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
+        box = page.locator("#explorer canvas.plane").bounding_box()
+        x, y = page.evaluate("document.getElementById('explorer').pointPosition(1)")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        assert page.locator("#explorer .picked").inner_text() == f"point 1 ({hostile})"
+        assert page.title() != "ran"
+        browser.close()

@@ -690,16 +690,35 @@ def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkey
     assert np.array_equal(latent_figures._agree_in_sign(flipped, plane), plane)
 
 
+def test_names_with_dollar_signs_are_drawn_as_written(run, tmp_path):
+    """matplotlib reads $...$ as TeX: a picture or a category named ``$\\foo{$`` (a file's name)
+    is a title and a legend entry as written, not a failed formula."""
+    import matplotlib.pyplot as plt
+
+    name = "price $\\foo{$.png"
+    Image.fromarray(255 - np.kron(blobs(1, seed=5)[0], np.ones((10, 10), np.uint8))).save(tmp_path / name)
+    out = ["--out-dir", str(tmp_path)]
+    res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", str(tmp_path / name), *out])
+    assert res.exit_code == 0, res.output
+    codes, labels = np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 2
+    figure = plots.latent_scatter_figure(codes, "all of $x^$", labels, {0: "$\\foo{$", 1: "dog"})
+    plots.save_figure(figure, tmp_path / "scatter.png")
+    assert figure.axes[0].get_title() == "all of $x^$"
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()][0].startswith("$\\foo{$")
+    plt.close(figure)
+
+
 def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
-    """A folder of pictures as DATA: the anomaly CSV names each file; one picture reconstructs."""
+    """A folder of pictures as DATA: the anomaly CSV names each file (one named like a spreadsheet
+    formula is written so that a spreadsheet shows it, not runs it); one picture reconstructs."""
     folder = tmp_path / "doodles"
     folder.mkdir()
-    for i, drawing in enumerate(blobs(3, seed=5)):
-        Image.fromarray(255 - np.kron(drawing, np.ones((10, 10), np.uint8))).save(folder / f"doodle{i}.png")
+    for name, drawing in zip(["doodle0.png", "doodle1.png", "=1+2.png"], blobs(3, seed=5), strict=True):
+        Image.fromarray(255 - np.kron(drawing, np.ones((10, 10), np.uint8))).save(folder / name)
     res = CliRunner().invoke(main, ["anomalies", str(run), str(folder), "--out-dir", str(tmp_path / "a"), "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.output)
-    assert result["n"] == 3 and result["worst_names"][0] in {"doodle0.png", "doodle1.png", "doodle2.png"}
+    assert result["n"] == 3 and set(result["worst_names"]) == {"doodle0.png", "doodle1.png", "=1+2.png"}
     from PIL import ImageFont
 
     from electric_sheep.render.plots import LABEL_PX, _fit
@@ -709,7 +728,8 @@ def test_your_own_pictures_can_be_scored_and_reconstructed(run, tmp_path):
     short = _fit("a_very_long_file_name_of_my_daughters_sheep  1.88", font, 80)
     assert font.getlength(short) <= 80 and short.startswith("a_v") and short.endswith("1.88") and "…" in short
     rows = (tmp_path / "a" / "anomaly_scores.csv").read_text().splitlines()
-    assert rows[0] == "index,score,flagged,name,percentile" and rows[1].split(",")[3] == "doodle0.png"
+    assert rows[0] == "index,score,flagged,name,percentile"
+    assert [row.split(",")[3] for row in rows[1:]] == ["'=1+2.png", "doodle0.png", "doodle1.png"]
     one = str(folder / "doodle1.png")
     res = CliRunner().invoke(main, ["reconstruct", str(run), "--data", one, "--out-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["indices"] == [0], res.output

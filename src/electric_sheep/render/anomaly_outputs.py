@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..runs.fileio import ensure_dir, write_csv, write_json
-from .plots import grid_image, pyplot, save_figure, save_image
+from ..runs.fileio import ensure_dir, spreadsheet_text, write_csv, write_json
+from .plots import grid_image, plain_text, pyplot, save_figure, save_image
 
 if TYPE_CHECKING:
     from ..core.model import VAE
@@ -48,6 +48,7 @@ REFERENCE_BAND = (5, 95)  # percentiles of the reference's scores shaded behind 
 NAMED_TICKS = 20  # up to this many picture files are named along the scores plot's x axis
 
 
+@plain_text
 def scores_figure(
     values: np.ndarray,
     threshold: float,
@@ -229,12 +230,14 @@ def _extra_columns(
     if planted is not None:
         extra["planted"] = lambda i: int(planted[i])
     if names is not None:
-        extra["name"] = names.__getitem__
+        extra["name"] = [spreadsheet_text(n) for n in names].__getitem__
     if resembles is not None:
-        extra["category"] = lambda i: categories[resembles[i]]
+        shown = [spreadsheet_text(c) for c in categories]
+        extra["category"] = lambda i: shown[resembles[i]]
     if sources is not None:
         labels, source_names, rows = sources
-        extra.update(source=lambda i: source_names[labels[i]], source_row=lambda i: int(rows[i]))
+        files = [spreadsheet_text(f) for f in source_names]
+        extra.update(source=lambda i: files[labels[i]], source_row=lambda i: int(rows[i]))
     if above is not None:
         extra["percentile"] = lambda i: f"{above[i]:.1f}"
     return extra

@@ -11,6 +11,7 @@ assets and the theme uses the fonts it ships.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -39,6 +40,12 @@ def _gradio():
     return gr
 
 
+def _plain(text: str) -> str:
+    """Markdown whose names (a run's categories, from its files or config.json) stay text: a
+    category named ``<img ...>`` is shown as written, never made into an element."""
+    return html.escape(text, quote=False)
+
+
 def _tile(image: np.ndarray):
     return grid_image(image[None], ncols=1, scale=TILE_SCALE, pad=0)
 
@@ -49,7 +56,7 @@ def on_sketch(ref: sb.Reference, value):
     try:
         verdict = sb.judge(ref, sb.sketch_bitmap(value, ref.subject))
     except sb.SketchProblem as e:
-        return None, None, f"**{e}**", sb.map_image(ref), None
+        return None, None, f"**{_plain(str(e))}**", sb.map_image(ref), None
     near = grid_image(verdict.neighbours, ncols=sb.NEIGHBOURS, scale=3) if verdict.neighbours is not None else None
     strokes = sb.stroke_count(value)
     # the count tells the user (and a test) which drawing was judged when the numbers barely move
@@ -58,7 +65,7 @@ def on_sketch(ref: sb.Reference, value):
     if verdict.neighbours is None:
         download = "`sheep download sheep` or " if ref.subject == "a sheep" else ""
         text += f" (the nearest real drawings need the data: {download}`--data DATA`)"
-    return _tile(verdict.bitmap), _tile(verdict.reconstruction), text, sb.map_image(ref, verdict.point), near
+    return _tile(verdict.bitmap), _tile(verdict.reconstruction), _plain(text), sb.map_image(ref, verdict.point), near
 
 
 def on_point(ref: sb.Reference, x: float, y: float, sampled: list[float] | None = None):
@@ -100,7 +107,7 @@ def on_interpolate(ref: sb.Reference, start, end, source: str, first: int, last:
         else:
             a, b = _picked(ref, int(first), int(last))
     except sb.SketchProblem as e:
-        return None, f"**{e}**"
+        return None, f"**{_plain(str(e))}**"
     path = sb.path_between(ref, a, b, int(steps))
     return grid_image(path, ncols=len(path), scale=3), f"{int(steps)} decodings between the two drawings"
 
@@ -118,7 +125,7 @@ def build(ref: sb.Reference, title: str = "electric-sheep"):
     """The page, as a Gradio Blocks (not started)."""
     gr = _gradio()
     with gr.Blocks(title=title, analytics_enabled=False) as page:
-        gr.Markdown(f"# {title}: draw {ref.subject or 'something'} and see what the model makes of it")
+        gr.Markdown(_plain(f"# {title}: draw {ref.subject or 'something'} and see what the model makes of it"))
         with gr.Tab("Draw"):
             _draw_tab(gr, ref)
         with gr.Tab("Dream"):
@@ -156,7 +163,7 @@ def _draw_tab(gr, ref: sb.Reference) -> None:
                 seen = _image(gr, "as the model sees it (28 x 28)", "seen")
                 recon = _image(gr, "as the model remembers it", "recon")
             prompt = f"Draw {ref.subject}" if ref.subject else "Draw"
-            verdict = gr.Markdown(f"{prompt}: the model answers on every stroke.", elem_id="verdict")
+            verdict = gr.Markdown(_plain(f"{prompt}: the model answers on every stroke."), elem_id="verdict")
     with gr.Row():
         where = _image(gr, "where it lands on the map of the training drawings' codes", "map")
         near = _image(gr, f"the {sb.NEIGHBOURS} nearest real drawings", "near")

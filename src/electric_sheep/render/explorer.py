@@ -14,7 +14,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -133,8 +133,13 @@ def explorer_page(
 
 def explorer_html(payload: dict, element_id: str = "explorer") -> str:
     """The explorer's HTML, CSS and JavaScript, to place inside a page."""
-    data = json.dumps(payload)
-    return _TEMPLATE.replace("__ID__", element_id).replace("__DATA__", data)
+    return _TEMPLATE.replace("__ID__", element_id).replace("__DATA__", script_json(payload))
+
+
+def script_json(value: Any) -> str:
+    """JSON to place inside a ``<script>``: ``<``, ``>`` and ``&`` as JavaScript escapes, so that
+    no text of a run folder (a category named ``</script><img ...>``) can end the block and run."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def standalone_page(payload: dict, title: str = "electric-sheep latent explorer") -> str:

@@ -18,7 +18,7 @@ from ..runs.fileio import ensure_dir
 from ..runs.run_sources import streamed_job
 from ..runs.streaming import Shard, stream_rows
 from ..wording import counted
-from .plots import category_labels, latent_scatter_figure, pyplot, save_figure
+from .plots import category_labels, latent_scatter_figure, plain_text, pyplot, save_figure
 
 TITLE_INCHES = 0.6  # above a cluster gallery's rows
 GALLERY_CLUSTERS = 30  # rows of a cluster gallery: more is a picture nobody can take in
@@ -123,6 +123,7 @@ def _scatter(
 POST_EPOCHS = (5, 10, 15, 20)  # the epochs whose latent space the blog post showed
 
 
+@plain_text
 def snapshots_figure(run_dir: Path, epochs: list[int] | None = None):
     """The validation codes saved after the chosen epochs of a run, side by side in one figure.
 
@@ -234,6 +235,7 @@ def _snapshot_planes(run_dir: Path, epochs: list[int]) -> tuple[list[np.ndarray]
     return planes, axes, kept
 
 
+@plain_text
 def _frame(
     plt,
     plane: np.ndarray,
@@ -300,6 +302,7 @@ def _spread(values: list[int], k: int) -> list[int]:
     return [values[round(i * (len(values) - 1) / (k - 1))] for i in range(k)]
 
 
+@plain_text
 def cluster_gallery(
     images_u8: np.ndarray,
     labels: np.ndarray,
@@ -339,6 +342,7 @@ def _gallery_clusters(labels: np.ndarray) -> tuple[list[int], int]:
     return sorted(c for c, _ in largest) + ([-1] if (ids < 0).any() else []), len(clusters)
 
 
+@plain_text
 def elbow_figure(ks: list[int], wcss: list[float], chosen: int):
     plt = pyplot()
 

@@ -6,8 +6,11 @@ load anything themselves (keras-io's ``plot_latent_space`` style).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -148,6 +151,20 @@ def save_image(img: Image.Image, path: str | Path) -> Path:
     return path
 
 
+def plain_text(build: Callable[..., Any]) -> Callable[..., Any]:
+    """A figure builder whose texts are shown as written: names from files and config.json may
+    hold ``$...$``, which matplotlib would otherwise parse (and fail on) as TeX."""
+
+    @functools.wraps(build)
+    def built(*args: Any, **kwargs: Any) -> Any:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return build(*args, **kwargs)
+
+    return built
+
+
 def pyplot():
     """matplotlib's pyplot on the headless Agg backend, imported only when a figure is drawn."""
     import matplotlib
@@ -247,6 +264,7 @@ def category_labels(
     return (None, None) if categories is None else (categories[0][kept], dict(enumerate(categories[1])))
 
 
+@plain_text
 def latent_scatter_figure(
     codes: np.ndarray,
     title: str = "latent space",
@@ -289,6 +307,7 @@ def latent_scatter_figure(
     return fig if fig is not None else ax.figure
 
 
+@plain_text
 def manifold_figure(images: np.ndarray, grid: int, span: float, latent_dim: int, category: str | None = None):
     """The manifold grid with its latent coordinates on the axes; of a 1-D latent, whose rows are
     all the same line, that line once. ``category``: what a class-conditional model was told to draw."""
@@ -327,6 +346,7 @@ def reconstruction_figure(rows: dict[str, np.ndarray], indices: list[int], names
     return rows_figure(rows, title)
 
 
+@plain_text
 def rows_figure(rows: dict[str, np.ndarray], title: str):
     """One titled row of drawings per entry of ``rows`` (name -> (n, 28, 28)), n drawings a row."""
     plt = pyplot()

@@ -28,7 +28,7 @@ from ..wording import counted
 from .cluster_outputs import clusters
 from .explorer import STYLE, explorer_html, explorer_payload, explorer_points, png_data_uri
 from .latent_figures import FRAME_MS, HOLD_LAST_MS, snapshot_frames, snapshots_figure
-from .plots import gif_bytes, grid_image, manifold_figure, pyplot, reconstruction_figure, rows_figure
+from .plots import gif_bytes, grid_image, manifold_figure, plain_text, pyplot, reconstruction_figure, rows_figure
 
 # What the report shows.
 SAMPLES = 64  # generated drawings, an 8x8 grid
@@ -53,6 +53,7 @@ def file_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+@plain_text
 def curves_figure(history: list[dict[str, Any]]):
     """Loss terms per epoch (left) and the KL weight (right)."""
     plt = pyplot()

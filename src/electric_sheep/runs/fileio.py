@@ -186,6 +186,16 @@ def parse_json(text: str, path: str | Path, where: str = "") -> Any:
         raise DataError(path, f"{where}is not valid JSON (nested too deeply)") from None
 
 
+# What a spreadsheet reads as the start of a formula in a cell (OWASP's "CSV injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A name for a CSV cell (a file's, a category's) that a spreadsheet will show, not run: one
+    starting like a formula (``=HYPERLINK(...).png``) gets a leading apostrophe."""
+    return f"'{text}" if text.startswith(FORMULA_START) else text
+
+
 def write_csv(target: str | Path, header: list[str], rows) -> Path:
     """Write a CSV table (header, then rows) atomically."""
     with atomic_path(target) as tmp, open(tmp, "w", newline="") as f:
