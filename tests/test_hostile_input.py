@@ -285,6 +285,66 @@ def test_output_through_a_symlink_replaces_its_target_not_the_link(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real.png"]
 
 
+def test_links_planted_in_a_shared_run_folder_are_never_written_through(tmp_path):
+    """A run folder from someone else may hold symbolic links where commands write (the scores
+    CSV, the lock, the columns streamed to disk): none is written through, whatever it names; each
+    stops the command in one line (the lock's is replaced), and without them the command runs."""
+    import shutil
+
+    from electric_sheep.runs.checkpoint import builtin_run_dir
+
+    data = write_bitmap(tmp_path / "sheep.npy", n=600)  # over 500: scored as a file, its columns streamed
+    run, out = tmp_path / "shared_run", tmp_path / "shared_run" / "analysis"
+    shutil.copytree(builtin_run_dir(), run)
+    out.mkdir()
+    victims = []
+
+    def plant(link: Path) -> None:
+        victims.append(tmp_path / f"precious{len(victims)}")
+        victims[-1].write_text("mine")
+        link.unlink(missing_ok=True)
+        link.symlink_to(victims[-1])
+
+    plant(out / "anomaly_scores.csv")
+    plant(out / ".lock")
+    result = CliRunner().invoke(main, ["anomalies", str(run), str(data), "--json"])  # --json: no bars
+    _one_line(result, f"{out / 'anomaly_scores.csv'}: is a symbolic link, which is never written through")
+    parts = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink() and p.parent != out]
+    assert parts and not (out / ".lock").is_symlink()  # the columns computed so far are kept
+    for part in parts:
+        plant(part)
+    for _ in range(len(victims)):  # each run stops at a link; the user removes it and runs again
+        result = CliRunner().invoke(main, ["anomalies", str(run), str(data), "--json"])  # --json: no bars
+        assert [v.read_text() for v in victims] == ["mine"] * len(victims)
+        if result.exit_code == 0:
+            break
+        Path(_one_line(result, "is a symbolic link").split(": ")[1]).unlink()
+    assert result.exit_code == 0, result.output
+    assert not any(p.is_symlink() for p in out.rglob("*")) and (out / "anomaly_scores.csv").stat().st_size > 0
+
+
+def test_a_link_is_streamed_into_only_when_it_names_a_terminal_or_a_pipe(tmp_path):
+    from electric_sheep.runs.fileio import user_output, write_text
+
+    (tmp_path / "mine.txt").write_text("mine")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "mine.txt")
+    with pytest.raises(DataError, match="link.txt: is a symbolic link"):
+        write_text(tmp_path / "link.txt", "theirs")
+    assert (tmp_path / "mine.txt").read_text() == "mine"
+    assert user_output(tmp_path / "link.txt") == tmp_path / "mine.txt"  # what -o does with a link
+    (tmp_path / "new.txt").symlink_to(tmp_path / "not_yet.txt")
+    assert user_output(tmp_path / "new.txt") == tmp_path / "not_yet.txt"
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "to_pipe").symlink_to(tmp_path / "pipe")
+    received = []
+    reader = threading.Thread(target=lambda: received.append((tmp_path / "pipe").read_text()))
+    reader.start()
+    assert user_output(tmp_path / "to_pipe") == tmp_path / "to_pipe"
+    write_text(tmp_path / "to_pipe", "streamed")
+    reader.join(timeout=60)
+    assert received == ["streamed"] and (tmp_path / "to_pipe").is_symlink()
+
+
 def test_output_into_a_fifo_streams_and_keeps_the_fifo(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

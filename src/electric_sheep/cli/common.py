@@ -17,7 +17,7 @@ import click
 from ..data import drawings as data_mod
 from ..data.formats import is_picture_folder
 from ..errors import SheepError, SheepWarning, Terminated
-from ..runs.fileio import folder_lock, json_text
+from ..runs.fileio import folder_lock, json_text, user_output
 from ..runs.streaming import Shard
 
 SEED = click.IntRange(0, 2**32 - 1)  # a seed scikit-learn's random_state takes too
@@ -123,17 +123,24 @@ def _channels(ctx, param, value: str | None) -> tuple[int, int] | None:
 
 
 def _out_option(default: Path | None, kind: str = "picture", help: str | None = None):
-    """-o/--out for a picture, figure or animation: its suffix checked while parsing, before any
-    work is done (an unknown one is a one-line error)."""
+    """-o/--out for a picture, figure, animation or HTML page: its suffix checked while parsing,
+    before any work is done (an unknown one is a one-line error); a symbolic link given here is
+    followed (the file it names is replaced)."""
     from ..render.plots import figure_format, picture_format
 
-    checks = {"picture": picture_format, "figure": figure_format, "animation": partial(picture_format, animated=True)}
+    checks = {
+        "picture": picture_format,
+        "figure": figure_format,
+        "animation": partial(picture_format, animated=True),
+        "page": lambda path: None,  # HTML whatever the suffix
+    }
     check = checks[kind]
 
     def checked(ctx, param, value: Path | None) -> Path | None:
-        if value is not None:
-            check(value)
-        return value
+        if value is None:
+            return None
+        check(value)
+        return user_output(value)
 
     return click.option(
         "-o", "--out", type=click.Path(path_type=Path), default=default, show_default=default is not None,

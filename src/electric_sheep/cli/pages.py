@@ -12,6 +12,7 @@ from .common import (
     _finish,
     _Finite,
     _json_option,
+    _out_option,
     _run_and_data,
     _run_and_data_args,
     _run_dir_arg,
@@ -21,7 +22,7 @@ from .common import (
 
 @main.command()
 @_run_and_data_args
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
+@_out_option(Path("report.html"), "page")
 @click.option(
     "--epochs",
     callback=_epoch_list,
@@ -45,7 +46,7 @@ def report(paths, out, epochs, seed, as_json) -> None:
 
 @main.command()
 @_run_and_data_args
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("explorer.html"), show_default=True)
+@_out_option(Path("explorer.html"), "page")
 @click.option("--grid", type=click.IntRange(4, 100), default=40, show_default=True, help="Decodings per side.")
 @click.option("--range", "span", type=_Finite(0, min_open=True), default=3.0, show_default=True)
 @_json_option

@@ -2,9 +2,9 @@
 
 Writes are atomic: a crash or Ctrl-C never leaves a half-written file behind. Everything saved goes
 through :func:`atomic_path`: write to a temporary name in the same folder, then ``os.replace`` it
-over the target (atomic on POSIX and Windows); through a symlink to the file it names, and into a
-device or pipe (``-o /dev/stdout``) as a stream. Reads (:func:`read_json`, :func:`read_npy`) turn a
-damaged file into a :class:`DataError` naming it.
+over the target (atomic on POSIX and Windows); into a device or pipe (``-o /dev/stdout``) as a
+stream; never through a symbolic link the user did not name. Reads (:func:`read_json`,
+:func:`read_npy`) turn a damaged file into a :class:`DataError` naming it.
 """
 
 from __future__ import annotations
@@ -44,29 +44,42 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it becomes ``target``.
 
     A regular file (or a new name) is replaced atomically: the temporary file sits beside it and
-    is renamed over it. A symlink is followed, so the file it points to is replaced and the link
-    stays. Anything else that exists (a terminal, ``/dev/stdout``, a pipe) is never replaced: the
-    finished bytes are streamed into it. Failing to write (a folder of that name, no permission,
-    a full disk) raises an :class:`OutputError` naming ``target``; what was there is left as it was.
+    is renamed over it. Anything else that exists (a terminal, a pipe, or a link to one such as
+    ``/dev/stdout``) is never replaced: the finished bytes are streamed into it. Any other symbolic
+    link is refused, never written through: one planted in a run folder someone shared must not
+    make a command overwrite the file it names (a link the user gives as ``-o`` is followed on
+    purpose, by :func:`user_output`). Failing to write (a folder of that name, no permission, a
+    full disk) raises an :class:`OutputError` naming ``target``; what was there is left as it was.
     """
     target = Path(target)
-    if target.is_dir():
-        raise OutputError(target, "is a folder; give the name of a file to write")
-    if _is_special(target):
+    if _streams(target):
         with _streamed(target) as tmp:
             yield tmp
         return
-    final = Path(os.path.realpath(target)) if target.is_symlink() else target
-    with _replaced(final, shown=target) as tmp:
+    if target.is_symlink():
+        raise OutputError(target, "is a symbolic link, which is never written through: remove it or write elsewhere")
+    if target.is_dir():
+        raise OutputError(target, "is a folder; give the name of a file to write")
+    with _replaced(target, shown=target) as tmp:
         yield tmp
 
 
-def _is_special(target: Path) -> bool:
-    """Does ``target`` exist (after symlinks) as something other than a regular file?"""
+def user_output(path: Path) -> Path:
+    """The file a user names with ``-o``: a symbolic link to a file (or to a name not yet taken)
+    is followed here, so that the file it points to is replaced and the link stays."""
+    return Path(os.path.realpath(path)) if path.is_symlink() and not _streams(path) else path
+
+
+def _streams(target: Path) -> bool:
+    """Is ``target`` written by streaming into it: something other than a regular file or a folder
+    (a terminal, a pipe), or a symbolic link to a terminal or a pipe (``/dev/stdout``)?"""
     try:
-        return not stat.S_ISREG(os.stat(target).st_mode)
-    except OSError:  # nothing there yet, or a dangling link: a new file is written
+        mode = os.stat(target).st_mode
+    except OSError:  # nothing there yet, or a dangling link
         return False
+    if target.is_symlink():
+        return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 @contextlib.contextmanager
@@ -225,7 +238,9 @@ def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
     folder = ensure_dir(folder)
     path = folder / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if path.is_symlink():  # never ours: writing the id through it would overwrite what it names
+            path.unlink()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as e:
         raise OutputError(folder, f"cannot be locked ({e.strerror or e})") from None
     try:

@@ -127,6 +127,7 @@ def _allocate_rows(path: Path, n: int, width: int) -> None:
     """A new (n, width) float32 .npy with its blocks reserved on disk now: a memory map written
     into a file the disk has no room for kills the process (SIGBUS) instead of raising an error."""
     try:
+        path.unlink(missing_ok=True)  # a link planted there is removed, never written through
         np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, width)).flush()
         if hasattr(os, "posix_fallocate"):  # not on Windows
             with open(path, "r+b") as f:
@@ -137,8 +138,10 @@ def _allocate_rows(path: Path, n: int, width: int) -> None:
 
 
 def _rows(path: Path, n: int, width: int) -> np.ndarray | None:
-    """The (n, width) float32 rows in ``path`` (read-only memory map), or None when it holds none
-    or is damaged: such a file is computed again."""
+    """The (n, width) float32 rows in ``path`` (read-only memory map), or None when it holds none,
+    is damaged or is a symbolic link (not written here): such a file is computed again."""
+    if path.is_symlink():
+        return None
     try:
         rows = np.load(path, mmap_mode="r", allow_pickle=False)
     except NPY_ERRORS:
