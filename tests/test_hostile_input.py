@@ -323,6 +323,24 @@ def test_links_planted_in_a_shared_run_folder_are_never_written_through(tmp_path
     assert not any(p.is_symlink() for p in out.rglob("*")) and (out / "anomaly_scores.csv").stat().st_size > 0
 
 
+def test_names_cannot_drive_the_terminal(tmp_path):
+    """A file named with a terminal's escape sequences (clear the screen, set the title, reverse the
+    text's direction) is printed with them shown as escapes, in errors and in results alike."""
+    bad = tmp_path / "bad\x1b[2J\x1b]0;title\x07\u202e.npy"
+    bad.write_bytes(b"x")
+    result = CliRunner().invoke(main, ["info", str(bad)], color=True)  # colour on: nothing stripped
+    line = _one_line(result, "bad\\x1b[2J\\x1b]0;title\\x07\\u202e.npy: unrecognised format")
+    assert not any(c in line for c in "\x1b\x07\u202e"), line
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.new("L", (56, 56), 255).save(folder / "plain.png")
+    drawn = Image.new("L", (56, 56), 255)
+    drawn.paste(0, (10, 10, 40, 20))
+    drawn.save(folder / "\x1b[31mred.png")
+    result = CliRunner().invoke(main, ["info", str(folder)], color=True)
+    assert result.exit_code == 0 and "\\x1b[31mred.png" in result.output and "\x1b" not in result.output
+
+
 def test_a_link_is_streamed_into_only_when_it_names_a_terminal_or_a_pipe(tmp_path):
     from electric_sheep.runs.fileio import user_output, write_text
 

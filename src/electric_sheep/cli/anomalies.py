@@ -20,6 +20,7 @@ from .common import (
     _run_and_data,
     _whole_file_split,
     _writing_into,
+    echo,
     main,
 )
 
@@ -104,7 +105,7 @@ def anomalies(
     model_device, out_dir = _device(device), _default_out(run_dir, out_dir)
     with _writing_into(out_dir, "anomaly scores"):
         drawings = data_mod.load_drawings(data) if data is not None else None  # None: the run's own
-        log = (lambda s: None) if as_json else click.echo
+        log = (lambda s: None) if as_json else echo
         flags = {"threshold": threshold, "top": top, "quantile": quantile}
         where = {"device": model_device, "train_device": device, "progress": not as_json, "log": log}
         result = screen_run(run_dir, drawings, split, out_dir, kind=kind, planting=planting, **where, **flags)

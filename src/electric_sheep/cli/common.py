@@ -6,6 +6,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import signal
 import sys
 import warnings
@@ -35,13 +36,13 @@ class _Group(click.Group):
             try:
                 return super().invoke(ctx)
             except SheepError as e:
-                click.echo(f"error: {_shown(str(e))}", err=True)
+                echo(f"error: {_shown(str(e))}", err=True)
                 sys.exit(2)
             except Terminated:
-                click.echo("stopped by SIGTERM", err=True)
+                echo("stopped by SIGTERM", err=True)
                 sys.exit(128 + signal.SIGTERM)
             except KeyboardInterrupt:
-                click.echo("stopped by Ctrl-C", err=True)
+                echo("stopped by Ctrl-C", err=True)
                 sys.exit(130)
 
 
@@ -64,6 +65,18 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+# Characters a terminal acts on rather than shows: C0 and C1 controls but the newline, and the
+# bidirectional overrides that reorder what is shown
+_UNSHOWN = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print ``text`` (stdout, or stderr) with what a terminal would act on shown as escapes: names
+    come from files, and a file named with an escape sequence must not recolour, retitle or clear
+    the user's terminal."""
+    click.echo(_UNSHOWN.sub(lambda m: repr(m[0])[1:-1], text), err=err)
+
+
 def _shown(message: str) -> str:
     """``message`` in one line (a library's text quoted in it may have several), with the built-in
     model's folder (deep inside the installed package) named as what it is to the user."""
@@ -77,7 +90,7 @@ def _one_line_warnings(show):
 
     def display(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SheepWarning):
-            click.echo(f"warning: {_shown(str(message))}", err=True)
+            echo(f"warning: {_shown(str(message))}", err=True)
         else:
             show(message, category, filename, lineno, file, line)
 
@@ -250,10 +263,10 @@ def _finish(result: dict, as_json: bool, lines: list[str]) -> None:
     on stderr when a file went to standard output (``-o /dev/stdout``), to keep it whole."""
     err = any(_is_stdout(v) for v in result.values() if isinstance(v, str))
     if as_json:
-        click.echo(json_text(result), err=err)
+        echo(json_text(result), err=err)
     else:
         for line in lines:
-            click.echo(line, err=err)
+            echo(line, err=err)
 
 
 def _is_stdout(path: str) -> bool:

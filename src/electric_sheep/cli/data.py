@@ -9,7 +9,7 @@ import click
 
 from ..data import drawings as data_mod
 from ..render.plots import MAX_TILES
-from .common import _cache_option, _finish, _out_option, _whole_file_split, main
+from .common import _cache_option, _finish, _out_option, _whole_file_split, echo, main
 
 # --all is every drawing (None), not the library's False, which keeps only the unrecognised ones.
 _recognized_option = click.option(
@@ -33,17 +33,17 @@ def download(categories: tuple[str, ...], fmt: str, cache_dir: Path | None, list
 
     if list_:
         names = data_mod.categories()
-        click.echo(json.dumps(names) if as_json else "\n".join(names))
+        echo(json.dumps(names) if as_json else "\n".join(names))
         return
     if not categories:
         raise click.UsageError("give a CATEGORY (or several, or --list)")
     paths = download_categories(list(categories), fmt, cache_dir)
     found = [{"path": str(path), "category": name, "format": fmt} for name, path in paths.items()]
     if as_json:
-        click.echo(json.dumps(found[0] if len(found) == 1 else found))
+        echo(json.dumps(found[0] if len(found) == 1 else found))
         return
     for path in paths.values():
-        click.echo(path)
+        echo(path)
 
 
 @main.command()
@@ -86,17 +86,17 @@ def info(data: tuple[str, ...], recognized: bool | None, as_json: bool, cache_di
         for source in sources
     ]
     if as_json:
-        click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+        echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
         return
     for summary in summaries:
         _print_summary(summary)
 
 
 def _print_summary(summary: dict) -> None:
-    click.echo(f"{summary['path']}\n  format: {summary['format']}\n  drawings: {summary['count']}")
+    echo(f"{summary['path']}\n  format: {summary['format']}\n  drawings: {summary['count']}")
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
-    click.echo(f"  splits: {splits}" + (" (pictures: each split holds all of them)" if "files" in summary else ""))
-    click.echo(f"  mean ink per drawing: {summary['mean_ink']:.2f} / 255 per pixel")
+    echo(f"  splits: {splits}" + (" (pictures: each split holds all of them)" if "files" in summary else ""))
+    echo(f"  mean ink per drawing: {summary['mean_ink']:.2f} / 255 per pixel")
     if "files" in summary:
         files = summary["files"]
-        click.echo(f"  files: {', '.join(files[:5])}" + (f" ... ({len(files)} in all)" if len(files) > 5 else ""))
+        echo(f"  files: {', '.join(files[:5])}" + (f" ... ({len(files)} in all)" if len(files) > 5 else ""))

@@ -23,6 +23,7 @@ from .common import (
     _Finite,
     _run_and_data,
     _run_and_data_args,
+    echo,
     main,
 )
 
@@ -146,7 +147,7 @@ def train(data: tuple[str, ...], run_dir, resume: bool, quiet: bool, as_json: bo
         raise click.UsageError("Missing argument 'DATA...' (only --resume may leave it out).")
     run_dir = run_dir or Path("runs") / (settings["preset"] or "default")
     # every other option is a model or TrainConfig setting of the same name
-    progress, log = not (quiet or as_json), (lambda line: None) if as_json else click.echo
+    progress, log = not (quiet or as_json), (lambda line: None) if as_json else echo
     history = train_on_data(list(data), run_dir, resume=resume, progress=progress, log=log, **settings)
     if is_main_process():
         result = {"run_dir": str(run_dir), "epochs": len(history), "history": history}
@@ -200,20 +201,20 @@ def evaluate(paths, k: int, split: str, limit: int | None, category: str | None,
         device=device,
     )
     if as_json:
-        click.echo(json_text(result))
+        echo(json_text(result))
         return
     told = f" (as {result['category']})" if result["category"] else ""
     data = listed(list(result["categories"])) if "categories" in result else result["data"]
     some = "" if result["n"] == result["split_size"] else f"the first {result['n']:,} of "
     drawings = some + counted(result["split_size"], f"{split} drawing")
-    click.echo(f"{result['preset']} preset on {drawings} of {data}{told}:")
-    click.echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
-    click.echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
-    click.echo(f"  MSE            {result['mse']:.5f} per pixel")
-    click.echo(f"  KL             {result['kl']:.3f} nats")
+    echo(f"{result['preset']} preset on {drawings} of {data}{told}:")
+    echo(f"  negative ELBO  {result['nelbo']:.2f} nats")
+    echo(f"  IWAE NLL       {result['iwae_nll']:.2f} nats (k = {k})")
+    echo(f"  MSE            {result['mse']:.5f} per pixel")
+    echo(f"  KL             {result['kl']:.3f} nats")
     for name, part in result.get("categories", {}).items():
-        click.echo(f"  {name}: {counted(part['n'], 'drawing')}, IWAE NLL {part['iwae_nll']:.2f} nats")
-    click.echo(f"wrote {out}")
+        echo(f"  {name}: {counted(part['n'], 'drawing')}, IWAE NLL {part['iwae_nll']:.2f} nats")
+    echo(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------- using a trained model
