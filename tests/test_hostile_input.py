@@ -397,6 +397,21 @@ def test_huge_grids_are_refused_before_any_work(tmp_path):
         grid_image(np.zeros((MAX_TILES + 1, 28, 28), np.uint8))
 
 
+def test_a_program_dressed_as_a_picture_is_never_handed_to_an_interpreter(tmp_path, monkeypatch):
+    """Pillow reads PostScript by running Ghostscript on it: a file named like a picture that holds
+    PostScript is refused in one line without that reader (or any but the picture kinds) being tried."""
+    from PIL import EpsImagePlugin
+
+    tried = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: tried.append(self) or 1 / 0)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    (folder / "x.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n0 0 moveto 9 9 lineto stroke\n")
+    result = CliRunner().invoke(main, ["info", str(folder)])
+    _one_line(result, "x.png: cannot be read as a picture (cannot identify image file")
+    assert tried == []
+
+
 def test_pictures_over_the_size_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "MAX_PICTURE_PIXELS", 1_000_000)  # the same rule, on pictures quick to make
     img = Image.new("L", (1600, 1200), 255)

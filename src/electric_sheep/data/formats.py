@@ -74,6 +74,9 @@ def _is_heif(head: bytes) -> bool:
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif")
 PICTURE_KINDS = "PNG, JPEG, GIF, BMP, WebP, TIFF, AVIF, HEIC"
+# Pillow's readers a picture is opened with, never another: its EPS reader, say, hands the file to
+# Ghostscript, a PostScript interpreter, which would run the program a file named x.png holds
+PICTURE_READERS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "AVIF", "HEIF")
 
 
 def picture_files(folder: Path) -> list[Path]:
@@ -284,7 +287,9 @@ def _decode_picture(file: Path, raster: RasterConfig) -> np.ndarray | None:
     from PIL import Image, ImageOps
 
     _heif_opener()  # once: Pillow learns HEIC where pillow-heif is installed
-    with Image.open(file) as picture:  # reads the header only: the size is known before decoding
+    Image.init()
+    readers = [name for name in PICTURE_READERS if name in Image.OPEN]  # those this Pillow has
+    with Image.open(file, formats=readers) as picture:  # reads the header only: the size is known before decoding
         _reduce_on_decode(picture)
         upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
         return picture_to_bitmap(upright, raster)
