@@ -289,7 +289,8 @@ def _decode_picture(file: Path, raster: RasterConfig) -> np.ndarray | None:
     _heif_opener()  # once: Pillow learns HEIC where pillow-heif is installed
     Image.init()
     readers = [name for name in PICTURE_READERS if name in Image.OPEN]  # those this Pillow has
-    with Image.open(file, formats=readers) as picture:  # reads the header only: the size is known before decoding
+    # opening reads the header only: the size is known before decoding
+    with Image.open(file, formats=readers) as picture:
         _reduce_on_decode(picture)
         upright = ImageOps.exif_transpose(picture)  # a phone's photo is stored turned, with a tag
         return picture_to_bitmap(upright, raster)
