@@ -83,6 +83,22 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
     assert [row["epoch"] for row in ckpt.read_metrics(run)] == [1, 2]
 
 
+def test_a_config_that_asks_for_more_than_its_weights_hold_costs_no_memory(tmp_path, monkeypatch):
+    """A shared run folder's config.json edited to a huge model (its weights the small model's) is
+    refused by comparing shapes on the meta device, before any model is built."""
+    run = tmp_path / "run"
+    shutil.copytree(ckpt.builtin_run_dir(), run)
+    config = json.loads((run / ckpt.CONFIG).read_text())
+    config["model"]["hidden"] = 100_000  # dense layers of 2.4 * 10**8 numbers (1 GB), under the size limit
+    (run / ckpt.CONFIG).write_text(json.dumps(config))
+    built = []
+    monkeypatch.setattr(ckpt, "build_model", lambda cfg: built.append(cfg))
+    result = CliRunner().invoke(main, ["draw", str(run), "-o", str(tmp_path / "x.png")])
+    line = _one_line(result, f"{run / ckpt.WEIGHTS}: does not match config.json (size mismatch for ")
+    assert "[128] in the file, [100000] by config.json" in line and built == []
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_a_lock_is_taken_on_a_full_disk(tmp_path, monkeypatch):
     """Writing the holder's process id is a courtesy: on a full disk the lock is still taken, and
     the command goes on to name the file it cannot write."""

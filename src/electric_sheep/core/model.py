@@ -16,6 +16,7 @@ Images are (B, 1, 28, 28) float32 in [0, 1]; latent codes are (B, D).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Any, NamedTuple
@@ -407,16 +408,30 @@ class ConvVAE(VAE):
 
 def build_model(config: ModelConfig) -> VAE:
     """The model a config describes (weights freshly initialised); a ConfigError for sizes no
-    memory holds, found by building it first on the meta device, which allocates nothing."""
-    kind = SeedVAE if config.preset == "seed" else ConvVAE
-    try:
-        with torch.device("meta"):
-            size = sum(t.numel() for t in kind(config).state_dict().values())
-    except (RuntimeError, TypeError, OverflowError) as e:  # sizes beyond a 64-bit integer
-        raise ConfigError(f"the model is too large to build ({str(e).splitlines()[0]})") from None
+    memory holds, found first by :func:`planned_shapes`, which allocates nothing."""
+    check_size(planned_shapes(config))
+    return _model_class(config)(config)
+
+
+def check_size(shapes: dict[str, tuple[int, ...]]) -> None:
+    """A ConfigError when a model of these tensors would hold more numbers than memory should."""
+    size = sum(math.prod(shape) for shape in shapes.values())
     if size > MAX_NUMBERS:
         raise ConfigError(f"the model would hold {size:,} numbers, more than {MAX_NUMBERS:,}: choose smaller sizes")
-    return kind(config)
+
+
+def planned_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor of the model ``config`` describes (its state dict), built on the
+    meta device: nothing is allocated, so a config can be checked against weights before building."""
+    try:
+        with torch.device("meta"):
+            return {name: tuple(t.shape) for name, t in _model_class(config)(config).state_dict().items()}
+    except (RuntimeError, TypeError, OverflowError) as e:  # sizes beyond a 64-bit integer
+        raise ConfigError(f"the model is too large to build ({str(e).splitlines()[0]})") from None
+
+
+def _model_class(config: ModelConfig) -> type[VAE]:
+    return SeedVAE if config.preset == "seed" else ConvVAE
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -33,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..core.model import VAE, ModelConfig, build_model
+from ..core.model import VAE, ModelConfig, build_model, check_size, planned_shapes
 from ..errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import atomic_path, parse_json, read_json, read_npy, read_text, write_json, write_npy, write_text
 
@@ -136,21 +136,47 @@ def read_model_config(run_dir: str | Path) -> ModelConfig:
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
-    """Build the model from ``config.json`` and load its weights, in eval mode."""
+    """Build the model from ``config.json`` and load its weights, in eval mode. The weights are
+    checked against the config before the model is built: a config that asks for more than its
+    weights hold (a run folder someone edited) costs no memory."""
     run_dir = Path(run_dir)
+    config = read_model_config(run_dir)
+    state, weights = _read_weights(run_dir)
     try:
-        model = build_model(read_model_config(run_dir))
+        planned = planned_shapes(config)
+        check_size(planned)
     except ConfigError as e:  # sizes no memory holds
         raise DataError(run_dir / CONFIG, str(e)) from None
-    return load_weights(model, run_dir).to(device).eval()
+    _check_shapes(planned, state, weights)
+    model = build_model(config)
+    return _into_model(model, state, weights).to(device).eval()
 
 
 def load_weights(model: VAE, run_dir: Path) -> VAE:
     """Load ``RUN_DIR/model.safetensors`` into ``model`` (any dtype on disk; cast on copy)."""
+    state, weights = _read_weights(run_dir)
+    return _into_model(model, state, weights)
+
+
+def _read_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
     weights = Path(run_dir) / WEIGHTS
     _require_file(weights, DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)"))
-    state, _ = _load_tensors(weights, "safetensors")
-    return _into_model(model, state, weights)
+    return _load_tensors(weights, "safetensors")[0], weights
+
+
+def _check_shapes(planned: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], path: Path) -> None:
+    """A DataError naming the first tensor the weights and the config disagree on (as torch's
+    loading would, but before the model takes any memory)."""
+    for name in sorted(planned.keys() | state.keys()):
+        held = tuple(state[name].shape) if name in state else None
+        if held != planned.get(name):
+            if held is None:
+                how = "not in the file"
+            elif name not in planned:
+                how = "in the file, not in config.json's model"
+            else:
+                how = f"{list(held)} in the file, {list(planned[name])} by config.json"
+            raise DataError(path, f"does not match config.json (size mismatch for {name}: {how})")
 
 
 def _require_file(path: Path, missing: DataError) -> None:
