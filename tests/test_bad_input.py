@@ -257,8 +257,17 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     assert (run / "model.safetensors").read_bytes() == weights and (run / "config.json").read_text() == config
     report = ["report", str(run), "-o", str(tmp_path / "r.html")]
     metrics = (run / "metrics.jsonl").read_text()
-    (run / "metrics.jsonl").write_text(metrics + '{"epoch": 2, "loss\n')
-    fails(report, run / "metrics.jsonl", "line 2 is not valid JSON")
+    row = json.loads(metrics.splitlines()[0])
+    for line, problem in [
+        ('{"epoch": 2, "loss', "line 2 is not valid JSON"),
+        ("[1, 2]", "line 2 is not an epoch's metrics"),
+        (json.dumps({k: v for k, v in row.items() if k != "val_loss"}), "line 2 has no 'val_loss'"),
+        (json.dumps({**row, "loss": "low"}), "line 2: 'loss' is not a number"),
+        (json.dumps({**row, "kl_weight": None}), "line 2: 'kl_weight' is not a number"),
+        (json.dumps({**row, "epoch": 1.5}), "line 2: 'epoch' is not a whole number from 1"),
+    ]:
+        (run / "metrics.jsonl").write_text(metrics + line + "\n")
+        fails(report, run / "metrics.jsonl", problem)
     (run / "metrics.jsonl").write_text(metrics)
     latents = run / "latents" / "epoch_001.npy"
     codes = latents.read_bytes()

@@ -269,12 +269,30 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> Path:
     return write_text(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in history))
 
 
+# What every epoch's row of metrics.jsonl holds (the report shows each), beside other numbers
+METRIC_KEYS = ("epoch", "loss", "recon", "kl", "kl_weight", "images_per_s", "val_loss")
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Each finished epoch's row of numbers; a DataError naming the line that is not one (a file
+    edited by hand or damaged), so that no command that reads it fails later on a strange value."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
     lines = enumerate(read_text(path).splitlines(), start=1)
-    return [parse_json(line, path, f"line {lineno} ") for lineno, line in lines if line.strip()]
+    return [_metrics_row(parse_json(line, path, f"line {n} "), path, n) for n, line in lines if line.strip()]
+
+
+def _metrics_row(row: Any, path: Path, n: int) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise DataError(path, f"line {n} is not an epoch's metrics (a JSON object of numbers)")
+    if missing := [key for key in METRIC_KEYS if key not in row]:
+        raise DataError(path, f"line {n} has no {missing[0]!r}")
+    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) or row["epoch"] < 1:
+        raise DataError(path, f"line {n}: 'epoch' is not a whole number from 1")
+    if bad := [key for key, value in row.items() if not isinstance(value, int | float) or isinstance(value, bool)]:
+        raise DataError(path, f"line {n}: {bad[0]!r} is not a number")
+    return row
 
 
 def last_kl_weight(run_dir: str | Path) -> float | None:
