@@ -273,7 +273,9 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     codes = latents.read_bytes()
     latents.write_bytes(b"half a file")
     fails(["snapshots", str(run), "--out-dir", str(tmp_path)], latents, "not a readable .npy array")
-    np.save(latents, np.full((4, 2), np.nan, np.float32))
+    np.save(latents, np.zeros((4, 1), np.float32))  # codes of another model
+    fails(report, latents, "holds codes of width 1, the run's latent has 16 dimensions")
+    np.save(latents, np.full((4, 16), np.nan, np.float32))
     fails(report, latents, "non-finite numbers")
     latents.write_bytes(codes)
     (run / "analysis").mkdir()

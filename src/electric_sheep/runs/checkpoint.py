@@ -368,6 +368,8 @@ def load_latents(run_dir: str | Path, epoch: int) -> np.ndarray:
     codes = read_npy(path, "array of latent codes")
     if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.floating):
         raise DataError(path, f"holds {codes.dtype} of shape {codes.shape}, expected (N, latent_dim) numbers")
+    if codes.shape[1] != (width := read_model_config(run_dir).latent_dim):
+        raise DataError(path, f"holds codes of width {codes.shape[1]}, the run's latent has {width} dimensions")
     if not np.isfinite(codes).all():
         raise DataError(path, "holds non-finite numbers (NaN or infinity)")
     return codes
