@@ -658,6 +658,7 @@ def test_snapshots_of_a_short_run_show_its_change(tmp_path):
     for epochs, shown in ((6, [1, 3, 4, 6]), (12, [5, 10]), (3, [1, 2, 3])):
         run_dir = tmp_path / f"run{epochs}"
         (run_dir / "latents").mkdir(parents=True)
+        (run_dir / "config.json").write_text(json.dumps({"model": {"preset": "seed", "latent_dim": 2}}))
         for e in range(1, epochs + 1):
             np.save(run_dir / "latents" / f"epoch_{e:03d}.npy", rng.normal(size=(20, 2)).astype(np.float32))
         assert latent_figures.snapshots_figure(run_dir)[1] == shown
