@@ -654,6 +654,8 @@ def test_a_mixture_without_validation_drawings_validates_on_itself(tmp_path):
 def test_snapshots_of_a_short_run_show_its_change(tmp_path):
     """By default the post's epochs (5, 10, 15, 20) where the run saved two or more of them; a run
     of 6 epochs has only the 5th, one panel that shows nothing change: four spread over it instead."""
+    import matplotlib.pyplot as plt
+
     rng = np.random.default_rng(0)
     for epochs, shown in ((6, [1, 3, 4, 6]), (12, [5, 10]), (3, [1, 2, 3])):
         run_dir = tmp_path / f"run{epochs}"
@@ -661,8 +663,12 @@ def test_snapshots_of_a_short_run_show_its_change(tmp_path):
         (run_dir / "config.json").write_text(json.dumps({"model": {"preset": "seed", "latent_dim": 2}}))
         for e in range(1, epochs + 1):
             np.save(run_dir / "latents" / f"epoch_{e:03d}.npy", rng.normal(size=(20, 2)).astype(np.float32))
-        assert latent_figures.snapshots_figure(run_dir)[1] == shown
-    assert latent_figures.snapshots_figure(tmp_path / "run6", [5])[1] == [5]  # asked for: as asked
+        figure, chosen, *_ = latent_figures.snapshots_figure(run_dir)
+        plt.close(figure)
+        assert chosen == shown
+    figure, chosen, *_ = latent_figures.snapshots_figure(tmp_path / "run6", [5])
+    plt.close(figure)
+    assert chosen == [5]  # asked for: as asked
 
 
 def test_snapshots_animate_every_saved_epoch_on_fixed_axes(run, tmp_path, monkeypatch):
