@@ -406,10 +406,11 @@ class ConvVAE(VAE):
         return LossTerms(total, recon, kl_dims.sum(dim=1).mean(), render)
 
 
-def build_model(config: ModelConfig) -> VAE:
+def build_model(config: ModelConfig, planned: dict[str, tuple[int, ...]] | None = None) -> VAE:
     """The model a config describes (weights freshly initialised); a ConfigError for sizes no
-    memory holds, found first by :func:`planned_shapes`, which allocates nothing."""
-    check_size(planned_shapes(config))
+    memory holds, found first by :func:`planned_shapes` (``planned``: its result, when the caller
+    has it already), which allocates nothing."""
+    check_size(planned_shapes(config) if planned is None else planned)
     return _model_class(config)(config)
 
 

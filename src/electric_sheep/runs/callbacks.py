@@ -67,23 +67,26 @@ class Checkpoint(Callback):
         if state.step > 0 and self.saved != (state.epoch + 1, 0):  # unless its end was saved already
             self._save(state, state.epoch, state.step, state.sums)
             where = f"saved epoch {state.epoch + 1} at step {state.step}/{state.steps} in"
-        elif done := ckpt.read_metrics(self.run_dir):  # between epochs: the last one is on disk
-            where = f"epoch {done[-1]['epoch']} is saved in"
+        elif (last := self._last_epoch()) is not None:  # between epochs: the last one is on disk
+            where = f"epoch {last} is saved in"
         else:
             return
         self.log(f"interrupted: {where} {self.run_dir}; {self.continue_with} continues from there")
 
     def last_good(self) -> str:
         """Which epoch the folder's last checkpoint holds, for a message."""
-        last = ckpt.read_metrics(self.run_dir)
-        return f"epoch {last[-1]['epoch']}" if last else "none yet"
+        last = self._last_epoch()
+        return "none yet" if last is None else f"epoch {last}"
 
     def kept(self) -> str:
         """What the folder still holds after a file could not be written, and how to go on."""
-        if not (last := ckpt.read_metrics(self.run_dir)):
+        if (last := self._last_epoch()) is None:
             return "no epoch was saved yet"
-        where = f"{self.run_dir} keeps epoch {last[-1]['epoch']}"
-        return f"{where}; {self.continue_with} continues from there once it can be written"
+        return f"{self.run_dir} keeps epoch {last}; {self.continue_with} continues from there once it can be written"
+
+    def _last_epoch(self) -> int | None:
+        rows = ckpt.read_metrics(self.run_dir)
+        return rows[-1]["epoch"] if rows else None
 
     def _save(self, state: FitState, epoch: int, step: int, partial: dict[str, float] | None) -> None:
         """One checkpoint: committed by the training state's rename (it holds everything), then the

@@ -144,12 +144,11 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
     state, weights = _read_weights(run_dir)
     try:
         planned = planned_shapes(config)
-        check_size(planned)
+        check_size(planned)  # the config's own problem first, then its disagreement with the weights
     except ConfigError as e:  # sizes no memory holds
         raise DataError(run_dir / CONFIG, str(e)) from None
     _check_shapes(planned, state, weights)
-    model = build_model(config)
-    return _into_model(model, state, weights).to(device).eval()
+    return _into_model(build_model(config, planned), state, weights).to(device).eval()
 
 
 def load_weights(model: VAE, run_dir: Path) -> VAE:
