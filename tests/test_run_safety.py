@@ -99,6 +99,25 @@ def test_a_config_that_asks_for_more_than_its_weights_hold_costs_no_memory(tmp_p
     assert not (tmp_path / "x.png").exists()
 
 
+def test_a_resumed_run_whose_config_outgrew_its_checkpoint_costs_no_memory(tmp_path, monkeypatch):
+    """--resume of a shared run folder whose config.json was edited to a huge model is refused from
+    the checkpoint's header, before training builds the model."""
+    from electric_sheep.runs import training
+
+    data, run = write_bitmap(tmp_path / "sheep.npy", n=40), tmp_path / "run"
+    train_on_data(data, run, limit=32, epochs=1, progress=False, log=lambda s: None)
+    config = json.loads((run / ckpt.CONFIG).read_text())
+    config["model"]["hidden"] = 100_000
+    (run / ckpt.CONFIG).write_text(json.dumps(config))
+    built = []
+    monkeypatch.setattr(training, "build_model", lambda cfg: built.append(cfg))
+    state = (run / ckpt.STATE).read_bytes()
+    result = CliRunner().invoke(main, ["train", "--resume", "--out", str(run), "--epochs", "2"])
+    line = _one_line(result, f"{run / ckpt.STATE}: does not match config.json (size mismatch for ")
+    assert "[100000] by config.json" in line and built == []
+    assert (run / ckpt.STATE).read_bytes() == state
+
+
 def test_a_lock_is_taken_on_a_full_disk(tmp_path, monkeypatch):
     """Writing the holder's process id is a courtesy: on a full disk the lock is still taken, and
     the command goes on to name the file it cannot write."""

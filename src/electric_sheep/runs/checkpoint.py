@@ -147,8 +147,36 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
         check_size(planned)  # the config's own problem first, then its disagreement with the weights
     except ConfigError as e:  # sizes no memory holds
         raise DataError(run_dir / CONFIG, str(e)) from None
-    _check_shapes(planned, state, weights)
+    _check_shapes(planned, {k: tuple(t.shape) for k, t in state.items()}, weights)
     return _into_model(build_model(config, planned), state, weights).to(device).eval()
+
+
+def check_resumable(run_dir: str | Path, config: ModelConfig) -> None:
+    """A DataError before training builds anything when the checkpoint's weights are not the model
+    ``config.json`` describes (read from the file's header: no tensor is loaded)."""
+    run_dir = Path(run_dir)
+    path = run_dir / STATE
+    _require_file(path, DataError(run_dir, f"has no {STATE} to resume from"))
+    held = _header_shapes(path, "a training state")
+    weights = {k[len("model.") :]: shape for k, shape in held.items() if k.startswith("model.")}
+    if not weights:  # runs saved before the state held the weights
+        path = run_dir / WEIGHTS
+        _require_file(path, DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)"))
+        weights = _header_shapes(path, "safetensors")
+    try:
+        planned = planned_shapes(config)
+        check_size(planned)
+    except ConfigError as e:
+        raise DataError(run_dir / CONFIG, str(e)) from None
+    _check_shapes(planned, weights, path)
+
+
+def _header_shapes(path: Path, what: str) -> dict[str, tuple[int, ...]]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise DataError(path, f"cannot be read as {what} ({e})") from None
 
 
 def load_weights(model: VAE, run_dir: Path) -> VAE:
@@ -163,11 +191,11 @@ def _read_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
     return _load_tensors(weights, "safetensors")[0], weights
 
 
-def _check_shapes(planned: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], path: Path) -> None:
+def _check_shapes(planned: dict[str, tuple[int, ...]], held_shapes: dict[str, tuple[int, ...]], path: Path) -> None:
     """A DataError naming the first tensor the weights and the config disagree on (as torch's
     loading would, but before the model takes any memory)."""
-    for name in sorted(planned.keys() | state.keys()):
-        held = tuple(state[name].shape) if name in state else None
+    for name in sorted(planned.keys() | held_shapes.keys()):
+        held = held_shapes.get(name)
         if held != planned.get(name):
             if held is None:
                 how = "not in the file"

@@ -44,6 +44,7 @@ def _resumed_configs(
 ) -> tuple[ModelConfig, TrainConfig]:
     """The run's own model and training settings; a model option that contradicts them is an error."""
     model_cfg = ckpt.read_model_config(run_dir)
+    ckpt.check_resumable(run_dir, model_cfg)
     for name, value in model_options.items():
         if value is not None and value != getattr(model_cfg, name):
             raise ConfigError(
