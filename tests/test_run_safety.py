@@ -101,13 +101,14 @@ def test_a_config_that_asks_for_more_than_its_weights_hold_costs_no_memory(tmp_p
 
 def test_a_resumed_run_whose_config_outgrew_its_checkpoint_costs_no_memory(tmp_path, monkeypatch):
     """--resume of a shared run folder whose config.json was edited to a huge model is refused from
-    the checkpoint's header, before training builds the model."""
+    the checkpoint's header (or, for runs saved before it held the weights, model.safetensors'),
+    before training builds the model; the run, its config mended, resumes."""
     from electric_sheep.runs import training
 
     data, run = write_bitmap(tmp_path / "sheep.npy", n=40), tmp_path / "run"
     train_on_data(data, run, limit=32, epochs=1, progress=False, log=lambda s: None)
     config = json.loads((run / ckpt.CONFIG).read_text())
-    config["model"]["hidden"] = 100_000
+    hidden, config["model"]["hidden"] = config["model"]["hidden"], 100_000
     (run / ckpt.CONFIG).write_text(json.dumps(config))
     built = []
     monkeypatch.setattr(training, "build_model", lambda cfg: built.append(cfg))
@@ -116,6 +117,18 @@ def test_a_resumed_run_whose_config_outgrew_its_checkpoint_costs_no_memory(tmp_p
     line = _one_line(result, f"{run / ckpt.STATE}: does not match config.json (size mismatch for ")
     assert "[100000] by config.json" in line and built == []
     assert (run / ckpt.STATE).read_bytes() == state
+    # a run saved before the checkpoint held the weights: its model.safetensors is compared instead
+    tensors, meta = ckpt._load_tensors(run / ckpt.STATE, "a training state")
+    older = {k: v for k, v in tensors.items() if not k.startswith("model.")}
+    ckpt._save_tensors(older, run / ckpt.STATE, {k: v for k, v in meta.items() if k != ckpt.CHECKSUM})
+    result = CliRunner().invoke(main, ["train", "--resume", "--out", str(run), "--epochs", "2"])
+    _one_line(result, f"{run / ckpt.WEIGHTS}: does not match config.json (size mismatch for ")
+    assert built == []
+    monkeypatch.undo()
+    (run / ckpt.CONFIG).write_text(json.dumps({**config, "model": {**config["model"], "hidden": hidden}}))
+    result = CliRunner().invoke(main, ["train", "--resume", "--out", str(run), "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert [row["epoch"] for row in ckpt.read_metrics(run)] == [1, 2]
 
 
 def test_a_lock_is_taken_on_a_full_disk(tmp_path, monkeypatch):
