@@ -44,6 +44,7 @@ METRICS = "metrics.jsonl"
 LATENTS = "latents"
 LATENT_CATEGORIES = "categories.npy"  # in LATENTS: each saved code's category, for a run of several files
 CHECKSUM = "sha256"  # key of the tensors' checksum in a safetensors header
+MODEL_PART = "model."  # prefix of the weights' names inside the training state
 
 
 def save_weights(model: VAE, run_dir: Path, meta: dict[str, str] | None = None) -> Path:
@@ -142,12 +143,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
     run_dir = Path(run_dir)
     config = read_model_config(run_dir)
     state, weights = _read_weights(run_dir)
-    try:
-        planned = planned_shapes(config)
-        check_size(planned)  # the config's own problem first, then its disagreement with the weights
-    except ConfigError as e:  # sizes no memory holds
-        raise DataError(run_dir / CONFIG, str(e)) from None
-    _check_shapes(planned, {k: tuple(t.shape) for k, t in state.items()}, weights)
+    planned = _planned_to_fit(run_dir, config, {k: tuple(t.shape) for k, t in state.items()}, weights)
     return _into_model(build_model(config, planned), state, weights).to(device).eval()
 
 
@@ -157,18 +153,31 @@ def check_resumable(run_dir: str | Path, config: ModelConfig) -> None:
     run_dir = Path(run_dir)
     path = run_dir / STATE
     _require_file(path, DataError(run_dir, f"has no {STATE} to resume from"))
-    held = _header_shapes(path, "a training state")
-    weights = {k[len("model.") :]: shape for k, shape in held.items() if k.startswith("model.")}
+    weights = _model_part(_header_shapes(path, "a training state"))
     if not weights:  # runs saved before the state held the weights
         path = run_dir / WEIGHTS
         _require_file(path, DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)"))
         weights = _header_shapes(path, "safetensors")
+    _planned_to_fit(run_dir, config, weights, path)
+
+
+def _planned_to_fit(
+    run_dir: Path, config: ModelConfig, held: dict[str, tuple[int, ...]], path: Path
+) -> dict[str, tuple[int, ...]]:
+    """The config's tensor shapes, once they are known to fit in memory and to match the shapes
+    ``path`` holds: the config's own problem first, then its disagreement with the weights."""
     try:
         planned = planned_shapes(config)
         check_size(planned)
-    except ConfigError as e:
+    except ConfigError as e:  # sizes no memory holds
         raise DataError(run_dir / CONFIG, str(e)) from None
-    _check_shapes(planned, weights, path)
+    _check_shapes(planned, held, path)
+    return planned
+
+
+def _model_part(named: dict[str, Any]) -> dict[str, Any]:
+    """The training state's weights (or their shapes), by their names in the model."""
+    return {k[len(MODEL_PART) :]: v for k, v in named.items() if k.startswith(MODEL_PART)}
 
 
 def _header_shapes(path: Path, what: str) -> dict[str, tuple[int, ...]]:
@@ -236,7 +245,7 @@ def save_training_state(
     """The whole checkpoint in one file: weights, optimiser tensors and RNG states as tensors;
     the metrics history and everything else as JSON metadata."""
     sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _state_tensors(model).items()}
+    tensors: dict[str, torch.Tensor] = {f"{MODEL_PART}{k}": v for k, v in _state_tensors(model).items()}
     scalars: dict[str, Any] = {}
     for pid, st in sd["state"].items():
         for key, value in st.items():
@@ -287,7 +296,7 @@ def load_training_state(run_dir: Path) -> TrainingState:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(path, f"cannot be read as a training state ({type(e).__name__}: {e})") from None
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
-    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")} or None
+    weights = _model_part(tensors) or None
     return TrainingState(optimizer, rng, meta, weights, meta.pop("history", None))
 
 
