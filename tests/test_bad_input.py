@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import write_bitmap, write_ndjson
+from PIL import Image
 
 from electric_sheep.cli import main
 from electric_sheep.data.drawings import cached_category_path
@@ -283,6 +284,9 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     fails(report, run / "analysis" / "anomaly_scores.png", "is missing")
     for name in ("anomaly_scores.png", "anomaly_gallery.png"):
         (run / "analysis" / name).write_bytes(b"")
+    fails(report, run / "analysis" / "anomaly_scores.png", "is not a PNG figure electric-sheep wrote")
+    for name in ("anomaly_scores.png", "anomaly_gallery.png"):
+        Image.new("L", (4, 4)).save(run / "analysis" / name)
     fails(report, run / "analysis" / "anomalies.json", "is damaged")
     typed = {"score": "mse", "n_flagged": 1, "n": 40, "rule": "top 1", "auroc": "high", "n_planted": 2}
     (run / "analysis" / "anomalies.json").write_text(json.dumps(typed))

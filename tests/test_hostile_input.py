@@ -323,6 +323,46 @@ def test_links_planted_in_a_shared_run_folder_are_never_written_through(tmp_path
     assert not any(p.is_symlink() for p in out.rglob("*")) and (out / "anomaly_scores.csv").stat().st_size > 0
 
 
+def test_a_shared_run_folder_cannot_copy_the_users_files_into_a_report(tmp_path):
+    """The report inlines the figures `sheep anomalies` left in the run folder. Someone else's
+    run folder may put a link there to any file the user can read (a private key), or another file
+    in the figure's place: neither is copied into the page, which is made to be shared."""
+    import shutil
+
+    from electric_sheep.runs.checkpoint import builtin_run_dir
+
+    run, page = tmp_path / "shared_run", tmp_path / "report.html"
+    shutil.copytree(builtin_run_dir(), run)
+    data = write_bitmap(tmp_path / "sheep.npy", n=40)
+    assert CliRunner().invoke(main, ["anomalies", str(run), str(data), "--json"]).exit_code == 0
+    figure, secret = run / "analysis" / "anomaly_scores.png", tmp_path / "id_ed25519"
+    secret.write_bytes(PNG_MAGIC[:4] + b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    figure.unlink()
+    figure.symlink_to(secret)
+    result = CliRunner().invoke(main, ["report", str(run), str(data), "-o", str(page), "--json"])  # --json: no bars
+    _one_line(result, f"{figure}: is a symbolic link, never copied into a page: remove it and run `sheep anomalies`")
+    figure.unlink()
+    shutil.copy(secret, figure)  # a file in the figure's place that is not a picture we drew
+    result = CliRunner().invoke(main, ["report", str(run), str(data), "-o", str(page), "--json"])  # --json: no bars
+    _one_line(result, f"{figure}: is not a PNG figure electric-sheep wrote: run `sheep anomalies` again")
+    assert not page.exists()
+
+
+def test_text_far_larger_than_a_run_writes_is_refused_unread(tmp_path):
+    """A sparse file costs no disk at any size; read whole, a config.json of a gigabyte would
+    cost gigabytes of memory. Refused after the first 64 MiB, in one line."""
+    import shutil
+
+    from electric_sheep.runs.checkpoint import builtin_run_dir
+    from electric_sheep.runs.fileio import MAX_TEXT_CHARS
+
+    run = tmp_path / "shared_run"
+    shutil.copytree(builtin_run_dir(), run)
+    os.truncate(run / "config.json", 2**30)
+    result = CliRunner().invoke(main, ["draw", str(run), "-o", str(tmp_path / "x.png")])
+    _one_line(result, f"{run / 'config.json'}: holds over {MAX_TEXT_CHARS // 2**20} MiB of text")
+
+
 def test_names_cannot_drive_the_terminal(tmp_path):
     """A file named with a terminal's escape sequences (clear the screen, set the title, reverse the
     text's direction) is printed with them shown as escapes, in errors and in results alike."""

@@ -23,7 +23,7 @@ from ..data.drawings import Drawings
 from ..errors import DataError, SheepWarning
 from ..runs import checkpoint as ckpt
 from ..runs import run_sources
-from ..runs.fileio import read_json, write_text
+from ..runs.fileio import read_figure, read_json, write_text
 from ..wording import counted
 from .cluster_outputs import clusters
 from .explorer import STYLE, explorer_html, explorer_payload, explorer_points, png_data_uri
@@ -49,8 +49,9 @@ def figure_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def file_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+def file_uri(path: Path, remedy: str) -> str:
+    """A PNG figure a command wrote, as a data URI (see :func:`read_figure` for what is refused)."""
+    return "data:image/png;base64," + base64.b64encode(read_figure(path, remedy)).decode("ascii")
 
 
 @plain_text
@@ -244,13 +245,14 @@ def _anomalies_section(run_dir: Path) -> Section | None:
     if not numbers.is_file():
         return None
     plot, gallery = analysis / "anomaly_scores.png", analysis / "anomaly_gallery.png"
+    again = "run `sheep anomalies` again"
     for figure in (plot, gallery):
         if not figure.is_file():
-            raise DataError(figure, "is missing; run `sheep anomalies` again")
+            raise DataError(figure, f"is missing; {again}")
     body = (
-        _img(file_uri(plot), "anomaly scores")
+        _img(file_uri(plot, again), "anomaly scores")
         + "<p class='caption'>The most anomalous drawings:</p>"
-        + _img(file_uri(gallery), "anomaly gallery")
+        + _img(file_uri(gallery, again), "anomaly gallery")
     )
     try:
         caption = _anomaly_caption(read_json(numbers))
@@ -275,7 +277,8 @@ def _clusters_body(model, drawings, seed: int, progress: bool) -> str:
     categories = drawings.categories("train", limit=CLUSTER_DRAWINGS)
     with tempfile.TemporaryDirectory() as tmp:
         result = clusters(model, images, Path(tmp), "kmeans", seed=seed, progress=progress, categories=categories)
-        parts = [_img(file_uri(Path(result[key])), key) for key in ("elbow_plot", "scatter", "gallery")]
+        again = "run `sheep report` again"
+        parts = [_img(file_uri(Path(result[key]), again), key) for key in ("elbow_plot", "scatter", "gallery")]
     sizes = ", ".join(f"cluster {c}: {n:,}" for c, n in result["cluster_sizes"].items())
     text = f"k = {result['k']} ({sizes})."
     if "categories" in result:

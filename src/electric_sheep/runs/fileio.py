@@ -175,12 +175,46 @@ def read_npy(path: str | Path, what: str = "array", mmap_mode: str | None = None
         raise DataError(path, f"is not a readable .npy {what}, truncated or damaged ({reason})") from None
 
 
+# The text files electric-sheep writes (config.json, metrics.jsonl, anomalies.json, a streamed job's
+# record) take kilobytes; one far larger is not ours and is refused unread (a sparse file of any size
+# costs no disk, and reading it whole would cost that much memory).
+MAX_TEXT_CHARS = 64 * 2**20
+# A figure a command draws takes kilobytes; one past this is not ours.
+MAX_FIGURE_BYTES = 32 * 2**20
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def read_text(path: str | Path) -> str:
-    """A UTF-8 text file; a :class:`DataError` naming it when it is not UTF-8."""
+    """A UTF-8 text file; a :class:`DataError` naming it when it is not UTF-8 or is far larger
+    than any file electric-sheep writes."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_TEXT_CHARS + 1)
     except UnicodeDecodeError as e:
         raise DataError(path, f"is not UTF-8 text (byte {e.start})") from None
+    if len(text) > MAX_TEXT_CHARS:
+        raise DataError(path, f"holds over {MAX_TEXT_CHARS // 2**20} MiB of text, far more than electric-sheep writes")
+    return text
+
+
+def read_figure(path: str | Path, remedy: str) -> bytes:
+    """The bytes of a PNG figure a command wrote, to be copied into a page. A symbolic link (it
+    could name any file of the user's, which would then be copied into a page made to be shared),
+    anything but a regular file, or a file that is not a PNG is refused: a DataError that ends
+    with ``remedy`` ("run `sheep anomalies` again")."""
+    path = Path(path)
+    try:  # O_NOFOLLOW: a link is refused when opened, not checked first; O_NONBLOCK: a FIFO never waits
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        if path.is_symlink():
+            raise DataError(path, f"is a symbolic link, never copied into a page: remove it and {remedy}") from None
+        raise DataError(path, f"cannot be read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+        data = f.read(MAX_FIGURE_BYTES + 1) if regular else b""
+    if not data.startswith(PNG_SIGNATURE) or len(data) > MAX_FIGURE_BYTES:
+        raise DataError(path, f"is not a PNG figure electric-sheep wrote: {remedy}")
+    return data
 
 
 def read_json(path: str | Path) -> Any:
@@ -292,9 +326,13 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+PID_BYTES = 20  # a process id as the lock file holds it; a larger file is not read whole
+
+
 def _holder(path: Path) -> str:
     try:
-        pid = path.read_text().strip()
+        with open(path, "rb") as f:
+            pid = f.read(PID_BYTES).decode("ascii", "replace").strip()
     except OSError:
         pid = ""
     return f"process {pid}" if pid.isdigit() else "another process"

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ConfigError, OutputError
-from .fileio import NPY_ERRORS, ensure_dir, write_json
+from ..errors import ConfigError, DataError, OutputError
+from .fileio import NPY_ERRORS, ensure_dir, read_text, write_json
 
 # Drawings per chunk, flushed and recorded as one step: the most a kill can lose, and how often the
 # progress bar moves; a step's own cost (a flush, a small JSON) is small beside it.
@@ -152,16 +152,16 @@ def _rows(path: Path, n: int, width: int) -> np.ndarray | None:
 def same_job(path: Path, job: dict) -> bool:
     """Whether ``path`` holds ``job`` as JSON (False when it is absent or unreadable)."""
     try:
-        return json.loads(path.read_text()) == job
-    except (OSError, ValueError):
+        return json.loads(read_text(path)) == job
+    except (OSError, ValueError, DataError):
         return False
 
 
 def _chunks_done(state: Path, job: dict) -> int:
     """This rank's chunks already written by an interrupted run of the same job."""
     try:
-        recorded = json.loads(state.read_text())
-    except (OSError, ValueError):
+        recorded = json.loads(read_text(state))
+    except (OSError, ValueError, DataError):
         return 0
     done = recorded.pop("done", 0)
     return done if recorded == job and isinstance(done, int) and done >= 0 else 0
