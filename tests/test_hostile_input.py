@@ -363,6 +363,35 @@ def test_text_far_larger_than_a_run_writes_is_refused_unread(tmp_path):
     _one_line(result, f"{run / 'config.json'}: holds over {MAX_TEXT_CHARS // 2**20} MiB of text")
 
 
+def test_pipes_planted_where_a_command_keeps_its_work_never_make_it_wait(tmp_path):
+    """A named pipe (anyone may make one) in a shared run folder where `sheep anomalies` keeps its
+    streamed columns and their records would block the command forever, reading or writing it.
+    Such a pipe is removed and the column computed again."""
+    import shutil
+
+    from electric_sheep.runs.checkpoint import builtin_run_dir
+
+    data = write_bitmap(tmp_path / "sheep.npy", n=600)  # over 500: scored as a file, its columns streamed
+    run, out = tmp_path / "shared_run", tmp_path / "shared_run" / "analysis"
+    shutil.copytree(builtin_run_dir(), run)
+    out.mkdir()
+    (out / "anomaly_scores.csv").symlink_to(tmp_path / "elsewhere")  # stops the run once its columns are made
+    CliRunner().invoke(main, ["anomalies", str(run), str(data), "--json"])
+    (out / "anomaly_scores.csv").unlink()
+    parts = [p for p in out.rglob("*") if p.is_file() and p.parent != out]
+    stems = {p.name.split(".partial")[0] for p in parts}
+    assert parts and stems
+    pipes = set(parts) | {p.parent / f"{stem}.job.json" for p in parts for stem in stems}
+    for pipe in pipes:
+        pipe.unlink(missing_ok=True)
+        os.mkfifo(pipe)
+    cmd = [sys.executable, "-m", "electric_sheep", "anomalies", str(run), str(data), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # a few seconds; before, forever
+    assert done.returncode == 0, done.stderr
+    assert not any(stat.S_ISFIFO(p.lstat().st_mode) for p in out.rglob("*"))
+    assert (out / "anomaly_scores.csv").stat().st_size > 0
+
+
 def test_names_cannot_drive_the_terminal(tmp_path):
     """A file named with a terminal's escape sequences (clear the screen, set the title, reverse the
     text's direction) is printed with them shown as escapes, in errors and in results alike."""

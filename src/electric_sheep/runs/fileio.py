@@ -176,8 +176,8 @@ def read_npy(path: str | Path, what: str = "array", mmap_mode: str | None = None
 
 
 # The text files electric-sheep writes (config.json, metrics.jsonl, anomalies.json, a streamed job's
-# record) take kilobytes; one far larger is not ours and is refused unread (a sparse file of any size
-# costs no disk, and reading it whole would cost that much memory).
+# record) take kilobytes; one far larger is not ours and is refused once this much is read (a sparse
+# file of any size costs no disk, and reading it whole would cost that much memory).
 MAX_TEXT_CHARS = 64 * 2**20
 # A figure a command draws takes kilobytes; one past this is not ours.
 MAX_FIGURE_BYTES = 32 * 2**20
@@ -188,7 +188,7 @@ def read_text(path: str | Path) -> str:
     """A UTF-8 text file; a :class:`DataError` naming it when it is not UTF-8 or is far larger
     than any file electric-sheep writes."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(_open_regular(path), encoding="utf-8") as f:
             text = f.read(MAX_TEXT_CHARS + 1)
     except UnicodeDecodeError as e:
         raise DataError(path, f"is not UTF-8 text (byte {e.start})") from None
@@ -203,18 +203,44 @@ def read_figure(path: str | Path, remedy: str) -> bytes:
     anything but a regular file, or a file that is not a PNG is refused: a DataError that ends
     with ``remedy`` ("run `sheep anomalies` again")."""
     path = Path(path)
-    try:  # O_NOFOLLOW: a link is refused when opened, not checked first; O_NONBLOCK: a FIFO never waits
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        fd = _open_regular(path, follow=False)
     except OSError as e:
         if path.is_symlink():
             raise DataError(path, f"is a symbolic link, never copied into a page: remove it and {remedy}") from None
         raise DataError(path, f"cannot be read ({e.strerror or e})") from None
     with os.fdopen(fd, "rb") as f:
-        regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
-        data = f.read(MAX_FIGURE_BYTES + 1) if regular else b""
+        data = f.read(MAX_FIGURE_BYTES + 1)
     if not data.startswith(PNG_SIGNATURE) or len(data) > MAX_FIGURE_BYTES:
         raise DataError(path, f"is not a PNG figure electric-sheep wrote: {remedy}")
     return data
+
+
+def _open_regular(path: str | Path, follow: bool = True) -> int:
+    """A read-only descriptor of the regular file at ``path``; a DataError for anything else. The
+    open never waits (O_NONBLOCK: a pipe someone put there would block until written to) and, with
+    ``follow`` False, refuses a link as it opens (O_NOFOLLOW), not after a check it could outrun."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(path, "is not a regular file")
+    return fd
+
+
+def clear_odd(path: Path) -> None:
+    """Remove what is at ``path`` unless it is a regular file or a folder: where a command keeps its
+    own working files, a link, a pipe or a device was put there by someone else (writing into a
+    pipe would wait forever for a reader)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        try:
+            path.unlink()
+        except OSError as e:
+            raise OutputError(path, f"is not a file we wrote and cannot be removed ({e.strerror or e})") from None
 
 
 def read_json(path: str | Path) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, OutputError
-from .fileio import NPY_ERRORS, ensure_dir, read_text, write_json
+from .fileio import NPY_ERRORS, clear_odd, ensure_dir, read_text, write_json
 
 # Drawings per chunk, flushed and recorded as one step: the most a kill can lose, and how often the
 # progress bar moves; a step's own cost (a flush, a small JSON) is small beside it.
@@ -82,9 +82,12 @@ def stream_rows(
     ensure_dir(target.parent)
     job = {**job, "n": n, "width": width, "world": shard.world, "chunk": chunk_size()}
     finished, rows_path, header = (target.with_name(target.stem + suffix) for suffix in _SUFFIXES)
+    state = target.with_name(f"{target.stem}.partial.{shard.rank}.json")
+    for path in (finished, rows_path, header) if shard.main else ():
+        clear_odd(path)
+    clear_odd(state)
     if same_job(finished, job) and (done := _rows(target, n, width)) is not None:
         return done
-    state = target.with_name(f"{target.stem}.partial.{shard.rank}.json")
     if shard.main and not (same_job(header, job) and _rows(rows_path, n, width) is not None):  # start afresh
         for old in target.parent.glob(f"{target.stem}.partial.*.json"):
             old.unlink()
