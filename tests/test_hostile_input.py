@@ -366,7 +366,8 @@ def test_text_far_larger_than_a_run_writes_is_refused_unread(tmp_path):
 def test_pipes_planted_where_a_command_keeps_its_work_never_make_it_wait(tmp_path):
     """A named pipe (anyone may make one) in a shared run folder where `sheep anomalies` keeps its
     streamed columns and their records would block the command forever, reading or writing it.
-    Such a pipe is removed and the column computed again."""
+    Such a pipe is removed and the column computed again; one where a command reads the run's
+    own arrays is named in one line."""
     import shutil
 
     from electric_sheep.runs.checkpoint import builtin_run_dir
@@ -390,6 +391,12 @@ def test_pipes_planted_where_a_command_keeps_its_work_never_make_it_wait(tmp_pat
     assert done.returncode == 0, done.stderr
     assert not any(stat.S_ISFIFO(p.lstat().st_mode) for p in out.rglob("*"))
     assert (out / "anomaly_scores.csv").stat().st_size > 0
+    codes = run / "latents" / "epoch_001.npy"  # what the report reads: named in one line, not waited on
+    codes.unlink()
+    os.mkfifo(codes)
+    cmd = [sys.executable, "-m", "electric_sheep", "report", str(run), "-o", str(tmp_path / "r.html"), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().endswith(f"{codes}: is not a regular file"), done.stderr
 
 
 def test_names_cannot_drive_the_terminal(tmp_path):

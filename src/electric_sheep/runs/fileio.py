@@ -167,8 +167,10 @@ NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError)
 
 
 def read_npy(path: str | Path, what: str = "array", mmap_mode: str | None = None) -> np.ndarray:
-    """The array in a ``.npy`` file (never unpickled); a :class:`DataError` naming it when damaged."""
+    """The array in a ``.npy`` file (never unpickled); a :class:`DataError` naming it when damaged
+    or not a regular file (a pipe would make the read wait forever)."""
     try:
+        os.close(_open_regular(path))
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except NPY_ERRORS as e:
         reason = (str(e).splitlines() or [""])[0]  # numpy's first line says what; the rest is advice

@@ -142,8 +142,9 @@ def _allocate_rows(path: Path, n: int, width: int) -> None:
 
 def _rows(path: Path, n: int, width: int) -> np.ndarray | None:
     """The (n, width) float32 rows in ``path`` (read-only memory map), or None when it holds none,
-    is damaged or is a symbolic link (not written here): such a file is computed again."""
-    if path.is_symlink():
+    is damaged or is not a regular file (a link or a pipe, not written here): such a file is
+    computed again."""
+    if path.is_symlink() or not path.is_file():
         return None
     try:
         rows = np.load(path, mmap_mode="r", allow_pickle=False)
