@@ -131,6 +131,42 @@ def test_a_resumed_run_whose_config_outgrew_its_checkpoint_costs_no_memory(tmp_p
     assert [row["epoch"] for row in ckpt.read_metrics(run)] == [1, 2]
 
 
+def _with_sparse_tensor(path: Path, name: str, numbers: int) -> None:
+    """Add to a safetensors file a float32 tensor of ``numbers`` zeros that takes no disk (the
+    file is extended sparsely): what a hostile run folder can list at no cost to itself."""
+    import struct
+
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header, body = json.loads(raw[8 : 8 + n]), raw[8 + n :]
+    end = len(body)
+    header[name] = {"dtype": "F32", "shape": [numbers], "data_offsets": [end, end + 4 * numbers]}
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + body)
+    os.truncate(path, 8 + len(text) + end + 4 * numbers)
+
+
+def test_files_that_list_more_tensors_than_the_model_holds_are_never_loaded(tmp_path, monkeypatch):
+    """A weights file or a checkpoint of a shared run folder listing a gigabyte more than its
+    model (a sparse file: no disk) is refused from its header, before any tensor is read."""
+    run = tmp_path / "run"
+    shutil.copytree(ckpt.builtin_run_dir(), run)
+    _with_sparse_tensor(run / ckpt.WEIGHTS, "junk", 2**28)
+    loaded = []
+    monkeypatch.setattr(ckpt, "_load_tensors", lambda *a: loaded.append(a))
+    result = CliRunner().invoke(main, ["draw", str(run), "-o", str(tmp_path / "x.png")])
+    _one_line(result, f"{run / ckpt.WEIGHTS}: does not match config.json (size mismatch for junk: in the file, not")
+    monkeypatch.undo()
+    data, trained = write_bitmap(tmp_path / "sheep.npy", n=40), tmp_path / "trained"
+    train_on_data(data, trained, limit=32, epochs=1, progress=False, log=lambda s: None)
+    _with_sparse_tensor(trained / ckpt.STATE, "optim.0.junk", 2**28)
+    monkeypatch.setattr(ckpt, "_load_tensors", lambda *a: loaded.append(a))
+    result = CliRunner().invoke(main, ["train", "--resume", "--out", str(trained), "--epochs", "2"])
+    _one_line(result, f"{trained / ckpt.STATE}: holds ", "numbers, more than a checkpoint of this model holds")
+    assert loaded == []
+
+
 def test_a_lock_is_taken_on_a_full_disk(tmp_path, monkeypatch):
     """Writing the holder's process id is a courtesy: on a full disk the lock is still taken, and
     the command goes on to name the file it cannot write."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import warnings
@@ -45,6 +46,10 @@ LATENTS = "latents"
 LATENT_CATEGORIES = "categories.npy"  # in LATENTS: each saved code's category, for a run of several files
 CHECKSUM = "sha256"  # key of the tensors' checksum in a safetensors header
 MODEL_PART = "model."  # prefix of the weights' names inside the training state
+# A checkpoint holds the weights and at most three optimiser moments of each (Adam with AMSGrad),
+# plus RNG states and counters: a file listing more numbers is not one, and is not loaded.
+STATE_COPIES = 4
+STATE_EXTRA = 2**20
 
 
 def save_weights(model: VAE, run_dir: Path, meta: dict[str, str] | None = None) -> Path:
@@ -137,13 +142,15 @@ def read_model_config(run_dir: str | Path) -> ModelConfig:
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
-    """Build the model from ``config.json`` and load its weights, in eval mode. The weights are
-    checked against the config before the model is built: a config that asks for more than its
-    weights hold (a run folder someone edited) costs no memory."""
+    """Build the model from ``config.json`` and load its weights, in eval mode. The shapes the
+    weights' header lists are checked against the config before anything is loaded or built: a
+    config or a weights file that asks for more than the other (a run folder someone edited) costs
+    no memory."""
     run_dir = Path(run_dir)
     config = read_model_config(run_dir)
-    state, weights = _read_weights(run_dir)
-    planned = _planned_to_fit(run_dir, config, {k: tuple(t.shape) for k, t in state.items()}, weights)
+    weights = _weights_path(run_dir)
+    planned = _planned_to_fit(run_dir, config, _header_shapes(weights, "safetensors"), weights)
+    state = _load_tensors(weights, "safetensors")[0]
     return _into_model(build_model(config, planned), state, weights).to(device).eval()
 
 
@@ -153,12 +160,15 @@ def check_resumable(run_dir: str | Path, config: ModelConfig) -> None:
     run_dir = Path(run_dir)
     path = run_dir / STATE
     _require_file(path, DataError(run_dir, f"has no {STATE} to resume from"))
-    weights = _model_part(_header_shapes(path, "a training state"))
+    held = _header_shapes(path, "a training state")
+    weights, weights_path = _model_part(held), path
     if not weights:  # runs saved before the state held the weights
-        path = run_dir / WEIGHTS
-        _require_file(path, DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)"))
-        weights = _header_shapes(path, "safetensors")
-    _planned_to_fit(run_dir, config, weights, path)
+        weights_path = _weights_path(run_dir)
+        weights = _header_shapes(weights_path, "safetensors")
+    planned = _planned_to_fit(run_dir, config, weights, weights_path)
+    limit = STATE_COPIES * sum(math.prod(shape) for shape in planned.values()) + STATE_EXTRA
+    if (numbers := sum(math.prod(shape) for shape in held.values())) > limit:
+        raise DataError(path, f"holds {numbers:,} numbers, more than a checkpoint of this model holds ({limit:,})")
 
 
 def _planned_to_fit(
@@ -195,9 +205,14 @@ def load_weights(model: VAE, run_dir: Path) -> VAE:
 
 
 def _read_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    weights = _weights_path(run_dir)
+    return _load_tensors(weights, "safetensors")[0], weights
+
+
+def _weights_path(run_dir: Path) -> Path:
     weights = Path(run_dir) / WEIGHTS
     _require_file(weights, DataError(run_dir, f"has no {WEIGHTS} yet (training has not finished an epoch)"))
-    return _load_tensors(weights, "safetensors")[0], weights
+    return weights
 
 
 def _check_shapes(planned: dict[str, tuple[int, ...]], held_shapes: dict[str, tuple[int, ...]], path: Path) -> None:
