@@ -156,7 +156,8 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
 
 def check_resumable(run_dir: str | Path, config: ModelConfig) -> None:
     """A DataError before training builds anything when the checkpoint's weights are not the model
-    ``config.json`` describes (read from the file's header: no tensor is loaded)."""
+    ``config.json`` describes, or when it lists more numbers than a checkpoint of that model holds
+    (all read from the files' headers: no tensor is loaded)."""
     run_dir = Path(run_dir)
     path = run_dir / STATE
     _require_file(path, DataError(run_dir, f"has no {STATE} to resume from"))
