@@ -278,6 +278,10 @@ def test_damaged_run_folder_names_the_file(tmp_path):
     fails(report, latents, "holds codes of width 1, the run's latent has 16 dimensions")
     np.save(latents, np.full((4, 16), np.nan, np.float32))
     fails(report, latents, "non-finite numbers")
+    with open(latents, "wb") as f:  # 2 GiB of codes listed, no disk used (sparse): refused from its header
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2**25 + 1, 16)})
+        os.truncate(latents, f.tell() + (2**25 + 1) * 16 * 4)
+    fails(report, latents, "holds 33,554,433 codes, more than any run saves")
     latents.write_bytes(codes)
     (run / "analysis").mkdir()
     (run / "analysis" / "anomalies.json").write_text('{"score": "mse"}')

@@ -50,6 +50,9 @@ MODEL_PART = "model."  # prefix of the weights' names inside the training state
 # plus RNG states and counters: a file listing more numbers is not one, and is not loaded.
 STATE_COPIES = 4
 STATE_EXTRA = 2**20
+# Saved codes are one per validation drawing: 2**29 numbers are 33 million 16-D codes, more than the
+# validation tenth of all of Quick, Draw!'s 50 million drawings. A file listing more is not read.
+MAX_SAVED_NUMBERS = 2**29
 
 
 def save_weights(model: VAE, run_dir: Path, meta: dict[str, str] | None = None) -> Path:
@@ -394,8 +397,9 @@ def latent_categories(run_dir: str | Path, n: int) -> tuple[np.ndarray, list[str
     if not isinstance(sources, list):
         return None
     names = [str(s.get("category", i)) if isinstance(s, dict) else str(i) for i, s in enumerate(sources)]
-    labels = read_npy(path, "array of categories")
+    labels = read_npy(path, "array of categories", mmap_mode="r")  # read only once it has n labels
     whole = labels.shape == (n,) and np.issubdtype(labels.dtype, np.integer)
+    labels = np.array(labels) if whole else labels
     if not whole or not (labels.min(initial=0) >= 0 and labels.max(initial=0) < len(names)):
         problem = f"holds {labels.dtype} of shape {labels.shape}: not one of {len(names)} categories per saved code"
         raise DataError(path, problem)
@@ -417,11 +421,14 @@ def last_latents(run_dir: str | Path) -> np.ndarray | None:
 def load_latents(run_dir: str | Path, epoch: int) -> np.ndarray:
     """The (N, latent_dim) codes saved after ``epoch``; an error naming the file when damaged."""
     path = _latents_path(Path(run_dir), epoch)
-    codes = read_npy(path, "array of latent codes")
+    codes = read_npy(path, "array of latent codes", mmap_mode="r")  # its shape checked before it is read
     if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.floating):
         raise DataError(path, f"holds {codes.dtype} of shape {codes.shape}, expected (N, latent_dim) numbers")
     if codes.shape[1] != (width := read_model_config(run_dir).latent_dim):
         raise DataError(path, f"holds codes of width {codes.shape[1]}, the run's latent has {width} dimensions")
+    if codes.size > MAX_SAVED_NUMBERS:
+        raise DataError(path, f"holds {len(codes):,} codes, more than any run saves ({MAX_SAVED_NUMBERS:,} numbers)")
+    codes = np.array(codes)
     if not np.isfinite(codes).all():
         raise DataError(path, "holds non-finite numbers (NaN or infinity)")
     return codes
