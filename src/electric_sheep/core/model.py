@@ -414,9 +414,14 @@ def build_model(config: ModelConfig, planned: dict[str, tuple[int, ...]] | None 
     return _model_class(config)(config)
 
 
+def count_numbers(shapes: dict[str, tuple[int, ...]]) -> int:
+    """How many numbers tensors of these shapes hold."""
+    return sum(math.prod(shape) for shape in shapes.values())
+
+
 def check_size(shapes: dict[str, tuple[int, ...]]) -> None:
     """A ConfigError when a model of these tensors would hold more numbers than memory should."""
-    size = sum(math.prod(shape) for shape in shapes.values())
+    size = count_numbers(shapes)
     if size > MAX_NUMBERS:
         raise ConfigError(f"the model would hold {size:,} numbers, more than {MAX_NUMBERS:,}: choose smaller sizes")
 

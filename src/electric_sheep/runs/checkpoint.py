@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import warnings
@@ -34,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..core.model import VAE, ModelConfig, build_model, check_size, planned_shapes
+from ..core.model import VAE, ModelConfig, build_model, check_size, count_numbers, planned_shapes
 from ..errors import ConfigError, DataError, SheepError, SheepWarning
 from .fileio import atomic_path, parse_json, read_json, read_npy, read_text, write_json, write_npy, write_text
 
@@ -170,8 +169,8 @@ def check_resumable(run_dir: str | Path, config: ModelConfig) -> None:
         weights_path = _weights_path(run_dir)
         weights = _header_shapes(weights_path, "safetensors")
     planned = _planned_to_fit(run_dir, config, weights, weights_path)
-    limit = STATE_COPIES * sum(math.prod(shape) for shape in planned.values()) + STATE_EXTRA
-    if (numbers := sum(math.prod(shape) for shape in held.values())) > limit:
+    limit = STATE_COPIES * count_numbers(planned) + STATE_EXTRA
+    if (numbers := count_numbers(held)) > limit:
         raise DataError(path, f"holds {numbers:,} numbers, more than a checkpoint of this model holds ({limit:,})")
 
 
@@ -204,13 +203,8 @@ def _header_shapes(path: Path, what: str) -> dict[str, tuple[int, ...]]:
 
 def load_weights(model: VAE, run_dir: Path) -> VAE:
     """Load ``RUN_DIR/model.safetensors`` into ``model`` (any dtype on disk; cast on copy)."""
-    state, weights = _read_weights(run_dir)
-    return _into_model(model, state, weights)
-
-
-def _read_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
     weights = _weights_path(run_dir)
-    return _load_tensors(weights, "safetensors")[0], weights
+    return _into_model(model, _load_tensors(weights, "safetensors")[0], weights)
 
 
 def _weights_path(run_dir: Path) -> Path:
