@@ -387,7 +387,7 @@ def test_pipes_planted_where_a_command_keeps_its_work_never_make_it_wait(tmp_pat
         pipe.unlink(missing_ok=True)
         os.mkfifo(pipe)
     cmd = [sys.executable, "-m", "electric_sheep", "anomalies", str(run), str(data), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # a few seconds; before, forever
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # a few seconds; a pipe waited on blocks
     assert done.returncode == 0, done.stderr
     assert not any(stat.S_ISFIFO(p.lstat().st_mode) for p in out.rglob("*"))
     assert (out / "anomaly_scores.csv").stat().st_size > 0
